@@ -1,0 +1,178 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=...".
+var Version = "dev"
+
+// Config is the daemon's configuration (DESIGN §5), read from the
+// environment and overridden by flags.
+type Config struct {
+	RepositoryBackend    string
+	RepositoryConnection string
+	JobQueueBackend      string
+	JobQueueConnection   string
+	Socket               string
+	SocketMode           os.FileMode
+	LogLevel             slog.Level
+	MaxBodyBytes         int
+	TxIdleTimeout        time.Duration
+	RetentionCompleted   time.Duration
+	RetentionFailed      time.Duration
+	ShutdownTimeout      time.Duration
+}
+
+// setting is one configuration variable: its environment name, the flag
+// that mirrors it, its default and how to check it.
+type setting struct {
+	env, flag, def, help string
+	apply                func(c *Config, v string) error
+}
+
+var settings = []setting{
+	{"REPOSITORY_BACKEND", "repository-backend", "memory", "records backend: memory|sqlite|postgres", func(c *Config, v string) error {
+		c.RepositoryBackend = v
+		return oneOf(v, "memory", "sqlite", "postgres")
+	}},
+	{"REPOSITORY_CONNECTION_STRING", "repository-connection-string", "", "records database: a SQLite path or a PostgreSQL URL", func(c *Config, v string) error {
+		c.RepositoryConnection = v
+		return nil
+	}},
+	{"SQLITE_PATH", "sqlite-path", "", "SQLite file, used when no connection string is set", nil},
+	{"POSTGRESQL_URL", "postgresql-url", "", "PostgreSQL URL, used when no connection string is set", nil},
+	{"JOBQUEUE_BACKEND", "jobqueue-backend", "memory", "jobs backend: memory|sqlite|postgres", func(c *Config, v string) error {
+		c.JobQueueBackend = v
+		return oneOf(v, "memory", "sqlite", "postgres")
+	}},
+	{"JOBQUEUE_CONNECTION_STRING", "jobqueue-connection-string", "", "jobs database: a SQLite path or a PostgreSQL URL", func(c *Config, v string) error {
+		c.JobQueueConnection = v
+		return nil
+	}},
+	{"STORAGED_SOCKET", "socket", "/run/storaged/storaged.sock", "Unix socket path to serve on", func(c *Config, v string) error {
+		if v == "" {
+			return errors.New("must not be empty")
+		}
+		if len(v) > 107 {
+			return fmt.Errorf("%q is longer than a Unix socket path may be (107 bytes)", v)
+		}
+		c.Socket = v
+		return nil
+	}},
+	{"STORAGED_SOCKET_MODE", "socket-mode", "0660", "file mode of the socket, octal", func(c *Config, v string) error {
+		n, err := strconv.ParseUint(v, 8, 32)
+		if err != nil || n > 0o777 {
+			return fmt.Errorf("%q is not an octal file mode such as 0660", v)
+		}
+		c.SocketMode = os.FileMode(n)
+		return nil
+	}},
+	{"STORAGED_LOG_LEVEL", "log-level", "info", "debug|info|warn|error", func(c *Config, v string) error {
+		return c.LogLevel.UnmarshalText([]byte(v))
+	}},
+	{"STORAGED_MAX_BODY_BYTES", "max-body-bytes", strconv.Itoa(16 << 20), "largest request body; larger ones get 413", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1024 || n > 1<<30 {
+			return fmt.Errorf("%q is not a byte count between 1024 and 1073741824", v)
+		}
+		c.MaxBodyBytes = n
+		return nil
+	}},
+	{"STORAGED_TX_IDLE_TIMEOUT", "tx-idle-timeout", "30s", "roll back transactions idle this long", durationIn(func(c *Config) *time.Duration { return &c.TxIdleTimeout })},
+	{"STORAGED_RETENTION_COMPLETED", "retention-completed", "24h", "keep completed and cancelled jobs this long", durationIn(func(c *Config) *time.Duration { return &c.RetentionCompleted })},
+	{"STORAGED_RETENTION_FAILED", "retention-failed", "168h", "keep failed jobs (dead letters) this long", durationIn(func(c *Config) *time.Duration { return &c.RetentionFailed })},
+	{"STORAGED_SHUTDOWN_TIMEOUT", "shutdown-timeout", "10s", "on SIGTERM, wait this long for requests in flight", durationIn(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+}
+
+func oneOf(v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
+}
+
+func durationIn(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%q is not a positive duration such as 30s or 24h", v)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// LoadConfig reads the environment, then the flags, and validates every
+// value. An error names the variable (and its flag) at fault.
+func LoadConfig(args []string, getenv func(string) string) (Config, error) {
+	fs := flag.NewFlagSet("storaged serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	values := make([]*string, len(settings))
+	for i, s := range settings {
+		v := getenv(s.env)
+		if v == "" {
+			v = s.def
+		}
+		values[i] = fs.String(s.flag, v, s.help+" ($"+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stderr)
+			fs.PrintDefaults()
+		}
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var c Config
+	raw := map[string]string{}
+	for i, s := range settings {
+		raw[s.env] = *values[i]
+		if s.apply == nil {
+			continue
+		}
+		if err := s.apply(&c, *values[i]); err != nil {
+			return Config{}, fmt.Errorf("%s (--%s): %v", s.env, s.flag, err)
+		}
+	}
+	// The seed's fallbacks: a backend's own connection string first, then
+	// the database-specific variable.
+	resolve := func(backend string, conn *string, env string) error {
+		if *conn != "" {
+			return nil
+		}
+		switch backend {
+		case "sqlite":
+			*conn = raw["SQLITE_PATH"]
+		case "postgres":
+			*conn = raw["POSTGRESQL_URL"]
+		}
+		if *conn == "" && backend != "memory" {
+			alt := map[string]string{"sqlite": "SQLITE_PATH", "postgres": "POSTGRESQL_URL"}[backend]
+			return fmt.Errorf("%s=%s needs %s or %s", strings.TrimSuffix(env, "_CONNECTION_STRING")+"_BACKEND", backend, env, alt)
+		}
+		return nil
+	}
+	if err := resolve(c.RepositoryBackend, &c.RepositoryConnection, "REPOSITORY_CONNECTION_STRING"); err != nil {
+		return Config{}, err
+	}
+	if c.JobQueueBackend == "sqlite" && c.JobQueueConnection == "" && c.RepositoryBackend == "sqlite" {
+		c.JobQueueConnection = c.RepositoryConnection // one file for both, as the issue asks
+	}
+	if err := resolve(c.JobQueueBackend, &c.JobQueueConnection, "JOBQUEUE_CONNECTION_STRING"); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/valyala/fasthttp"
+
+	"github.com/storaged/storaged/internal/backend"
+	"github.com/storaged/storaged/internal/backend/memory"
+	"github.com/storaged/storaged/internal/handlers"
+)
+
+// Main is the running daemon: Run opens the backends and starts serving,
+// Close shuts down in order (stop accepting, drain, close backends, remove
+// the socket).
+type Main struct {
+	cfg  Config
+	log  *slog.Logger
+	repo backend.RepositoryBackend
+	jobs backend.JobQueueBackend
+	api  *handlers.Server
+	http *fasthttp.Server
+	ln   net.Listener
+
+	ownsSocket bool // false under socket activation: systemd owns the path
+	stop       context.CancelFunc
+	wg         sync.WaitGroup
+	serveErr   chan error
+}
+
+// NewMain returns a daemon for cfg; nothing is opened yet.
+func NewMain(cfg Config) *Main {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	return &Main{cfg: cfg, log: log, serveErr: make(chan error, 1)}
+}
+
+// Run opens the backends, listens and serves in the background.
+func (m *Main) Run(ctx context.Context) error {
+	var err error
+	if m.repo, err = openRepository(m.cfg); err != nil {
+		return err
+	}
+	if m.jobs, err = openJobQueue(m.cfg); err != nil {
+		return err
+	}
+	metrics := handlers.NewMetrics()
+	m.api = handlers.New(handlers.Config{
+		Repository: m.repo, Jobs: m.jobs, Logger: m.log, Metrics: metrics,
+		TxIdleTimeout: m.cfg.TxIdleTimeout, MaxBodyBytes: m.cfg.MaxBodyBytes,
+		Info: handlers.Info{
+			Version: Version, RepositoryBackend: m.cfg.RepositoryBackend, JobQueueBackend: m.cfg.JobQueueBackend,
+			StartedAt: time.Now().UTC().Format(time.RFC3339),
+		},
+	})
+	m.api.RegisterMetrics(metrics)
+	if m.ln, err = m.listen(); err != nil {
+		return err
+	}
+	m.http = handlers.NewFastHTTP(m.api.Handler(), m.cfg.MaxBodyBytes, m.log)
+	go func() { m.serveErr <- m.http.Serve(m.ln) }()
+
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	m.stop = stop
+	m.wg.Add(1)
+	go m.pruneLoop(bg)
+
+	m.log.Info("storaged serving", "socket", m.cfg.Socket, "version", Version,
+		"repository", m.cfg.RepositoryBackend, "jobqueue", m.cfg.JobQueueBackend)
+	fmt.Fprintf(os.Stdout, "storaged: serving on %s (repository=%s, jobqueue=%s)\n", m.cfg.Socket, m.cfg.RepositoryBackend, m.cfg.JobQueueBackend)
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
+	return nil
+}
+
+// listen takes a socket from systemd (LISTEN_FDS) or creates one,
+// replacing a stale socket file but never any other kind of file.
+func (m *Main) listen() (net.Listener, error) {
+	if lns, err := activation.Listeners(); err == nil && len(lns) > 0 {
+		if len(lns) != 1 || lns[0] == nil {
+			return nil, fmt.Errorf("socket activation passed %d sockets; storaged takes exactly one stream socket", len(lns))
+		}
+		m.log.Info("using the socket passed by systemd")
+		return lns[0], nil
+	}
+	path := m.cfg.Socket
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("STORAGED_SOCKET: %s exists and is not a socket; refusing to replace it", path)
+		}
+		if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("STORAGED_SOCKET: another daemon is serving on %s", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("STORAGED_SOCKET: removing stale socket %s: %v", path, err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("STORAGED_SOCKET: %v", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("STORAGED_SOCKET: %v", err)
+	}
+	// We remove the file ourselves on Close, after draining.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	m.ownsSocket = true
+	if err := os.Chmod(path, m.cfg.SocketMode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("STORAGED_SOCKET_MODE: %v", err)
+	}
+	return ln, nil
+}
+
+func (m *Main) pruneLoop(ctx context.Context) {
+	defer m.wg.Done()
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		now := time.Now()
+		n, err := m.jobs.Prune(ctx, backend.PruneParams{
+			CompletedBefore: now.Add(-m.cfg.RetentionCompleted),
+			FailedBefore:    now.Add(-m.cfg.RetentionFailed),
+		})
+		if err != nil && ctx.Err() == nil {
+			m.log.Warn("pruning finished jobs failed", "err", err)
+		} else if n > 0 {
+			m.log.Info("pruned finished jobs", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops accepting, lets requests in flight finish (bounded by
+// STORAGED_SHUTDOWN_TIMEOUT), rolls back open transactions, closes the
+// backends and removes the socket it created. Jobs claimed by workers
+// stay claimed; their leases expire and they are delivered again.
+func (m *Main) Close() error {
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+	var errs []error
+	if m.stop != nil {
+		m.stop()
+	}
+	if m.http != nil {
+		done := make(chan error, 1)
+		// Long polls would hold the drain for up to their wait; they are
+		// answered (204) at once instead.
+		m.api.StopPolls()
+		go func() { done <- m.http.Shutdown() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				errs = append(errs, err)
+			}
+		case <-time.After(m.cfg.ShutdownTimeout):
+			m.log.Warn("requests still in flight after the shutdown timeout; closing anyway")
+		}
+	} else if m.ln != nil {
+		m.ln.Close()
+	}
+	m.wg.Wait()
+	if m.api != nil {
+		m.api.Close()
+	}
+	if m.jobs != nil {
+		errs = append(errs, m.jobs.Close())
+	}
+	if m.repo != nil {
+		errs = append(errs, m.repo.Close())
+	}
+	if m.ownsSocket {
+		if err := os.Remove(m.cfg.Socket); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	m.log.Info("storaged stopped")
+	return errors.Join(errs...)
+}
+
+func openRepository(cfg Config) (backend.RepositoryBackend, error) {
+	switch cfg.RepositoryBackend {
+	case "memory":
+		return memory.NewRepositoryBackend(), nil
+	}
+	return nil, fmt.Errorf("REPOSITORY_BACKEND=%s is not available in this build yet", cfg.RepositoryBackend)
+}
+
+func openJobQueue(cfg Config) (backend.JobQueueBackend, error) {
+	switch cfg.JobQueueBackend {
+	case "memory":
+		return memory.NewJobQueueBackend(), nil
+	}
+	return nil, fmt.Errorf("JOBQUEUE_BACKEND=%s is not available in this build yet", cfg.JobQueueBackend)
+}

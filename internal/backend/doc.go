@@ -1,0 +1,34 @@
+// Package backend holds the two ports of storaged — RepositoryBackend for
+// records and JobQueueBackend for jobs — and the domain types they share:
+// the Error type and its codes, the filter/sort AST, job states and the
+// validation rules of DESIGN §2–§3.
+//
+// Adapters live in sub-packages (memory, sqlite, postgres), one per package,
+// and every adapter runs the conformance suite in backendtest unchanged.
+// The rules every adapter keeps:
+//
+//   - Contexts per call. Every method takes the caller's context and stops
+//     waiting (for a lock, a connection, a long poll) when it is done. A
+//     method never keeps the context after it returns.
+//
+//   - Errors. A method returns nil or an *Error whose Code is one of the
+//     codes below; driver errors are translated at the adapter edge and never
+//     leak (their text goes to the log, not to the caller). Each method's
+//     comment lists the codes it may return; CodeUnavailable (database
+//     unreachable, context expired while waiting) and CodeInternal may come
+//     from any method and are not repeated there.
+//
+//   - Validation. Names, ids, filters and job options are validated here, in
+//     this package (ValidateName, ParseFilter, EnqueueParams.Validate ...),
+//     before an adapter sees them; adapters may rely on validated input and
+//     still bind every value as a parameter.
+//
+//   - Thread safety. Backends and the Repository/Tx values they return are
+//     safe for concurrent use by many goroutines, except that one Tx is used
+//     by one goroutine at a time (the HTTP layer serializes calls per
+//     transaction).
+//
+//   - Semantics are identical on every backend: what the conformance suite
+//     and the shared filter vectors (testdata/filter-vectors.json) check is
+//     the definition, not any one adapter's behaviour.
+package backend

@@ -1,0 +1,218 @@
+package backend
+
+import (
+	"math"
+	"math/rand/v2"
+	"time"
+
+	json "github.com/goccy/go-json"
+)
+
+// JobStatus is the state of a job (DESIGN §1).
+type JobStatus string
+
+const (
+	StatusPending    JobStatus = "pending"
+	StatusProcessing JobStatus = "processing"
+	StatusCompleted  JobStatus = "completed"
+	StatusFailed     JobStatus = "failed"
+	StatusCancelled  JobStatus = "cancelled"
+)
+
+// Limits and defaults of DESIGN §3.
+const (
+	DefaultMaxAttempts = 3
+	DefaultLease       = 30 * time.Second
+	MaxLease           = 24 * time.Hour
+	MaxWait            = 60 * time.Second
+	MaxDelay           = 10 * 365 * 24 * time.Hour
+	DefaultBackoffBase = time.Second
+	DefaultBackoffCap  = time.Hour
+	DefaultListLimit   = 100
+	MaxBatch           = 10_000
+	MaxKeyLength       = 256
+)
+
+// Job is a job as the API shows it. Lease is set only in the answer to the
+// dequeue that made the claim: it is the claim's fencing token.
+type Job struct {
+	ID             string          `json:"id"`
+	Queue          string          `json:"queue"`
+	Data           json.RawMessage `json:"data"`
+	Status         JobStatus       `json:"status"`
+	Priority       int             `json:"priority"`
+	Attempts       int             `json:"attempts"`
+	MaxAttempts    int             `json:"maxAttempts"`
+	Backoff        Backoff         `json:"backoff"`
+	Key            string          `json:"key,omitempty"`
+	RunAt          time.Time       `json:"runAt"`
+	CreatedAt      time.Time       `json:"createdAt"`
+	UpdatedAt      time.Time       `json:"updatedAt"`
+	StartedAt      *time.Time      `json:"startedAt,omitempty"`
+	FinishedAt     *time.Time      `json:"finishedAt,omitempty"`
+	LeaseExpiresAt *time.Time      `json:"leaseExpiresAt,omitempty"`
+	Lease          string          `json:"lease,omitempty"`
+	LastError      *JobError       `json:"lastError,omitempty"`
+}
+
+// JobError is what fail() keeps of the worker's Error.
+type JobError struct {
+	Name    string `json:"name"`
+	Message string `json:"message"`
+	Stack   string `json:"stack,omitempty"`
+}
+
+// QueueStats counts one queue's jobs by status.
+type QueueStats struct {
+	Queue      string `json:"queue"`
+	Pending    int64  `json:"pending"`
+	Processing int64  `json:"processing"`
+	Completed  int64  `json:"completed"`
+	Failed     int64  `json:"failed"`
+	Cancelled  int64  `json:"cancelled"`
+}
+
+// BackoffType names a retry schedule.
+type BackoffType string
+
+const (
+	BackoffExponential BackoffType = "exponential"
+	BackoffFixed       BackoffType = "fixed"
+)
+
+// Backoff is the retry schedule of a job.
+type Backoff struct {
+	Type       BackoffType `json:"type"`
+	DelayMs    int64       `json:"delayMs"`
+	MaxDelayMs int64       `json:"maxDelayMs"`
+}
+
+// DefaultBackoff is exponential from 1 s, doubling, capped at 1 h.
+var DefaultBackoff = Backoff{Type: BackoffExponential, DelayMs: DefaultBackoffBase.Milliseconds(), MaxDelayMs: DefaultBackoffCap.Milliseconds()}
+
+// Delay is the wait before the retry that follows the given attempt
+// (1 for the first). Exponential delays double per attempt up to the cap
+// and are then jittered down by up to a quarter, so that jobs failing
+// together do not retry together; fixed delays are exact.
+func (b Backoff) Delay(attempt int) time.Duration {
+	base := time.Duration(b.DelayMs) * time.Millisecond
+	if b.Type == BackoffFixed {
+		return base
+	}
+	limit := time.Duration(b.MaxDelayMs) * time.Millisecond
+	d := float64(base) * math.Pow(2, float64(max(attempt, 1)-1))
+	if d > float64(limit) {
+		d = float64(limit)
+	}
+	d -= d * 0.25 * rand.Float64()
+	return time.Duration(d).Truncate(time.Millisecond)
+}
+
+// EnqueueParams are one job to enqueue. Zero values mean defaults:
+// RunAt zero is now+Delay, MaxAttempts 0 is DefaultMaxAttempts, a zero
+// Backoff is DefaultBackoff. Call Validate, which also fills them in.
+type EnqueueParams struct {
+	Data        json.RawMessage
+	RunAt       time.Time
+	Delay       time.Duration
+	Priority    int
+	MaxAttempts int
+	Backoff     Backoff
+	Key         string
+}
+
+// Validate checks p (DESIGN §3) and fills in the defaults.
+func (p *EnqueueParams) Validate() error {
+	if len(p.Data) == 0 {
+		p.Data = json.RawMessage("null")
+	}
+	if !p.RunAt.IsZero() && p.Delay != 0 {
+		return Errorf(CodeInvalidArgument, "give runAt or delayMs, not both")
+	}
+	if p.Delay < 0 || p.Delay > MaxDelay {
+		return Errorf(CodeInvalidArgument, "delayMs must be between 0 and %d", MaxDelay.Milliseconds())
+	}
+	if p.Priority < math.MinInt32 || p.Priority > math.MaxInt32 {
+		return Errorf(CodeInvalidArgument, "priority must be a 32-bit integer")
+	}
+	if p.MaxAttempts == 0 {
+		p.MaxAttempts = DefaultMaxAttempts
+	}
+	if p.MaxAttempts < 1 || p.MaxAttempts > math.MaxInt32 {
+		return Errorf(CodeInvalidArgument, "maxAttempts must be at least 1")
+	}
+	if p.Backoff == (Backoff{}) {
+		p.Backoff = DefaultBackoff
+	}
+	if err := p.Backoff.validate(); err != nil {
+		return err
+	}
+	if p.Key != "" {
+		if len(p.Key) > MaxKeyLength {
+			return Errorf(CodeInvalidArgument, "key must be at most %d bytes", MaxKeyLength)
+		}
+		if err := ValidateID(p.Key); err != nil {
+			return Errorf(CodeInvalidArgument, "key: %s", err.(*Error).Message)
+		}
+	}
+	return nil
+}
+
+func (b *Backoff) validate() error {
+	if b.Type == "" {
+		b.Type = BackoffExponential
+	}
+	if b.Type != BackoffExponential && b.Type != BackoffFixed {
+		return Errorf(CodeInvalidArgument, `backoff.type must be "exponential" or "fixed"`)
+	}
+	if b.DelayMs < 0 || b.DelayMs > MaxDelay.Milliseconds() {
+		return Errorf(CodeInvalidArgument, "backoff.delayMs must be between 0 and %d", MaxDelay.Milliseconds())
+	}
+	if b.MaxDelayMs == 0 {
+		b.MaxDelayMs = max(DefaultBackoffCap.Milliseconds(), b.DelayMs)
+	}
+	if b.MaxDelayMs < b.DelayMs || b.MaxDelayMs > MaxDelay.Milliseconds() {
+		return Errorf(CodeInvalidArgument, "backoff.maxDelayMs must be at least delayMs and at most %d", MaxDelay.Milliseconds())
+	}
+	return nil
+}
+
+// FirstRunAt resolves when a validated job first becomes ready.
+func (p *EnqueueParams) FirstRunAt(now time.Time) time.Time {
+	if !p.RunAt.IsZero() {
+		return p.RunAt.UTC().Truncate(time.Millisecond)
+	}
+	return now.Add(p.Delay)
+}
+
+// Validate checks dequeue options and fills in the default lease.
+func (p *DequeueParams) Validate() error {
+	if p.Wait < 0 || p.Wait > MaxWait {
+		return Errorf(CodeInvalidArgument, "waitMs must be between 0 and %d", MaxWait.Milliseconds())
+	}
+	if p.Lease == 0 {
+		p.Lease = DefaultLease
+	}
+	if p.Lease < time.Millisecond || p.Lease > MaxLease {
+		return Errorf(CodeInvalidArgument, "leaseMs must be between 1 and %d", MaxLease.Milliseconds())
+	}
+	return nil
+}
+
+// Validate checks listing options and fills in the default limit.
+func (p *ListParams) Validate() error {
+	if p.Limit == 0 {
+		p.Limit = DefaultListLimit
+	}
+	if p.Limit < 1 || p.Limit > MaxLimit || p.Offset < 0 || p.Offset > MaxOffset {
+		return Errorf(CodeInvalidArgument, "limit must be 1-%d and offset non-negative", MaxLimit)
+	}
+	return nil
+}
+
+// Now is the clock every adapter uses: UTC, millisecond precision, which
+// is what every database here stores exactly.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+// NewLease returns a fresh fencing token for a claim.
+func NewLease() string { return NewID() }

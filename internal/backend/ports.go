@@ -1,0 +1,165 @@
+package backend
+
+import (
+	"context"
+	"time"
+)
+
+// Record is one stored record: a JSON object whose "id" is a string.
+// Adapters return the encoded form because that is what both the HTTP layer
+// and SQL databases already hold; decoding is left to whoever needs it.
+type Record []byte
+
+// Repository is one collection (DESIGN §1, Repository<T>). The collection
+// name was validated by ValidateName before the adapter saw it.
+type Repository interface {
+	// Create stores doc, giving it a UUIDv7 id unless doc carries its own.
+	// Errors: invalid_argument (bad id), conflict (id taken, unique index).
+	Create(ctx context.Context, doc map[string]any) (Record, error)
+	// FindByID returns nil, nil when no record has that id.
+	FindByID(ctx context.Context, id string) (Record, error)
+	// FindMany filters, sorts (id ascending as the final tie-break) and
+	// pages. Errors: none beyond the common ones; q is already validated.
+	FindMany(ctx context.Context, q Query) ([]Record, error)
+	// Update merges patch into the record's top-level fields. Errors:
+	// invalid_argument (id in patch), not_found, conflict (unique index).
+	Update(ctx context.Context, id string, patch map[string]any) (Record, error)
+	// Delete is idempotent: deleting a missing record is not an error.
+	Delete(ctx context.Context, id string) error
+	// Count counts the records matching f.
+	Count(ctx context.Context, f Filter) (int64, error)
+	// EnsureIndex creates the index if it does not exist. Errors:
+	// conflict (the name exists with another definition, or existing
+	// records violate a new unique index).
+	EnsureIndex(ctx context.Context, spec IndexSpec) error
+}
+
+// RepositoryBackend is the records port (DESIGN §1). Connecting happens in
+// the adapter's constructor; Close disconnects.
+type RepositoryBackend interface {
+	Repository(collection string) Repository
+	// Begin starts a serializable transaction. While it is open it may
+	// hold the only writer (memory, SQLite): other writes wait for it, so
+	// callers must end every transaction they begin.
+	Begin(ctx context.Context) (Tx, error)
+	// Ping reports whether the backend answers (for /readyz).
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Tx is a transaction: the repositories it returns see its own writes,
+// nobody else sees them before Commit, and Rollback undoes all of them.
+// After Commit or Rollback every call returns tx_not_found.
+type Tx interface {
+	Repository(collection string) Repository
+	Commit(ctx context.Context) error
+	Rollback(ctx context.Context) error
+}
+
+// IndexSpec describes ensureIndex (DESIGN §2, beyond the seed). A unique
+// index ignores records in which any of its fields is missing or null, as
+// SQL unique indexes ignore NULLs.
+type IndexSpec struct {
+	Name   string
+	Fields []Path
+	Unique bool
+}
+
+// Transaction runs fn inside a transaction of b: committed when fn returns
+// nil, rolled back when it returns an error or panics.
+func Transaction(ctx context.Context, b RepositoryBackend, fn func(tx Tx) error) (err error) {
+	tx, err := b.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+			panic(p)
+		}
+		if err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// JobQueueBackend is the jobs port (DESIGN §1, §3). Queue names were
+// validated by ValidateName; job parameters by their Validate methods.
+type JobQueueBackend interface {
+	// Enqueue adds jobs to queue atomically and returns their ids in
+	// order. A job whose Key matches a pending or processing job of the
+	// queue returns that job's id instead (and so do repeats of a key
+	// within one batch).
+	Enqueue(ctx context.Context, queue string, jobs []EnqueueParams) ([]string, error)
+	// Dequeue claims the next ready job (highest priority, earliest
+	// runAt, oldest id), counts an attempt and leases it. Jobs whose lease
+	// has expired are ready again at once, or failed if their attempts are
+	// spent. With p.Wait > 0 it waits that long for a job; it returns nil,
+	// nil when none came.
+	Dequeue(ctx context.Context, queue string, p DequeueParams) (*Job, error)
+	// Acknowledge completes a claimed job. Errors: not_found, conflict
+	// (lease is not the job's current claim).
+	Acknowledge(ctx context.Context, id, lease string) error
+	// Fail records an error and retries with backoff or dead-letters the
+	// job. Errors: not_found, conflict (stale lease).
+	Fail(ctx context.Context, p FailParams) error
+	// Heartbeat extends a claim's lease. Errors: not_found, conflict.
+	Heartbeat(ctx context.Context, p HeartbeatParams) error
+	// Cancel stops a pending or processing job for good; cancelling a
+	// cancelled job is a no-op. Errors: not_found, conflict (completed or
+	// failed).
+	Cancel(ctx context.Context, id string) error
+	// GetJob returns nil, nil when no job has that id.
+	GetJob(ctx context.Context, id string) (*Job, error)
+	// Stats counts the queue's jobs by status.
+	Stats(ctx context.Context, queue string) (QueueStats, error)
+	// ListFailed pages through the queue's dead letters, newest first.
+	ListFailed(ctx context.Context, queue string, p ListParams) ([]*Job, error)
+	// RetryFailed moves a failed or cancelled job back to pending with a
+	// fresh set of attempts. Errors: not_found, conflict (not failed or
+	// cancelled).
+	RetryFailed(ctx context.Context, id string) error
+	// Prune deletes finished jobs older than the cutoffs and returns how
+	// many it deleted.
+	Prune(ctx context.Context, p PruneParams) (int, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// DequeueParams are the options of dequeue. Lease 0 means DefaultLease.
+type DequeueParams struct {
+	Wait  time.Duration
+	Lease time.Duration
+}
+
+// FailParams are the arguments of fail.
+type FailParams struct {
+	ID    string
+	Lease string
+	Error JobError
+	Retry bool
+}
+
+// HeartbeatParams extend a claim to now+Extend (0: the claim's own lease).
+type HeartbeatParams struct {
+	ID     string
+	Lease  string
+	Extend time.Duration
+}
+
+// ListParams page a listing; Limit 0 means DefaultListLimit.
+type ListParams struct {
+	Limit  int
+	Offset int
+}
+
+// PruneParams: completed and cancelled jobs finished before
+// CompletedBefore and failed jobs finished before FailedBefore go.
+type PruneParams struct {
+	CompletedBefore time.Time
+	FailedBefore    time.Time
+}

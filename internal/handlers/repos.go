@@ -1,0 +1,210 @@
+package handlers
+
+import (
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/storaged/storaged/internal/backend"
+)
+
+// repository resolves the collection of a request and, with a
+// Storaged-Tx header, the transaction it runs in. done must be called
+// when the call has finished.
+func (s *Server) repository(ctx *fasthttp.RequestCtx) (repo backend.Repository, done func(), err error) {
+	name, err := pathParam(ctx.UserValue("collection"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := backend.ValidateName("collection", name); err != nil {
+		return nil, nil, err
+	}
+	txID := ctx.Request.Header.Peek(TxHeader)
+	if len(txID) == 0 {
+		return s.repo.Repository(name), func() {}, nil
+	}
+	sess, err := s.txs.acquire(string(txID))
+	if err != nil {
+		return nil, nil, err
+	}
+	return sess.tx.Repository(name), func() { s.txs.release(sess) }, nil
+}
+
+func recordID(ctx *fasthttp.RequestCtx) (string, error) {
+	id, err := pathParam(ctx.UserValue("id"))
+	if err != nil {
+		return "", err
+	}
+	return id, backend.ValidateID(id)
+}
+
+func (s *Server) create(ctx *fasthttp.RequestCtx) error {
+	doc, err := decodeObject(ctx.PostBody(), "record")
+	if err != nil {
+		return err
+	}
+	repo, done, err := s.repository(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	c, cancel := s.ctx(0)
+	defer cancel()
+	rec, err := repo.Create(c, doc)
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusCreated, rec)
+	return nil
+}
+
+func (s *Server) findByID(ctx *fasthttp.RequestCtx) error {
+	id, err := recordID(ctx)
+	if err != nil {
+		return err
+	}
+	repo, done, err := s.repository(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	c, cancel := s.ctx(0)
+	defer cancel()
+	rec, err := repo.FindByID(c, id)
+	if err != nil {
+		return err
+	}
+	if rec == nil {
+		return backend.Errorf(backend.CodeNotFound, "no record with id %q", id)
+	}
+	writeJSON(ctx, fasthttp.StatusOK, rec)
+	return nil
+}
+
+func (s *Server) findMany(ctx *fasthttp.RequestCtx) error {
+	body := ctx.PostBody()
+	if err := checkBody(body); err != nil {
+		return err
+	}
+	q, err := backend.ParseQuery(body)
+	if err != nil {
+		return err
+	}
+	repo, done, err := s.repository(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	c, cancel := s.ctx(0)
+	defer cancel()
+	recs, err := repo.FindMany(c, q)
+	if err != nil {
+		return err
+	}
+	n := 2
+	for _, r := range recs {
+		n += len(r) + 1
+	}
+	out := make([]byte, 0, n)
+	out = append(out, '[')
+	for i, r := range recs {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, r...)
+	}
+	out = append(out, ']')
+	writeJSON(ctx, fasthttp.StatusOK, out)
+	return nil
+}
+
+func (s *Server) count(ctx *fasthttp.RequestCtx) error {
+	body := ctx.PostBody()
+	if err := checkBody(body); err != nil {
+		return err
+	}
+	f, err := backend.ParseCountFilter(body)
+	if err != nil {
+		return err
+	}
+	repo, done, err := s.repository(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	c, cancel := s.ctx(0)
+	defer cancel()
+	n, err := repo.Count(c, f)
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, strconv.AppendInt([]byte(`{"count":`), n, 10))
+	ctx.Response.AppendBodyString("}")
+	return nil
+}
+
+func (s *Server) update(ctx *fasthttp.RequestCtx) error {
+	id, err := recordID(ctx)
+	if err != nil {
+		return err
+	}
+	patch, err := decodeObject(ctx.PostBody(), "update")
+	if err != nil {
+		return err
+	}
+	repo, done, err := s.repository(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	c, cancel := s.ctx(0)
+	defer cancel()
+	rec, err := repo.Update(c, id, patch)
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, rec)
+	return nil
+}
+
+func (s *Server) delete(ctx *fasthttp.RequestCtx) error {
+	id, err := recordID(ctx)
+	if err != nil {
+		return err
+	}
+	repo, done, err := s.repository(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	c, cancel := s.ctx(0)
+	defer cancel()
+	if err := repo.Delete(c, id); err != nil {
+		return err
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+	return nil
+}
+
+func (s *Server) ensureIndex(ctx *fasthttp.RequestCtx) error {
+	name, err := pathParam(ctx.UserValue("name"))
+	if err != nil {
+		return err
+	}
+	spec, err := DecodeIndex(name, ctx.PostBody())
+	if err != nil {
+		return err
+	}
+	repo, done, err := s.repository(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	c, cancel := s.ctx(0)
+	defer cancel()
+	if err := repo.EnsureIndex(c, spec); err != nil {
+		return err
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+	return nil
+}
