@@ -46,8 +46,10 @@ func ParseQuery(raw []byte) (Query, error) {
 	if raw[0] != '{' {
 		return q, Errorf(CodeInvalidArgument, "request body must be a JSON object")
 	}
-	if err := json.Unmarshal(raw, &body); err != nil {
-		return q, Errorf(CodeInvalidArgument, "request body is not valid JSON")
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		return q, Errorf(CodeInvalidArgument, "request body is not valid JSON or has a key other than filter, sort, limit, offset")
 	}
 	var err error
 	if q.Filter, err = ParseFilter(body.Filter); err != nil {

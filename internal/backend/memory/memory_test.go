@@ -1,0 +1,17 @@
+package memory_test
+
+import (
+	"testing"
+
+	"github.com/storaged/storaged/internal/backend"
+	"github.com/storaged/storaged/internal/backend/backendtest"
+	"github.com/storaged/storaged/internal/backend/memory"
+)
+
+func TestRepository(t *testing.T) {
+	backendtest.RunRepository(t, func(t *testing.T) backend.RepositoryBackend {
+		b := memory.NewRepositoryBackend()
+		t.Cleanup(func() { b.Close() })
+		return b
+	})
+}
