@@ -15,3 +15,11 @@ func TestRepository(t *testing.T) {
 		return b
 	})
 }
+
+func TestJobQueue(t *testing.T) {
+	backendtest.RunJobQueue(t, func(t *testing.T) backend.JobQueueBackend {
+		b := memory.NewJobQueueBackend()
+		t.Cleanup(func() { b.Close() })
+		return b
+	})
+}

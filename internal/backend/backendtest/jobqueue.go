@@ -1,0 +1,670 @@
+package backendtest
+
+import (
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/storaged/storaged/internal/backend"
+	"github.com/storaged/storaged/internal/testutil"
+)
+
+// RunJobQueue runs the jobs conformance suite against newBackend.
+func RunJobQueue(t *testing.T, newBackend NewJobQueue) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, b backend.JobQueueBackend)
+	}{
+		{"EnqueueDequeueAcknowledge", testJobLifecycle},
+		{"DequeueEmptyReturnsNil", testDequeueEmpty},
+		{"ClaimOrder", testClaimOrder},
+		{"RunAtAndDelay", testRunAt},
+		{"FailRetriesThenDeadLetters", testFailRetries},
+		{"FailWithoutRetry", testFailNoRetry},
+		{"ExponentialBackoff", testExponentialBackoff},
+		{"DedupeKey", testDedupeKey},
+		{"ExpiredLeaseIsClaimableAtOnce", testExpiredLease},
+		{"ExpiredLeaseWithAttemptsSpentFails", testExpiredLeaseSpent},
+		{"StaleLeaseIsFenced", testFencing},
+		{"Heartbeat", testHeartbeat},
+		{"Cancel", testCancel},
+		{"LongPollWokenByEnqueue", testLongPoll},
+		{"LongPollTimesOut", testLongPollTimeout},
+		{"LongPollSeesDelayedJob", testLongPollDelayed},
+		{"EnqueueMany", testEnqueueMany},
+		{"StatsAndListFailed", testStats},
+		{"RetryFailed", testRetryFailed},
+		{"Prune", testPrune},
+		{"QueuesAreSeparate", testQueuesSeparate},
+		{"DataRoundTrip", testJobData},
+		{"InvalidParams", testJobInvalid},
+		{"ConcurrentWorkersEachJobOnce", testConcurrentWorkers},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, newBackend(t))
+		})
+	}
+}
+
+func qname(t *testing.T) string { return testutil.Name(t, "q") }
+
+func enqueue(t *testing.T, b backend.JobQueueBackend, q string, p backend.EnqueueParams) string {
+	t.Helper()
+	if p.Data == nil {
+		p.Data = json.RawMessage(`{"n":1}`)
+	}
+	ids, err := b.Enqueue(ctx(t), q, []backend.EnqueueParams{p})
+	must(t, err)
+	return ids[0]
+}
+
+func dequeue(t *testing.T, b backend.JobQueueBackend, q string, p backend.DequeueParams) *backend.Job {
+	t.Helper()
+	j, err := b.Dequeue(ctx(t), q, p)
+	must(t, err)
+	return j
+}
+
+func getJob(t *testing.T, b backend.JobQueueBackend, id string) *backend.Job {
+	t.Helper()
+	j, err := b.GetJob(ctx(t), id)
+	must(t, err)
+	if j == nil {
+		t.Fatalf("job %s not found", id)
+	}
+	return j
+}
+
+func wantStatus(t *testing.T, b backend.JobQueueBackend, id string, s backend.JobStatus) *backend.Job {
+	t.Helper()
+	j := getJob(t, b, id)
+	if j.Status != s {
+		t.Fatalf("job %s is %s, want %s", id, j.Status, s)
+	}
+	return j
+}
+
+func testJobLifecycle(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	before := backend.Now()
+	id := enqueue(t, b, q, backend.EnqueueParams{Data: json.RawMessage(`{"planId":"plan-123"}`)})
+	j := wantStatus(t, b, id, backend.StatusPending)
+	if j.Queue != q || j.Attempts != 0 || j.MaxAttempts != backend.DefaultMaxAttempts || j.Priority != 0 || j.Lease != "" {
+		t.Fatalf("new job: %+v", j)
+	}
+	if j.Backoff != backend.DefaultBackoff {
+		t.Fatalf("default backoff %+v", j.Backoff)
+	}
+	if j.CreatedAt.Before(before) || j.RunAt.Before(before) {
+		t.Fatalf("times before enqueue: %+v", j)
+	}
+	got := dequeue(t, b, q, backend.DequeueParams{})
+	if got == nil || got.ID != id {
+		t.Fatalf("dequeue got %+v, want %s", got, id)
+	}
+	if got.Status != backend.StatusProcessing || got.Attempts != 1 || got.Lease == "" || got.LeaseExpiresAt == nil || got.StartedAt == nil {
+		t.Fatalf("claimed job: %+v", got)
+	}
+	if d := got.LeaseExpiresAt.Sub(*got.StartedAt); d != backend.DefaultLease {
+		t.Fatalf("default lease %v", d)
+	}
+	var data map[string]any
+	must(t, json.Unmarshal(got.Data, &data))
+	if data["planId"] != "plan-123" {
+		t.Fatalf("data %s", got.Data)
+	}
+	if j := wantStatus(t, b, id, backend.StatusProcessing); j.Lease != "" {
+		t.Fatal("getJob must not reveal the lease token")
+	}
+	if again := dequeue(t, b, q, backend.DequeueParams{}); again != nil {
+		t.Fatalf("a claimed job was delivered twice: %+v", again)
+	}
+	must(t, b.Acknowledge(ctx(t), id, got.Lease))
+	done := wantStatus(t, b, id, backend.StatusCompleted)
+	if done.FinishedAt == nil || done.LeaseExpiresAt != nil {
+		t.Fatalf("completed job: %+v", done)
+	}
+	// A repeated ack of the same claim is harmless; the job never runs again.
+	must(t, b.Acknowledge(ctx(t), id, got.Lease))
+	if again := dequeue(t, b, q, backend.DequeueParams{}); again != nil {
+		t.Fatalf("an acknowledged job was delivered again: %+v", again)
+	}
+	wantCode(t, b.Acknowledge(ctx(t), id, "another-lease"), backend.CodeConflict)
+	wantCode(t, b.Acknowledge(ctx(t), "no-such-job", "x"), backend.CodeNotFound)
+	if j, err := b.GetJob(ctx(t), "no-such-job"); err != nil || j != nil {
+		t.Fatalf("getJob of a missing job: %v %v", j, err)
+	}
+}
+
+func testDequeueEmpty(t *testing.T, b backend.JobQueueBackend) {
+	if j := dequeue(t, b, qname(t), backend.DequeueParams{}); j != nil {
+		t.Fatalf("empty queue gave %+v", j)
+	}
+}
+
+func testClaimOrder(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	past := backend.Now().Add(-time.Hour)
+	var want []string
+	a := enqueue(t, b, q, backend.EnqueueParams{Priority: 0})
+	c := enqueue(t, b, q, backend.EnqueueParams{Priority: 5})
+	d := enqueue(t, b, q, backend.EnqueueParams{Priority: 0, RunAt: past})
+	e := enqueue(t, b, q, backend.EnqueueParams{Priority: -3})
+	f := enqueue(t, b, q, backend.EnqueueParams{Priority: 5})
+	g := enqueue(t, b, q, backend.EnqueueParams{Priority: 0, RunAt: past})
+	// priority desc, then runAt asc, then id asc
+	want = []string{c, f, d, g, a, e}
+	var got []string
+	for range want {
+		j := dequeue(t, b, q, backend.DequeueParams{})
+		if j == nil {
+			t.Fatalf("queue ran dry after %v", got)
+		}
+		got = append(got, j.ID)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("claim order\nwant %v\ngot  %v", want, got)
+	}
+}
+
+func testRunAt(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	far := enqueue(t, b, q, backend.EnqueueParams{RunAt: time.Now().Add(time.Hour)})
+	soon := enqueue(t, b, q, backend.EnqueueParams{Delay: 150 * time.Millisecond})
+	if j := dequeue(t, b, q, backend.DequeueParams{}); j != nil {
+		t.Fatalf("a job ran before its time: %+v", j)
+	}
+	time.Sleep(200 * time.Millisecond)
+	j := dequeue(t, b, q, backend.DequeueParams{})
+	if j == nil || j.ID != soon {
+		t.Fatalf("delayed job not ready after its delay: %+v", j)
+	}
+	if j := dequeue(t, b, q, backend.DequeueParams{}); j != nil {
+		t.Fatalf("job %s ran an hour early", far)
+	}
+	if got := getJob(t, b, far); got.RunAt.Sub(got.CreatedAt) < 59*time.Minute {
+		t.Fatalf("runAt not kept: %+v", got)
+	}
+}
+
+func fixed0() backend.Backoff { return backend.Backoff{Type: backend.BackoffFixed, DelayMs: 0, MaxDelayMs: 0} }
+
+func testFailRetries(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	id := enqueue(t, b, q, backend.EnqueueParams{MaxAttempts: 3, Backoff: fixed0()})
+	for attempt := 1; attempt <= 3; attempt++ {
+		j := dequeue(t, b, q, backend.DequeueParams{})
+		if j == nil || j.ID != id || j.Attempts != attempt {
+			t.Fatalf("attempt %d: %+v", attempt, j)
+		}
+		must(t, b.Fail(ctx(t), backend.FailParams{ID: id, Lease: j.Lease, Retry: true,
+			Error: backend.JobError{Name: "TypeError", Message: "boom", Stack: "at line 1"}}))
+		j = getJob(t, b, id)
+		if j.LastError == nil || *j.LastError != (backend.JobError{Name: "TypeError", Message: "boom", Stack: "at line 1"}) {
+			t.Fatalf("lastError %+v", j.LastError)
+		}
+		if attempt < 3 && j.Status != backend.StatusPending {
+			t.Fatalf("after attempt %d: %s, want pending", attempt, j.Status)
+		}
+	}
+	j := wantStatus(t, b, id, backend.StatusFailed)
+	if j.FinishedAt == nil || j.Attempts != 3 {
+		t.Fatalf("dead letter %+v", j)
+	}
+	if j := dequeue(t, b, q, backend.DequeueParams{}); j != nil {
+		t.Fatalf("a failed job was delivered: %+v", j)
+	}
+}
+
+func testFailNoRetry(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	id := enqueue(t, b, q, backend.EnqueueParams{MaxAttempts: 5})
+	j := dequeue(t, b, q, backend.DequeueParams{})
+	must(t, b.Fail(ctx(t), backend.FailParams{ID: id, Lease: j.Lease, Retry: false, Error: backend.JobError{Name: "Error", Message: "fatal"}}))
+	if got := wantStatus(t, b, id, backend.StatusFailed); got.Attempts != 1 || got.LastError.Message != "fatal" {
+		t.Fatalf("%+v", got)
+	}
+	wantCode(t, b.Fail(ctx(t), backend.FailParams{ID: id, Lease: j.Lease}), backend.CodeConflict)
+	wantCode(t, b.Fail(ctx(t), backend.FailParams{ID: "nope", Lease: "x"}), backend.CodeNotFound)
+}
+
+func testExponentialBackoff(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	bo := backend.Backoff{Type: backend.BackoffExponential, DelayMs: 10_000, MaxDelayMs: 25_000}
+	id := enqueue(t, b, q, backend.EnqueueParams{MaxAttempts: 10, Backoff: bo})
+	// Attempt n waits base*2^(n-1), capped, jittered down by at most 25%.
+	j := dequeue(t, b, q, backend.DequeueParams{})
+	before := backend.Now()
+	must(t, b.Fail(ctx(t), backend.FailParams{ID: id, Lease: j.Lease, Retry: true}))
+	after := backend.Now()
+	got := wantStatus(t, b, id, backend.StatusPending)
+	lo, hi := before.Add(7500*time.Millisecond), after.Add(10*time.Second)
+	if got.RunAt.Before(lo) || got.RunAt.After(hi) {
+		t.Fatalf("first retry at %v, want within [%v, %v]", got.RunAt, lo, hi)
+	}
+	if bo.Delay(2) > 20*time.Second || bo.Delay(2) < 15*time.Second || bo.Delay(5) > 25*time.Second || bo.Delay(5) < 18750*time.Millisecond {
+		t.Fatalf("delays %v %v", bo.Delay(2), bo.Delay(5))
+	}
+	// Fixed backoff is exact.
+	id2 := enqueue(t, b, q, backend.EnqueueParams{Backoff: backend.Backoff{Type: backend.BackoffFixed, DelayMs: 5000, MaxDelayMs: 5000}, Priority: 1})
+	j2 := dequeue(t, b, q, backend.DequeueParams{})
+	if j2 == nil || j2.ID != id2 {
+		t.Fatalf("got %+v", j2)
+	}
+	before = backend.Now()
+	must(t, b.Fail(ctx(t), backend.FailParams{ID: id2, Lease: j2.Lease, Retry: true}))
+	after = backend.Now()
+	got = getJob(t, b, id2)
+	if got.RunAt.Before(before.Add(5*time.Second)) || got.RunAt.After(after.Add(5*time.Second)) {
+		t.Fatalf("fixed retry at %v, want now+5s", got.RunAt)
+	}
+}
+
+func testDedupeKey(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	a := enqueue(t, b, q, backend.EnqueueParams{Key: "daily-report"})
+	if again := enqueue(t, b, q, backend.EnqueueParams{Key: "daily-report", Priority: 9}); again != a {
+		t.Fatalf("same key while pending gave a new job %s", again)
+	}
+	other := enqueue(t, b, qname(t), backend.EnqueueParams{Key: "daily-report"})
+	if other == a {
+		t.Fatal("keys are per queue")
+	}
+	j := dequeue(t, b, q, backend.DequeueParams{})
+	if again := enqueue(t, b, q, backend.EnqueueParams{Key: "daily-report"}); again != a {
+		t.Fatal("same key while processing gave a new job")
+	}
+	must(t, b.Acknowledge(ctx(t), j.ID, j.Lease))
+	fresh := enqueue(t, b, q, backend.EnqueueParams{Key: "daily-report"})
+	if fresh == a {
+		t.Fatal("a completed job's key still deduplicates")
+	}
+	ids, err := b.Enqueue(ctx(t), q, []backend.EnqueueParams{{Key: "k2"}, {Key: "k2"}, {}, {Key: "daily-report"}})
+	must(t, err)
+	if ids[0] != ids[1] || ids[2] == ids[0] || ids[3] != fresh {
+		t.Fatalf("batch dedupe: %v (fresh %s)", ids, fresh)
+	}
+	st, err := b.Stats(ctx(t), q)
+	must(t, err)
+	if st.Pending != 3 {
+		t.Fatalf("pending %d, want 3", st.Pending)
+	}
+}
+
+func testExpiredLease(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	id := enqueue(t, b, q, backend.EnqueueParams{})
+	first := dequeue(t, b, q, backend.DequeueParams{Lease: 50 * time.Millisecond})
+	time.Sleep(80 * time.Millisecond)
+	second := dequeue(t, b, q, backend.DequeueParams{})
+	if second == nil || second.ID != id || second.Attempts != 2 || second.Lease == first.Lease {
+		t.Fatalf("expired claim not re-delivered by the next dequeue: %+v", second)
+	}
+	wantCode(t, b.Acknowledge(ctx(t), id, first.Lease), backend.CodeConflict)
+	must(t, b.Acknowledge(ctx(t), id, second.Lease))
+	wantStatus(t, b, id, backend.StatusCompleted)
+}
+
+func testExpiredLeaseSpent(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	id := enqueue(t, b, q, backend.EnqueueParams{MaxAttempts: 1})
+	dequeue(t, b, q, backend.DequeueParams{Lease: 30 * time.Millisecond})
+	time.Sleep(60 * time.Millisecond)
+	if j := dequeue(t, b, q, backend.DequeueParams{}); j != nil {
+		t.Fatalf("a job with no attempts left was delivered: %+v", j)
+	}
+	j := wantStatus(t, b, id, backend.StatusFailed)
+	if j.LastError == nil {
+		t.Fatal("a job failed by lease expiry has no lastError")
+	}
+}
+
+func testFencing(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	id := enqueue(t, b, q, backend.EnqueueParams{Backoff: fixed0()})
+	slow := dequeue(t, b, q, backend.DequeueParams{Lease: 40 * time.Millisecond})
+	time.Sleep(70 * time.Millisecond)
+	fast := dequeue(t, b, q, backend.DequeueParams{Lease: time.Minute})
+	if fast == nil || fast.ID != id {
+		t.Fatalf("re-claim failed: %+v", fast)
+	}
+	wantCode(t, b.Acknowledge(ctx(t), id, slow.Lease), backend.CodeConflict)
+	wantCode(t, b.Fail(ctx(t), backend.FailParams{ID: id, Lease: slow.Lease, Retry: true}), backend.CodeConflict)
+	wantCode(t, b.Heartbeat(ctx(t), backend.HeartbeatParams{ID: id, Lease: slow.Lease}), backend.CodeConflict)
+	wantCode(t, b.Acknowledge(ctx(t), id, ""), backend.CodeConflict)
+	j := wantStatus(t, b, id, backend.StatusProcessing)
+	if j.Attempts != 2 {
+		t.Fatalf("a fenced call changed the job: %+v", j)
+	}
+	must(t, b.Acknowledge(ctx(t), id, fast.Lease))
+	// An ack of a job that is pending (not claimed) is a conflict too.
+	p := enqueue(t, b, q, backend.EnqueueParams{})
+	wantCode(t, b.Acknowledge(ctx(t), p, fast.Lease), backend.CodeConflict)
+	wantStatus(t, b, p, backend.StatusPending)
+}
+
+func testHeartbeat(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	id := enqueue(t, b, q, backend.EnqueueParams{})
+	j := dequeue(t, b, q, backend.DequeueParams{Lease: 150 * time.Millisecond})
+	must(t, b.Heartbeat(ctx(t), backend.HeartbeatParams{ID: id, Lease: j.Lease, Extend: time.Minute}))
+	got := getJob(t, b, id)
+	if got.LeaseExpiresAt.Sub(backend.Now()) < 50*time.Second {
+		t.Fatalf("heartbeat did not extend the lease: %v", got.LeaseExpiresAt)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if other := dequeue(t, b, q, backend.DequeueParams{}); other != nil {
+		t.Fatalf("a job with an extended lease was re-delivered: %+v", other)
+	}
+	// Without Extend the claim's own lease length is used again.
+	must(t, b.Heartbeat(ctx(t), backend.HeartbeatParams{ID: id, Lease: j.Lease}))
+	got = getJob(t, b, id)
+	if d := got.LeaseExpiresAt.Sub(backend.Now()); d > 200*time.Millisecond || d < 0 {
+		t.Fatalf("heartbeat without leaseMs: lease ends in %v, want about 150ms", d)
+	}
+	must(t, b.Acknowledge(ctx(t), id, j.Lease))
+	wantCode(t, b.Heartbeat(ctx(t), backend.HeartbeatParams{ID: id, Lease: j.Lease}), backend.CodeConflict)
+	wantCode(t, b.Heartbeat(ctx(t), backend.HeartbeatParams{ID: "nope", Lease: j.Lease}), backend.CodeNotFound)
+}
+
+func testCancel(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	pending := enqueue(t, b, q, backend.EnqueueParams{Key: "k"})
+	must(t, b.Cancel(ctx(t), pending))
+	must(t, b.Cancel(ctx(t), pending)) // idempotent
+	wantStatus(t, b, pending, backend.StatusCancelled)
+	if j := dequeue(t, b, q, backend.DequeueParams{}); j != nil {
+		t.Fatalf("a cancelled job was delivered: %+v", j)
+	}
+	if again := enqueue(t, b, q, backend.EnqueueParams{Key: "k"}); again == pending {
+		t.Fatal("a cancelled job's key still deduplicates")
+	}
+	running := enqueue(t, b, qname(t), backend.EnqueueParams{})
+	j := dequeue(t, b, getJob(t, b, running).Queue, backend.DequeueParams{})
+	must(t, b.Cancel(ctx(t), running))
+	wantCode(t, b.Acknowledge(ctx(t), running, j.Lease), backend.CodeConflict)
+	wantStatus(t, b, running, backend.StatusCancelled)
+
+	q2 := qname(t)
+	done := enqueue(t, b, q2, backend.EnqueueParams{})
+	jd := dequeue(t, b, q2, backend.DequeueParams{})
+	must(t, b.Acknowledge(ctx(t), done, jd.Lease))
+	wantCode(t, b.Cancel(ctx(t), done), backend.CodeConflict)
+	wantStatus(t, b, done, backend.StatusCompleted)
+	wantCode(t, b.Cancel(ctx(t), "nope"), backend.CodeNotFound)
+}
+
+func testLongPoll(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	type result struct {
+		j   *backend.Job
+		err error
+		at  time.Time
+	}
+	res := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		j, err := b.Dequeue(ctx(t), q, backend.DequeueParams{Wait: 20 * time.Second})
+		res <- result{j, err, time.Now()}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	id := enqueue(t, b, q, backend.EnqueueParams{})
+	r := <-res
+	must(t, r.err)
+	if r.j == nil || r.j.ID != id {
+		t.Fatalf("long poll got %+v, want %s", r.j, id)
+	}
+	// Woken by the enqueue, not by the end of its wait.
+	if r.at.Sub(start) > 10*time.Second {
+		t.Fatalf("long poll returned after %v: not woken by the enqueue", r.at.Sub(start))
+	}
+}
+
+func testLongPollTimeout(t *testing.T, b backend.JobQueueBackend) {
+	start := time.Now()
+	j := dequeue(t, b, qname(t), backend.DequeueParams{Wait: 150 * time.Millisecond})
+	if j != nil {
+		t.Fatalf("empty queue gave %+v", j)
+	}
+	if time.Since(start) < 140*time.Millisecond {
+		t.Fatalf("long poll returned after %v, before its wait of 150ms", time.Since(start))
+	}
+}
+
+func testLongPollDelayed(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	id := enqueue(t, b, q, backend.EnqueueParams{Delay: 200 * time.Millisecond})
+	j := dequeue(t, b, q, backend.DequeueParams{Wait: 10 * time.Second})
+	if j == nil || j.ID != id {
+		t.Fatalf("long poll missed a job that became ready while waiting: %+v", j)
+	}
+}
+
+func testEnqueueMany(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	var ps []backend.EnqueueParams
+	for i := 0; i < 50; i++ {
+		ps = append(ps, backend.EnqueueParams{Data: testutil.MustJSON(t, map[string]int{"i": i})})
+	}
+	ids, err := b.Enqueue(ctx(t), q, ps)
+	must(t, err)
+	if len(ids) != 50 {
+		t.Fatalf("%d ids for 50 jobs", len(ids))
+	}
+	for i, id := range ids {
+		var d map[string]int
+		must(t, json.Unmarshal(getJob(t, b, id).Data, &d))
+		if d["i"] != i {
+			t.Fatalf("id %d belongs to job %d", i, d["i"])
+		}
+	}
+	// A batch with one invalid job adds none.
+	_, err = b.Enqueue(ctx(t), q, []backend.EnqueueParams{{}, {MaxAttempts: -1}})
+	wantCode(t, err, backend.CodeInvalidArgument)
+	if st, _ := b.Stats(ctx(t), q); st.Pending != 50 {
+		t.Fatalf("a refused batch added jobs: %+v", st)
+	}
+}
+
+func testStats(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	for i := 0; i < 5; i++ {
+		enqueue(t, b, q, backend.EnqueueParams{MaxAttempts: 1})
+	}
+	j1 := dequeue(t, b, q, backend.DequeueParams{})
+	must(t, b.Acknowledge(ctx(t), j1.ID, j1.Lease))
+	j2 := dequeue(t, b, q, backend.DequeueParams{})
+	must(t, b.Fail(ctx(t), backend.FailParams{ID: j2.ID, Lease: j2.Lease, Retry: true, Error: backend.JobError{Name: "E", Message: "first"}}))
+	j3 := dequeue(t, b, q, backend.DequeueParams{})
+	must(t, b.Fail(ctx(t), backend.FailParams{ID: j3.ID, Lease: j3.Lease, Error: backend.JobError{Name: "E", Message: "second"}}))
+	dequeue(t, b, q, backend.DequeueParams{})
+	j5 := dequeue(t, b, q, backend.DequeueParams{})
+	must(t, b.Cancel(ctx(t), j5.ID))
+	st, err := b.Stats(ctx(t), q)
+	must(t, err)
+	want := backend.QueueStats{Queue: q, Pending: 0, Processing: 1, Completed: 1, Failed: 2, Cancelled: 1}
+	if st != want {
+		t.Fatalf("stats %+v, want %+v", st, want)
+	}
+	failed, err := b.ListFailed(ctx(t), q, backend.ListParams{})
+	must(t, err)
+	if len(failed) != 2 {
+		t.Fatalf("listFailed: %d jobs", len(failed))
+	}
+	got := []string{failed[0].ID, failed[1].ID}
+	if !slices.Contains(got, j2.ID) || !slices.Contains(got, j3.ID) {
+		t.Fatalf("listFailed %v, want %s and %s", got, j2.ID, j3.ID)
+	}
+	if failed[0].FinishedAt.Before(*failed[1].FinishedAt) {
+		t.Fatal("listFailed is not newest first")
+	}
+	page, err := b.ListFailed(ctx(t), q, backend.ListParams{Limit: 1, Offset: 1})
+	must(t, err)
+	if len(page) != 1 || page[0].ID != failed[1].ID {
+		t.Fatalf("listFailed paging: %+v", page)
+	}
+	empty, err := b.Stats(ctx(t), qname(t))
+	must(t, err)
+	if empty.Pending+empty.Processing+empty.Completed+empty.Failed+empty.Cancelled != 0 {
+		t.Fatalf("unknown queue has stats %+v", empty)
+	}
+}
+
+func testRetryFailed(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	id := enqueue(t, b, q, backend.EnqueueParams{MaxAttempts: 1, Key: "once"})
+	j := dequeue(t, b, q, backend.DequeueParams{})
+	must(t, b.Fail(ctx(t), backend.FailParams{ID: id, Lease: j.Lease, Retry: true}))
+	wantStatus(t, b, id, backend.StatusFailed)
+	must(t, b.RetryFailed(ctx(t), id))
+	got := wantStatus(t, b, id, backend.StatusPending)
+	if got.Attempts != 0 || got.FinishedAt != nil {
+		t.Fatalf("retried job %+v", got)
+	}
+	if again := enqueue(t, b, q, backend.EnqueueParams{Key: "once"}); again != id {
+		t.Fatal("a retried job does not hold its key again")
+	}
+	j = dequeue(t, b, q, backend.DequeueParams{})
+	if j == nil || j.ID != id || j.Attempts != 1 {
+		t.Fatalf("retried job not delivered: %+v", j)
+	}
+	wantCode(t, b.RetryFailed(ctx(t), id), backend.CodeConflict)
+	wantCode(t, b.RetryFailed(ctx(t), "nope"), backend.CodeNotFound)
+}
+
+func testPrune(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	done := enqueue(t, b, q, backend.EnqueueParams{})
+	j := dequeue(t, b, q, backend.DequeueParams{})
+	must(t, b.Acknowledge(ctx(t), done, j.Lease))
+	dead := enqueue(t, b, q, backend.EnqueueParams{MaxAttempts: 1})
+	j = dequeue(t, b, q, backend.DequeueParams{})
+	must(t, b.Fail(ctx(t), backend.FailParams{ID: dead, Lease: j.Lease}))
+	live := enqueue(t, b, q, backend.EnqueueParams{})
+
+	now := time.Now()
+	n, err := b.Prune(ctx(t), backend.PruneParams{CompletedBefore: now.Add(-time.Hour), FailedBefore: now.Add(-time.Hour)})
+	must(t, err)
+	if n != 0 {
+		t.Fatalf("pruned %d recent jobs", n)
+	}
+	// Completed jobs go first; failed ones are kept longer.
+	_, err = b.Prune(ctx(t), backend.PruneParams{CompletedBefore: now.Add(time.Hour), FailedBefore: now.Add(-time.Hour)})
+	must(t, err)
+	if j, _ := b.GetJob(ctx(t), done); j != nil {
+		t.Fatal("completed job not pruned")
+	}
+	wantStatus(t, b, dead, backend.StatusFailed)
+	_, err = b.Prune(ctx(t), backend.PruneParams{CompletedBefore: now.Add(time.Hour), FailedBefore: now.Add(time.Hour)})
+	must(t, err)
+	if j, _ := b.GetJob(ctx(t), dead); j != nil {
+		t.Fatal("failed job not pruned")
+	}
+	wantStatus(t, b, live, backend.StatusPending)
+}
+
+func testQueuesSeparate(t *testing.T, b backend.JobQueueBackend) {
+	q1, q2 := qname(t), qname(t)
+	id := enqueue(t, b, q1, backend.EnqueueParams{})
+	if j := dequeue(t, b, q2, backend.DequeueParams{}); j != nil {
+		t.Fatalf("queue %s delivered a job of %s", q2, q1)
+	}
+	if j := dequeue(t, b, q1, backend.DequeueParams{}); j == nil || j.ID != id {
+		t.Fatalf("got %+v", j)
+	}
+}
+
+func testJobData(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	for _, data := range []string{`null`, `42`, `"text ✓ 😀"`, `[1,"a",null,{"b":[true]}]`, `{"planId":"p","nested":{"deep":[1.5,-2e-5]}}`} {
+		id := enqueue(t, b, q, backend.EnqueueParams{Data: json.RawMessage(data)})
+		j := dequeue(t, b, q, backend.DequeueParams{})
+		var want, got any
+		must(t, json.Unmarshal([]byte(data), &want))
+		must(t, json.Unmarshal(j.Data, &got))
+		if j.ID != id || testutil.MustJSON(t, want) == nil || string(testutil.MustJSON(t, want)) != string(testutil.MustJSON(t, got)) {
+			t.Fatalf("data %s came back as %s", data, j.Data)
+		}
+		must(t, b.Acknowledge(ctx(t), id, j.Lease))
+	}
+}
+
+func testJobInvalid(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	for _, p := range []backend.EnqueueParams{
+		{MaxAttempts: -1},
+		{Delay: -time.Second},
+		{Delay: time.Second, RunAt: time.Now()},
+		{Backoff: backend.Backoff{Type: "linear", DelayMs: 1}},
+		{Backoff: backend.Backoff{Type: backend.BackoffFixed, DelayMs: -1}},
+		{Backoff: backend.Backoff{Type: backend.BackoffExponential, DelayMs: 10, MaxDelayMs: 5}},
+		{Key: "bad\x00key"},
+	} {
+		_, err := b.Enqueue(ctx(t), q, []backend.EnqueueParams{p})
+		wantCode(t, err, backend.CodeInvalidArgument)
+	}
+	for _, p := range []backend.DequeueParams{{Wait: -1}, {Wait: backend.MaxWait + time.Second}, {Lease: -time.Second}} {
+		_, err := b.Dequeue(ctx(t), q, p)
+		wantCode(t, err, backend.CodeInvalidArgument)
+	}
+	if st, _ := b.Stats(ctx(t), q); st.Pending != 0 {
+		t.Fatalf("invalid enqueues added jobs: %+v", st)
+	}
+}
+
+func testConcurrentWorkers(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	const jobs, workers = 300, 8
+	var ps []backend.EnqueueParams
+	for i := 0; i < jobs; i++ {
+		ps = append(ps, backend.EnqueueParams{Priority: i % 3})
+	}
+	ids, err := b.Enqueue(ctx(t), q, ps)
+	must(t, err)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				j, err := b.Dequeue(ctx(t), q, backend.DequeueParams{Lease: time.Minute})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if j == nil {
+					return
+				}
+				mu.Lock()
+				seen[j.ID]++
+				mu.Unlock()
+				if err := b.Acknowledge(ctx(t), j.ID, j.Lease); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Fatalf("job %s delivered %d times", id, seen[id])
+		}
+	}
+	st, err := b.Stats(ctx(t), q)
+	must(t, err)
+	if st.Completed != jobs {
+		t.Fatalf("stats %+v", st)
+	}
+}
