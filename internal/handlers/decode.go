@@ -245,7 +245,7 @@ func DecodeDequeue(b []byte) (backend.DequeueParams, error) {
 	if p.Wait, err = optMs("waitMs", body.WaitMs, 0, backend.MaxWait, 0); err != nil {
 		return p, err
 	}
-	if p.Lease, err = optMs("leaseMs", body.LeaseMs, 1, backend.MaxLease, backend.DefaultLease); err != nil {
+	if p.Lease, err = optMs("leaseMs", body.LeaseMs, time.Millisecond, backend.MaxLease, backend.DefaultLease); err != nil {
 		return p, err
 	}
 	return p, p.Validate()
@@ -311,7 +311,7 @@ func DecodeHeartbeat(id string, b []byte) (backend.HeartbeatParams, error) {
 	if body.Error != nil || body.Retry != nil {
 		return backend.HeartbeatParams{}, backend.Errorf(backend.CodeInvalidArgument, "heartbeat takes lease and leaseMs only")
 	}
-	ext, err := optMs("leaseMs", body.LeaseMs, 1, backend.MaxLease, 0)
+	ext, err := optMs("leaseMs", body.LeaseMs, time.Millisecond, backend.MaxLease, 0)
 	return backend.HeartbeatParams{ID: id, Lease: body.Lease, Extend: ext}, err
 }
 

@@ -5,6 +5,7 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -100,7 +101,16 @@ func NewFastHTTP(h fasthttp.RequestHandler, maxBody int, log *slog.Logger) *fast
 		ReadTimeout:                   0, // clients keep connections open between calls
 		IdleTimeout:                   5 * time.Minute,
 		CloseOnShutdown:               true,
+		Logger:                        fasthttpLogger{log},
 	}
+}
+
+// fasthttpLogger sends fasthttp's own messages (mostly clients that sent
+// garbage or hung up) to the debug level.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug("fasthttp", "msg", fmt.Sprintf(format, args...))
 }
 
 // ctx is the context of one backend call.
