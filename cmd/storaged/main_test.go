@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestConfigErrorsNameTheVariable(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{map[string]string{"REPOSITORY_BACKEND": "mongo"}, nil, "REPOSITORY_BACKEND"},
+		{map[string]string{"JOBQUEUE_BACKEND": "sqs"}, nil, "JOBQUEUE_BACKEND"},
+		{map[string]string{"STORAGED_SOCKET_MODE": "rw"}, nil, "STORAGED_SOCKET_MODE"},
+		{map[string]string{"STORAGED_SOCKET_MODE": "01777"}, nil, "STORAGED_SOCKET_MODE"},
+		{map[string]string{"STORAGED_LOG_LEVEL": "loud"}, nil, "STORAGED_LOG_LEVEL"},
+		{map[string]string{"STORAGED_MAX_BODY_BYTES": "-1"}, nil, "STORAGED_MAX_BODY_BYTES"},
+		{map[string]string{"STORAGED_TX_IDLE_TIMEOUT": "soon"}, nil, "STORAGED_TX_IDLE_TIMEOUT"},
+		{map[string]string{"STORAGED_RETENTION_FAILED": "0s"}, nil, "STORAGED_RETENTION_FAILED"},
+		{map[string]string{"STORAGED_SOCKET": strings.Repeat("x", 200)}, nil, "STORAGED_SOCKET"},
+		{map[string]string{"REPOSITORY_BACKEND": "sqlite"}, nil, "REPOSITORY_CONNECTION_STRING"},
+		{map[string]string{"JOBQUEUE_BACKEND": "postgres"}, nil, "JOBQUEUE_CONNECTION_STRING"},
+		{nil, []string{"--repository-backend", "nope"}, "REPOSITORY_BACKEND (--repository-backend)"},
+		{nil, []string{"--no-such-flag"}, "no-such-flag"},
+	}
+	for _, c := range cases {
+		_, err := LoadConfig(c.args, env(c.env))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("env %v args %v: error %v, want one naming %s", c.env, c.args, err, c.want)
+		}
+	}
+}
+
+func TestConfigDefaultsAndFallbacks(t *testing.T) {
+	c, err := LoadConfig(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RepositoryBackend != "memory" || c.JobQueueBackend != "memory" || c.SocketMode != 0o660 || c.MaxBodyBytes != 16<<20 || c.TxIdleTimeout != 30*time.Second {
+		t.Fatalf("defaults %+v", c)
+	}
+	c, err = LoadConfig([]string{"--socket", "/tmp/x.sock"}, env(map[string]string{
+		"REPOSITORY_BACKEND": "sqlite", "SQLITE_PATH": "/data/a.db", "JOBQUEUE_BACKEND": "postgres",
+		"POSTGRESQL_URL": "postgres://x/y", "STORAGED_SOCKET": "/ignored"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RepositoryConnection != "/data/a.db" || c.JobQueueConnection != "postgres://x/y" || c.Socket != "/tmp/x.sock" {
+		t.Fatalf("fallbacks %+v", c)
+	}
+	c, err = LoadConfig(nil, env(map[string]string{"REPOSITORY_BACKEND": "sqlite", "REPOSITORY_CONNECTION_STRING": "r.db", "JOBQUEUE_BACKEND": "sqlite"}))
+	if err != nil || c.JobQueueConnection != "r.db" {
+		t.Fatalf("sqlite queue defaults to the repository file: %+v %v", c, err)
+	}
+}
+
+func testConfig(t *testing.T) Config {
+	c, err := LoadConfig(nil, env(map[string]string{"STORAGED_SOCKET": filepath.Join(t.TempDir(), "d.sock"), "STORAGED_SOCKET_MODE": "0600", "STORAGED_LOG_LEVEL": "error"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func get(t *testing.T, sock, path string) int {
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return net.Dial("unix", sock)
+	}}}
+	res, err := c.Get("http://storaged" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+func TestMainServesAndCleansUp(t *testing.T) {
+	cfg := testConfig(t)
+	// A stale socket file from a crashed daemon is replaced.
+	ln, err := net.Listen("unix", cfg.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	m := NewMain(cfg)
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(cfg.Socket)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v %v", fi.Mode(), err)
+	}
+	if s := get(t, cfg.Socket, "/healthz"); s != 200 {
+		t.Fatalf("healthz %d", s)
+	}
+	// A second daemon on the same path refuses to steal it.
+	if err := NewMain(cfg).Run(context.Background()); err == nil || !strings.Contains(err.Error(), "another daemon") {
+		t.Fatalf("second daemon: %v", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cfg.Socket); !os.IsNotExist(err) {
+		t.Fatalf("socket left behind: %v", err)
+	}
+}
+
+func TestMainRefusesToReplaceAFile(t *testing.T) {
+	cfg := testConfig(t)
+	if err := os.WriteFile(cfg.Socket, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := NewMain(cfg)
+	err := m.Run(context.Background())
+	m.Close()
+	if err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Fatalf("err %v", err)
+	}
+	if b, _ := os.ReadFile(cfg.Socket); string(b) != "precious" {
+		t.Fatal("a regular file was replaced")
+	}
+}
+
+func TestRunSubcommands(t *testing.T) {
+	if code := run(context.Background(), []string{"version"}, env(nil)); code != 0 {
+		t.Fatalf("version exit %d", code)
+	}
+	if code := run(context.Background(), []string{"frobnicate"}, env(nil)); code != 2 {
+		t.Fatalf("unknown command exit %d", code)
+	}
+	if code := run(context.Background(), []string{"serve"}, env(map[string]string{"REPOSITORY_BACKEND": "x"})); code != 2 {
+		t.Fatalf("bad config exit %d", code)
+	}
+}
