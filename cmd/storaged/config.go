@@ -30,6 +30,7 @@ type Config struct {
 	RetentionCompleted   time.Duration
 	RetentionFailed      time.Duration
 	ShutdownTimeout      time.Duration
+	StdinLifeline        bool
 }
 
 // setting is one configuration variable: its environment name, the flag
@@ -90,6 +91,14 @@ var settings = []setting{
 	{"STORAGED_TX_IDLE_TIMEOUT", "tx-idle-timeout", "30s", "roll back transactions idle this long", durationIn(func(c *Config) *time.Duration { return &c.TxIdleTimeout })},
 	{"STORAGED_RETENTION_COMPLETED", "retention-completed", "24h", "keep completed and cancelled jobs this long", durationIn(func(c *Config) *time.Duration { return &c.RetentionCompleted })},
 	{"STORAGED_RETENTION_FAILED", "retention-failed", "168h", "keep failed jobs (dead letters) this long", durationIn(func(c *Config) *time.Duration { return &c.RetentionFailed })},
+	{"STORAGED_STDIN_LIFELINE", "stdin-lifeline", "false", "exit when stdin closes (for a parent that runs a private daemon)", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		c.StdinLifeline = b
+		return nil
+	}},
 	{"STORAGED_SHUTDOWN_TIMEOUT", "shutdown-timeout", "10s", "on SIGTERM, wait this long for requests in flight", durationIn(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 }
 

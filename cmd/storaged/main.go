@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -54,6 +55,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "storaged:", err)
 		return 2
+	}
+	if cfg.StdinLifeline {
+		// The parent holds the other end of our stdin; when it dies, even
+		// by SIGKILL, the pipe closes and we shut down: no orphans.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			cancel()
+		}()
 	}
 	m := NewMain(cfg)
 	if err := m.Run(ctx); err != nil {

@@ -1,0 +1,156 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { ConflictError, JobStatus, SocketJobQueueBackend, ValidationError } from "../src/index.js";
+import { BACKENDS, sleep, startDaemon, uniqueName } from "./harness.js";
+for (const backend of BACKENDS) {
+    describe(`job queue on ${backend}`, () => {
+        let daemon;
+        let jobs;
+        before(async () => {
+            daemon = await startDaemon(backend);
+            jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
+            await jobs.connect();
+        });
+        after(async () => {
+            await jobs.disconnect();
+            await daemon.stop();
+        });
+        it("runs the seed's processJobs loop, retrying a failing job", async () => {
+            const queue = jobs.queue(uniqueName("plans"));
+            const fixed = { type: "fixed", delayMs: 0 };
+            const ids = [
+                await queue.enqueue({ planId: "ok-1" }, { backoff: fixed }),
+                await queue.enqueue({ planId: "flaky", failTimes: 2 }, { backoff: fixed }),
+                await queue.enqueue({ planId: "ok-2" }, { runAt: new Date(Date.now() + 200), backoff: fixed }),
+            ];
+            const runs = new Map();
+            async function executePlan(data) {
+                const n = (runs.get(data.planId) ?? 0) + 1;
+                runs.set(data.planId, n);
+                if (n <= (data.failTimes ?? 0))
+                    throw new Error(`attempt ${n} of ${data.planId} failed`);
+            }
+            // The seed's loop, as users wrote it (shorter sleep, and it ends).
+            const deadline = Date.now() + 10_000;
+            while ((runs.get("ok-2") ?? 0) < 1 || (runs.get("flaky") ?? 0) < 3) {
+                assert.ok(Date.now() < deadline, "processing loop did not finish");
+                const job = await queue.dequeue();
+                if (!job) {
+                    await new Promise((resolve) => setTimeout(resolve, 20));
+                    continue;
+                }
+                try {
+                    await executePlan(job.data);
+                    await queue.acknowledge(job.id);
+                }
+                catch (error) {
+                    await queue.fail(job.id, error, true);
+                }
+            }
+            for (const id of ids)
+                assert.equal(await queue.getStatus(id), JobStatus.COMPLETED);
+            const flaky = await queue.getJob(ids[1]);
+            assert.equal(flaky?.attempts, 3);
+            assert.equal(flaky?.lastError?.message, "attempt 2 of flaky failed");
+            assert.deepEqual(Object.fromEntries(runs), { "ok-1": 1, flaky: 3, "ok-2": 1 });
+        });
+        it("returns Dates and fences stale claims", async () => {
+            const name = uniqueName("fence");
+            const queue = jobs.queue(name);
+            const id = await queue.enqueue({ planId: "p" });
+            const job = (await queue.dequeue({ leaseMs: 50 }));
+            assert.equal(job.id, id);
+            for (const d of [job.runAt, job.createdAt, job.updatedAt, job.startedAt, job.leaseExpiresAt])
+                assert.ok(d instanceof Date);
+            await sleep(100);
+            // Another worker (another client) takes the job over.
+            const other = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
+            await other.connect();
+            const taken = (await other.queue(name).dequeue());
+            assert.equal(taken.id, id);
+            assert.equal(taken.attempts, 2);
+            await assert.rejects(queue.acknowledge(id), ConflictError);
+            await other.queue(name).acknowledge(id);
+            assert.equal(await queue.getStatus(id), JobStatus.COMPLETED);
+            await other.disconnect();
+            await assert.rejects(queue.acknowledge("never-dequeued"), ValidationError);
+            assert.equal(await queue.getStatus("no-such-job"), null);
+        });
+        it("works jobs with concurrency, heartbeats and a drain on stop", async () => {
+            const queue = jobs.queue(uniqueName("work"));
+            const ids = await queue.enqueueMany(Array.from({ length: 40 }, (_, n) => ({ data: { n, slow: n === 0, boom: n === 1 }, backoff: { type: "fixed", delayMs: 0 } })));
+            assert.equal(ids.length, 40);
+            const seen = new Map();
+            let boomed = false;
+            const worker = queue.work(async (job) => {
+                seen.set(job.data.n, (seen.get(job.data.n) ?? 0) + 1);
+                if (job.data.slow)
+                    await sleep(400); // outlives the 150 ms lease: heartbeats must keep it
+                if (job.data.boom && !boomed) {
+                    boomed = true;
+                    throw new Error("first try fails");
+                }
+            }, { concurrency: 4, leaseMs: 150, waitMs: 200 });
+            const deadline = Date.now() + 15_000;
+            while ((await queue.stats()).completed < 40) {
+                assert.ok(Date.now() < deadline, "worker did not finish");
+                await sleep(50);
+            }
+            await worker.stop();
+            assert.equal(seen.get(0), 1, "the slow job was delivered again: heartbeats did not hold its lease");
+            assert.equal(seen.get(1), 2);
+            for (let n = 2; n < 40; n++)
+                assert.equal(seen.get(n), 1, `job ${n}`);
+            const slow = await queue.getJob(ids[0]);
+            assert.equal(slow?.attempts, 1);
+        });
+        it("stop() waits for the job in flight to be acknowledged", async () => {
+            const queue = jobs.queue(uniqueName("drain"));
+            const id = await queue.enqueue({ n: 1 });
+            let started;
+            const isStarted = new Promise((r) => (started = r));
+            const worker = queue.work(async () => {
+                started();
+                await sleep(300);
+            }, { waitMs: 1000 });
+            await isStarted;
+            await worker.stop();
+            assert.equal(await queue.getStatus(id), JobStatus.COMPLETED);
+        });
+        it("dedupes, cancels, lists and retries dead letters", async () => {
+            const queue = jobs.queue(uniqueName("dlq"));
+            const a = await queue.enqueue({ k: "a" }, { key: "same", maxAttempts: 1 });
+            assert.equal(await queue.enqueue({ k: "b" }, { key: "same" }), a);
+            const c = await queue.enqueue({ k: "c" }, { delayMs: 60_000 });
+            await queue.cancel(c);
+            assert.equal(await queue.getStatus(c), JobStatus.CANCELLED);
+            const job = (await queue.dequeue());
+            const err = new TypeError("bad input");
+            await queue.fail(job.id, err);
+            const failed = await queue.listFailed();
+            assert.equal(failed.length, 1);
+            assert.equal(failed[0]?.lastError?.name, "TypeError");
+            assert.match(failed[0]?.lastError?.stack ?? "", /bad input/);
+            const stats = await queue.stats();
+            assert.equal(stats.failed, 1);
+            assert.equal(stats.cancelled, 1);
+            await queue.retryFailed(a);
+            assert.equal(await queue.getStatus(a), JobStatus.PENDING);
+            await assert.rejects(queue.enqueue({ k: "x" }, { maxAttempts: 0 }), ValidationError);
+            await assert.rejects(queue.dequeue({ waitMs: 120_000 }), ValidationError);
+        });
+        it("wakes a long poll on enqueue", async () => {
+            const queue = jobs.queue(uniqueName("poll"));
+            const started = Date.now();
+            const waiting = queue.dequeue({ waitMs: 20_000 });
+            await sleep(100);
+            const id = await queue.enqueue("hello");
+            const job = await waiting;
+            assert.equal(job?.id, id);
+            assert.equal(job?.data, "hello");
+            assert.ok(Date.now() - started < 10_000, "long poll not woken by the enqueue");
+            await queue.acknowledge(id);
+        });
+    });
+}
+//# sourceMappingURL=jobqueue.test.js.map

@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import Fastify from "fastify";
+import storaged, { JobStatus, StorageUnavailableError } from "../src/index.js";
+import { BACKENDS, sleep, startDaemon, uniqueName } from "./harness.js";
+/** The seed's routes, exactly as users wrote them. */
+function planRoutes(fastify, collection) {
+    fastify.post("/plan", async (request, reply) => {
+        const planRepo = fastify.repository.repository(collection);
+        const savedPlan = await planRepo.create(request.body);
+        return reply.code(201).send(savedPlan);
+    });
+    fastify.get("/plan/:id", async (request, reply) => {
+        const planRepo = fastify.repository.repository(collection);
+        const plan = await planRepo.findById(request.params.id);
+        if (!plan) {
+            return reply.code(404).send({ error: "Plan not found" });
+        }
+        return reply.send(plan);
+    });
+}
+for (const backend of BACKENDS) {
+    describe(`fastify plugin on ${backend}`, () => {
+        let daemon;
+        before(async () => {
+            daemon = await startDaemon(backend);
+        });
+        after(async () => {
+            await daemon.stop();
+        });
+        it("serves the seed's plan routes through inject", async () => {
+            const app = Fastify();
+            await app.register(storaged, { socketPath: daemon.socketPath });
+            planRoutes(app, uniqueName("plans"));
+            await app.ready();
+            const created = await app.inject({ method: "POST", url: "/plan", payload: { name: "Test Plan", steps: ["a"] } });
+            assert.equal(created.statusCode, 201);
+            const plan = created.json();
+            assert.ok(plan.id);
+            const got = await app.inject({ method: "GET", url: `/plan/${plan.id}` });
+            assert.equal(got.statusCode, 200);
+            assert.deepEqual(got.json(), plan);
+            const missing = await app.inject({ method: "GET", url: "/plan/unknown" });
+            assert.equal(missing.statusCode, 404);
+            assert.deepEqual(missing.json(), { error: "Plan not found" });
+            await app.close();
+        });
+        it("reads STORAGED_SOCKET, stops workers on close and refuses a second registration", async () => {
+            const prev = process.env["STORAGED_SOCKET"];
+            process.env["STORAGED_SOCKET"] = daemon.socketPath;
+            try {
+                const app = Fastify();
+                await app.register(storaged);
+                await assert.rejects((async () => {
+                    await app.register(storaged);
+                    await app.ready();
+                })(), /already registered/);
+                const app2 = Fastify();
+                await app2.register(storaged);
+                await app2.ready();
+                const queue = app2.jobQueue.queue(uniqueName("bg"));
+                const id = await queue.enqueue({ planId: "plan-123" }, { runAt: new Date(Date.now() + 50) });
+                let done = false;
+                queue.work(async (job) => {
+                    assert.equal(job.data.planId, "plan-123");
+                    await sleep(200);
+                    done = true;
+                }, { waitMs: 5000 });
+                while ((await queue.getStatus(id)) !== JobStatus.PROCESSING)
+                    await sleep(10);
+                await app2.close(); // drains the job in flight
+                assert.ok(done);
+                const check = Fastify();
+                await check.register(storaged);
+                assert.equal(await check.jobQueue.queue().getStatus(id), JobStatus.COMPLETED);
+                await check.close();
+                await app.close().catch(() => undefined);
+            }
+            finally {
+                if (prev === undefined)
+                    delete process.env["STORAGED_SOCKET"];
+                else
+                    process.env["STORAGED_SOCKET"] = prev;
+            }
+        });
+    });
+}
+describe("fastify plugin without a daemon", () => {
+    it("fails startup with an error naming the socket", async () => {
+        const app = Fastify();
+        const socketPath = "/tmp/no-storaged-here.sock";
+        await assert.rejects((async () => {
+            await app.register(storaged, { socketPath });
+            await app.ready();
+        })(), (e) => e instanceof StorageUnavailableError && e.message.includes(socketPath));
+    });
+});
+//# sourceMappingURL=plugin.test.js.map

@@ -1,0 +1,126 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { ConflictError, NotFoundError, SocketRepositoryBackend, StorageError, TransactionExpiredError, ValidationError, } from "../src/index.js";
+import { BACKENDS, loadVectors, sleep, startDaemon, uniqueName } from "./harness.js";
+for (const backend of BACKENDS) {
+    describe(`repository on ${backend}`, () => {
+        let daemon;
+        let repo;
+        before(async () => {
+            daemon = await startDaemon(backend);
+            repo = new SocketRepositoryBackend({ socketPath: daemon.socketPath });
+            await repo.connect();
+        });
+        after(async () => {
+            await repo.disconnect();
+            await daemon.stop();
+        });
+        it("does the seed's CRUD", async () => {
+            const plans = repo.repository(uniqueName("plans"));
+            const plan = await plans.create({ name: "Test Plan", steps: ["a", "b"], priority: 2 });
+            assert.match(plan.id, /^[0-9a-f-]{36}$/);
+            assert.deepEqual(await plans.findById(plan.id), plan);
+            assert.equal(await plans.findById("missing"), null);
+            const updated = await plans.update(plan.id, { name: "Renamed" });
+            assert.deepEqual(updated, { ...plan, name: "Renamed" });
+            assert.equal(await plans.count(), 1);
+            assert.equal(await plans.count({ name: "Renamed" }), 1);
+            await plans.delete(plan.id);
+            await plans.delete(plan.id);
+            assert.equal(await plans.findById(plan.id), null);
+        });
+        it("keeps caller ids, even ones that need escaping", async () => {
+            const plans = repo.repository(uniqueName("plans"));
+            for (const id of ["plan/1", "with space", "ü?#&%"]) {
+                await plans.create({ id, name: id, steps: [] });
+                assert.equal((await plans.findById(id))?.name, id);
+            }
+            await assert.rejects(plans.create({ id: "plan/1", name: "dup", steps: [] }), ConflictError);
+        });
+        it("maps errors to classes with codes", async () => {
+            const plans = repo.repository(uniqueName("plans"));
+            await assert.rejects(plans.update("missing", { name: "x" }), (e) => e instanceof NotFoundError && e.code === "not_found");
+            const bad = { name: { $regex: "x" } };
+            await assert.rejects(plans.findMany({ filter: bad }), (e) => e instanceof ValidationError && e.code === "invalid_argument" && e instanceof StorageError);
+            await assert.rejects(plans.findMany({ limit: -1 }), ValidationError);
+            await assert.rejects(repo.repository("bad name!").count(), ValidationError);
+            await assert.rejects(plans.update("x", { id: "y" }), ValidationError);
+        });
+        it("filters, sorts and pages with typed options", async () => {
+            const plans = repo.repository(uniqueName("plans"));
+            for (let i = 0; i < 10; i++) {
+                await plans.create({ name: `p${i}`, steps: i % 2 ? ["x"] : [], priority: i % 3, owner: { team: i < 5 ? "a" : "b" } });
+            }
+            const opts = { filter: { "owner.team": "a", priority: { $gte: 1 } }, sort: { priority: "desc", name: "asc" }, limit: 2 };
+            const got = await plans.findMany(opts);
+            assert.deepEqual(got.map((p) => p.name), ["p2", "p1"]);
+            assert.equal(await plans.count({ steps: { $contains: "x" } }), 5);
+            const sort = { name: "desc" };
+            const page2 = await plans.findMany({ sort, limit: 3, offset: 3 });
+            assert.deepEqual(page2.map((p) => p.name), ["p6", "p5", "p4"]);
+        });
+        it("passes the shared filter vectors", async () => {
+            const vf = loadVectors();
+            const names = {};
+            for (const [ds, docs] of Object.entries(vf.datasets)) {
+                names[ds] = uniqueName(ds);
+                const r = repo.repository(names[ds]);
+                for (const d of docs)
+                    await r.create(d);
+            }
+            let checked = 0;
+            for (const v of vf.vectors) {
+                const r = repo.repository(names[v.dataset]);
+                if (v.error) {
+                    await assert.rejects(r.findMany(v.query), ValidationError, v.name);
+                }
+                else {
+                    const got = await r.findMany(v.query);
+                    assert.deepEqual(got.map((d) => d.id), v.expect, v.name);
+                }
+                checked++;
+            }
+            assert.ok(checked > 500, `only ${checked} vectors`);
+        });
+        it("commits and rolls back transactions", async () => {
+            const name = uniqueName("accounts");
+            const accounts = repo.repository(name);
+            await accounts.create({ id: "a", balance: 100 });
+            await accounts.create({ id: "b", balance: 0 });
+            const moved = await repo.transaction(async (tx) => {
+                const r = tx.repository(name);
+                const a = await r.findById("a");
+                await r.update("a", { balance: a.balance - 30 });
+                await r.update("b", { balance: 30 });
+                return 30;
+            });
+            assert.equal(moved, 30);
+            assert.equal((await accounts.findById("a"))?.balance, 70);
+            await assert.rejects(repo.transaction(async (tx) => {
+                const r = tx.repository(name);
+                await r.update("a", { balance: 0 });
+                await r.create({ id: "c", balance: 1 });
+                throw new Error("abort");
+            }), /abort/);
+            assert.equal((await accounts.findById("a"))?.balance, 70);
+            assert.equal(await accounts.findById("c"), null);
+        });
+        it("reports an expired transaction", async () => {
+            const name = uniqueName("tx");
+            await assert.rejects(repo.transaction(async (tx) => {
+                await tx.repository(name).create({ id: "x" });
+                await sleep(1600); // the harness sets STORAGED_TX_IDLE_TIMEOUT=1s
+                await tx.repository(name).create({ id: "y" });
+            }), (e) => e instanceof TransactionExpiredError && e.code === "tx_not_found");
+            assert.equal(await repo.repository(name).findById("x"), null);
+        });
+        it("builds indexes and enforces unique ones", async () => {
+            const users = repo.repository(uniqueName("users"));
+            await users.ensureIndex({ fields: ["email"], unique: true });
+            await users.ensureIndex({ fields: ["email"], unique: true });
+            await users.create({ email: "a@x" });
+            await assert.rejects(users.create({ email: "a@x" }), ConflictError);
+        });
+    });
+}
+//# sourceMappingURL=repository.test.js.map

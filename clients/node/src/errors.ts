@@ -1,0 +1,81 @@
+/** Error codes of the daemon's error body (DESIGN §4). */
+export type ErrorCode =
+  | "invalid_argument"
+  | "not_found"
+  | "conflict"
+  | "tx_not_found"
+  | "payload_too_large"
+  | "unavailable"
+  | "internal";
+
+/** Base class of every error the client raises. */
+export class StorageError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number | undefined;
+  constructor(code: ErrorCode, message: string, status?: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "StorageError";
+    this.code = code;
+    this.status = status;
+  }
+}
+
+/** Bad input: invalid_argument (400) and payload_too_large (413). */
+export class ValidationError extends StorageError {
+  constructor(message: string, status?: number, code: ErrorCode = "invalid_argument") {
+    super(code, message, status);
+    this.name = "ValidationError";
+  }
+}
+
+/** A record or job does not exist (404). */
+export class NotFoundError extends StorageError {
+  constructor(message: string, status?: number) {
+    super("not_found", message, status);
+    this.name = "NotFoundError";
+  }
+}
+
+/** A taken id, a unique index, a stale lease, a job in the wrong state (409). */
+export class ConflictError extends StorageError {
+  constructor(message: string, status?: number) {
+    super("conflict", message, status);
+    this.name = "ConflictError";
+  }
+}
+
+/** The transaction ended or was rolled back after being idle (410). */
+export class TransactionExpiredError extends StorageError {
+  constructor(message: string, status?: number) {
+    super("tx_not_found", message, status);
+    this.name = "TransactionExpiredError";
+  }
+}
+
+/** No daemon answers, or its database is unreachable (503). */
+export class StorageUnavailableError extends StorageError {
+  constructor(message: string, status?: number, options?: { cause?: unknown }) {
+    super("unavailable", message, status, options);
+    this.name = "StorageUnavailableError";
+  }
+}
+
+/** Builds the error for a daemon error body. */
+export function errorFromResponse(status: number, code: string | undefined, message: string): StorageError {
+  switch (code) {
+    case "invalid_argument":
+      return new ValidationError(message, status);
+    case "payload_too_large":
+      return new ValidationError(message, status, "payload_too_large");
+    case "not_found":
+      return new NotFoundError(message, status);
+    case "conflict":
+      return new ConflictError(message, status);
+    case "tx_not_found":
+      return new TransactionExpiredError(message, status);
+    case "unavailable":
+      return new StorageUnavailableError(message, status);
+    default:
+      return new StorageError("internal", message || `storaged answered ${status}`, status);
+  }
+}

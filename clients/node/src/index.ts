@@ -1,0 +1,39 @@
+export { default, createStorage } from "./plugin.js";
+export type { StoragedPluginOptions, Storage } from "./plugin.js";
+export { SocketRepositoryBackend } from "./repository.js";
+export { SocketJobQueueBackend } from "./jobqueue.js";
+export { MemoryRepositoryBackend, MemoryJobQueueBackend } from "./memory.js";
+export {
+  StorageError,
+  ValidationError,
+  NotFoundError,
+  ConflictError,
+  TransactionExpiredError,
+  StorageUnavailableError,
+} from "./errors.js";
+export type { ErrorCode } from "./errors.js";
+export { JobStatus } from "./types.js";
+export type {
+  Backoff,
+  DequeueOptions,
+  DottedPath,
+  EnqueueOptions,
+  FieldOperators,
+  Filter,
+  IndexSpec,
+  Job,
+  JobError,
+  JobQueue,
+  JobQueueBackend,
+  PathOperators,
+  QueryOptions,
+  QueueStats,
+  Repository,
+  RepositoryBackend,
+  Scalar,
+  Sort,
+  SortDirection,
+  Worker,
+  WorkOptions,
+} from "./types.js";
+export type { TransportOptions } from "./transport.js";

@@ -1,0 +1,59 @@
+import type { FastifyInstance } from "fastify";
+import fp from "fastify-plugin";
+import { SocketJobQueueBackend } from "./jobqueue.js";
+import { SocketRepositoryBackend } from "./repository.js";
+import type { JobQueueBackend, RepositoryBackend } from "./types.js";
+
+declare module "fastify" {
+  interface FastifyInstance {
+    repository: RepositoryBackend;
+    jobQueue: JobQueueBackend;
+  }
+}
+
+export interface StoragedPluginOptions {
+  /** The daemon's socket; default STORAGED_SOCKET. */
+  socketPath?: string;
+  /** Use these backends instead (e.g. the Memory ones in tests). */
+  repository?: RepositoryBackend;
+  jobQueue?: JobQueueBackend;
+}
+
+/** Storage with both backends, not yet connected. */
+export interface Storage {
+  repository: SocketRepositoryBackend;
+  jobQueue: SocketJobQueueBackend;
+}
+
+/** createStorage({ socketPath? }): both socket backends, not yet connected. */
+export function createStorage(options: { socketPath?: string } = {}): Storage {
+  const opts = options.socketPath === undefined ? {} : { socketPath: options.socketPath };
+  return { repository: new SocketRepositoryBackend(opts), jobQueue: new SocketJobQueueBackend(opts) };
+}
+
+async function storaged(fastify: FastifyInstance, options: StoragedPluginOptions): Promise<void> {
+  if (fastify.hasDecorator("repository") || fastify.hasDecorator("jobQueue")) {
+    throw new Error("@storaged/client is already registered on this Fastify instance (repository/jobQueue are decorated)");
+  }
+  const made = options.repository && options.jobQueue ? undefined : createStorage(options.socketPath === undefined ? {} : { socketPath: options.socketPath });
+  const repository = options.repository ?? made!.repository;
+  const jobQueue = options.jobQueue ?? made!.jobQueue;
+  // Connect before ready: a missing daemon fails startup with a message
+  // naming the socket, not the first request.
+  await repository.connect();
+  try {
+    await jobQueue.connect();
+  } catch (err) {
+    await repository.disconnect();
+    throw err;
+  }
+  fastify.decorate("repository", repository);
+  fastify.decorate("jobQueue", jobQueue);
+  fastify.addHook("onClose", async () => {
+    // Workers first: they drain their jobs and acknowledge through the queue.
+    await jobQueue.disconnect();
+    await repository.disconnect();
+  });
+}
+
+export default fp(storaged, { name: "@storaged/client", fastify: "5.x" });

@@ -1,0 +1,150 @@
+import { StorageUnavailableError } from "./errors.js";
+import { seg, Transport, type TransportOptions } from "./transport.js";
+import type { Filter, IndexSpec, QueryOptions, Repository, RepositoryBackend } from "./types.js";
+
+/** A Repository<T> served by the daemon; tx binds every call to a transaction. */
+class SocketRepository<T extends { id: string }> implements Repository<T> {
+  private readonly base: string;
+  constructor(
+    private readonly transport: () => Transport,
+    collection: string,
+    private readonly tx?: string,
+  ) {
+    this.base = `/v1/repos/${seg(collection)}`;
+  }
+
+  private req(method: "GET" | "POST" | "PATCH" | "PUT" | "DELETE", path: string, body?: unknown) {
+    return this.transport().request(method, path, body, this.tx ? { tx: this.tx } : {});
+  }
+
+  async create(data: Omit<T, "id"> & { id?: string }): Promise<T> {
+    const res = await this.req("POST", this.base, data);
+    return JSON.parse(res.body) as T;
+  }
+
+  async findById(id: string): Promise<T | null> {
+    try {
+      const res = await this.req("GET", `${this.base}/${seg(id)}`);
+      return JSON.parse(res.body) as T;
+    } catch (err) {
+      if ((err as { code?: string }).code === "not_found") return null;
+      throw err;
+    }
+  }
+
+  async findMany(options: QueryOptions<T> = {}): Promise<T[]> {
+    const res = await this.req("POST", `${this.base}/find`, options);
+    return JSON.parse(res.body) as T[];
+  }
+
+  async update(id: string, data: Partial<Omit<T, "id">>): Promise<T> {
+    const res = await this.req("PATCH", `${this.base}/${seg(id)}`, data);
+    return JSON.parse(res.body) as T;
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.req("DELETE", `${this.base}/${seg(id)}`);
+  }
+
+  async count(filter?: Filter<T>): Promise<number> {
+    const res = await this.req("POST", `${this.base}/count`, filter === undefined ? {} : { filter });
+    return (JSON.parse(res.body) as { count: number }).count;
+  }
+
+  async ensureIndex(spec: IndexSpec<T>): Promise<void> {
+    const name = spec.name ?? `idx_${spec.fields.join("_").replace(/[^A-Za-z0-9_]/g, "_")}${spec.unique ? "_u" : ""}`.slice(0, 128);
+    await this.req("PUT", `${this.base}/indexes/${seg(name)}`, { fields: spec.fields, unique: spec.unique ?? false });
+  }
+}
+
+/**
+ * The seed's RepositoryBackend, served by storaged over its Unix socket.
+ * `transaction(fn)` holds a daemon-side transaction: committed when fn
+ * resolves, rolled back when it throws.
+ */
+export class SocketRepositoryBackend implements RepositoryBackend {
+  protected transportOptions: TransportOptions;
+  private t: Transport | undefined;
+
+  constructor(options: TransportOptions = {}) {
+    this.transportOptions = options;
+  }
+
+  /** The socket this backend talks to (after connect). */
+  get socketPath(): string | undefined {
+    return this.t?.socketPath;
+  }
+
+  protected transport = (): Transport => {
+    if (!this.t) {
+      throw new StorageUnavailableError("repository backend is not connected: call connect() first");
+    }
+    return this.t;
+  };
+
+  repository<T extends { id: string }>(collection: string): Repository<T> {
+    return new SocketRepository<T>(this.transport, collection);
+  }
+
+  async connect(): Promise<void> {
+    if (this.t) return;
+    const t = new Transport(this.transportOptions);
+    try {
+      await t.request("GET", "/healthz");
+    } catch (err) {
+      await t.close();
+      throw err;
+    }
+    this.t = t;
+  }
+
+  async disconnect(): Promise<void> {
+    const t = this.t;
+    this.t = undefined;
+    await t?.close();
+  }
+
+  async transaction<R>(fn: (tx: RepositoryBackend) => Promise<R>): Promise<R> {
+    const t = this.transport();
+    const res = await t.request("POST", "/v1/tx");
+    const id = (JSON.parse(res.body) as { id: string }).id;
+    const tx = new TxBackend(this.transport, id);
+    let result: R;
+    try {
+      result = await fn(tx);
+    } catch (err) {
+      tx.ended = true;
+      try {
+        await t.request("POST", `/v1/tx/${seg(id)}/rollback`);
+      } catch {
+        // The daemon may have rolled it back already (idle timeout); the
+        // caller's error is the one that matters.
+      }
+      throw err;
+    }
+    tx.ended = true;
+    await t.request("POST", `/v1/tx/${seg(id)}/commit`);
+    return result;
+  }
+}
+
+/** The RepositoryBackend handed to a transaction callback. */
+class TxBackend implements RepositoryBackend {
+  ended = false;
+  constructor(
+    private readonly transport: () => Transport,
+    private readonly id: string,
+  ) {}
+
+  repository<T extends { id: string }>(collection: string): Repository<T> {
+    return new SocketRepository<T>(this.transport, collection, this.id);
+  }
+
+  async connect(): Promise<void> {}
+  async disconnect(): Promise<void> {}
+
+  /** A nested transaction joins this one. */
+  async transaction<R>(fn: (tx: RepositoryBackend) => Promise<R>): Promise<R> {
+    return fn(this);
+  }
+}

@@ -1,0 +1,199 @@
+/** A JSON scalar: what equality and $in compare against. */
+export type Scalar = string | number | boolean | null;
+
+/** A dotted path into nested objects, such as "address.city". */
+export type DottedPath = `${string}.${string}`;
+
+type Elem<V> = V extends ReadonlyArray<infer E> ? E : never;
+
+/** Operators on one field; operands are typed by the field's type. */
+export interface FieldOperators<V> {
+  $eq?: Extract<V, Scalar> | null;
+  $ne?: Extract<V, Scalar> | null;
+  $gt?: Extract<V, string | number>;
+  $gte?: Extract<V, string | number>;
+  $lt?: Extract<V, string | number>;
+  $lte?: Extract<V, string | number>;
+  $in?: ReadonlyArray<Extract<V, Scalar> | null>;
+  $nin?: ReadonlyArray<Extract<V, Scalar> | null>;
+  $exists?: boolean;
+  $contains?: Extract<Elem<V>, Scalar>;
+  $startsWith?: Extract<V, string> extends never ? never : string;
+}
+
+/** Operators on a dotted path, whose type TypeScript cannot follow. */
+export interface PathOperators {
+  $eq?: Scalar;
+  $ne?: Scalar;
+  $gt?: string | number;
+  $gte?: string | number;
+  $lt?: string | number;
+  $lte?: string | number;
+  $in?: ReadonlyArray<Scalar>;
+  $nin?: ReadonlyArray<Scalar>;
+  $exists?: boolean;
+  $contains?: Scalar;
+  $startsWith?: string;
+}
+
+type FieldCondition<V> = (Extract<V, Scalar> | null) | FieldOperators<V>;
+
+/** A Mongo-like filter (DESIGN §2): top-level fields, dotted paths and $and/$or/$not. */
+export type Filter<T> = {
+  [K in keyof T & string]?: FieldCondition<T[K]>;
+} & {
+  [path: DottedPath]: Scalar | PathOperators | undefined;
+} & {
+  $and?: ReadonlyArray<Filter<T>>;
+  $or?: ReadonlyArray<Filter<T>>;
+  $not?: Filter<T>;
+};
+
+export type SortDirection = "asc" | "desc";
+
+/** Sort keys in order of precedence; id ascending always breaks ties. */
+export type Sort<T> = { [K in keyof T & string]?: SortDirection } & { [path: DottedPath]: SortDirection | undefined };
+
+export interface QueryOptions<T> {
+  filter?: Filter<T>;
+  sort?: Sort<T>;
+  limit?: number;
+  offset?: number;
+}
+
+export interface IndexSpec<T> {
+  fields: ReadonlyArray<(keyof T & string) | DottedPath>;
+  unique?: boolean;
+  /** Defaults to a name made from the fields. */
+  name?: string;
+}
+
+/** One collection (the seed's Repository<T>). */
+export interface Repository<T extends { id: string }> {
+  create(data: Omit<T, "id"> & { id?: string }): Promise<T>;
+  findById(id: string): Promise<T | null>;
+  findMany(options?: QueryOptions<T>): Promise<T[]>;
+  update(id: string, data: Partial<Omit<T, "id">>): Promise<T>;
+  delete(id: string): Promise<void>;
+  count(filter?: Filter<T>): Promise<number>;
+  ensureIndex(spec: IndexSpec<T>): Promise<void>;
+}
+
+/** The records port (the seed's RepositoryBackend). */
+export interface RepositoryBackend {
+  repository<T extends { id: string }>(collection: string): Repository<T>;
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  transaction<R>(fn: (tx: RepositoryBackend) => Promise<R>): Promise<R>;
+}
+
+export enum JobStatus {
+  PENDING = "pending",
+  PROCESSING = "processing",
+  COMPLETED = "completed",
+  FAILED = "failed",
+  CANCELLED = "cancelled",
+}
+
+export interface Backoff {
+  type: "exponential" | "fixed";
+  delayMs?: number;
+  maxDelayMs?: number;
+}
+
+export interface EnqueueOptions {
+  /** When the job becomes ready; or use delayMs. */
+  runAt?: Date | string;
+  delayMs?: number;
+  /** Higher runs first; default 0. */
+  priority?: number;
+  /** Default 3. */
+  maxAttempts?: number;
+  backoff?: Backoff;
+  /** While a job with this key is pending or processing, enqueue returns its id. */
+  key?: string;
+}
+
+export interface DequeueOptions {
+  /** Wait up to this long for a job (max 60 000); default: answer at once. */
+  waitMs?: number;
+  /** Lease length; default 30 000. */
+  leaseMs?: number;
+}
+
+export interface JobError {
+  name: string;
+  message: string;
+  stack?: string;
+}
+
+export interface Job<T> {
+  id: string;
+  queue: string;
+  data: T;
+  status: JobStatus;
+  priority: number;
+  attempts: number;
+  maxAttempts: number;
+  backoff: Required<Backoff>;
+  key?: string;
+  runAt: Date;
+  createdAt: Date;
+  updatedAt: Date;
+  startedAt?: Date;
+  finishedAt?: Date;
+  leaseExpiresAt?: Date;
+  /** The claim's fencing token; only on jobs returned by dequeue. */
+  lease?: string;
+  lastError?: JobError;
+}
+
+export interface QueueStats {
+  queue: string;
+  pending: number;
+  processing: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+}
+
+export interface WorkOptions {
+  /** Jobs run at once; default 1. */
+  concurrency?: number;
+  /** Lease per claim; heartbeats renew it at a third of its length. Default 30 000. */
+  leaseMs?: number;
+  /** Long-poll wait per dequeue; default 30 000. */
+  waitMs?: number;
+  /** Called with errors the loop survives (daemon unreachable, lost lease). */
+  onError?: (err: unknown) => void;
+}
+
+export interface Worker {
+  /** Stops taking jobs and resolves when the jobs in flight have finished. */
+  stop(): Promise<void>;
+}
+
+/** A queue (the seed's JobQueue<T> with DESIGN's extensions). */
+export interface JobQueue<T> {
+  enqueue(data: T, options?: EnqueueOptions): Promise<string>;
+  enqueueMany(jobs: ReadonlyArray<{ data: T } & EnqueueOptions>): Promise<string[]>;
+  dequeue(options?: DequeueOptions): Promise<Job<T> | null>;
+  acknowledge(jobId: string): Promise<void>;
+  fail(jobId: string, error: Error, retry?: boolean): Promise<void>;
+  getStatus(jobId: string): Promise<JobStatus | null>;
+  getJob(jobId: string): Promise<Job<T> | null>;
+  heartbeat(jobId: string, leaseMs?: number): Promise<void>;
+  cancel(jobId: string): Promise<void>;
+  stats(): Promise<QueueStats>;
+  listFailed(options?: { limit?: number; offset?: number }): Promise<Job<T>[]>;
+  retryFailed(jobId: string): Promise<void>;
+  work(handler: (job: Job<T>) => Promise<void>, options?: WorkOptions): Worker;
+}
+
+/** The jobs port (the seed's JobQueueBackend). */
+export interface JobQueueBackend {
+  /** The seed declares `T = any`; unknown keeps `any` out of the public types. */
+  queue<T = unknown>(name?: string): JobQueue<T>;
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+}

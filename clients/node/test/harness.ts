@@ -1,0 +1,53 @@
+// The test harness: runs a real storaged per backend. Adding a backend to
+// every suite is one line in DAEMON_ENV and one name in
+// STORAGED_TEST_BACKENDS (make test sets it to every backend this build has).
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PrivateDaemon } from "../src/daemon.js";
+
+const DAEMON_ENV: Record<string, () => Record<string, string>> = {
+  memory: () => ({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "memory" }),
+};
+
+export const BACKENDS = (process.env["STORAGED_TEST_BACKENDS"] ?? "memory").split(",").filter(Boolean);
+
+for (const b of BACKENDS) {
+  if (!DAEMON_ENV[b]) throw new Error(`STORAGED_TEST_BACKENDS names ${b}, which the harness does not know`);
+}
+
+export interface TestDaemon {
+  socketPath: string;
+  stop(): Promise<void>;
+}
+
+/** Starts a daemon on backend with a short transaction idle timeout. */
+export async function startDaemon(backend: string, extra: Record<string, string> = {}): Promise<TestDaemon> {
+  const env = { ...DAEMON_ENV[backend]!(), STORAGED_TX_IDLE_TIMEOUT: "1s", ...extra };
+  const d = await PrivateDaemon.start(env);
+  return { socketPath: d.socketPath, stop: () => d.stop() };
+}
+
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), "storaged-test-"));
+}
+
+let counter = 0;
+/** A collection or queue name unique to this run. */
+export function uniqueName(prefix: string): string {
+  counter++;
+  return `${prefix}_${process.pid}_${Date.now().toString(36)}_${counter}`;
+}
+
+export interface VectorFile {
+  datasets: Record<string, Array<Record<string, unknown> & { id: string }>>;
+  vectors: Array<{ name: string; dataset: string; query: Record<string, unknown>; expect?: string[]; error?: string }>;
+}
+
+/** The shared filter vectors of testdata/ (DESIGN §2). */
+export function loadVectors(): VectorFile {
+  const url = new URL("../../../../testdata/filter-vectors.json", import.meta.url);
+  return JSON.parse(readFileSync(url, "utf8")) as VectorFile;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

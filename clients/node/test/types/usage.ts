@@ -1,0 +1,100 @@
+// Type tests: this file must compile (tsc --noEmit), and every line under
+// an expect-error directive must fail to. It is how users write code against the
+// client, so a change that breaks it breaks them.
+import Fastify from "fastify";
+import storaged, {
+  JobStatus,
+  MemoryRepositoryBackend,
+  type Filter,
+  type Job,
+  type JobQueue,
+  type QueryOptions,
+  type Repository,
+  type RepositoryBackend,
+  type Sort,
+} from "../../src/index.js";
+
+interface TestPlanV1 {
+  id: string;
+  name: string;
+  steps: string[];
+  priority: number;
+  active: boolean;
+  owner?: { team: string };
+}
+
+export async function usage(): Promise<void> {
+  const app = Fastify();
+  await app.register(storaged, { socketPath: "/run/storaged/storaged.sock" });
+
+  const plans: Repository<TestPlanV1> = app.repository.repository<TestPlanV1>("plans");
+  const created: TestPlanV1 = await plans.create({ name: "n", steps: [], priority: 1, active: true });
+  await plans.create({ id: "own-id", name: "n", steps: [], priority: 1, active: true });
+  // @ts-expect-error a required field is missing
+  await plans.create({ name: "n", steps: [] });
+  const found: TestPlanV1 | null = await plans.findById(created.id);
+  void found;
+  await plans.update(created.id, { priority: 2 });
+  // @ts-expect-error the id cannot be updated
+  await plans.update(created.id, { id: "x" });
+  // @ts-expect-error wrong value type
+  await plans.update(created.id, { priority: "high" });
+
+  const filter: Filter<TestPlanV1> = {
+    name: "n",
+    priority: { $gte: 1, $lt: 10 },
+    active: true,
+    steps: { $contains: "a" },
+    "owner.team": { $in: ["a", "b"] },
+    $or: [{ name: { $startsWith: "x" } }, { priority: { $in: [1, 2] } }],
+    $not: { active: false },
+  };
+  // @ts-expect-error $gt on a number field takes a number
+  const badOperand: Filter<TestPlanV1> = { priority: { $gt: "1" } };
+  // @ts-expect-error equality on a string field takes a string
+  const badEquality: Filter<TestPlanV1> = { name: 5 };
+  // @ts-expect-error $startsWith applies to strings only
+  const badPrefix: Filter<TestPlanV1> = { priority: { $startsWith: "1" } };
+  void badOperand, badEquality, badPrefix;
+  const sort: Sort<TestPlanV1> = { priority: "desc", "owner.team": "asc" };
+  // @ts-expect-error directions are asc or desc
+  const badSort: Sort<TestPlanV1> = { priority: "down" };
+  void badSort;
+  const opts: QueryOptions<TestPlanV1> = { filter, sort, limit: 10, offset: 0 };
+  const many: TestPlanV1[] = await plans.findMany(opts);
+  const n: number = await plans.count({ active: true });
+  void many, n;
+
+  const result: number = await app.repository.transaction(async (tx: RepositoryBackend) => {
+    await tx.repository<TestPlanV1>("plans").delete(created.id);
+    return 1;
+  });
+  void result;
+
+  interface ExecutePlanJob {
+    planId: string;
+    executionId: string;
+  }
+  const queue: JobQueue<ExecutePlanJob> = app.jobQueue.queue<ExecutePlanJob>();
+  await queue.enqueue({ planId: "plan-123", executionId: "exec-456" }, { runAt: new Date(Date.now() + 60000) });
+  // @ts-expect-error job data is typed
+  await queue.enqueue({ planId: 123 });
+  const job: Job<ExecutePlanJob> | null = await queue.dequeue({ waitMs: 1000 });
+  if (job) {
+    const when: Date = job.runAt;
+    const planId: string = job.data.planId;
+    void when, planId;
+    await queue.acknowledge(job.id);
+  }
+  const status: JobStatus | null = await queue.getStatus("x");
+  void status;
+  const worker = queue.work(async (j) => {
+    const id: string = j.data.executionId;
+    void id;
+  }, { concurrency: 4 });
+  await worker.stop();
+
+  const mem = new MemoryRepositoryBackend();
+  await mem.connect();
+  await mem.disconnect();
+}
