@@ -1,0 +1,267 @@
+// Package sqlite is the SQLite adapter of both ports, on modernc.org/sqlite
+// (pure Go). storaged owns the file, so it serializes writes itself: one
+// writer connection (every transaction BEGIN IMMEDIATE) and a pool of
+// read-only connections that read the last committed state through WAL.
+// That single writer is also what makes a durable job queue possible on
+// SQLite: claims are UPDATE … RETURNING statements in the writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/storaged/storaged/internal/backend"
+	"github.com/storaged/storaged/internal/migrate"
+	"github.com/storaged/storaged/migrations"
+)
+
+// Config opens a database file.
+type Config struct {
+	// Path is a file path, or ":memory:" for a private in-memory database.
+	Path string
+	// Synchronous is NORMAL (default: durable against a crash of the
+	// daemon, not of the machine) or FULL (also against power loss).
+	Synchronous string
+	// NoMigrate skips applying migrations at open (storaged migrate does
+	// it instead).
+	NoMigrate bool
+	// CheckpointEvery runs a TRUNCATE checkpoint this often, so that the
+	// WAL cannot grow without bound under steady reads; default 30s.
+	CheckpointEvery time.Duration
+	Logger          *slog.Logger
+}
+
+// DB is one database file shared by the repository and the job queue
+// that use it, so that both go through the one writer.
+type DB struct {
+	path   string
+	writer *sql.DB
+	reader *sql.DB
+	log    *slog.Logger
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	refs   int
+}
+
+var (
+	openMu sync.Mutex
+	open   = map[string]*DB{}
+)
+
+func dsn(path string, sync string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	if path != ":memory:" {
+		q.Add("_pragma", "journal_mode(WAL)")
+	}
+	q.Add("_pragma", "synchronous("+sync+")")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "temp_store(MEMORY)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Open opens (or shares) the database at cfg.Path and migrates it.
+// Close releases it; the last Close closes the file.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("sqlite: empty path")
+	}
+	if cfg.Synchronous == "" {
+		cfg.Synchronous = "NORMAL"
+	}
+	cfg.Synchronous = strings.ToUpper(cfg.Synchronous)
+	if cfg.Synchronous != "NORMAL" && cfg.Synchronous != "FULL" {
+		return nil, fmt.Errorf("sqlite: synchronous must be NORMAL or FULL, got %q", cfg.Synchronous)
+	}
+	if cfg.CheckpointEvery <= 0 {
+		cfg.CheckpointEvery = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	openMu.Lock()
+	defer openMu.Unlock()
+	if cfg.Path != ":memory:" {
+		if db := open[cfg.Path]; db != nil {
+			db.refs++
+			return db, nil
+		}
+	}
+	writer, err := sql.Open("sqlite", dsn(cfg.Path, cfg.Synchronous, false))
+	if err != nil {
+		return nil, err
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	writer.SetConnMaxIdleTime(0)
+	db := &DB{path: cfg.Path, writer: writer, reader: writer, log: cfg.Logger, stop: make(chan struct{}), refs: 1}
+	if err := writer.PingContext(ctx); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: opening %s: %w", cfg.Path, err)
+	}
+	if !cfg.NoMigrate {
+		if _, err := Migrate(ctx, writer); err != nil {
+			writer.Close()
+			return nil, err
+		}
+	}
+	// A private in-memory database exists only on its one connection.
+	if cfg.Path != ":memory:" {
+		reader, err := sql.Open("sqlite", dsn(cfg.Path, cfg.Synchronous, true))
+		if err != nil {
+			writer.Close()
+			return nil, err
+		}
+		n := max(4, runtime.GOMAXPROCS(0)*2)
+		reader.SetMaxOpenConns(n)
+		reader.SetMaxIdleConns(n)
+		db.reader = reader
+		open[cfg.Path] = db
+	}
+	db.wg.Add(1)
+	go db.checkpointLoop(cfg.CheckpointEvery)
+	return db, nil
+}
+
+// Migrate applies the embedded SQLite migrations.
+func Migrate(ctx context.Context, db *sql.DB) ([]int, error) {
+	migs, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	done, err := migrate.Up(ctx, db, dialect, migs)
+	if err != nil {
+		return done, fmt.Errorf("sqlite: %w", err)
+	}
+	return done, nil
+}
+
+// Migrations lists the embedded SQLite migrations.
+func Migrations() ([]migrate.Migration, error) { return migrate.Load(migrations.FS, "sqlite") }
+
+var dialect = migrate.Dialect{Placeholder: func(int) string { return "?" }}
+
+// OpenRaw opens a plain handle for `storaged migrate` (no migration).
+func OpenRaw(path string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", dsn(path, "NORMAL", false))
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	return db, nil
+}
+
+func (db *DB) checkpointLoop(every time.Duration) {
+	defer db.wg.Done()
+	if db.path == ":memory:" {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			var busy, logPages, done int
+			err := db.writer.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logPages, &done)
+			cancel()
+			if err != nil {
+				db.log.Warn("sqlite checkpoint failed", "path", db.path, "err", err)
+			} else if busy != 0 {
+				db.log.Debug("sqlite checkpoint blocked by readers", "path", db.path, "pages", logPages, "done", done)
+			}
+		}
+	}
+}
+
+// Ping checks both pools.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.reader.PingContext(ctx); err != nil {
+		return translate(err)
+	}
+	var one int
+	if err := db.reader.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return translate(err)
+	}
+	return nil
+}
+
+// Close releases one reference; the last one closes the file.
+func (db *DB) Close() error {
+	openMu.Lock()
+	db.refs--
+	last := db.refs == 0
+	if last && open[db.path] == db {
+		delete(open, db.path)
+	}
+	openMu.Unlock()
+	if !last {
+		return nil
+	}
+	close(db.stop)
+	db.wg.Wait()
+	var errs []error
+	if db.reader != db.writer {
+		errs = append(errs, db.reader.Close())
+	}
+	errs = append(errs, db.writer.Close())
+	return errors.Join(errs...)
+}
+
+// translate turns a driver error into a *backend.Error at the edge.
+// Constraint violations are conflicts; a busy or locked database, a
+// context that ran out while waiting, a full disk or a read-only file are
+// unavailable, with a message that says which.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var be *backend.Error
+	if errors.As(err, &be) {
+		return be
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return backend.Errorf(backend.CodeUnavailable, "timed out waiting for the database (a transaction may hold the writer)")
+	}
+	if errors.Is(err, sql.ErrTxDone) {
+		return backend.Errorf(backend.CodeTxNotFound, "transaction already ended")
+	}
+	var se *msqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_CONSTRAINT:
+			if se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
+				return backend.Errorf(backend.CodeConflict, "a record with this id already exists")
+			}
+			return backend.Errorf(backend.CodeConflict, "a unique index already holds this value")
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return backend.Errorf(backend.CodeUnavailable, "the database is busy")
+		case sqlite3.SQLITE_FULL:
+			return backend.Errorf(backend.CodeUnavailable, "the disk holding the database is full")
+		case sqlite3.SQLITE_READONLY:
+			return backend.Errorf(backend.CodeUnavailable, "the database file is read-only")
+		case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
+			return backend.Errorf(backend.CodeUnavailable, "the database file cannot be read or written")
+		}
+	}
+	return backend.Errorf(backend.CodeInternal, "sqlite: %v", err)
+}

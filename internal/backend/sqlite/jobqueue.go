@@ -1,0 +1,513 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/storaged/storaged/internal/backend"
+)
+
+var _ backend.JobQueueBackend = (*JobQueueBackend)(nil)
+
+// JobQueueBackend keeps jobs in the jobs table. Every state change is one
+// writer transaction, so claims are atomic without row locks; long polls
+// are woken in process by enqueues, retries and the next scheduled time.
+type JobQueueBackend struct {
+	db      *DB
+	mu      sync.Mutex
+	waiters map[string]chan struct{} // per queue, closed to wake long polls
+	closed  chan struct{}
+	once    sync.Once
+}
+
+// NewJobQueueBackend serves jobs from db; Close releases db.
+func NewJobQueueBackend(db *DB) *JobQueueBackend {
+	return &JobQueueBackend{db: db, waiters: map[string]chan struct{}{}, closed: make(chan struct{})}
+}
+
+const jobColumns = `id, queue, data, status, priority, attempts, max_attempts, backoff, key, run_at, created_at,
+	updated_at, started_at, finished_at, lease, lease_ms, lease_expires_at, last_error`
+
+type jobRow struct {
+	job      backend.Job
+	lease    sql.NullString
+	leaseMs  sql.NullInt64
+	backoff  string
+	lastErr  sql.NullString
+	key      sql.NullString
+	data     string
+	runAt    int64
+	created  int64
+	updated  int64
+	started  sql.NullInt64
+	finished sql.NullInt64
+	expires  sql.NullInt64
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanJob(s scanner) (*jobRow, error) {
+	r := &jobRow{}
+	j := &r.job
+	err := s.Scan(&j.ID, &j.Queue, &r.data, &j.Status, &j.Priority, &j.Attempts, &j.MaxAttempts, &r.backoff, &r.key,
+		&r.runAt, &r.created, &r.updated, &r.started, &r.finished, &r.lease, &r.leaseMs, &r.expires, &r.lastErr)
+	if err != nil {
+		return nil, err
+	}
+	j.Data = json.RawMessage(r.data)
+	j.Key = r.key.String
+	j.RunAt, j.CreatedAt, j.UpdatedAt = ms(r.runAt), ms(r.created), ms(r.updated)
+	j.StartedAt, j.FinishedAt, j.LeaseExpiresAt = nullMs(r.started), nullMs(r.finished), nullMs(r.expires)
+	if err := json.Unmarshal([]byte(r.backoff), &j.Backoff); err != nil {
+		return nil, err
+	}
+	if r.lastErr.Valid {
+		j.LastError = &backend.JobError{}
+		if err := json.Unmarshal([]byte(r.lastErr.String), j.LastError); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func ms(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+func nullMs(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := ms(v.Int64)
+	return &t
+}
+
+func (b *JobQueueBackend) wake(queue string) {
+	b.mu.Lock()
+	if ch, ok := b.waiters[queue]; ok {
+		close(ch)
+		delete(b.waiters, queue)
+	}
+	b.mu.Unlock()
+}
+
+func (b *JobQueueBackend) waitChan(queue string) chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ch, ok := b.waiters[queue]
+	if !ok {
+		ch = make(chan struct{})
+		b.waiters[queue] = ch
+	}
+	return ch
+}
+
+// inWriter runs fn in a writer transaction.
+func (b *JobQueueBackend) inWriter(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	t, err := b.db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return translate(err)
+	}
+	if err := fn(t); err != nil {
+		t.Rollback()
+		return translate(err)
+	}
+	return translate(t.Commit())
+}
+
+// Enqueue implements backend.JobQueueBackend.
+func (b *JobQueueBackend) Enqueue(ctx context.Context, queue string, params []backend.EnqueueParams) ([]string, error) {
+	for i := range params {
+		if err := params[i].Validate(); err != nil {
+			return nil, err
+		}
+	}
+	ids := make([]string, len(params))
+	err := b.inWriter(ctx, func(tx *sql.Tx) error {
+		now := backend.Now()
+		for i, p := range params {
+			if p.Key != "" {
+				var id string
+				err := tx.QueryRowContext(ctx, `SELECT id FROM jobs WHERE queue = ? AND key = ? AND status IN ('pending', 'processing')`, queue, p.Key).Scan(&id)
+				if err == nil {
+					ids[i] = id
+					continue
+				}
+				if !errors.Is(err, sql.ErrNoRows) {
+					return err
+				}
+			}
+			bo, _ := json.Marshal(p.Backoff)
+			var key any
+			if p.Key != "" {
+				key = p.Key
+			}
+			id := backend.NewID()
+			_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, queue, data, status, priority, attempts, max_attempts, backoff, key, run_at, created_at, updated_at)
+				VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?)`,
+				id, queue, string(p.Data), p.Priority, p.MaxAttempts, string(bo), key, p.FirstRunAt(now).UnixMilli(), now.UnixMilli(), now.UnixMilli())
+			if err != nil {
+				return err
+			}
+			ids[i] = id
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.wake(queue)
+	return ids, nil
+}
+
+const leaseExpiredError = `{"name":"LeaseExpired","message":"the lease of the last attempt expired before the job was acknowledged"}`
+
+// Dequeue implements backend.JobQueueBackend.
+func (b *JobQueueBackend) Dequeue(ctx context.Context, queue string, p backend.DequeueParams) (*backend.Job, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(p.Wait)
+	for {
+		wake := b.waitChan(queue)
+		job, err := b.claim(ctx, queue, p.Lease)
+		if err != nil || job != nil {
+			return job, err
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return nil, nil
+		}
+		if next, err := b.nextEvent(ctx, queue); err == nil && !next.IsZero() {
+			wait = min(wait, max(time.Until(next), time.Millisecond))
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-wake:
+		case <-timer.C:
+		case <-b.closed:
+			timer.Stop()
+			return nil, nil
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, nil
+		}
+		timer.Stop()
+	}
+}
+
+// claim fails expired claims with no attempts left, then claims the next
+// ready job — pending and due, or processing with an expired lease — in
+// one UPDATE … RETURNING, all in one writer transaction.
+func (b *JobQueueBackend) claim(ctx context.Context, queue string, lease time.Duration) (*backend.Job, error) {
+	var out *backend.Job
+	err := b.inWriter(ctx, func(tx *sql.Tx) error {
+		now := backend.Now().UnixMilli()
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = 'failed', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL,
+				last_error = '`+leaseExpiredError+`'
+			WHERE queue = ?2 AND status = 'processing' AND lease_expires_at <= ?1 AND attempts >= max_attempts`, now, queue); err != nil {
+			return err
+		}
+		token := backend.NewLease()
+		row := tx.QueryRowContext(ctx, `UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease = ?1, lease_ms = ?2,
+				lease_expires_at = ?3 + ?2, started_at = ?3, updated_at = ?3
+			WHERE id = (SELECT id FROM jobs
+				WHERE queue = ?4 AND status IN ('pending', 'processing')
+				  AND ((status = 'pending' AND run_at <= ?3) OR (status = 'processing' AND lease_expires_at <= ?3))
+				ORDER BY priority DESC, run_at, id LIMIT 1)
+			RETURNING `+jobColumns, token, lease.Milliseconds(), now, queue)
+		r, err := scanJob(row)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		out = &r.job
+		out.Lease = token
+		return nil
+	})
+	return out, err
+}
+
+// nextEvent is the earliest time a job of the queue may become claimable.
+func (b *JobQueueBackend) nextEvent(ctx context.Context, queue string) (time.Time, error) {
+	var next sql.NullInt64
+	err := b.db.reader.QueryRowContext(ctx, `SELECT min(t) FROM (
+			SELECT min(run_at) AS t FROM jobs WHERE queue = ?1 AND status = 'pending'
+			UNION ALL SELECT min(lease_expires_at) FROM jobs WHERE queue = ?1 AND status = 'processing')`, queue).Scan(&next)
+	if err != nil || !next.Valid {
+		return time.Time{}, err
+	}
+	return ms(next.Int64), nil
+}
+
+// state reads what an ack/fail/heartbeat needs to explain a refusal.
+func stateOf(ctx context.Context, q querier, id string) (status backend.JobStatus, lease string, found bool, err error) {
+	var l sql.NullString
+	err = q.QueryRowContext(ctx, `SELECT status, lease FROM jobs WHERE id = ?`, id).Scan(&status, &l)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", false, nil
+	}
+	return status, l.String, err == nil, err
+}
+
+// refusal explains why a claim-holder's call matched no row.
+func refusal(ctx context.Context, q querier, id, lease string) error {
+	status, cur, found, err := stateOf(ctx, q, id)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return backend.Errorf(backend.CodeNotFound, "no job with id %q", id)
+	}
+	if status != backend.StatusProcessing {
+		return backend.Errorf(backend.CodeConflict, "job %q is %s, not processing", id, status)
+	}
+	_ = cur
+	return backend.Errorf(backend.CodeConflict, "lease is stale: job %q was claimed again", id)
+}
+
+// Acknowledge implements backend.JobQueueBackend.
+func (b *JobQueueBackend) Acknowledge(ctx context.Context, id, lease string) error {
+	return b.inWriter(ctx, func(tx *sql.Tx) error {
+		now := backend.Now().UnixMilli()
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET status = 'completed', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL
+			WHERE id = ?2 AND status = 'processing' AND lease = ?3`, now, id, lease)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return nil
+		}
+		status, cur, found, err := stateOf(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if found && status == backend.StatusCompleted && cur == lease {
+			return nil // a repeated ack of the same claim
+		}
+		return refusal(ctx, tx, id, lease)
+	})
+}
+
+// Fail implements backend.JobQueueBackend.
+func (b *JobQueueBackend) Fail(ctx context.Context, p backend.FailParams) error {
+	var queue string
+	retried := false
+	err := b.inWriter(ctx, func(tx *sql.Tx) error {
+		var attempts, maxAttempts int
+		var bo string
+		err := tx.QueryRowContext(ctx, `SELECT queue, attempts, max_attempts, backoff FROM jobs WHERE id = ? AND status = 'processing' AND lease = ?`,
+			p.ID, p.Lease).Scan(&queue, &attempts, &maxAttempts, &bo)
+		if errors.Is(err, sql.ErrNoRows) {
+			return refusal(ctx, tx, p.ID, p.Lease)
+		}
+		if err != nil {
+			return err
+		}
+		le, _ := json.Marshal(p.Error)
+		now := backend.Now()
+		if p.Retry && attempts < maxAttempts {
+			var backoff backend.Backoff
+			if err := json.Unmarshal([]byte(bo), &backoff); err != nil {
+				return err
+			}
+			retried = true
+			_, err = tx.ExecContext(ctx, `UPDATE jobs SET status = 'pending', run_at = ?, updated_at = ?, lease_expires_at = NULL, last_error = ? WHERE id = ?`,
+				now.Add(backoff.Delay(attempts)).UnixMilli(), now.UnixMilli(), string(le), p.ID)
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE jobs SET status = 'failed', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL, last_error = ?2 WHERE id = ?3`,
+			now.UnixMilli(), string(le), p.ID)
+		return err
+	})
+	if err == nil && retried {
+		b.wake(queue)
+	}
+	return err
+}
+
+// Heartbeat implements backend.JobQueueBackend.
+func (b *JobQueueBackend) Heartbeat(ctx context.Context, p backend.HeartbeatParams) error {
+	return b.inWriter(ctx, func(tx *sql.Tx) error {
+		now := backend.Now().UnixMilli()
+		var ext any
+		if p.Extend > 0 {
+			ext = p.Extend.Milliseconds()
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET lease_expires_at = ?1 + coalesce(?2, lease_ms), updated_at = ?1
+			WHERE id = ?3 AND status = 'processing' AND lease = ?4`, now, ext, p.ID, p.Lease)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return nil
+		}
+		return refusal(ctx, tx, p.ID, p.Lease)
+	})
+}
+
+// Cancel implements backend.JobQueueBackend.
+func (b *JobQueueBackend) Cancel(ctx context.Context, id string) error {
+	return b.inWriter(ctx, func(tx *sql.Tx) error {
+		now := backend.Now().UnixMilli()
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET status = 'cancelled', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL
+			WHERE id = ?2 AND status IN ('pending', 'processing')`, now, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return nil
+		}
+		status, _, found, err := stateOf(ctx, tx, id)
+		switch {
+		case err != nil:
+			return err
+		case !found:
+			return backend.Errorf(backend.CodeNotFound, "no job with id %q", id)
+		case status == backend.StatusCancelled:
+			return nil
+		}
+		return backend.Errorf(backend.CodeConflict, "job %q is already %s", id, status)
+	})
+}
+
+// GetJob implements backend.JobQueueBackend.
+func (b *JobQueueBackend) GetJob(ctx context.Context, id string) (*backend.Job, error) {
+	r, err := scanJob(b.db.reader.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, translate(err)
+	}
+	return &r.job, nil
+}
+
+// Stats implements backend.JobQueueBackend.
+func (b *JobQueueBackend) Stats(ctx context.Context, queue string) (backend.QueueStats, error) {
+	s := backend.QueueStats{Queue: queue}
+	rows, err := b.db.reader.QueryContext(ctx, `SELECT status, count(*) FROM jobs WHERE queue = ? GROUP BY status`, queue)
+	if err != nil {
+		return s, translate(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var status backend.JobStatus
+		var n int64
+		if err := rows.Scan(&status, &n); err != nil {
+			return s, translate(err)
+		}
+		switch status {
+		case backend.StatusPending:
+			s.Pending = n
+		case backend.StatusProcessing:
+			s.Processing = n
+		case backend.StatusCompleted:
+			s.Completed = n
+		case backend.StatusFailed:
+			s.Failed = n
+		case backend.StatusCancelled:
+			s.Cancelled = n
+		}
+	}
+	return s, translate(rows.Err())
+}
+
+// ListFailed implements backend.JobQueueBackend.
+func (b *JobQueueBackend) ListFailed(ctx context.Context, queue string, p backend.ListParams) ([]*backend.Job, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	rows, err := b.db.reader.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE queue = ? AND status = 'failed'
+		ORDER BY finished_at DESC, id DESC LIMIT ? OFFSET ?`, queue, p.Limit, p.Offset)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	out := []*backend.Job{}
+	for rows.Next() {
+		r, err := scanJob(rows)
+		if err != nil {
+			return nil, translate(err)
+		}
+		out = append(out, &r.job)
+	}
+	return out, translate(rows.Err())
+}
+
+// RetryFailed implements backend.JobQueueBackend.
+func (b *JobQueueBackend) RetryFailed(ctx context.Context, id string) error {
+	var queue string
+	err := b.inWriter(ctx, func(tx *sql.Tx) error {
+		now := backend.Now().UnixMilli()
+		err := tx.QueryRowContext(ctx, `UPDATE jobs SET status = 'pending', attempts = 0, run_at = ?1, updated_at = ?1, finished_at = NULL
+			WHERE id = ?2 AND status IN ('failed', 'cancelled') RETURNING queue`, now, id).Scan(&queue)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			if backend.IsCode(translate(err), backend.CodeConflict) {
+				return backend.Errorf(backend.CodeConflict, "another active job holds the key of job %q", id)
+			}
+			return err
+		}
+		status, _, found, err := stateOf(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return backend.Errorf(backend.CodeNotFound, "no job with id %q", id)
+		}
+		return backend.Errorf(backend.CodeConflict, "job %q is %s; only failed or cancelled jobs can be retried", id, status)
+	})
+	if err == nil {
+		b.wake(queue)
+	}
+	return err
+}
+
+// Prune implements backend.JobQueueBackend, in batches so that no single
+// transaction holds the writer for long.
+func (b *JobQueueBackend) Prune(ctx context.Context, p backend.PruneParams) (int, error) {
+	total := 0
+	for _, c := range []struct {
+		statuses string
+		before   time.Time
+	}{{"'completed', 'cancelled'", p.CompletedBefore}, {"'failed'", p.FailedBefore}} {
+		for {
+			var n int64
+			err := b.inWriter(ctx, func(tx *sql.Tx) error {
+				res, err := tx.ExecContext(ctx, `DELETE FROM jobs WHERE id IN (SELECT id FROM jobs
+					WHERE status IN (`+c.statuses+`) AND finished_at < ? LIMIT 1000)`, c.before.UnixMilli())
+				if err != nil {
+					return err
+				}
+				n, err = res.RowsAffected()
+				return err
+			})
+			if err != nil {
+				return total, err
+			}
+			total += int(n)
+			if n < 1000 {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+// Ping implements backend.JobQueueBackend.
+func (b *JobQueueBackend) Ping(ctx context.Context) error { return b.db.Ping(ctx) }
+
+// Close implements backend.JobQueueBackend; waiting dequeues return.
+func (b *JobQueueBackend) Close() error {
+	b.once.Do(func() { close(b.closed) })
+	return b.db.Close()
+}
+

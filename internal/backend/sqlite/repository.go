@@ -1,0 +1,267 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/storaged/storaged/internal/backend"
+)
+
+var (
+	_ backend.RepositoryBackend = (*RepositoryBackend)(nil)
+	_ backend.Tx                = (*tx)(nil)
+	_ backend.Repository        = (*repository)(nil)
+)
+
+// RepositoryBackend stores records as JSON text in one table.
+type RepositoryBackend struct {
+	db *DB
+}
+
+// NewRepositoryBackend serves records from db; Close releases db.
+func NewRepositoryBackend(db *DB) *RepositoryBackend { return &RepositoryBackend{db: db} }
+
+// Repository implements backend.RepositoryBackend.
+func (b *RepositoryBackend) Repository(name string) backend.Repository {
+	return &repository{db: b.db, name: name}
+}
+
+// Begin implements backend.RepositoryBackend: it takes the writer
+// connection (BEGIN IMMEDIATE) until Commit or Rollback.
+func (b *RepositoryBackend) Begin(ctx context.Context) (backend.Tx, error) {
+	t, err := b.db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, translate(err)
+	}
+	return &tx{db: b.db, tx: t}, nil
+}
+
+// Ping implements backend.RepositoryBackend.
+func (b *RepositoryBackend) Ping(ctx context.Context) error { return b.db.Ping(ctx) }
+
+// Close implements backend.RepositoryBackend.
+func (b *RepositoryBackend) Close() error { return b.db.Close() }
+
+type tx struct {
+	db   *DB
+	mu   sync.Mutex
+	tx   *sql.Tx
+	done bool
+}
+
+func (t *tx) Repository(name string) backend.Repository {
+	return &repository{db: t.db, tx: t, name: name}
+}
+
+func (t *tx) end(commit bool) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return backend.Errorf(backend.CodeTxNotFound, "transaction already ended")
+	}
+	t.done = true
+	if commit {
+		return translate(t.tx.Commit())
+	}
+	return translate(t.tx.Rollback())
+}
+
+func (t *tx) Commit(context.Context) error   { return t.end(true) }
+func (t *tx) Rollback(context.Context) error { return t.end(false) }
+
+// querier is what both *sql.DB and *sql.Tx offer.
+type querier interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+type repository struct {
+	db   *DB
+	tx   *tx
+	name string
+}
+
+// read runs fn on the reader pool, or on the transaction.
+func (r *repository) read(fn func(q querier) error) error {
+	if r.tx != nil {
+		return r.inTx(fn)
+	}
+	return translate(fn(r.db.reader))
+}
+
+// write runs fn in a writer transaction of its own, or in the caller's.
+func (r *repository) write(ctx context.Context, fn func(q querier) error) error {
+	if r.tx != nil {
+		return r.inTx(fn)
+	}
+	t, err := r.db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return translate(err)
+	}
+	if err := fn(t); err != nil {
+		t.Rollback()
+		return translate(err)
+	}
+	return translate(t.Commit())
+}
+
+func (r *repository) inTx(fn func(q querier) error) error {
+	r.tx.mu.Lock()
+	defer r.tx.mu.Unlock()
+	if r.tx.done {
+		return backend.Errorf(backend.CodeTxNotFound, "transaction already ended")
+	}
+	return translate(fn(r.tx.tx))
+}
+
+func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Record, error) {
+	id, rec, err := backend.PrepareCreate(doc)
+	if err != nil {
+		return nil, err
+	}
+	err = r.write(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `INSERT INTO records (collection, id, doc) VALUES (?, ?, ?)`, r.name, id, string(rec))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, error) {
+	var doc string
+	found := false
+	err := r.read(func(q querier) error {
+		err := q.QueryRowContext(ctx, `SELECT doc FROM records WHERE collection = ? AND id = ?`, r.name, id).Scan(&doc)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	if err != nil || !found {
+		return nil, err
+	}
+	return backend.Record(doc), nil
+}
+
+func (r *repository) FindMany(ctx context.Context, qy backend.Query) ([]backend.Record, error) {
+	c := &compiler{}
+	where := c.filter(qy.Filter)
+	limit := -1
+	if qy.Limit > 0 {
+		limit = qy.Limit
+	}
+	sqlText := `SELECT doc FROM records WHERE collection = ` + collectionLit(r.name) + ` AND ` + where +
+		` ORDER BY ` + orderBy(qy.Sort) + ` LIMIT ? OFFSET ?`
+	args := append(c.args, limit, qy.Offset)
+	out := []backend.Record{}
+	err := r.read(func(q querier) error {
+		rows, err := q.QueryContext(ctx, sqlText, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var doc string
+			if err := rows.Scan(&doc); err != nil {
+				return err
+			}
+			out = append(out, backend.Record(doc))
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+func (r *repository) Count(ctx context.Context, f backend.Filter) (int64, error) {
+	c := &compiler{}
+	where := c.filter(f)
+	var n int64
+	err := r.read(func(q querier) error {
+		return q.QueryRowContext(ctx, `SELECT count(*) FROM records WHERE collection = `+collectionLit(r.name)+` AND `+where, c.args...).Scan(&n)
+	})
+	return n, err
+}
+
+func (r *repository) Update(ctx context.Context, id string, patch map[string]any) (backend.Record, error) {
+	if err := backend.CheckPatch(patch); err != nil {
+		return nil, err
+	}
+	var rec backend.Record
+	err := r.write(ctx, func(q querier) error {
+		var cur string
+		err := q.QueryRowContext(ctx, `SELECT doc FROM records WHERE collection = ? AND id = ?`, r.name, id).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return backend.Errorf(backend.CodeNotFound, "no record with id %q in %s", id, r.name)
+		}
+		if err != nil {
+			return err
+		}
+		doc, err := backend.Decode(backend.Record(cur))
+		if err != nil {
+			return err
+		}
+		if rec, err = backend.Encode(backend.Merge(doc, patch)); err != nil {
+			return err
+		}
+		_, err = q.ExecContext(ctx, `UPDATE records SET doc = ? WHERE collection = ? AND id = ?`, string(rec), r.name, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+func (r *repository) Delete(ctx context.Context, id string) error {
+	return r.write(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `DELETE FROM records WHERE collection = ? AND id = ?`, r.name, id)
+		return err
+	})
+}
+
+type storedSpec struct {
+	Fields []string `json:"fields"`
+	Unique bool     `json:"unique"`
+}
+
+func specJSON(spec backend.IndexSpec) string {
+	s := storedSpec{Unique: spec.Unique}
+	for _, f := range spec.Fields {
+		s.Fields = append(s.Fields, f.String())
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func (r *repository) EnsureIndex(ctx context.Context, spec backend.IndexSpec) error {
+	want := specJSON(spec)
+	sqlName, ddl := indexSQL(r.name, spec)
+	return r.write(ctx, func(q querier) error {
+		var have string
+		err := q.QueryRowContext(ctx, `SELECT spec FROM record_indexes WHERE collection = ? AND name = ?`, r.name, spec.Name).Scan(&have)
+		switch {
+		case err == nil && have == want:
+			return nil
+		case err == nil:
+			return backend.Errorf(backend.CodeConflict, "index %q exists with another definition", spec.Name)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		if _, err := q.ExecContext(ctx, ddl); err != nil {
+			if backend.IsCode(translate(err), backend.CodeConflict) {
+				return backend.Errorf(backend.CodeConflict, "existing records of %s violate unique index %q", r.name, spec.Name)
+			}
+			return err
+		}
+		_, err = q.ExecContext(ctx, `INSERT INTO record_indexes (collection, name, spec, sql_name) VALUES (?, ?, ?, ?)`, r.name, spec.Name, want, sqlName)
+		return err
+	})
+}

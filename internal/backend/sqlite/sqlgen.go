@@ -1,0 +1,181 @@
+package sqlite
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/storaged/storaged/internal/backend"
+)
+
+// This file compiles the filter and sort AST to SQLite SQL. Paths and
+// collection names appear in the SQL text — indexes only match literal
+// expressions — so both are checked again here, even though the parser
+// and the HTTP layer validated them; every value is a bound parameter.
+//
+// Every condition evaluates to 0 or 1, never NULL, so that NOT keeps its
+// meaning for missing fields.
+
+// jsonPath renders a validated path as a SQLite JSON path: $."a"."b".
+func jsonPath(p backend.Path) string {
+	var sb strings.Builder
+	sb.WriteString("$")
+	for _, seg := range p {
+		for i := 0; i < len(seg); i++ {
+			c := seg[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '$' || c == '-') {
+				panic(fmt.Sprintf("sqlite: unvalidated path segment %q reached the SQL compiler", seg))
+			}
+		}
+		sb.WriteString(`."` + seg + `"`)
+	}
+	return sb.String()
+}
+
+func valueExpr(p backend.Path) string { return "json_extract(doc, '" + jsonPath(p) + "')" }
+func typeExpr(p backend.Path) string  { return "json_type(doc, '" + jsonPath(p) + "')" }
+
+// collectionLit renders a collection name as a SQL string literal.
+func collectionLit(name string) string {
+	if err := backend.ValidateName("collection", name); err != nil {
+		panic(fmt.Sprintf("sqlite: unvalidated collection name %q reached the SQL compiler", name))
+	}
+	return "'" + name + "'"
+}
+
+type compiler struct{ args []any }
+
+func (c *compiler) bind(v any) string {
+	c.args = append(c.args, v)
+	return "?"
+}
+
+func (c *compiler) filter(f backend.Filter) string {
+	switch n := f.(type) {
+	case *backend.And:
+		if len(n.Children) == 0 {
+			return "1"
+		}
+		parts := make([]string, len(n.Children))
+		for i, ch := range n.Children {
+			parts[i] = c.filter(ch)
+		}
+		return "(" + strings.Join(parts, " AND ") + ")"
+	case *backend.Or:
+		parts := make([]string, len(n.Children))
+		for i, ch := range n.Children {
+			parts[i] = c.filter(ch)
+		}
+		return "(" + strings.Join(parts, " OR ") + ")"
+	case *backend.Not:
+		return "(NOT " + c.filter(n.Child) + ")"
+	case *backend.Cond:
+		return c.cond(n)
+	}
+	panic(fmt.Sprintf("sqlite: unknown filter node %T", f))
+}
+
+// eq is type-strict equality with a scalar; nil means null or missing.
+func (c *compiler) eq(p backend.Path, v any) string {
+	t, val := typeExpr(p), valueExpr(p)
+	switch x := v.(type) {
+	case nil:
+		return "(coalesce(" + t + ", 'null') = 'null')"
+	case bool:
+		if x {
+			return "(" + t + " IS 'true')"
+		}
+		return "(" + t + " IS 'false')"
+	case float64:
+		return "(coalesce(" + t + ", '') IN ('integer', 'real') AND " + val + " = " + c.bind(x) + ")"
+	case string:
+		return "(" + t + " IS 'text' AND " + val + " = " + c.bind(x) + ")"
+	}
+	panic(fmt.Sprintf("sqlite: non-scalar operand %T", v))
+}
+
+func (c *compiler) cond(n *backend.Cond) string {
+	t, val := typeExpr(n.Path), valueExpr(n.Path)
+	switch n.Op {
+	case backend.OpEq:
+		return c.eq(n.Path, n.Value)
+	case backend.OpIn:
+		if len(n.Values) == 0 {
+			return "0"
+		}
+		parts := make([]string, len(n.Values))
+		for i, v := range n.Values {
+			parts[i] = c.eq(n.Path, v)
+		}
+		return "(" + strings.Join(parts, " OR ") + ")"
+	case backend.OpExists:
+		return "(" + t + " IS NOT NULL)"
+	case backend.OpGt, backend.OpGte, backend.OpLt, backend.OpLte:
+		op := map[backend.Op]string{backend.OpGt: ">", backend.OpGte: ">=", backend.OpLt: "<", backend.OpLte: "<="}[n.Op]
+		if s, ok := n.Value.(string); ok {
+			return "(" + t + " IS 'text' AND " + val + " " + op + " " + c.bind(s) + ")"
+		}
+		return "(coalesce(" + t + ", '') IN ('integer', 'real') AND " + val + " " + op + " " + c.bind(n.Value.(float64)) + ")"
+	case backend.OpStartsWith:
+		s := n.Value.(string)
+		return "(" + t + " IS 'text' AND substr(" + val + ", 1, length(" + c.bind(s) + ")) = " + c.bind(s) + ")"
+	case backend.OpContains:
+		var elem string
+		switch x := n.Value.(type) {
+		case nil:
+			elem = "e.type = 'null'"
+		case bool:
+			elem = "e.type = '" + map[bool]string{true: "true", false: "false"}[x] + "'"
+		case float64:
+			elem = "e.type IN ('integer', 'real') AND e.value = " + c.bind(x)
+		case string:
+			elem = "e.type = 'text' AND e.value = " + c.bind(x)
+		}
+		return "(" + t + " IS 'array' AND EXISTS (SELECT 1 FROM json_each(doc, '" + jsonPath(n.Path) + "') AS e WHERE " + elem + "))"
+	}
+	panic(fmt.Sprintf("sqlite: unknown operator %d", n.Op))
+}
+
+// orderBy renders the sort keys with DESIGN's cross-type order, then id.
+func orderBy(keys []backend.SortKey) string {
+	var parts []string
+	for _, k := range keys {
+		t, val := typeExpr(k.Path), valueExpr(k.Path)
+		dir := "ASC"
+		if k.Desc {
+			dir = "DESC"
+		}
+		rank := "CASE coalesce(" + t + ", 'missing') WHEN 'missing' THEN 0 WHEN 'null' THEN 1 WHEN 'integer' THEN 2 WHEN 'real' THEN 2" +
+			" WHEN 'text' THEN 3 WHEN 'false' THEN 4 WHEN 'true' THEN 5 ELSE 6 END"
+		value := "CASE WHEN coalesce(" + t + ", '') IN ('integer', 'real', 'text') THEN " + val + " END"
+		parts = append(parts, rank+" "+dir, value+" "+dir)
+	}
+	parts = append(parts, "id ASC")
+	return strings.Join(parts, ", ")
+}
+
+// indexSQL renders ensureIndex as a partial expression index on the
+// collection's rows. A unique index covers only records whose indexed
+// values are all scalars, and keys them by JSON type as well, so that 1,
+// "1" and true are three values.
+func indexSQL(collection string, spec backend.IndexSpec) (name, ddl string) {
+	sum := sha256.Sum256([]byte(collection + "\x00" + spec.Name))
+	name = "ix_" + hex.EncodeToString(sum[:10])
+	var cols, where []string
+	where = append(where, "collection = "+collectionLit(collection))
+	for _, p := range spec.Fields {
+		cols = append(cols, valueExpr(p))
+		if spec.Unique {
+			t := typeExpr(p)
+			cols = append(cols, "CASE "+t+" WHEN 'integer' THEN 'n' WHEN 'real' THEN 'n' WHEN 'text' THEN 's' ELSE 'b' END")
+			where = append(where, t+" IN ('integer', 'real', 'text', 'true', 'false')")
+		}
+	}
+	kind := "INDEX"
+	if spec.Unique {
+		kind = "UNIQUE INDEX"
+	}
+	ddl = fmt.Sprintf(`CREATE %s IF NOT EXISTS "%s" ON records (%s) WHERE %s`, kind, name, strings.Join(cols, ", "), strings.Join(where, " AND "))
+	return name, ddl
+}
