@@ -31,6 +31,8 @@ type Config struct {
 	RetentionFailed      time.Duration
 	ShutdownTimeout      time.Duration
 	StdinLifeline        bool
+	SQLiteSynchronous    string
+	AutoMigrate          bool
 }
 
 // setting is one configuration variable: its environment name, the flag
@@ -97,6 +99,18 @@ var settings = []setting{
 			return fmt.Errorf("%q is not true or false", v)
 		}
 		c.StdinLifeline = b
+		return nil
+	}},
+	{"STORAGED_SQLITE_SYNCHRONOUS", "sqlite-synchronous", "NORMAL", "NORMAL (survives a daemon crash) or FULL (also power loss)", func(c *Config, v string) error {
+		c.SQLiteSynchronous = strings.ToUpper(v)
+		return oneOf(c.SQLiteSynchronous, "NORMAL", "FULL")
+	}},
+	{"STORAGED_AUTO_MIGRATE", "auto-migrate", "true", "apply pending migrations at start", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		c.AutoMigrate = b
 		return nil
 	}},
 	{"STORAGED_SHUTDOWN_TIMEOUT", "shutdown-timeout", "10s", "on SIGTERM, wait this long for requests in flight", durationIn(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},

@@ -18,6 +18,7 @@ import (
 
 	"github.com/storaged/storaged/internal/backend"
 	"github.com/storaged/storaged/internal/backend/memory"
+	"github.com/storaged/storaged/internal/backend/sqlite"
 	"github.com/storaged/storaged/internal/handlers"
 )
 
@@ -48,10 +49,10 @@ func NewMain(cfg Config) *Main {
 // Run opens the backends, listens and serves in the background.
 func (m *Main) Run(ctx context.Context) error {
 	var err error
-	if m.repo, err = openRepository(m.cfg); err != nil {
+	if m.repo, err = openRepository(ctx, m.cfg, m.log); err != nil {
 		return err
 	}
-	if m.jobs, err = openJobQueue(m.cfg); err != nil {
+	if m.jobs, err = openJobQueue(ctx, m.cfg, m.log); err != nil {
 		return err
 	}
 	metrics := handlers.NewMetrics()
@@ -191,18 +192,44 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
-func openRepository(cfg Config) (backend.RepositoryBackend, error) {
+func openSQLite(ctx context.Context, cfg Config, path, env string, log *slog.Logger) (*sqlite.DB, error) {
+	if path != ":memory:" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, fmt.Errorf("%s: %v", env, err)
+		}
+	}
+	db, err := sqlite.Open(ctx, sqlite.Config{Path: path, Synchronous: cfg.SQLiteSynchronous, NoMigrate: !cfg.AutoMigrate, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("%s=%s: %v", env, path, err)
+	}
+	return db, nil
+}
+
+func openRepository(ctx context.Context, cfg Config, log *slog.Logger) (backend.RepositoryBackend, error) {
 	switch cfg.RepositoryBackend {
 	case "memory":
 		return memory.NewRepositoryBackend(), nil
+	case "sqlite":
+		db, err := openSQLite(ctx, cfg, cfg.RepositoryConnection, "REPOSITORY_CONNECTION_STRING", log)
+		if err != nil {
+			return nil, err
+		}
+		return sqlite.NewRepositoryBackend(db), nil
 	}
 	return nil, fmt.Errorf("REPOSITORY_BACKEND=%s is not available in this build yet", cfg.RepositoryBackend)
 }
 
-func openJobQueue(cfg Config) (backend.JobQueueBackend, error) {
+func openJobQueue(ctx context.Context, cfg Config, log *slog.Logger) (backend.JobQueueBackend, error) {
 	switch cfg.JobQueueBackend {
 	case "memory":
 		return memory.NewJobQueueBackend(), nil
+	case "sqlite":
+		// Opening the repository's file again shares its one writer.
+		db, err := openSQLite(ctx, cfg, cfg.JobQueueConnection, "JOBQUEUE_CONNECTION_STRING", log)
+		if err != nil {
+			return nil, err
+		}
+		return sqlite.NewJobQueueBackend(db), nil
 	}
 	return nil, fmt.Errorf("JOBQUEUE_BACKEND=%s is not available in this build yet", cfg.JobQueueBackend)
 }

@@ -27,6 +27,12 @@ func run(ctx context.Context, args []string, getenv func(string) string) int {
 	switch cmd {
 	case "serve":
 		return serve(ctx, args, getenv)
+	case "migrate":
+		if err := migrateCmd(ctx, args, getenv, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "storaged:", err)
+			return 1
+		}
+		return 0
 	case "version":
 		fmt.Println("storaged", Version)
 		return 0
@@ -44,6 +50,7 @@ func usage() {
 
 commands:
   serve     serve the API on the Unix socket (the default)
+  migrate   apply (up, the default) or list (status) the database migrations
   version   print the version
 
 Run "storaged serve -h" for the flags; each mirrors an environment variable.

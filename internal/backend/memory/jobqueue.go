@@ -368,7 +368,6 @@ func (b *JobQueueBackend) Stats(_ context.Context, queue string) (backend.QueueS
 	if q == nil {
 		return s, nil
 	}
-	q.promote(backend.Now())
 	for _, j := range q.jobs {
 		switch j.Status {
 		case backend.StatusPending:
@@ -397,7 +396,6 @@ func (b *JobQueueBackend) ListFailed(_ context.Context, queue string, p backend.
 	if q == nil {
 		return []*backend.Job{}, nil
 	}
-	q.promote(backend.Now())
 	var failed []*mjob
 	for _, j := range q.jobs {
 		if j.Status == backend.StatusFailed {

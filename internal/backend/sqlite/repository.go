@@ -255,11 +255,13 @@ func (r *repository) EnsureIndex(ctx context.Context, spec backend.IndexSpec) er
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		if _, err := q.ExecContext(ctx, ddl); err != nil {
-			if backend.IsCode(translate(err), backend.CodeConflict) {
-				return backend.Errorf(backend.CodeConflict, "existing records of %s violate unique index %q", r.name, spec.Name)
+		for _, stmt := range ddl {
+			if _, err := q.ExecContext(ctx, stmt); err != nil {
+				if backend.IsCode(translate(err), backend.CodeConflict) {
+					return backend.Errorf(backend.CodeConflict, "existing records of %s violate unique index %q", r.name, spec.Name)
+				}
+				return err
 			}
-			return err
 		}
 		_, err = q.ExecContext(ctx, `INSERT INTO record_indexes (collection, name, spec, sql_name) VALUES (?, ?, ?, ?)`, r.name, spec.Name, want, sqlName)
 		return err

@@ -51,6 +51,14 @@ func (c *compiler) bind(v any) string {
 	return "?"
 }
 
+func (c *compiler) bindAll(vs []any) string {
+	ph := make([]string, len(vs))
+	for i, v := range vs {
+		ph[i] = c.bind(v)
+	}
+	return strings.Join(ph, ", ")
+}
+
 func (c *compiler) filter(f backend.Filter) string {
 	switch n := f.(type) {
 	case *backend.And:
@@ -101,12 +109,29 @@ func (c *compiler) cond(n *backend.Cond) string {
 	case backend.OpEq:
 		return c.eq(n.Path, n.Value)
 	case backend.OpIn:
-		if len(n.Values) == 0 {
-			return "0"
+		// Strings and numbers go in one IN list each, which an index
+		// can serve; booleans and null are single type tests. Values are
+		// bound in the order their placeholders appear in the text.
+		var strs, nums []any
+		var parts []string
+		for _, v := range n.Values {
+			switch x := v.(type) {
+			case string:
+				strs = append(strs, x)
+			case float64:
+				nums = append(nums, x)
+			default:
+				parts = append(parts, c.eq(n.Path, v))
+			}
 		}
-		parts := make([]string, len(n.Values))
-		for i, v := range n.Values {
-			parts[i] = c.eq(n.Path, v)
+		if len(strs) > 0 {
+			parts = append(parts, "("+t+" IS 'text' AND "+val+" IN ("+c.bindAll(strs)+"))")
+		}
+		if len(nums) > 0 {
+			parts = append(parts, "(coalesce("+t+", '') IN ('integer', 'real') AND "+val+" IN ("+c.bindAll(nums)+"))")
+		}
+		if len(parts) == 0 {
+			return "0"
 		}
 		return "(" + strings.Join(parts, " OR ") + ")"
 	case backend.OpExists:
@@ -156,26 +181,26 @@ func orderBy(keys []backend.SortKey) string {
 }
 
 // indexSQL renders ensureIndex as a partial expression index on the
-// collection's rows. A unique index covers only records whose indexed
-// values are all scalars, and keys them by JSON type as well, so that 1,
-// "1" and true are three values.
-func indexSQL(collection string, spec backend.IndexSpec) (name, ddl string) {
+// collection's rows, which the filter SQL uses (its WHERE names the
+// collection literally, as the index does). A unique index adds a second
+// one that enforces it: it covers only records whose indexed values are
+// all scalars, keyed by JSON type as well, so that 1, "1" and true are
+// three values — a partial index the lookups cannot use, hence two.
+func indexSQL(collection string, spec backend.IndexSpec) (name string, ddl []string) {
 	sum := sha256.Sum256([]byte(collection + "\x00" + spec.Name))
 	name = "ix_" + hex.EncodeToString(sum[:10])
-	var cols, where []string
-	where = append(where, "collection = "+collectionLit(collection))
+	coll := "collection = " + collectionLit(collection)
+	var cols, ucols, uwhere []string
 	for _, p := range spec.Fields {
+		t := typeExpr(p)
 		cols = append(cols, valueExpr(p))
-		if spec.Unique {
-			t := typeExpr(p)
-			cols = append(cols, "CASE "+t+" WHEN 'integer' THEN 'n' WHEN 'real' THEN 'n' WHEN 'text' THEN 's' ELSE 'b' END")
-			where = append(where, t+" IN ('integer', 'real', 'text', 'true', 'false')")
-		}
+		ucols = append(ucols, valueExpr(p), "CASE "+t+" WHEN 'integer' THEN 'n' WHEN 'real' THEN 'n' WHEN 'text' THEN 's' ELSE 'b' END")
+		uwhere = append(uwhere, t+" IN ('integer', 'real', 'text', 'true', 'false')")
 	}
-	kind := "INDEX"
+	ddl = append(ddl, fmt.Sprintf(`CREATE INDEX IF NOT EXISTS "%s" ON records (%s) WHERE %s`, name, strings.Join(cols, ", "), coll))
 	if spec.Unique {
-		kind = "UNIQUE INDEX"
+		ddl = append(ddl, fmt.Sprintf(`CREATE UNIQUE INDEX IF NOT EXISTS "u%s" ON records (%s) WHERE %s AND %s`,
+			name, strings.Join(ucols, ", "), coll, strings.Join(uwhere, " AND ")))
 	}
-	ddl = fmt.Sprintf(`CREATE %s IF NOT EXISTS "%s" ON records (%s) WHERE %s`, kind, name, strings.Join(cols, ", "), strings.Join(where, " AND "))
 	return name, ddl
 }

@@ -1,0 +1,207 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/storaged/storaged/internal/backend"
+)
+
+func explain(t *testing.T, db *DB, sqlText string, args ...any) string {
+	t.Helper()
+	rows, err := db.reader.Query("EXPLAIN QUERY PLAN "+sqlText, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, detail)
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestIndexesAreUsed asserts from EXPLAIN QUERY PLAN that the SQL the
+// filter compiler generates uses the indexes ensureIndex builds.
+func TestIndexesAreUsed(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "p.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	b := NewRepositoryBackend(db)
+	r := b.Repository("plans").(*repository)
+	for i := 0; i < 200; i++ {
+		if _, err := r.Create(ctx, map[string]any{"status": fmt.Sprint("s", i%7), "owner": map[string]any{"team": fmt.Sprint("t", i%3)}, "email": fmt.Sprint(i, "@x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	specs := []backend.IndexSpec{
+		{Name: "by_status", Fields: []backend.Path{{"status"}}},
+		{Name: "by_team", Fields: []backend.Path{{"owner", "team"}}},
+		{Name: "email", Fields: []backend.Path{{"email"}}, Unique: true},
+	}
+	for _, s := range specs {
+		if err := r.EnsureIndex(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.writer.Exec("ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ filter, index string }{
+		{`{"status": "s3"}`, "by_status"},
+		{`{"owner.team": "t1", "status": {"$ne": "x"}}`, "by_team"},
+		{`{"email": "5@x"}`, "email"},
+		{`{"status": {"$in": ["s1", "s2"]}}`, "by_status"},
+	}
+	for _, c := range cases {
+		f, err := backend.ParseFilter([]byte(c.filter))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var spec backend.IndexSpec
+		for _, s := range specs {
+			if s.Name == c.index {
+				spec = s
+			}
+		}
+		name, _ := indexSQL("plans", spec)
+		comp := &compiler{}
+		where := comp.filter(f)
+		for _, q := range []string{
+			`SELECT doc FROM records WHERE collection = ` + collectionLit("plans") + ` AND ` + where + ` ORDER BY ` + orderBy(nil) + ` LIMIT 10`,
+			`SELECT count(*) FROM records WHERE collection = ` + collectionLit("plans") + ` AND ` + where,
+		} {
+			plan := explain(t, db, q, comp.args...)
+			if !strings.Contains(plan, name) {
+				t.Errorf("filter %s does not use index %s (%s):\n%s", c.filter, c.index, name, plan)
+			}
+		}
+	}
+}
+
+// TestJobsSurviveRestart: jobs, claims, retries and their times are in
+// the file, not in the process.
+func TestJobsSurviveRestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "j.db")
+	db, err := Open(ctx, Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := NewJobQueueBackend(db)
+	ids, err := q.Enqueue(ctx, "q", []backend.EnqueueParams{
+		{Data: json.RawMessage(`{"n":1}`), Priority: 2},
+		{Data: json.RawMessage(`{"n":2}`), Priority: 1, Backoff: backend.Backoff{Type: backend.BackoffFixed, DelayMs: 0}},
+		{Data: json.RawMessage(`{"n":3}`), Delay: time.Hour, Key: "later"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimed, _ := q.Dequeue(ctx, "q", backend.DequeueParams{Lease: 200 * time.Millisecond})
+	retried, _ := q.Dequeue(ctx, "q", backend.DequeueParams{})
+	if err := q.Fail(ctx, backend.FailParams{ID: retried.ID, Lease: retried.Lease, Retry: true, Error: backend.JobError{Name: "E", Message: "m"}}); err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+
+	db, err = Open(ctx, Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q = NewJobQueueBackend(db)
+	defer q.Close()
+	if j, _ := q.GetJob(ctx, ids[0]); j.Status != backend.StatusProcessing || j.LeaseExpiresAt == nil {
+		t.Fatalf("claim lost in restart: %+v", j)
+	}
+	if j, _ := q.GetJob(ctx, ids[1]); j.Status != backend.StatusPending || j.Attempts != 1 || j.LastError == nil || j.LastError.Message != "m" {
+		t.Fatalf("retry lost in restart: %+v", j)
+	}
+	if again, _ := q.Enqueue(ctx, "q", []backend.EnqueueParams{{Key: "later"}}); again[0] != ids[2] {
+		t.Fatal("dedupe key lost in restart")
+	}
+	time.Sleep(250 * time.Millisecond)
+	first, _ := q.Dequeue(ctx, "q", backend.DequeueParams{})
+	second, _ := q.Dequeue(ctx, "q", backend.DequeueParams{})
+	if first == nil || first.ID != claimed.ID || first.Attempts != 2 || second == nil || second.ID != ids[1] {
+		t.Fatalf("after restart: got %+v then %+v", first, second)
+	}
+	if err := q.Acknowledge(ctx, claimed.ID, claimed.Lease); !backend.IsCode(err, backend.CodeConflict) {
+		t.Fatalf("the pre-restart lease still acknowledges: %v", err)
+	}
+}
+
+// TestCheckpointBoundsWAL: the periodic checkpoint truncates the WAL even
+// while readers keep reading.
+func TestCheckpointBoundsWAL(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "w.db")
+	db, err := Open(ctx, Config{Path: path, CheckpointEvery: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r := NewRepositoryBackend(db).Repository("c")
+	big := strings.Repeat("x", 4000)
+	for i := 0; i < 300; i++ {
+		if _, err := r.Create(ctx, map[string]any{"v": big}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Count(ctx, backend.MatchAll); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		fi, err := os.Stat(path + "-wal")
+		if err == nil && fi.Size() == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("WAL not truncated: %v %v", fi.Size(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestIdleTransactionFreesWriter: a transaction holds the writer, and
+// rolling it back (as the idle timeout does) lets other writes through.
+func TestTransactionHoldsWriter(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "t.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewRepositoryBackend(db)
+	defer b.Close()
+	tx, err := b.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err = b.Repository("c").Create(short, map[string]any{"a": 1.0})
+	cancel()
+	if !backend.IsCode(err, backend.CodeUnavailable) {
+		t.Fatalf("a write while a transaction holds the writer: %v", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Repository("c").Create(ctx, map[string]any{"a": 1.0}); err != nil {
+		t.Fatalf("writer not freed: %v", err)
+	}
+}
