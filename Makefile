@@ -9,6 +9,8 @@ PREFIX    ?= /usr/local
 DESTDIR   ?=
 SOCKET    ?= $(CURDIR)/var/storaged.sock
 NODE_DIR  := clients/node
+# Daemon backends the Node client's suites run against.
+NODE_TEST_BACKENDS ?= memory,sqlite
 FUZZTIME  ?= 10s
 
 .PHONY: help build run test test-go test-node fuzz bench lint install example clean
@@ -19,9 +21,9 @@ help: ## Show this help.
 build: ## Build the daemon into bin/storaged.
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/storaged ./cmd/storaged
 
-run: build ## Build and serve on ./var (socket path printed); Ctrl-C stops.
+run: build ## Build and serve records and jobs from SQLite under ./var (socket path printed); Ctrl-C stops.
 	@mkdir -p var
-	STORAGED_SOCKET=$(SOCKET) ./bin/storaged serve
+	STORAGED_SOCKET=$(SOCKET) REPOSITORY_BACKEND=sqlite JOBQUEUE_BACKEND=sqlite SQLITE_PATH=$(CURDIR)/var/storaged.db ./bin/storaged serve
 
 test: test-go test-node ## Build everything and run every test (Go with -race, then the Node client).
 
@@ -31,7 +33,7 @@ test-go: ## Go tests with the race detector (fuzz seed corpora replayed).
 
 test-node: build ## Node client: install, build, type tests, node:test against a real daemon.
 	@if [ -f $(NODE_DIR)/package.json ]; then \
-		cd $(NODE_DIR) && npm ci --no-audit --no-fund && npm run build && STORAGED_BIN=$(CURDIR)/bin/storaged npm test; \
+		cd $(NODE_DIR) && npm ci --no-audit --no-fund && npm run build && STORAGED_BIN=$(CURDIR)/bin/storaged STORAGED_TEST_BACKENDS=$(NODE_TEST_BACKENDS) npm test; \
 	fi
 
 fuzz: ## Run each fuzz target for FUZZTIME (default 10s).

@@ -62,7 +62,7 @@ func StartDaemonOn(t testing.TB, sock string, env ...string) *Daemon {
 	t.Helper()
 	cmd := exec.Command(Binary(t))
 	cmd.Env = append(os.Environ(), append([]string{"STORAGED_SOCKET=" + sock, "STORAGED_LOG_LEVEL=warn"}, env...)...)
-	cmd.Stdout = os.Stderr
+	cmd.Stdout = nil // the "serving on" line; readiness is checked on the socket
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import { PrivateDaemon } from "../src/daemon.js";
 
 const DAEMON_ENV: Record<string, () => Record<string, string>> = {
   memory: () => ({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "memory" }),
+  sqlite: () => ({ REPOSITORY_BACKEND: "sqlite", JOBQUEUE_BACKEND: "sqlite", SQLITE_PATH: join(tempDir(), "test.db") }),
 };
 
 export const BACKENDS = (process.env["STORAGED_TEST_BACKENDS"] ?? "memory").split(",").filter(Boolean);

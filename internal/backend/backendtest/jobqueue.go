@@ -191,7 +191,9 @@ func testRunAt(t *testing.T, b backend.JobQueueBackend) {
 	}
 }
 
-func fixed0() backend.Backoff { return backend.Backoff{Type: backend.BackoffFixed, DelayMs: 0, MaxDelayMs: 0} }
+func fixed0() backend.Backoff {
+	return backend.Backoff{Type: backend.BackoffFixed, DelayMs: 0, MaxDelayMs: 0}
+}
 
 func testFailRetries(t *testing.T, b backend.JobQueueBackend) {
 	q := qname(t)

@@ -1,6 +1,7 @@
 package backendtest
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -371,7 +372,11 @@ func testTxCommit(t *testing.T, b backend.RepositoryBackend) {
 	name := testutil.Name(t, "tx")
 	base := b.Repository(name)
 	create(t, base, map[string]any{"id": "old", "v": 1.0})
-	tx, err := b.Begin(ctx(t))
+	// The context of Begin ends with the request that began the
+	// transaction; the transaction must outlive it.
+	bctx, cancel := context.WithCancel(ctx(t))
+	tx, err := b.Begin(bctx)
+	cancel()
 	must(t, err)
 	r := tx.Repository(name)
 	create(t, r, map[string]any{"id": "new", "v": 2.0})

@@ -23,3 +23,11 @@ func TestJobQueue(t *testing.T) {
 		return b
 	})
 }
+
+// The differential generator against the reference itself: checks that
+// the generator only makes valid queries and that memory is deterministic.
+func TestDifferentialSelf(t *testing.T) {
+	backendtest.RunDifferential(t, func(t *testing.T) backend.RepositoryBackend {
+		return memory.NewRepositoryBackend()
+	})
+}

@@ -510,4 +510,3 @@ func (b *JobQueueBackend) Close() error {
 	b.once.Do(func() { close(b.closed) })
 	return b.db.Close()
 }
-

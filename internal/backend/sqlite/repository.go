@@ -31,13 +31,20 @@ func (b *RepositoryBackend) Repository(name string) backend.Repository {
 }
 
 // Begin implements backend.RepositoryBackend: it takes the writer
-// connection (BEGIN IMMEDIATE) until Commit or Rollback.
+// connection (BEGIN IMMEDIATE) until Commit or Rollback. ctx bounds the
+// wait for the writer only: database/sql would roll back a transaction
+// whose context ends, and this one outlives the request that began it.
 func (b *RepositoryBackend) Begin(ctx context.Context) (backend.Tx, error) {
-	t, err := b.db.writer.BeginTx(ctx, nil)
+	conn, err := b.db.writer.Conn(ctx)
 	if err != nil {
 		return nil, translate(err)
 	}
-	return &tx{db: b.db, tx: t}, nil
+	t, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
+	if err != nil {
+		conn.Close()
+		return nil, translate(err)
+	}
+	return &tx{db: b.db, conn: conn, tx: t}, nil
 }
 
 // Ping implements backend.RepositoryBackend.
@@ -49,6 +56,7 @@ func (b *RepositoryBackend) Close() error { return b.db.Close() }
 type tx struct {
 	db   *DB
 	mu   sync.Mutex
+	conn *sql.Conn
 	tx   *sql.Tx
 	done bool
 }
@@ -64,6 +72,7 @@ func (t *tx) end(commit bool) error {
 		return backend.Errorf(backend.CodeTxNotFound, "transaction already ended")
 	}
 	t.done = true
+	defer t.conn.Close()
 	if commit {
 		return translate(t.tx.Commit())
 	}

@@ -42,3 +42,11 @@ func TestJobQueue(t *testing.T) {
 		return b
 	})
 }
+
+func TestDifferentialAgainstMemory(t *testing.T) {
+	backendtest.RunDifferential(t, func(t *testing.T) backend.RepositoryBackend {
+		b := sqlite.NewRepositoryBackend(openDB(t, filepath.Join(t.TempDir(), "d.db")))
+		t.Cleanup(func() { b.Close() })
+		return b
+	})
+}
