@@ -52,6 +52,82 @@ type DB struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	refs   int
+	stmts  sync.Map // stmtKey → *sql.Stmt
+}
+
+type stmtKey struct {
+	pool *sql.DB
+	sql  string
+}
+
+// stmt returns a prepared statement of pool for q, preparing it once:
+// parsing is a third of a claim's cost otherwise. Only fixed SQL goes
+// through here; generated filter SQL is prepared per call.
+func (db *DB) stmt(ctx context.Context, pool *sql.DB, q string) (*sql.Stmt, error) {
+	k := stmtKey{pool, q}
+	if s, ok := db.stmts.Load(k); ok {
+		return s.(*sql.Stmt), nil
+	}
+	s, err := pool.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := db.stmts.LoadOrStore(k, s); loaded {
+		s.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return s, nil
+}
+
+// prepare readies fixed statements of the writer up front: inside a
+// transaction the writer's only connection is taken, so preparing there
+// through the pool would wait for itself.
+func (db *DB) prepare(qs ...string) {
+	for _, q := range qs {
+		if _, err := db.stmt(context.Background(), db.writer, q); err != nil {
+			db.log.Warn("sqlite: preparing a statement failed; it will be parsed per call", "err", err)
+		}
+	}
+}
+
+// cached returns the prepared statement of pool for q, if there is one.
+func (db *DB) cached(pool *sql.DB, q string) *sql.Stmt {
+	if s, ok := db.stmts.Load(stmtKey{pool, q}); ok {
+		return s.(*sql.Stmt)
+	}
+	return nil
+}
+
+// exec runs fixed SQL on the writer, in tx when it is not nil.
+func (db *DB) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	if tx != nil {
+		if s := db.cached(db.writer, q); s != nil {
+			return tx.StmtContext(ctx, s).ExecContext(ctx, args...)
+		}
+		return tx.ExecContext(ctx, q, args...)
+	}
+	s, err := db.stmt(ctx, db.writer, q)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(ctx, args...)
+}
+
+// queryRow runs fixed SQL returning one row: in tx when it is not nil,
+// else on pool.
+func (db *DB) queryRow(ctx context.Context, pool *sql.DB, tx *sql.Tx, q string, args ...any) *sql.Row {
+	if tx != nil {
+		if s := db.cached(db.writer, q); s != nil {
+			return tx.StmtContext(ctx, s).QueryRowContext(ctx, args...)
+		}
+		return tx.QueryRowContext(ctx, q, args...)
+	}
+	s, err := db.stmt(ctx, pool, q)
+	if err != nil {
+		// Let Scan report it, as QueryRowContext does.
+		return pool.QueryRowContext(ctx, q, args...)
+	}
+	return s.QueryRowContext(ctx, args...)
 }
 
 var (
@@ -220,6 +296,10 @@ func (db *DB) Close() error {
 	close(db.stop)
 	db.wg.Wait()
 	var errs []error
+	db.stmts.Range(func(_, v any) bool {
+		errs = append(errs, v.(*sql.Stmt).Close())
+		return true
+	})
 	if db.reader != db.writer {
 		errs = append(errs, db.reader.Close())
 	}

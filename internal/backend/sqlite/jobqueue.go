@@ -27,6 +27,7 @@ type JobQueueBackend struct {
 
 // NewJobQueueBackend serves jobs from db; Close releases db.
 func NewJobQueueBackend(db *DB) *JobQueueBackend {
+	db.prepare(sweepSQL, claimSQL, ackSQL)
 	return &JobQueueBackend{db: db, waiters: map[string]chan struct{}{}, closed: make(chan struct{})}
 }
 
@@ -165,6 +166,24 @@ func (b *JobQueueBackend) Enqueue(ctx context.Context, queue string, params []ba
 
 const leaseExpiredError = `{"name":"LeaseExpired","message":"the lease of the last attempt expired before the job was acknowledged"}`
 
+// sweepSQL fails expired claims that have no attempts left.
+const sweepSQL = `UPDATE jobs SET status = 'failed', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL,
+		last_error = '` + leaseExpiredError + `'
+	WHERE queue = ?2 AND status = 'processing' AND lease_expires_at <= ?1 AND attempts >= max_attempts`
+
+// claimSQL claims the next ready job in claim order: pending and due, or
+// processing with an expired lease.
+const claimSQL = `UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease = ?1, lease_ms = ?2,
+		lease_expires_at = ?3 + ?2, started_at = ?3, updated_at = ?3
+	WHERE id = (SELECT id FROM jobs
+		WHERE queue = ?4 AND status IN ('pending', 'processing')
+		  AND ((status = 'pending' AND run_at <= ?3) OR (status = 'processing' AND lease_expires_at <= ?3))
+		ORDER BY priority DESC, run_at, id LIMIT 1)
+	RETURNING ` + jobColumns
+
+const ackSQL = `UPDATE jobs SET status = 'completed', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL
+	WHERE id = ?2 AND status = 'processing' AND lease = ?3`
+
 // Dequeue implements backend.JobQueueBackend.
 func (b *JobQueueBackend) Dequeue(ctx context.Context, queue string, p backend.DequeueParams) (*backend.Job, error) {
 	if err := p.Validate(); err != nil {
@@ -206,19 +225,11 @@ func (b *JobQueueBackend) claim(ctx context.Context, queue string, lease time.Du
 	var out *backend.Job
 	err := b.inWriter(ctx, func(tx *sql.Tx) error {
 		now := backend.Now().UnixMilli()
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = 'failed', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL,
-				last_error = '`+leaseExpiredError+`'
-			WHERE queue = ?2 AND status = 'processing' AND lease_expires_at <= ?1 AND attempts >= max_attempts`, now, queue); err != nil {
+		if _, err := b.db.exec(ctx, tx, sweepSQL, now, queue); err != nil {
 			return err
 		}
 		token := backend.NewLease()
-		row := tx.QueryRowContext(ctx, `UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease = ?1, lease_ms = ?2,
-				lease_expires_at = ?3 + ?2, started_at = ?3, updated_at = ?3
-			WHERE id = (SELECT id FROM jobs
-				WHERE queue = ?4 AND status IN ('pending', 'processing')
-				  AND ((status = 'pending' AND run_at <= ?3) OR (status = 'processing' AND lease_expires_at <= ?3))
-				ORDER BY priority DESC, run_at, id LIMIT 1)
-			RETURNING `+jobColumns, token, lease.Milliseconds(), now, queue)
+		row := b.db.queryRow(ctx, nil, tx, claimSQL, token, lease.Milliseconds(), now, queue)
 		r, err := scanJob(row)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
@@ -271,18 +282,17 @@ func refusal(ctx context.Context, q querier, id, lease string) error {
 	return backend.Errorf(backend.CodeConflict, "lease is stale: job %q was claimed again", id)
 }
 
-// Acknowledge implements backend.JobQueueBackend.
+// Acknowledge implements backend.JobQueueBackend. The common case is one
+// autocommitted UPDATE; only a refusal reads more to explain itself.
 func (b *JobQueueBackend) Acknowledge(ctx context.Context, id, lease string) error {
+	res, err := b.db.exec(ctx, nil, ackSQL, backend.Now().UnixMilli(), id, lease)
+	if err != nil {
+		return translate(err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
 	return b.inWriter(ctx, func(tx *sql.Tx) error {
-		now := backend.Now().UnixMilli()
-		res, err := tx.ExecContext(ctx, `UPDATE jobs SET status = 'completed', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL
-			WHERE id = ?2 AND status = 'processing' AND lease = ?3`, now, id, lease)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			return nil
-		}
 		status, cur, found, err := stateOf(ctx, tx, id)
 		if err != nil {
 			return err

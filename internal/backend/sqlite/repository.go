@@ -133,10 +133,17 @@ func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Re
 	if err != nil {
 		return nil, err
 	}
-	err = r.write(ctx, func(q querier) error {
-		_, err := q.ExecContext(ctx, `INSERT INTO records (collection, id, doc) VALUES (?, ?, ?)`, r.name, id, string(rec))
-		return err
-	})
+	const insert = `INSERT INTO records (collection, id, doc) VALUES (?, ?, ?)`
+	if r.tx == nil {
+		// One statement needs no transaction of its own.
+		_, err = r.db.exec(ctx, nil, insert, r.name, id, string(rec))
+		err = translate(err)
+	} else {
+		err = r.inTx(func(q querier) error {
+			_, err := q.ExecContext(ctx, insert, r.name, id, string(rec))
+			return err
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -146,14 +153,21 @@ func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Re
 func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, error) {
 	var doc string
 	found := false
-	err := r.read(func(q querier) error {
-		err := q.QueryRowContext(ctx, `SELECT doc FROM records WHERE collection = ? AND id = ?`, r.name, id).Scan(&doc)
+	const q = `SELECT doc FROM records WHERE collection = ? AND id = ?`
+	scan := func(row *sql.Row) error {
+		err := row.Scan(&doc)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
 		found = err == nil
 		return err
-	})
+	}
+	var err error
+	if r.tx == nil {
+		err = translate(scan(r.db.queryRow(ctx, r.db.reader, nil, q, r.name, id)))
+	} else {
+		err = r.inTx(func(qr querier) error { return scan(qr.QueryRowContext(ctx, q, r.name, id)) })
+	}
 	if err != nil || !found {
 		return nil, err
 	}

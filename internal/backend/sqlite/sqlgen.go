@@ -193,7 +193,9 @@ func indexSQL(collection string, spec backend.IndexSpec) (name string, ddl []str
 	var cols, ucols, uwhere []string
 	for _, p := range spec.Fields {
 		t := typeExpr(p)
-		cols = append(cols, valueExpr(p))
+		// The type next to the value lets a count be answered from the
+		// index alone: every condition tests both.
+		cols = append(cols, valueExpr(p), t)
 		ucols = append(ucols, valueExpr(p), "CASE "+t+" WHEN 'integer' THEN 'n' WHEN 'real' THEN 'n' WHEN 'text' THEN 's' ELSE 'b' END")
 		uwhere = append(uwhere, t+" IN ('integer', 'real', 'text', 'true', 'false')")
 	}
