@@ -7,5 +7,5 @@ import "embed"
 
 // FS holds sqlite/*.sql and postgres/*.sql.
 //
-//go:embed sqlite/*.sql
+//go:embed sqlite/*.sql postgres/*.sql
 var FS embed.FS

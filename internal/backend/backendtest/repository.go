@@ -380,6 +380,9 @@ func testTxCommit(t *testing.T, b backend.RepositoryBackend) {
 	must(t, err)
 	r := tx.Repository(name)
 	create(t, r, map[string]any{"id": "new", "v": 2.0})
+	// A refused statement fails alone; the transaction goes on.
+	_, err = r.Create(ctx(t), map[string]any{"id": "old"})
+	wantCode(t, err, backend.CodeConflict)
 	_, err = r.Update(ctx(t), "old", map[string]any{"v": 3.0})
 	must(t, err)
 	if find(t, r, "new") == nil || find(t, r, "old")["v"] != 3.0 {

@@ -1,0 +1,316 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	json "github.com/goccy/go-json"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/storaged/storaged/internal/backend"
+)
+
+var (
+	_ backend.RepositoryBackend = (*RepositoryBackend)(nil)
+	_ backend.Tx                = (*tx)(nil)
+	_ backend.Repository        = (*repository)(nil)
+)
+
+// RepositoryBackend stores records as JSONB in one table.
+type RepositoryBackend struct {
+	pool *pgxpool.Pool
+	// txSlots bounds the transactions clients hold open, each pinning a
+	// connection, so that they can never take the whole pool.
+	txSlots chan struct{}
+}
+
+// OpenRepository connects and migrates.
+func OpenRepository(ctx context.Context, cfg Config) (*RepositoryBackend, error) {
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	slots := max(int(pool.Config().MaxConns)/2, 1)
+	return &RepositoryBackend{pool: pool, txSlots: make(chan struct{}, slots)}, nil
+}
+
+// Repository implements backend.RepositoryBackend.
+func (b *RepositoryBackend) Repository(name string) backend.Repository {
+	return &repository{q: b.pool, name: name}
+}
+
+// Begin implements backend.RepositoryBackend: a SERIALIZABLE transaction
+// on a pinned connection. A concurrent transaction it cannot be
+// serialized with fails with conflict, for the caller to retry.
+func (b *RepositoryBackend) Begin(ctx context.Context) (backend.Tx, error) {
+	select {
+	case b.txSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, backend.Errorf(backend.CodeUnavailable, "too many open transactions; timed out waiting for one to end")
+	}
+	t, err := b.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+	if err != nil {
+		<-b.txSlots
+		return nil, translate(err)
+	}
+	return &tx{b: b, tx: t}, nil
+}
+
+// Ping implements backend.RepositoryBackend.
+func (b *RepositoryBackend) Ping(ctx context.Context) error { return translate(b.pool.Ping(ctx)) }
+
+// Close implements backend.RepositoryBackend.
+func (b *RepositoryBackend) Close() error {
+	b.pool.Close()
+	return nil
+}
+
+type tx struct {
+	b    *RepositoryBackend
+	mu   sync.Mutex
+	tx   pgx.Tx
+	done bool
+}
+
+func (t *tx) Repository(name string) backend.Repository {
+	return &repository{q: &txQuerier{t}, name: name}
+}
+
+func (t *tx) end(ctx context.Context, commit bool) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return backend.Errorf(backend.CodeTxNotFound, "transaction already ended")
+	}
+	t.done = true
+	defer func() { <-t.b.txSlots }()
+	ctx = context.WithoutCancel(ctx)
+	if commit {
+		return translate(t.tx.Commit(ctx))
+	}
+	return translate(t.tx.Rollback(ctx))
+}
+
+func (t *tx) Commit(ctx context.Context) error   { return t.end(ctx, true) }
+func (t *tx) Rollback(ctx context.Context) error { return t.end(ctx, false) }
+
+// querier is what both the pool and a transaction offer.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// txQuerier serializes calls on a transaction and refuses them after it
+// ended.
+type txQuerier struct{ t *tx }
+
+func (q *txQuerier) lock() error {
+	q.t.mu.Lock()
+	if q.t.done {
+		q.t.mu.Unlock()
+		return backend.Errorf(backend.CodeTxNotFound, "transaction already ended")
+	}
+	return nil
+}
+
+// savepoint runs a write under a savepoint, so that a refused statement
+// (a taken id, a unique value) fails alone and the transaction goes on,
+// as it does on every other backend, instead of aborting all of it.
+func (q *txQuerier) savepoint(ctx context.Context, fn func(t pgx.Tx) error) error {
+	sp, err := q.t.tx.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err := fn(sp); err != nil {
+		_ = sp.Rollback(ctx)
+		return err
+	}
+	return sp.Commit(ctx)
+}
+
+func (q *txQuerier) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if err := q.lock(); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	defer q.t.mu.Unlock()
+	var tag pgconn.CommandTag
+	err := q.savepoint(ctx, func(t pgx.Tx) (err error) {
+		tag, err = t.Exec(ctx, sql, args...)
+		return err
+	})
+	return tag, err
+}
+
+func (q *txQuerier) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := q.lock(); err != nil {
+		return nil, err
+	}
+	defer q.t.mu.Unlock()
+	// Rows are read by the caller after this returns; pgx buffers nothing
+	// more on the connection until they are closed, and the HTTP layer
+	// sends one call per transaction at a time.
+	return q.t.tx.Query(ctx, sql, args...)
+}
+
+// QueryRow runs when its row is scanned, under the transaction's lock and
+// a savepoint (see savepoint).
+func (q *txQuerier) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return &deferredRow{run: func(dest ...any) error {
+		if err := q.lock(); err != nil {
+			return err
+		}
+		defer q.t.mu.Unlock()
+		return q.savepoint(ctx, func(t pgx.Tx) error { return t.QueryRow(ctx, sql, args...).Scan(dest...) })
+	}}
+}
+
+type deferredRow struct{ run func(dest ...any) error }
+
+func (r *deferredRow) Scan(dest ...any) error { return r.run(dest...) }
+
+type repository struct {
+	q    querier
+	name string
+}
+
+func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Record, error) {
+	id, rec, err := backend.PrepareCreate(doc)
+	if err != nil {
+		return nil, err
+	}
+	var out string
+	err = r.q.QueryRow(ctx, `INSERT INTO storaged_records (collection, id, doc) VALUES ($1, $2, $3::jsonb) RETURNING doc::text`,
+		r.name, id, string(rec)).Scan(&out)
+	if err != nil {
+		return nil, translate(err)
+	}
+	return backend.Record(out), nil
+}
+
+func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, error) {
+	var doc string
+	err := r.q.QueryRow(ctx, `SELECT doc::text FROM storaged_records WHERE collection = $1 AND id = $2`, r.name, id).Scan(&doc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, translate(err)
+	}
+	return backend.Record(doc), nil
+}
+
+func (r *repository) FindMany(ctx context.Context, qy backend.Query) ([]backend.Record, error) {
+	c := &compiler{}
+	where := c.filter(qy.Filter)
+	sql := `SELECT doc::text FROM storaged_records WHERE collection = ` + collectionLit(r.name) + ` AND ` + where +
+		` ORDER BY ` + orderBy(qy.Sort)
+	if qy.Limit > 0 {
+		sql += " LIMIT " + c.bind(qy.Limit)
+	}
+	if qy.Offset > 0 {
+		sql += " OFFSET " + c.bind(qy.Offset)
+	}
+	rows, err := r.q.Query(ctx, sql, c.args...)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	out := []backend.Record{}
+	for rows.Next() {
+		var doc string
+		if err := rows.Scan(&doc); err != nil {
+			return nil, translate(err)
+		}
+		out = append(out, backend.Record(doc))
+	}
+	return out, translate(rows.Err())
+}
+
+func (r *repository) Count(ctx context.Context, f backend.Filter) (int64, error) {
+	c := &compiler{}
+	where := c.filter(f)
+	var n int64
+	err := r.q.QueryRow(ctx, `SELECT count(*) FROM storaged_records WHERE collection = `+collectionLit(r.name)+` AND `+where, c.args...).Scan(&n)
+	return n, translate(err)
+}
+
+// Update merges with jsonb ||, which replaces top-level keys: the shallow
+// merge of DESIGN §2, in one statement.
+func (r *repository) Update(ctx context.Context, id string, patch map[string]any) (backend.Record, error) {
+	if err := backend.CheckPatch(patch); err != nil {
+		return nil, err
+	}
+	p, err := backend.Encode(patch)
+	if err != nil {
+		return nil, err
+	}
+	var doc string
+	err = r.q.QueryRow(ctx, `UPDATE storaged_records SET doc = doc || $3::jsonb WHERE collection = $1 AND id = $2 RETURNING doc::text`,
+		r.name, id, string(p)).Scan(&doc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, backend.Errorf(backend.CodeNotFound, "no record with id %q in %s", id, r.name)
+	}
+	if err != nil {
+		return nil, translate(err)
+	}
+	return backend.Record(doc), nil
+}
+
+func (r *repository) Delete(ctx context.Context, id string) error {
+	_, err := r.q.Exec(ctx, `DELETE FROM storaged_records WHERE collection = $1 AND id = $2`, r.name, id)
+	return translate(err)
+}
+
+func specJSON(spec backend.IndexSpec) string {
+	s := struct {
+		Fields []string `json:"fields"`
+		Unique bool     `json:"unique"`
+	}{Unique: spec.Unique}
+	for _, f := range spec.Fields {
+		s.Fields = append(s.Fields, f.String())
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// EnsureIndex records the spec and builds the indexes in one transaction
+// (the caller's, or its own), so that a failed unique build leaves nothing.
+func (r *repository) EnsureIndex(ctx context.Context, spec backend.IndexSpec) error {
+	want := specJSON(spec)
+	name, ddl := indexSQL(r.name, spec)
+	run := func(q querier) error {
+		// Serialize ensureIndex of one collection across daemons.
+		if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "storaged_ix:"+r.name); err != nil {
+			return err
+		}
+		var have string
+		err := q.QueryRow(ctx, `SELECT spec FROM storaged_record_indexes WHERE collection = $1 AND name = $2`, r.name, spec.Name).Scan(&have)
+		switch {
+		case err == nil && have == want:
+			return nil
+		case err == nil:
+			return backend.Errorf(backend.CodeConflict, "index %q exists with another definition", spec.Name)
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		for _, stmt := range ddl {
+			if _, err := q.Exec(ctx, stmt); err != nil {
+				if backend.IsCode(translate(err), backend.CodeConflict) {
+					return backend.Errorf(backend.CodeConflict, "existing records of %s violate unique index %q", r.name, spec.Name)
+				}
+				return err
+			}
+		}
+		_, err = q.Exec(ctx, `INSERT INTO storaged_record_indexes (collection, name, spec, sql_name) VALUES ($1, $2, $3, $4)`, r.name, spec.Name, want, name)
+		return err
+	}
+	if _, inTx := r.q.(*txQuerier); inTx {
+		return translate(run(r.q))
+	}
+	pool := r.q.(*pgxpool.Pool)
+	return translate(pgx.BeginFunc(ctx, pool, func(t pgx.Tx) error { return run(t) }))
+}
