@@ -10,7 +10,7 @@ DESTDIR   ?=
 SOCKET    ?= $(CURDIR)/var/storaged.sock
 NODE_DIR  := clients/node
 # Daemon backends the Node client's suites run against.
-NODE_TEST_BACKENDS ?= memory,sqlite
+NODE_TEST_BACKENDS ?= memory,sqlite,postgres
 FUZZTIME  ?= 10s
 
 .PHONY: help build run test test-go test-node fuzz bench lint install example clean

@@ -33,6 +33,7 @@ type Config struct {
 	StdinLifeline        bool
 	SQLiteSynchronous    string
 	AutoMigrate          bool
+	PostgresNotify       bool
 }
 
 // setting is one configuration variable: its environment name, the flag
@@ -111,6 +112,14 @@ var settings = []setting{
 			return fmt.Errorf("%q is not true or false", v)
 		}
 		c.AutoMigrate = b
+		return nil
+	}},
+	{"STORAGED_PG_NOTIFY", "pg-notify", "true", "wake long polls with LISTEN/NOTIFY (false behind a transaction-mode pooler: poll instead)", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		c.PostgresNotify = b
 		return nil
 	}},
 	{"STORAGED_SHUTDOWN_TIMEOUT", "shutdown-timeout", "10s", "on SIGTERM, wait this long for requests in flight", durationIn(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},

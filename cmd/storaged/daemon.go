@@ -18,6 +18,7 @@ import (
 
 	"github.com/storaged/storaged/internal/backend"
 	"github.com/storaged/storaged/internal/backend/memory"
+	"github.com/storaged/storaged/internal/backend/postgres"
 	"github.com/storaged/storaged/internal/backend/sqlite"
 	"github.com/storaged/storaged/internal/handlers"
 )
@@ -215,8 +216,14 @@ func openRepository(ctx context.Context, cfg Config, log *slog.Logger) (backend.
 			return nil, err
 		}
 		return sqlite.NewRepositoryBackend(db), nil
+	case "postgres":
+		b, err := postgres.OpenRepository(ctx, postgres.Config{URL: cfg.RepositoryConnection, NoMigrate: !cfg.AutoMigrate, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("REPOSITORY_CONNECTION_STRING: %v", err)
+		}
+		return b, nil
 	}
-	return nil, fmt.Errorf("REPOSITORY_BACKEND=%s is not available in this build yet", cfg.RepositoryBackend)
+	return nil, fmt.Errorf("REPOSITORY_BACKEND=%s is not available in this build", cfg.RepositoryBackend)
 }
 
 func openJobQueue(ctx context.Context, cfg Config, log *slog.Logger) (backend.JobQueueBackend, error) {
@@ -230,6 +237,15 @@ func openJobQueue(ctx context.Context, cfg Config, log *slog.Logger) (backend.Jo
 			return nil, err
 		}
 		return sqlite.NewJobQueueBackend(db), nil
+	case "postgres":
+		b, err := postgres.OpenJobQueue(ctx, postgres.JobQueueConfig{
+			Config:   postgres.Config{URL: cfg.JobQueueConnection, NoMigrate: !cfg.AutoMigrate, Logger: log},
+			NoNotify: !cfg.PostgresNotify,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("JOBQUEUE_CONNECTION_STRING: %v", err)
+		}
+		return b, nil
 	}
-	return nil, fmt.Errorf("JOBQUEUE_BACKEND=%s is not available in this build yet", cfg.JobQueueBackend)
+	return nil, fmt.Errorf("JOBQUEUE_BACKEND=%s is not available in this build", cfg.JobQueueBackend)
 }

@@ -156,5 +156,15 @@ func durableBackends(t *testing.T) []durable {
 	dir := t.TempDir()
 	return []durable{
 		{"sqlite", []string{"REPOSITORY_BACKEND=sqlite", "JOBQUEUE_BACKEND=sqlite", "SQLITE_PATH=" + filepath.Join(dir, "d.db")}},
+		{"postgres", []string{"REPOSITORY_BACKEND=postgres", "JOBQUEUE_BACKEND=postgres", "POSTGRESQL_URL=" + testutil.PostgresDB(t)}},
 	}
+}
+
+func newReq(method, path, body string) (*http.Request, error) {
+	return http.NewRequest(method, "http://storaged"+path, strings.NewReader(body))
+}
+
+func readAll(res *http.Response) string {
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
 }

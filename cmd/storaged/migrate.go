@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"net/url"
 
+	"github.com/storaged/storaged/internal/backend/postgres"
 	"github.com/storaged/storaged/internal/backend/sqlite"
 	"github.com/storaged/storaged/internal/migrate"
 )
@@ -43,13 +45,25 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 		if err != nil {
 			return err
 		}
-		err = runMigrate(ctx, action, t.kind, t.conn, db, migs, out)
+		err = runMigrate(ctx, action, t.kind, redactURL(t.conn), db, migs, out)
 		db.Close()
 		if err != nil {
-			return fmt.Errorf("migrate %s database %s: %w", t.kind, t.conn, err)
+			return fmt.Errorf("migrate %s database %s: %w", t.kind, redactURL(t.conn), err)
 		}
 	}
 	return nil
+}
+
+// redactURL hides a password in a connection URL before it is printed.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
 }
 
 func openForMigrate(kind, conn string) (*sql.DB, []migrate.Migration, error) {
@@ -60,6 +74,13 @@ func openForMigrate(kind, conn string) (*sql.DB, []migrate.Migration, error) {
 			return nil, nil, err
 		}
 		migs, err := sqlite.Migrations()
+		return db, migs, err
+	case "postgres":
+		db, err := postgres.OpenRaw(conn)
+		if err != nil {
+			return nil, nil, err
+		}
+		migs, err := postgres.Migrations()
 		return db, migs, err
 	}
 	return nil, nil, fmt.Errorf("migrate: %s is not available in this build yet", kind)
@@ -82,6 +103,8 @@ func runMigrate(ctx context.Context, action, kind, conn string, db *sql.DB, migs
 	switch kind {
 	case "sqlite":
 		done, err = sqlite.Migrate(ctx, db)
+	case "postgres":
+		done, err = postgres.MigrateDB(ctx, db)
 	}
 	if err != nil {
 		return err

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { ConflictError, StorageUnavailableError, ValidationError } from "./errors.js";
 import { seg, Transport } from "./transport.js";
 function toJob(w) {
@@ -175,6 +176,8 @@ class QueueWorker {
         this.leaseMs = options.leaseMs ?? 30_000;
         this.waitMs = options.waitMs ?? 30_000;
         this.onError = options.onError ?? ((err) => process.emitWarning(`storaged worker: ${err.message ?? err}`));
+        // Every waiting poll listens on the one stop signal.
+        setMaxListeners(0, this.abort.signal);
         for (let i = 0; i < concurrency; i++)
             this.loops.push(this.loop());
         this.stopped = Promise.all(this.loops).then(() => undefined);

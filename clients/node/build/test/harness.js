@@ -1,6 +1,8 @@
 // The test harness: runs a real storaged per backend. Adding a backend to
 // every suite is one line in DAEMON_ENV and one name in
 // STORAGED_TEST_BACKENDS (make test sets it to every backend this build has).
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,7 +10,36 @@ import { PrivateDaemon } from "../src/daemon.js";
 const DAEMON_ENV = {
     memory: () => ({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "memory" }),
     sqlite: () => ({ REPOSITORY_BACKEND: "sqlite", JOBQUEUE_BACKEND: "sqlite", SQLITE_PATH: join(tempDir(), "test.db") }),
+    postgres: () => ({ REPOSITORY_BACKEND: "postgres", JOBQUEUE_BACKEND: "postgres", POSTGRESQL_URL: freshPostgresDatabase() }),
 };
+const ADMIN_URL = process.env["STORAGED_TEST_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
+const createdDatabases = [];
+/** Creates a database for one daemon with createdb; dropped at exit. */
+function freshPostgresDatabase() {
+    const name = `storaged_node_${randomBytes(6).toString("hex")}`;
+    const admin = new URL(ADMIN_URL);
+    try {
+        execFileSync("psql", [ADMIN_URL, "-qAtc", `CREATE DATABASE ${name}`], { stdio: ["ignore", "ignore", "pipe"] });
+    }
+    catch (err) {
+        throw new Error(`cannot create a test database on ${admin.host} (STORAGED_TEST_POSTGRES_URL): ${err.stderr?.toString() ?? err}. ` +
+            "Start PostgreSQL (.ci/run does) or point STORAGED_TEST_POSTGRES_URL at a server where the user may CREATE DATABASE.");
+    }
+    createdDatabases.push(name);
+    const u = new URL(ADMIN_URL);
+    u.pathname = `/${name}`;
+    return u.toString();
+}
+process.on("exit", () => {
+    for (const name of createdDatabases) {
+        try {
+            execFileSync("psql", [ADMIN_URL, "-qAtc", `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`], { stdio: "ignore" });
+        }
+        catch {
+            // best effort
+        }
+    }
+});
 export const BACKENDS = (process.env["STORAGED_TEST_BACKENDS"] ?? "memory").split(",").filter(Boolean);
 for (const b of BACKENDS) {
     if (!DAEMON_ENV[b])
