@@ -1,0 +1,527 @@
+// make bench: storaged beside the alternatives a user would pick, in one
+// run, as ratios. Peers and storaged run alternately in this one process,
+// several rounds each, and the medians are reported, because the machine
+// is shared and noisy. QUICK=1 shrinks every section.
+import { spawn, execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import pg from "pg";
+import { run as runGraphile, makeWorkerUtils } from "graphile-worker";
+import PgBoss from "pg-boss";
+import { SocketRepositoryBackend, SocketJobQueueBackend } from "../../clients/node/dist/index.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..", "..");
+const BIN = process.env.STORAGED_BIN ?? join(root, "bin", "storaged");
+const QUICK = process.env.QUICK === "1";
+const ADMIN_URL = process.env.STORAGED_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
+const N = QUICK ? { serial: 1000, rounds: 3, ms: 1000, drain: 5000, lat: 100, scale: [10_000, 100_000] }
+  : { serial: 3000, rounds: 5, ms: 2000, drain: 20_000, lat: 300, scale: [10_000, 100_000, 1_000_000] };
+
+const tmp = mkdtempSync(join(os.tmpdir(), "storaged-bench-"));
+const cleanups = [];
+const results = { sections: {}, targets: [] };
+const log = (...a) => console.error("#", ...a);
+
+// ---------------------------------------------------------------- helpers
+const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
+const median = (xs) => pct(xs, 50);
+const us = (t0) => Number(process.hrtime.bigint() - t0) / 1000;
+const now = () => process.hrtime.bigint();
+
+async function serial(fn, n) {
+  const lat = new Array(n);
+  for (let i = 0; i < n; i++) { const t = now(); await fn(i); lat[i] = us(t); }
+  return { p50: pct(lat, 50), p99: pct(lat, 99) };
+}
+
+async function inflight(fn, k, ms) {
+  let done = 0;
+  const end = Date.now() + ms;
+  await Promise.all(Array.from({ length: k }, async (_, j) => { while (Date.now() < end) { await fn(done++, j); } }));
+  return done / (ms / 1000);
+}
+
+/** Runs each contender's serial and 64-in-flight measurement in alternating rounds. */
+async function compare(contenders) {
+  const acc = Object.fromEntries(contenders.map((c) => [c.name, { p50: [], p99: [], tput: [] }]));
+  for (let r = 0; r < N.rounds; r++) {
+    for (const c of contenders) {
+      const s = await serial(c.fn, Math.floor(N.serial / N.rounds));
+      acc[c.name].p50.push(s.p50);
+      acc[c.name].p99.push(s.p99);
+      if (!c.noTput) acc[c.name].tput.push(await inflight(c.fn, 64, Math.floor(N.ms / 2)));
+    }
+  }
+  const out = {};
+  for (const c of contenders) {
+    const a = acc[c.name];
+    out[c.name] = { p50_us: median(a.p50), p99_us: median(a.p99), per_s_64: a.tput.length ? median(a.tput) : null };
+  }
+  return out;
+}
+
+function rss(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function daemon(env) {
+  const socket = join(tmp, `d-${randomBytes(4).toString("hex")}.sock`);
+  const child = spawn(BIN, ["serve"], {
+    env: { ...process.env, STORAGED_SOCKET: socket, STORAGED_LOG_LEVEL: "warn", STORAGED_STDIN_LIFELINE: "true", ...env },
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  await new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (b) => { out += b; if (out.includes("serving on")) resolve(); });
+    child.once("exit", (c) => reject(new Error(`storaged exited ${c}`)));
+  });
+  const stop = () => new Promise((r) => { if (child.exitCode !== null) return r(); child.once("exit", r); child.kill("SIGTERM"); });
+  cleanups.push(stop);
+  return { socket, pid: child.pid, stop };
+}
+
+async function freshDb() {
+  const name = `storaged_bench_${randomBytes(5).toString("hex")}`;
+  const c = new pg.Client({ connectionString: ADMIN_URL });
+  await c.connect();
+  await c.query(`CREATE DATABASE ${name}`);
+  await c.end();
+  cleanups.push(async () => {
+    const d = new pg.Client({ connectionString: ADMIN_URL });
+    await d.connect();
+    await d.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+    await d.end();
+  });
+  const u = new URL(ADMIN_URL);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+function rawClient(socketPath) {
+  const sock = net.createConnection(socketPath);
+  sock.setNoDelay(true);
+  let pending = null, buf = "";
+  sock.on("data", (d) => {
+    buf += d.toString("latin1");
+    const end = buf.indexOf("\r\n\r\n");
+    if (end < 0) return;
+    const m = /content-length: (\d+)/i.exec(buf.slice(0, end));
+    const len = m ? Number(m[1]) : 0;
+    if (buf.length < end + 4 + len) return;
+    buf = buf.slice(end + 4 + len);
+    const r = pending; pending = null; r();
+  });
+  const req = Buffer.from("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  return {
+    ready: new Promise((r) => sock.once("connect", r)),
+    get: () => new Promise((r) => { pending = r; sock.write(req); }),
+    close: () => sock.destroy(),
+  };
+}
+
+async function rawPool(socketPath, k) {
+  const cs = Array.from({ length: k }, () => rawClient(socketPath));
+  await Promise.all(cs.map((c) => c.ready));
+  // Loop j of inflight() owns connection j: one request at a time on each.
+  return { get: (j) => cs[j].get(), close: () => cs.forEach((c) => c.close()) };
+}
+
+const docFor = (i) => ({ name: `plan ${i}`, status: `s${i % 100}`, n: i, steps: ["a", "b"], owner: { team: `t${i % 10}` } });
+
+// ---------------------------------------------------------------- sections
+async function ipcFloor() {
+  log("IPC floor (memory backend)");
+  const d = await daemon({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "memory" });
+  const raw1 = rawClient(d.socket);
+  await raw1.ready;
+  const raw64 = await rawPool(d.socket, 64);
+  const repo = new SocketRepositoryBackend({ socketPath: d.socket });
+  await repo.connect();
+  const plans = repo.repository("bench");
+  const ids = [];
+  for (let i = 0; i < 1000; i++) ids.push((await plans.create(docFor(i))).id);
+  results.footprint = { idle_rss_mib: rss(d.pid) };
+  for (let i = 0; i < 3000; i++) { await raw1.get(); await plans.findById(ids[i % 1000]); }
+  let peak = 0;
+  const sampler = setInterval(() => { peak = Math.max(peak, rss(d.pid)); }, 50);
+  const r = await compare([
+    { name: "raw GET /healthz", fn: () => raw1.get(), noTput: true },
+    { name: "client findById", fn: (i) => plans.findById(ids[i % 1000]) },
+    { name: "client create", fn: (i) => plans.create(docFor(i)) },
+  ]);
+  // Raw throughput with 64 in flight, on 64 kept-open connections.
+  const rawT = [];
+  for (let k = 0; k < N.rounds; k++) rawT.push(await inflight((_, j) => raw64.get(j), 64, Math.floor(N.ms / 2)));
+  r["raw GET /healthz"].per_s_64 = median(rawT);
+  clearInterval(sampler);
+  results.footprint.load_rss_mib = peak;
+  results.sections.ipc = r;
+  raw1.close(); raw64.close();
+  await repo.disconnect();
+  await d.stop();
+}
+
+async function sqliteRepo() {
+  log("Repository on SQLite beside better-sqlite3");
+  const d = await daemon({ REPOSITORY_BACKEND: "sqlite", JOBQUEUE_BACKEND: "memory", SQLITE_PATH: join(tmp, "repo.db") });
+  const repo = new SocketRepositoryBackend({ socketPath: d.socket });
+  await repo.connect();
+  const plans = repo.repository("bench");
+  const ids = [];
+  for (let i = 0; i < 2000; i++) ids.push((await plans.create(docFor(i))).id);
+  await plans.ensureIndex({ fields: ["status"] });
+
+  const db = new Database(join(tmp, "anchor.db"));
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = NORMAL");
+  db.exec("CREATE TABLE records (id TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID");
+  db.exec("CREATE INDEX records_status ON records (json_extract(doc, '$.status'))");
+  const ins = db.prepare("INSERT INTO records (id, doc) VALUES (?, ?)");
+  const get = db.prepare("SELECT doc FROM records WHERE id = ?");
+  const upd = db.prepare("UPDATE records SET doc = json_patch(doc, ?) WHERE id = ? RETURNING doc");
+  const find = db.prepare("SELECT doc FROM records WHERE json_extract(doc, '$.status') = ? ORDER BY id LIMIT 10");
+  const bids = [];
+  for (let i = 0; i < 2000; i++) { const id = randomBytes(8).toString("hex"); ins.run(id, JSON.stringify({ id, ...docFor(i) })); bids.push(id); }
+  const b = {
+    findById: (i) => JSON.parse(get.get(bids[i % 2000]).doc),
+    create: (i) => { const id = randomBytes(8).toString("hex"); const doc = { id, ...docFor(i) }; ins.run(id, JSON.stringify(doc)); return doc; },
+    update: (i) => JSON.parse(upd.get(JSON.stringify({ n: i }), bids[i % 2000]).doc),
+    findMany: (i) => find.all(`s${i % 100}`).map((r) => JSON.parse(r.doc)),
+  };
+  const s = {
+    findById: (i) => plans.findById(ids[i % 2000]),
+    create: (i) => plans.create(docFor(i)),
+    update: (i) => plans.update(ids[i % 2000], { n: i }),
+    findMany: (i) => plans.findMany({ filter: { status: `s${i % 100}` }, limit: 10 }),
+  };
+  const out = {};
+  for (const op of Object.keys(s)) {
+    out[op] = await compare([{ name: "better-sqlite3 (in process)", fn: b[op] }, { name: "storaged sqlite", fn: s[op] }]);
+  }
+  results.sections.sqliteRepo = out;
+  db.close();
+  await repo.disconnect();
+  await d.stop();
+}
+
+async function pgRepo() {
+  log("Repository on PostgreSQL beside node-postgres");
+  const url = await freshDb();
+  const d = await daemon({ REPOSITORY_BACKEND: "postgres", JOBQUEUE_BACKEND: "memory", POSTGRESQL_URL: url });
+  const repo = new SocketRepositoryBackend({ socketPath: d.socket });
+  await repo.connect();
+  const plans = repo.repository("bench");
+  const ids = [];
+  for (let i = 0; i < 2000; i++) ids.push((await plans.create(docFor(i))).id);
+  await plans.ensureIndex({ fields: ["status"] });
+  const pool = new pg.Pool({ connectionString: url, max: 16 });
+  await pool.query("CREATE TABLE np_records (id text PRIMARY KEY, doc jsonb NOT NULL)");
+  await pool.query("CREATE INDEX np_status ON np_records ((doc -> 'status'))");
+  const bids = [];
+  for (let i = 0; i < 2000; i++) { const id = randomBytes(8).toString("hex"); await pool.query("INSERT INTO np_records VALUES ($1, $2)", [id, { id, ...docFor(i) }]); bids.push(id); }
+  await pool.query("ANALYZE");
+  const n = {
+    findById: async (i) => (await pool.query("SELECT doc FROM np_records WHERE id = $1", [bids[i % 2000]])).rows[0].doc,
+    create: async (i) => { const id = randomBytes(8).toString("hex"); return (await pool.query("INSERT INTO np_records VALUES ($1, $2) RETURNING doc", [id, { id, ...docFor(i) }])).rows[0].doc; },
+    update: async (i) => (await pool.query("UPDATE np_records SET doc = doc || $2 WHERE id = $1 RETURNING doc", [bids[i % 2000], { n: i }])).rows[0].doc,
+    findMany: async (i) => (await pool.query("SELECT doc FROM np_records WHERE doc -> 'status' = $1 ORDER BY id LIMIT 10", [JSON.stringify(`s${i % 100}`)])).rows.map((r) => r.doc),
+  };
+  const s = {
+    findById: (i) => plans.findById(ids[i % 2000]),
+    create: (i) => plans.create(docFor(i)),
+    update: (i) => plans.update(ids[i % 2000], { n: i }),
+    findMany: (i) => plans.findMany({ filter: { status: `s${i % 100}` }, limit: 10 }),
+  };
+  const out = {};
+  for (const op of Object.keys(s)) {
+    out[op] = await compare([{ name: "node-postgres (direct)", fn: n[op] }, { name: "storaged postgres", fn: s[op] }]);
+  }
+  results.sections.pgRepo = out;
+  await pool.end();
+  await repo.disconnect();
+  await d.stop();
+}
+
+async function drainStoraged(env, label) {
+  const d = await daemon(env);
+  const jobs = new SocketJobQueueBackend({ socketPath: d.socket });
+  await jobs.connect();
+  const q = jobs.queue("drain");
+  for (let i = 0; i < N.drain; i += 1000) await q.enqueueMany(Array.from({ length: Math.min(1000, N.drain - i) }, (_, k) => ({ data: { i: i + k } })));
+  let seen = 0, resolve;
+  const done = new Promise((r) => (resolve = r));
+  const t = now();
+  const w = q.work(async () => { if (++seen === N.drain) resolve(); }, { concurrency: 16, waitMs: 1000 });
+  await done;
+  while ((await q.stats()).completed < N.drain) await new Promise((r) => setTimeout(r, 2));
+  const secs = us(t) / 1e6;
+  await w.stop();
+  await jobs.disconnect();
+  await d.stop();
+  log(`  ${label}: ${Math.round(N.drain / secs)} jobs/s`);
+  return N.drain / secs;
+}
+
+async function drainGraphile() {
+  const url = await freshDb();
+  const utils = await makeWorkerUtils({ connectionString: url });
+  await utils.migrate();
+  for (let i = 0; i < N.drain; i += 1000) {
+    await utils.addJobs(Array.from({ length: Math.min(1000, N.drain - i) }, (_, k) => ({ identifier: "noop", payload: { i: i + k } })));
+  }
+  await utils.release();
+  let seen = 0, resolve;
+  const done = new Promise((r) => (resolve = r));
+  const t = now();
+  const runner = await runGraphile({
+    connectionString: url, concurrency: 16, noHandleSignals: true, pollInterval: 1000, logger: quietGraphileLogger(),
+    taskList: { noop: async () => { if (++seen === N.drain) resolve(); } },
+    preset: { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0 } },
+  });
+  await done;
+  const secs = us(t) / 1e6;
+  await runner.stop();
+  log(`  graphile-worker: ${Math.round(N.drain / secs)} jobs/s`);
+  return N.drain / secs;
+}
+
+function quietGraphileLogger() {
+  return new (class { constructor() {} scope() { return this; } debug() {} info() {} warn() {} error(m) { console.error(m); } })();
+}
+
+async function drainPgBoss() {
+  const url = await freshDb();
+  const boss = new PgBoss({ connectionString: url, max: 10 });
+  boss.on("error", (e) => console.error(e));
+  await boss.start();
+  await boss.createQueue("noop");
+  for (let i = 0; i < N.drain; i += 1000) {
+    await boss.insert(Array.from({ length: Math.min(1000, N.drain - i) }, (_, k) => ({ name: "noop", data: { i: i + k } })));
+  }
+  let seen = 0, resolve;
+  const done = new Promise((r) => (resolve = r));
+  const t = now();
+  // pg-boss 10 (the last release for Node 20) has no localConcurrency: four
+  // work() registrations are the same thing.
+  for (let k = 0; k < 4; k++) {
+    await boss.work("noop", { batchSize: 100, pollingIntervalSeconds: 0.5 }, async (batch) => { seen += batch.length; if (seen >= N.drain) resolve(); });
+  }
+  await done;
+  const secs = us(t) / 1e6;
+  await boss.stop({ graceful: true, wait: true, timeout: 5000 });
+  log(`  pg-boss: ${Math.round(N.drain / secs)} jobs/s`);
+  return N.drain / secs;
+}
+
+async function queues() {
+  log(`Queue drain: ${N.drain} no-op jobs`);
+  const rounds = QUICK ? 1 : 2;
+  const acc = { "storaged memory": [], "storaged sqlite": [], "storaged postgres": [], "graphile-worker": [], "pg-boss": [] };
+  for (let r = 0; r < rounds; r++) {
+    acc["graphile-worker"].push(await drainGraphile());
+    acc["storaged postgres"].push(await drainStoraged({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "postgres", POSTGRESQL_URL: await freshDb() }, "storaged postgres"));
+    acc["pg-boss"].push(await drainPgBoss());
+    acc["storaged memory"].push(await drainStoraged({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "memory" }, "storaged memory"));
+    acc["storaged sqlite"].push(await drainStoraged({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "sqlite", JOBQUEUE_CONNECTION_STRING: join(tmp, `q${r}.db`) }, "storaged sqlite"));
+  }
+  results.sections.drain = Object.fromEntries(Object.entries(acc).map(([k, v]) => [k, median(v)]));
+}
+
+async function latencyAll() {
+  // memory needs its own daemon; the postgres pair shares one database.
+  log("Enqueue → start latency with a long-polling worker");
+  const out = {};
+  const mem = await daemon({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "memory" });
+  const url = await freshDb();
+  const env = { REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "postgres", POSTGRESQL_URL: url };
+  const a = await daemon(env);
+  const b = await daemon(env);
+  for (const [name, p, w] of [["memory, one daemon", mem, mem], ["postgres, one daemon", a, a], ["postgres, enqueue on A, work on B", a, b]]) {
+    out[name] = await measure(p.socket, w.socket);
+  }
+  results.sections.latency = out;
+  async function measure(prodSock, workSock) {
+    const prod = new SocketJobQueueBackend({ socketPath: prodSock });
+    const work = new SocketJobQueueBackend({ socketPath: workSock });
+    await prod.connect(); await work.connect();
+    const qn = `lat_${randomBytes(3).toString("hex")}`;
+    let started = () => {};
+    const w = work.queue(qn).work(async () => started(), { concurrency: 1, waitMs: 30000 });
+    await new Promise((r) => setTimeout(r, 300));
+    const pq = prod.queue(qn);
+    const lats = [];
+    for (let i = 0; i < N.lat; i++) {
+      const p = new Promise((r) => (started = r));
+      const t = performance.now();
+      await pq.enqueue({ i });
+      await p;
+      lats.push(performance.now() - t);
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    await w.stop();
+    await prod.disconnect(); await work.disconnect();
+    return { p50_ms: pct(lats, 50), p99_ms: pct(lats, 99) };
+  }
+}
+
+async function scale() {
+  log("Scale: equality findMany (limit 10) and count, indexed vs not");
+  const out = { sqlite: {}, postgres: {} };
+  for (const size of N.scale) {
+    // SQLite: migrate through the daemon, bulk-load the file directly, serve.
+    const path = join(tmp, `scale-${size}.db`);
+    let d = await daemon({ REPOSITORY_BACKEND: "sqlite", JOBQUEUE_BACKEND: "memory", SQLITE_PATH: path });
+    await d.stop();
+    const db = new Database(path);
+    const ins = db.prepare("INSERT INTO records (collection, id, doc) VALUES ('scale', ?, ?)");
+    db.transaction(() => { for (let i = 0; i < size; i++) { const id = `r${String(i).padStart(8, "0")}`; ins.run(id, JSON.stringify({ id, ...docFor(i) })); } })();
+    db.close();
+    d = await daemon({ REPOSITORY_BACKEND: "sqlite", JOBQUEUE_BACKEND: "memory", SQLITE_PATH: path });
+    out.sqlite[size] = await measureScale(d.socket);
+    await d.stop();
+    rmSync(path, { force: true });
+
+    const url = await freshDb();
+    d = await daemon({ REPOSITORY_BACKEND: "postgres", JOBQUEUE_BACKEND: "memory", POSTGRESQL_URL: url });
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    await c.query(`INSERT INTO storaged_records (collection, id, doc)
+      SELECT 'scale', 'r' || lpad(i::text, 8, '0'), jsonb_build_object('id', 'r' || lpad(i::text, 8, '0'), 'name', 'plan ' || i,
+        'status', 's' || (i % 100), 'n', i, 'steps', '["a","b"]'::jsonb, 'owner', jsonb_build_object('team', 't' || (i % 10)))
+      FROM generate_series(0, $1::int - 1) AS i`, [size]);
+    await c.query("ANALYZE storaged_records");
+    await c.end();
+    out.postgres[size] = await measureScale(d.socket);
+    await d.stop();
+  }
+  results.sections.scale = out;
+  async function measureScale(sock) {
+    const repo = new SocketRepositoryBackend({ socketPath: sock });
+    await repo.connect();
+    const r = repo.repository("scale");
+    const reps = (n) => Math.max(3, Math.floor(30 * 10_000 / n));
+    const m = {};
+    m.unindexed_find_ms = (await serial((i) => r.findMany({ filter: { status: `s${i % 100}` }, limit: 10 }), reps(r.size ?? 100_000))).p50 / 1000;
+    m.unindexed_count_ms = (await serial((i) => r.count({ status: `s${i % 100}` }), 5)).p50 / 1000;
+    await r.ensureIndex({ fields: ["status"] });
+    m.indexed_find_ms = (await serial((i) => r.findMany({ filter: { status: `s${(i * 7) % 100}` }, limit: 10 }), 200)).p50 / 1000;
+    m.indexed_count_ms = (await serial((i) => r.count({ status: `s${(i * 7) % 100}` }), 100)).p50 / 1000;
+    await repo.disconnect();
+    return m;
+  }
+}
+
+// ---------------------------------------------------------------- report
+function machine() {
+  const v = (cmd, args) => { try { return execFileSync(cmd, args, { encoding: "utf8" }).trim().split("\n")[0]; } catch { return "?"; } };
+  return {
+    date: new Date().toISOString(),
+    cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? "?"}`,
+    memory_gib: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    go: v("go", ["version"]),
+    storaged: v(BIN, ["version"]),
+    postgres: v("psql", [ADMIN_URL, "-Atc", "select version()"]),
+    quick: QUICK,
+  };
+}
+
+const f = (x, d = 1) => (x == null || Number.isNaN(x) ? "–" : Number(x).toFixed(d));
+const k = (x) => (x == null ? "–" : x >= 1000 ? `${(x / 1000).toFixed(1)}k` : x.toFixed(0));
+
+function target(name, value, limit, cmp, unit) {
+  const met = cmp === "<=" ? value <= limit : value >= limit;
+  results.targets.push({ name, value, limit, cmp, unit, met });
+}
+
+function report() {
+  const r = results.sections;
+  const md = [];
+  const m = results.machine;
+  md.push(`# storaged bench${QUICK ? " (QUICK)" : ""}`, "", `${m.date} · ${m.cpus} · ${m.memory_gib} GiB · ${m.node} · ${m.go} · ${m.storaged}`, `PostgreSQL: ${m.postgres}`, "");
+  if (r.ipc) {
+    const raw = r.ipc["raw GET /healthz"];
+    md.push("## IPC floor (memory backend)", "", "| call | p50 µs | p99 µs | ×raw p50 | /s with 64 in flight |", "|---|---|---|---|---|");
+    for (const [name, x] of Object.entries(r.ipc)) md.push(`| ${name} | ${f(x.p50_us)} | ${f(x.p99_us)} | ${f(x.p50_us / raw.p50_us, 2)} | ${k(x.per_s_64)} |`);
+    md.push("");
+    target("client findById p50 / raw socket p50", r.ipc["client findById"].p50_us / raw.p50_us, 1.5, "<=", "×");
+    target("client findById/s, 64 in flight (memory)", r.ipc["client findById"].per_s_64, 40000, ">=", "/s");
+  }
+  for (const [key, title, peer] of [["sqliteRepo", "Repository on SQLite (better-sqlite3 is an in-process anchor, not a race)", "better-sqlite3 (in process)"], ["pgRepo", "Repository on PostgreSQL", "node-postgres (direct)"]]) {
+    if (!r[key]) continue;
+    md.push(`## ${title}`, "", "| op | contender | p50 µs | p99 µs | /s with 64 in flight | p50 ×peer | /s ×peer |", "|---|---|---|---|---|---|---|");
+    for (const [op, byName] of Object.entries(r[key])) {
+      const p = byName[peer];
+      for (const [name, x] of Object.entries(byName)) md.push(`| ${op} | ${name} | ${f(x.p50_us)} | ${f(x.p99_us)} | ${k(x.per_s_64)} | ${f(x.p50_us / p.p50_us, 2)} | ${f(x.per_s_64 / p.per_s_64, 2)} |`);
+    }
+    md.push("");
+  }
+  if (r.pgRepo) {
+    const s = r.pgRepo.findById["storaged postgres"], p = r.pgRepo.findById["node-postgres (direct)"];
+    target("PostgreSQL findById p50 / node-postgres", s.p50_us / p.p50_us, 1.2, "<=", "×");
+    target("PostgreSQL findById/s 64 in flight / node-postgres", s.per_s_64 / p.per_s_64, 1.0, ">=", "×");
+  }
+  if (r.drain) {
+    md.push(`## Queue drain (${N.drain} no-op jobs; storaged: work(concurrency 16))`, "", "| contender | jobs/s |", "|---|---|");
+    for (const [name, v] of Object.entries(r.drain)) md.push(`| ${name} | ${k(v)} |`);
+    md.push("");
+    const best = Math.max(r.drain["graphile-worker"], r.drain["pg-boss"]);
+    target("PostgreSQL drain / faster of graphile-worker, pg-boss", r.drain["storaged postgres"] / best, 1.5, ">=", "×");
+  }
+  if (r.latency) {
+    md.push("## Enqueue → start latency (long-polling worker)", "", "| setup | p50 ms | p99 ms |", "|---|---|---|");
+    for (const [name, x] of Object.entries(r.latency)) md.push(`| ${name} | ${f(x.p50_ms, 2)} | ${f(x.p99_ms, 2)} |`);
+    md.push("");
+  }
+  if (r.scale) {
+    md.push("## Scale: equality filter on one field (100 distinct values)", "", "| backend | records | unindexed findMany ms | unindexed count ms | indexed findMany ms | indexed count ms |", "|---|---|---|---|---|---|");
+    for (const [b, bySize] of Object.entries(r.scale)) for (const [size, x] of Object.entries(bySize)) md.push(`| ${b} | ${size} | ${f(x.unindexed_find_ms, 2)} | ${f(x.unindexed_count_ms, 2)} | ${f(x.indexed_find_ms, 2)} | ${f(x.indexed_count_ms, 2)} |`);
+    md.push("");
+    for (const b of ["sqlite", "postgres"]) {
+      const x = r.scale[b]?.[100000];
+      if (!x) continue;
+      target(`${b} indexed findMany p50 at 100k`, x.indexed_find_ms, 2, "<=", "ms");
+      target(`${b} indexed count p50 at 100k`, x.indexed_count_ms, 2, "<=", "ms");
+    }
+  }
+  if (results.footprint) {
+    md.push("## Footprint (memory backend)", "", `Daemon RSS idle ${f(results.footprint.idle_rss_mib)} MiB, peak under the 64-in-flight load ${f(results.footprint.load_rss_mib)} MiB.`, "");
+    target("daemon RSS idle", results.footprint.idle_rss_mib, 30, "<=", "MiB");
+  }
+  md.push("## Targets", "", "| target | measured | goal | met |", "|---|---|---|---|");
+  for (const t of results.targets) md.push(`| ${t.name} | ${f(t.value, 2)} ${t.unit} | ${t.cmp} ${t.limit} ${t.unit} | ${t.met ? "yes" : "**no**"} |`);
+  md.push("");
+  return md.join("\n");
+}
+
+async function main() {
+  results.machine = machine();
+  const only = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
+  const sections = { ipc: ipcFloor, sqlite: sqliteRepo, postgres: pgRepo, queues, latency: latencyAll, scale };
+  try {
+    for (const [name, fn] of Object.entries(sections)) {
+      if (only.length && !only.includes(name)) continue;
+      const t = Date.now();
+      await fn();
+      log(`  ${name} took ${((Date.now() - t) / 1000).toFixed(0)} s`);
+    }
+  } finally {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  const md = report();
+  const dir = join(here, "..", "results");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "latest.md"), md);
+  writeFileSync(join(dir, "latest.json"), JSON.stringify(results, null, 1));
+  console.log(md);
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
