@@ -47,14 +47,29 @@ async function inflight(fn, k, ms) {
   return done / (ms / 1000);
 }
 
-/** Runs each contender's serial and 64-in-flight measurement in alternating rounds. */
+/**
+ * Latency: the contenders' calls are interleaved one by one, so that
+ * noise (another tenant, GC, frequency changes) hits all of them alike.
+ * Throughput: 64-in-flight blocks, alternating between contenders, in
+ * several rounds. Medians of the rounds are reported.
+ */
 async function compare(contenders) {
   const acc = Object.fromEntries(contenders.map((c) => [c.name, { p50: [], p99: [], tput: [] }]));
+  const per = Math.floor(N.serial / N.rounds);
   for (let r = 0; r < N.rounds; r++) {
+    const lat = contenders.map(() => new Array(per));
+    for (let i = 0; i < per; i++) {
+      for (let c = 0; c < contenders.length; c++) {
+        const t = now();
+        await contenders[c].fn(r * per + i);
+        lat[c][i] = us(t);
+      }
+    }
+    contenders.forEach((c, ci) => {
+      acc[c.name].p50.push(pct(lat[ci], 50));
+      acc[c.name].p99.push(pct(lat[ci], 99));
+    });
     for (const c of contenders) {
-      const s = await serial(c.fn, Math.floor(N.serial / N.rounds));
-      acc[c.name].p50.push(s.p50);
-      acc[c.name].p99.push(s.p99);
       if (!c.noTput) acc[c.name].tput.push(await inflight(c.fn, 64, Math.floor(N.ms / 2)));
     }
   }

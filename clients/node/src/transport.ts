@@ -1,5 +1,5 @@
-import { Pool } from "undici";
 import { errorFromResponse, StorageError, StorageUnavailableError } from "./errors.js";
+import { HttpPool } from "./http.js";
 
 export interface TransportOptions {
   socketPath?: string;
@@ -15,8 +15,6 @@ export interface Response {
 /** The header that binds a repository call to a transaction. */
 export const TX_HEADER = "storaged-tx";
 
-const JSON_HEADERS = { "content-type": "application/json" };
-
 /** Resolves the socket path: the option, else STORAGED_SOCKET. */
 export function resolveSocketPath(socketPath?: string): string {
   const p = socketPath ?? process.env["STORAGED_SOCKET"];
@@ -27,20 +25,19 @@ export function resolveSocketPath(socketPath?: string): string {
 }
 
 /**
- * HTTP/1.1 over the daemon's Unix socket with undici. Long polls get their
- * own pool, so that workers waiting for jobs never hold up ordinary calls.
+ * HTTP/1.1 over the daemon's Unix socket. Long polls get their own pool,
+ * so that workers waiting for jobs never hold up ordinary calls.
  */
 export class Transport {
   readonly socketPath: string;
-  private readonly pool: Pool;
-  private readonly pollPool: Pool;
+  private readonly pool: HttpPool;
+  private readonly pollPool: HttpPool;
   private closed = false;
 
   constructor(opts: TransportOptions = {}) {
     this.socketPath = resolveSocketPath(opts.socketPath);
-    const common = { socketPath: this.socketPath, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 };
-    this.pool = new Pool("http://storaged", { ...common, connections: opts.connections ?? 32, pipelining: 1 });
-    this.pollPool = new Pool("http://storaged", { ...common, connections: null, headersTimeout: 0, bodyTimeout: 0 });
+    this.pool = new HttpPool(this.socketPath, opts.connections ?? 32);
+    this.pollPool = new HttpPool(this.socketPath, 0);
   }
 
   /** Sends a request; a non-2xx answer becomes the matching StorageError. */
@@ -53,34 +50,25 @@ export class Transport {
     if (this.closed) {
       throw new StorageUnavailableError(`the client for ${this.socketPath} is disconnected`);
     }
-    const headers: Record<string, string> = body === undefined ? {} : { ...JSON_HEADERS };
-    if (opts.tx) headers[TX_HEADER] = opts.tx;
+    const headers = opts.tx ? { [TX_HEADER]: opts.tx } : undefined;
     let res;
     try {
-      res = await (opts.poll ? this.pollPool : this.pool).request({
-        method,
-        path,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: opts.signal,
-      });
+      res = await (opts.poll ? this.pollPool : this.pool).request(method, path, body === undefined ? undefined : JSON.stringify(body), headers, opts.signal);
     } catch (err) {
       if (opts.signal?.aborted) throw err;
       throw new StorageUnavailableError(`storaged is not answering on ${this.socketPath}: ${(err as Error).message}`, undefined, {
         cause: err,
       });
     }
-    const text = await res.body.text();
-    if (res.statusCode >= 200 && res.statusCode < 300) {
-      return { status: res.statusCode, body: text };
-    }
-    throw parseError(res.statusCode, text);
+    if (res.status >= 200 && res.status < 300) return res;
+    throw parseError(res.status, res.body);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([this.pool.close(), this.pollPool.destroy()]);
+    this.pool.close();
+    this.pollPool.close();
   }
 }
 

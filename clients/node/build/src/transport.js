@@ -1,8 +1,7 @@
-import { Pool } from "undici";
 import { errorFromResponse, StorageUnavailableError } from "./errors.js";
+import { HttpPool } from "./http.js";
 /** The header that binds a repository call to a transaction. */
 export const TX_HEADER = "storaged-tx";
-const JSON_HEADERS = { "content-type": "application/json" };
 /** Resolves the socket path: the option, else STORAGED_SOCKET. */
 export function resolveSocketPath(socketPath) {
     const p = socketPath ?? process.env["STORAGED_SOCKET"];
@@ -12,8 +11,8 @@ export function resolveSocketPath(socketPath) {
     return p;
 }
 /**
- * HTTP/1.1 over the daemon's Unix socket with undici. Long polls get their
- * own pool, so that workers waiting for jobs never hold up ordinary calls.
+ * HTTP/1.1 over the daemon's Unix socket. Long polls get their own pool,
+ * so that workers waiting for jobs never hold up ordinary calls.
  */
 export class Transport {
     socketPath;
@@ -22,27 +21,18 @@ export class Transport {
     closed = false;
     constructor(opts = {}) {
         this.socketPath = resolveSocketPath(opts.socketPath);
-        const common = { socketPath: this.socketPath, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 };
-        this.pool = new Pool("http://storaged", { ...common, connections: opts.connections ?? 32, pipelining: 1 });
-        this.pollPool = new Pool("http://storaged", { ...common, connections: null, headersTimeout: 0, bodyTimeout: 0 });
+        this.pool = new HttpPool(this.socketPath, opts.connections ?? 32);
+        this.pollPool = new HttpPool(this.socketPath, 0);
     }
     /** Sends a request; a non-2xx answer becomes the matching StorageError. */
     async request(method, path, body, opts = {}) {
         if (this.closed) {
             throw new StorageUnavailableError(`the client for ${this.socketPath} is disconnected`);
         }
-        const headers = body === undefined ? {} : { ...JSON_HEADERS };
-        if (opts.tx)
-            headers[TX_HEADER] = opts.tx;
+        const headers = opts.tx ? { [TX_HEADER]: opts.tx } : undefined;
         let res;
         try {
-            res = await (opts.poll ? this.pollPool : this.pool).request({
-                method,
-                path,
-                headers,
-                body: body === undefined ? undefined : JSON.stringify(body),
-                signal: opts.signal,
-            });
+            res = await (opts.poll ? this.pollPool : this.pool).request(method, path, body === undefined ? undefined : JSON.stringify(body), headers, opts.signal);
         }
         catch (err) {
             if (opts.signal?.aborted)
@@ -51,17 +41,16 @@ export class Transport {
                 cause: err,
             });
         }
-        const text = await res.body.text();
-        if (res.statusCode >= 200 && res.statusCode < 300) {
-            return { status: res.statusCode, body: text };
-        }
-        throw parseError(res.statusCode, text);
+        if (res.status >= 200 && res.status < 300)
+            return res;
+        throw parseError(res.status, res.body);
     }
     async close() {
         if (this.closed)
             return;
         this.closed = true;
-        await Promise.all([this.pool.close(), this.pollPool.destroy()]);
+        this.pool.close();
+        this.pollPool.close();
     }
 }
 function parseError(status, text) {
