@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/storaged/storaged/internal/backend"
+	"github.com/storaged/storaged/internal/batch"
 )
 
 var _ backend.JobQueueBackend = (*JobQueueBackend)(nil)
@@ -46,7 +47,20 @@ type JobQueueBackend struct {
 	closed    atomic.Bool
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
+
+	// Concurrent claims of one queue (and lease length) share one
+	// statement, and concurrent acks one UPDATE: one commit each instead
+	// of one per job.
+	claimers sync.Map // claimKey → *batch.Batcher[struct{}, *backend.Job]
+	acks     batch.Batcher[ackReq, error]
 }
+
+type claimKey struct {
+	queue string
+	lease time.Duration
+}
+
+type ackReq struct{ id, lease string }
 
 // OpenJobQueue connects, migrates and starts the listener.
 func OpenJobQueue(ctx context.Context, cfg JobQueueConfig) (*JobQueueBackend, error) {
@@ -64,6 +78,7 @@ func OpenJobQueue(ctx context.Context, cfg JobQueueConfig) (*JobQueueBackend, er
 		}
 	}
 	b := &JobQueueBackend{pool: pool, log: cfg.Logger, poll: cfg.PollInterval, waiters: map[string]chan struct{}{}}
+	b.acks.Run = b.ackBatch
 	lctx, stop := context.WithCancel(context.Background())
 	b.stop = stop
 	if !cfg.NoNotify {
@@ -253,10 +268,10 @@ func (b *JobQueueBackend) Enqueue(ctx context.Context, queue string, params []ba
 
 const leaseExpiredError = `{"name":"LeaseExpired","message":"the lease of the last attempt expired before the job was acknowledged"}`
 
-// claimSQL fails expired claims with no attempts left, then claims the
-// next ready job — pending and due (walking storaged_jobs_claim in claim
+// claimSQL fails expired claims with no attempts left, then claims up to
+// $4 ready jobs — pending and due (walking storaged_jobs_claim in claim
 // order), or processing with an expired lease — skipping rows other
-// daemons have locked.
+// daemons have locked. The n-th job in claim order gets the n-th lease.
 const claimSQL = `WITH swept AS (
 		UPDATE storaged_jobs SET status = 'failed', finished_at = ` + nowSQL + `, updated_at = ` + nowSQL + `,
 			lease_expires_at = NULL, last_error = '` + leaseExpiredError + `'::jsonb
@@ -264,15 +279,16 @@ const claimSQL = `WITH swept AS (
 		RETURNING 1),
 	p AS (SELECT id, priority, run_at FROM storaged_jobs
 		WHERE queue = $1 AND status = 'pending' AND run_at <= ` + nowSQL + `
-		ORDER BY priority DESC, run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED),
+		ORDER BY priority DESC, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED),
 	e AS (SELECT id, priority, run_at FROM storaged_jobs
 		WHERE queue = $1 AND status = 'processing' AND lease_expires_at <= ` + nowSQL + ` AND attempts < max_attempts
-		ORDER BY priority DESC, run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED),
-	next AS (SELECT id FROM (SELECT * FROM p UNION ALL SELECT * FROM e) c ORDER BY priority DESC, run_at, id LIMIT 1)
-	UPDATE storaged_jobs j SET status = 'processing', attempts = j.attempts + 1, lease = $2, lease_ms = $3::bigint,
+		ORDER BY priority DESC, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED),
+	next AS (SELECT id, row_number() OVER (ORDER BY priority DESC, run_at, id) AS rn
+		FROM (SELECT * FROM p UNION ALL SELECT * FROM e) c ORDER BY priority DESC, run_at, id LIMIT $4)
+	UPDATE storaged_jobs j SET status = 'processing', attempts = j.attempts + 1, lease = ($2::text[])[next.rn], lease_ms = $3::bigint,
 		lease_expires_at = ` + nowSQL + ` + $3::bigint * interval '1 millisecond', started_at = ` + nowSQL + `, updated_at = ` + nowSQL + `
 	FROM next WHERE j.id = next.id
-	RETURNING j.id, j.queue, j.data::text, j.status, j.priority, j.attempts, j.max_attempts, j.backoff::text, j.key, j.run_at,
+	RETURNING next.rn, j.id, j.queue, j.data::text, j.status, j.priority, j.attempts, j.max_attempts, j.backoff::text, j.key, j.run_at,
 		j.created_at, j.updated_at, j.started_at, j.finished_at, j.lease_ms, j.lease_expires_at, j.last_error::text`
 
 // Dequeue implements backend.JobQueueBackend.
@@ -286,13 +302,11 @@ func (b *JobQueueBackend) Dequeue(ctx context.Context, queue string, p backend.D
 			return nil, nil
 		}
 		wake := b.waitChan(queue)
-		token := backend.NewLease()
-		job, err := scanJob(b.pool.QueryRow(ctx, claimSQL, queue, token, p.Lease.Milliseconds()))
-		if err == nil {
-			job.Lease = token
+		job, err := b.claimer(queue, p.Lease).Do(ctx, struct{}{})
+		if job != nil {
 			return job, nil
 		}
-		if !errors.Is(err, pgx.ErrNoRows) {
+		if err != nil {
 			if ctx.Err() != nil && p.Wait > 0 {
 				return nil, nil // the long poll was ended (shutdown)
 			}
@@ -321,6 +335,53 @@ func (b *JobQueueBackend) Dequeue(ctx context.Context, queue string, p backend.D
 		timer.Stop()
 	}
 }
+
+func (b *JobQueueBackend) claimer(queue string, lease time.Duration) *batch.Batcher[struct{}, *backend.Job] {
+	k := claimKey{queue, lease}
+	if c, ok := b.claimers.Load(k); ok {
+		return c.(*batch.Batcher[struct{}, *backend.Job])
+	}
+	c := &batch.Batcher[struct{}, *backend.Job]{Run: func(ctx context.Context, reqs []struct{}) ([]*backend.Job, error) {
+		return b.claimBatch(ctx, queue, lease, len(reqs))
+	}}
+	actual, _ := b.claimers.LoadOrStore(k, c)
+	return actual.(*batch.Batcher[struct{}, *backend.Job])
+}
+
+// claimBatch claims up to n jobs in one statement; the i-th request gets
+// the i-th job in claim order, or nil.
+func (b *JobQueueBackend) claimBatch(ctx context.Context, queue string, lease time.Duration, n int) ([]*backend.Job, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	tokens := make([]string, n)
+	for i := range tokens {
+		tokens[i] = backend.NewLease()
+	}
+	rows, err := b.pool.Query(ctx, claimSQL, queue, tokens, lease.Milliseconds(), n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]*backend.Job, n)
+	for rows.Next() {
+		var rn int
+		j, err := scanJob(rowWithPrefix{rows, &rn})
+		if err != nil {
+			return nil, err
+		}
+		j.Lease = tokens[rn-1]
+		out[rn-1] = j
+	}
+	return out, rows.Err()
+}
+
+// rowWithPrefix scans a leading column before the job's columns.
+type rowWithPrefix struct {
+	row    pgx.Row
+	prefix any
+}
+
+func (r rowWithPrefix) Scan(dest ...any) error { return r.row.Scan(append([]any{r.prefix}, dest...)...) }
 
 func (b *JobQueueBackend) nextEvent(ctx context.Context, queue string) (time.Time, error) {
 	var next *time.Time
@@ -368,16 +429,54 @@ func refusal(ctx context.Context, q querier, id string) error {
 	return backend.Errorf(backend.CodeConflict, "lease is stale: job %q was claimed again", id)
 }
 
-// Acknowledge implements backend.JobQueueBackend.
+// Acknowledge implements backend.JobQueueBackend. Concurrent acks are
+// completed by one UPDATE (one commit); each answers only after it.
 func (b *JobQueueBackend) Acknowledge(ctx context.Context, id, lease string) error {
-	tag, err := b.pool.Exec(ctx, `UPDATE storaged_jobs SET status = 'completed', finished_at = `+nowSQL+`, updated_at = `+nowSQL+`,
-		lease_expires_at = NULL WHERE id = $1 AND status = 'processing' AND lease = $2`, id, lease)
+	res, err := b.acks.Do(ctx, ackReq{id, lease})
 	if err != nil {
 		return translate(err)
 	}
-	if tag.RowsAffected() == 1 {
-		return nil
+	return res
+}
+
+func (b *JobQueueBackend) ackBatch(ctx context.Context, reqs []ackReq) ([]error, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ids, leases := make([]string, len(reqs)), make([]string, len(reqs))
+	for i, r := range reqs {
+		ids[i], leases[i] = r.id, r.lease
 	}
+	rows, err := b.pool.Query(ctx, `UPDATE storaged_jobs j SET status = 'completed', finished_at = `+nowSQL+`, updated_at = `+nowSQL+`,
+		lease_expires_at = NULL FROM unnest($1::text[], $2::text[]) AS a(id, lease)
+		WHERE j.id = a.id AND j.status = 'processing' AND j.lease = a.lease RETURNING j.id, j.lease`, ids, leases)
+	if err != nil {
+		return nil, err
+	}
+	done := map[ackReq]bool{}
+	for rows.Next() {
+		var r ackReq
+		if err := rows.Scan(&r.id, &r.lease); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		done[r] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]error, len(reqs))
+	for i, r := range reqs {
+		if !done[r] {
+			out[i] = b.ackRefusal(ctx, r.id, r.lease)
+		}
+	}
+	return out, nil
+}
+
+// ackRefusal explains an ack that completed nothing: a repeat of the same
+// claim's ack is fine; anything else is not_found or conflict.
+func (b *JobQueueBackend) ackRefusal(ctx context.Context, id, lease string) error {
 	s, err := stateOf(ctx, b.pool, id)
 	if err != nil {
 		return translate(err)

@@ -10,6 +10,7 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/storaged/storaged/internal/backend"
+	"github.com/storaged/storaged/internal/batch"
 )
 
 var _ backend.JobQueueBackend = (*JobQueueBackend)(nil)
@@ -23,12 +24,26 @@ type JobQueueBackend struct {
 	waiters map[string]chan struct{} // per queue, closed to wake long polls
 	closed  chan struct{}
 	once    sync.Once
+
+	// Concurrent claims of one queue share one writer transaction, and so
+	// do concurrent acks: one commit (one WAL append) for many jobs.
+	claimers sync.Map // claimKey → *batch.Batcher[struct{}, *backend.Job]
+	acks     batch.Batcher[ackReq, error]
 }
+
+type claimKey struct {
+	queue string
+	lease time.Duration
+}
+
+type ackReq struct{ id, lease string }
 
 // NewJobQueueBackend serves jobs from db; Close releases db.
 func NewJobQueueBackend(db *DB) *JobQueueBackend {
 	db.prepare(sweepSQL, claimSQL, ackSQL)
-	return &JobQueueBackend{db: db, waiters: map[string]chan struct{}{}, closed: make(chan struct{})}
+	b := &JobQueueBackend{db: db, waiters: map[string]chan struct{}{}, closed: make(chan struct{})}
+	b.acks.Run = b.ackBatch
+	return b
 }
 
 const jobColumns = `id, queue, data, status, priority, attempts, max_attempts, backoff, key, run_at, created_at,
@@ -192,9 +207,9 @@ func (b *JobQueueBackend) Dequeue(ctx context.Context, queue string, p backend.D
 	deadline := time.Now().Add(p.Wait)
 	for {
 		wake := b.waitChan(queue)
-		job, err := b.claim(ctx, queue, p.Lease)
+		job, err := b.claimer(queue, p.Lease).Do(ctx, struct{}{})
 		if err != nil || job != nil {
-			return job, err
+			return job, translate(err)
 		}
 		wait := time.Until(deadline)
 		if wait <= 0 {
@@ -218,27 +233,42 @@ func (b *JobQueueBackend) Dequeue(ctx context.Context, queue string, p backend.D
 	}
 }
 
-// claim fails expired claims with no attempts left, then claims the next
-// ready job — pending and due, or processing with an expired lease — in
-// one UPDATE … RETURNING, all in one writer transaction.
-func (b *JobQueueBackend) claim(ctx context.Context, queue string, lease time.Duration) (*backend.Job, error) {
-	var out *backend.Job
+func (b *JobQueueBackend) claimer(queue string, lease time.Duration) *batch.Batcher[struct{}, *backend.Job] {
+	k := claimKey{queue, lease}
+	if c, ok := b.claimers.Load(k); ok {
+		return c.(*batch.Batcher[struct{}, *backend.Job])
+	}
+	c := &batch.Batcher[struct{}, *backend.Job]{Run: func(ctx context.Context, reqs []struct{}) ([]*backend.Job, error) {
+		return b.claimBatch(ctx, queue, lease, len(reqs))
+	}}
+	actual, _ := b.claimers.LoadOrStore(k, c)
+	return actual.(*batch.Batcher[struct{}, *backend.Job])
+}
+
+// claimBatch fails expired claims with no attempts left, then claims up
+// to n ready jobs — pending and due, or processing with an expired lease —
+// each with one UPDATE … RETURNING, all in one writer transaction.
+func (b *JobQueueBackend) claimBatch(ctx context.Context, queue string, lease time.Duration, n int) ([]*backend.Job, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out := make([]*backend.Job, n)
 	err := b.inWriter(ctx, func(tx *sql.Tx) error {
 		now := backend.Now().UnixMilli()
 		if _, err := b.db.exec(ctx, tx, sweepSQL, now, queue); err != nil {
 			return err
 		}
-		token := backend.NewLease()
-		row := b.db.queryRow(ctx, nil, tx, claimSQL, token, lease.Milliseconds(), now, queue)
-		r, err := scanJob(row)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
+		for i := range out {
+			token := backend.NewLease()
+			r, err := scanJob(b.db.queryRow(ctx, nil, tx, claimSQL, token, lease.Milliseconds(), now, queue))
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			out[i] = &r.job
+			out[i].Lease = token
 		}
-		if err != nil {
-			return err
-		}
-		out = &r.job
-		out.Lease = token
 		return nil
 	})
 	return out, err
@@ -282,16 +312,47 @@ func refusal(ctx context.Context, q querier, id, lease string) error {
 	return backend.Errorf(backend.CodeConflict, "lease is stale: job %q was claimed again", id)
 }
 
-// Acknowledge implements backend.JobQueueBackend. The common case is one
-// autocommitted UPDATE; only a refusal reads more to explain itself.
+// Acknowledge implements backend.JobQueueBackend. Concurrent acks commit
+// together; each answers only after that commit.
 func (b *JobQueueBackend) Acknowledge(ctx context.Context, id, lease string) error {
-	res, err := b.db.exec(ctx, nil, ackSQL, backend.Now().UnixMilli(), id, lease)
+	res, err := b.acks.Do(ctx, ackReq{id, lease})
 	if err != nil {
 		return translate(err)
 	}
-	if n, _ := res.RowsAffected(); n == 1 {
+	return res
+}
+
+func (b *JobQueueBackend) ackBatch(ctx context.Context, reqs []ackReq) ([]error, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	done := make([]bool, len(reqs))
+	err := b.inWriter(ctx, func(tx *sql.Tx) error {
+		now := backend.Now().UnixMilli()
+		for i, r := range reqs {
+			res, err := b.db.exec(ctx, tx, ackSQL, now, r.id, r.lease)
+			if err != nil {
+				return err
+			}
+			n, _ := res.RowsAffected()
+			done[i] = n == 1
+		}
 		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	out := make([]error, len(reqs))
+	for i, r := range reqs {
+		if !done[i] {
+			out[i] = b.ackRefusal(ctx, r.id, r.lease)
+		}
+	}
+	return out, nil
+}
+
+// ackRefusal explains an ack that completed nothing: a repeat of the same
+// claim's ack is fine; anything else is not_found or conflict.
+func (b *JobQueueBackend) ackRefusal(ctx context.Context, id, lease string) error {
 	return b.inWriter(ctx, func(tx *sql.Tx) error {
 		status, cur, found, err := stateOf(ctx, tx, id)
 		if err != nil {

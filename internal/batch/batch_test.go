@@ -1,0 +1,59 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestBatchesUnderLoadAndKeepsOrder(t *testing.T) {
+	var runs, biggest atomic.Int64
+	b := &Batcher[int, int]{Max: 8, Run: func(_ context.Context, reqs []int) ([]int, error) {
+		runs.Add(1)
+		if int64(len(reqs)) > biggest.Load() {
+			biggest.Store(int64(len(reqs)))
+		}
+		time.Sleep(2 * time.Millisecond)
+		out := make([]int, len(reqs))
+		for i, r := range reqs {
+			out[i] = r * 10
+		}
+		return out, nil
+	}}
+	var wg sync.WaitGroup
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := b.Do(context.Background(), i)
+			if err != nil || got != i*10 {
+				t.Errorf("request %d got %d, %v", i, got, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if runs.Load() >= 64 || biggest.Load() > 8 || biggest.Load() < 2 {
+		t.Fatalf("%d runs, biggest batch %d: no batching or over Max", runs.Load(), biggest.Load())
+	}
+}
+
+func TestErrorsReachEveryRequestAndLoneCallsRun(t *testing.T) {
+	boom := errors.New("boom")
+	b := &Batcher[int, int]{Run: func(context.Context, []int) ([]int, error) { return nil, boom }}
+	if _, err := b.Do(context.Background(), 1); err != boom {
+		t.Fatalf("err %v", err)
+	}
+	ok := &Batcher[string, string]{Run: func(_ context.Context, r []string) ([]string, error) { return r, nil }}
+	if got, err := ok.Do(context.Background(), "x"); got != "x" || err != nil {
+		t.Fatalf("lone call: %q %v", got, err)
+	}
+	slow := &Batcher[int, int]{Run: func(context.Context, []int) ([]int, error) { time.Sleep(100 * time.Millisecond); return []int{1}, nil }}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := slow.Do(ctx, 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a waiter whose context ended: %v", err)
+	}
+}
