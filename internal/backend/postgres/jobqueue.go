@@ -381,7 +381,9 @@ type rowWithPrefix struct {
 	prefix any
 }
 
-func (r rowWithPrefix) Scan(dest ...any) error { return r.row.Scan(append([]any{r.prefix}, dest...)...) }
+func (r rowWithPrefix) Scan(dest ...any) error {
+	return r.row.Scan(append([]any{r.prefix}, dest...)...)
+}
 
 func (b *JobQueueBackend) nextEvent(ctx context.Context, queue string) (time.Time, error) {
 	var next *time.Time
