@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,9 @@ type Config struct {
 	SQLiteSynchronous    string
 	AutoMigrate          bool
 	PostgresNotify       bool
+	SocketGroup          int // -1: leave the group as created
+	AllowedUIDs          []int
+	AllowedGIDs          []int
 }
 
 // setting is one configuration variable: its environment name, the flag
@@ -80,6 +84,30 @@ var settings = []setting{
 		c.SocketMode = os.FileMode(n)
 		return nil
 	}},
+	{"STORAGED_SOCKET_GROUP", "socket-group", "", "group (name or gid) of the socket file storaged creates", func(c *Config, v string) error {
+		c.SocketGroup = -1
+		if v == "" {
+			return nil
+		}
+		if gid, err := strconv.Atoi(v); err == nil && gid >= 0 {
+			c.SocketGroup = gid
+			return nil
+		}
+		g, err := user.LookupGroup(v)
+		if err != nil {
+			return fmt.Errorf("no group %q", v)
+		}
+		c.SocketGroup, _ = strconv.Atoi(g.Gid)
+		return nil
+	}},
+	{"STORAGED_ALLOWED_UIDS", "allowed-uids", "", "comma-separated peer uids allowed to connect (SO_PEERCRED); empty: any", func(c *Config, v string) (err error) {
+		c.AllowedUIDs, err = idList(v)
+		return err
+	}},
+	{"STORAGED_ALLOWED_GIDS", "allowed-gids", "", "comma-separated peer gids allowed to connect (SO_PEERCRED); empty: any", func(c *Config, v string) (err error) {
+		c.AllowedGIDs, err = idList(v)
+		return err
+	}},
 	{"STORAGED_LOG_LEVEL", "log-level", "info", "debug|info|warn|error", func(c *Config, v string) error {
 		return c.LogLevel.UnmarshalText([]byte(v))
 	}},
@@ -123,6 +151,21 @@ var settings = []setting{
 		return nil
 	}},
 	{"STORAGED_SHUTDOWN_TIMEOUT", "shutdown-timeout", "10s", "on SIGTERM, wait this long for requests in flight", durationIn(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+}
+
+func idList(v string) ([]int, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%q is not a comma-separated list of numeric ids", v)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func oneOf(v string, allowed ...string) error {

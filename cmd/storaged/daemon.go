@@ -70,12 +70,20 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.http = handlers.NewFastHTTP(m.api.Handler(), m.cfg.MaxBodyBytes, m.log)
-	go func() { m.serveErr <- m.http.Serve(m.ln) }()
+	ln := m.ln
+	if len(m.cfg.AllowedUIDs) > 0 || len(m.cfg.AllowedGIDs) > 0 {
+		ln = &peerCredListener{Listener: ln, uids: m.cfg.AllowedUIDs, gids: m.cfg.AllowedGIDs, log: m.log}
+	}
+	go func() { m.serveErr <- m.http.Serve(ln) }()
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	m.stop = stop
 	m.wg.Add(1)
 	go m.pruneLoop(bg)
+	if every, err := daemon.SdWatchdogEnabled(false); err == nil && every > 0 {
+		m.wg.Add(1)
+		go m.watchdogLoop(bg, every/2)
+	}
 
 	m.log.Info("storaged serving", "socket", m.cfg.Socket, "version", Version,
 		"repository", m.cfg.RepositoryBackend, "jobqueue", m.cfg.JobQueueBackend)
@@ -121,7 +129,36 @@ func (m *Main) listen() (net.Listener, error) {
 		ln.Close()
 		return nil, fmt.Errorf("STORAGED_SOCKET_MODE: %v", err)
 	}
+	if m.cfg.SocketGroup >= 0 {
+		if err := os.Chown(path, -1, m.cfg.SocketGroup); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("STORAGED_SOCKET_GROUP: %v", err)
+		}
+	}
 	return ln, nil
+}
+
+// watchdogLoop tells systemd the daemon is alive while its backends
+// answer; if they stop answering, systemd's watchdog restarts it.
+func (m *Main) watchdogLoop(ctx context.Context, every time.Duration) {
+	defer m.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c, cancel := context.WithTimeout(ctx, every)
+			err := errors.Join(m.repo.Ping(c), m.jobs.Ping(c))
+			cancel()
+			if err == nil {
+				_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+			} else {
+				m.log.Warn("backends not answering; withholding the watchdog ping", "err", err)
+			}
+		}
+	}
 }
 
 func (m *Main) pruneLoop(ctx context.Context) {

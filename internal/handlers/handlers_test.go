@@ -37,8 +37,10 @@ func start(t *testing.T, txIdle time.Duration) *daemon {
 	}
 	repo, jobs := memory.NewRepositoryBackend(), memory.NewJobQueueBackend()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	api := handlers.New(handlers.Config{Repository: repo, Jobs: jobs, Logger: log, TxIdleTimeout: txIdle,
+	metrics := handlers.NewMetrics()
+	api := handlers.New(handlers.Config{Repository: repo, Jobs: jobs, Logger: log, TxIdleTimeout: txIdle, Metrics: metrics,
 		Info: handlers.Info{Version: "test", RepositoryBackend: "memory", JobQueueBackend: "memory"}})
+	api.RegisterMetrics(metrics)
 	srv := handlers.NewFastHTTP(api.Handler(), 1<<20, log)
 	go srv.Serve(ln)
 	t.Cleanup(func() {
@@ -244,10 +246,24 @@ func TestOperations(t *testing.T) {
 		t.Fatalf("info %v", info)
 	}
 	d.do(t, "GET", "/v1/repos/x/y", "").want(t, 404)
+	d.do(t, "POST", "/v1/queues/mq/jobs", `{"data":1}`).want(t, 201)
+	d.do(t, "POST", "/v1/queues/mq/jobs", `{"data":2}`).want(t, 201)
+	tx := d.do(t, "POST", "/v1/tx", "").want(t, 201).json(t)["id"].(string)
 	m := d.do(t, "GET", "/metrics", "").want(t, 200)
-	if !bytes.Contains(m.body, []byte(`storaged_http_request_duration_seconds_count{route="findById",status="404"} 1`)) {
-		t.Fatalf("metrics lack the request series:\n%.2000s", m.body)
+	for _, series := range []string{
+		`storaged_http_request_duration_seconds_count{route="findById",status="404"} 1`,
+		`storaged_backend_operation_duration_seconds_count{op="findById",port="repository"} 1`,
+		`storaged_backend_operation_duration_seconds_count{op="enqueue",port="jobqueue"} 2`,
+		`storaged_jobs_enqueued_total{queue="mq"} 2`,
+		`storaged_queue_jobs{queue="mq",status="pending"} 2`,
+		`storaged_open_transactions 1`,
+		`go_goroutines`,
+	} {
+		if !bytes.Contains(m.body, []byte(series)) {
+			t.Fatalf("metrics lack %s:\n%.3000s", series, m.body)
+		}
 	}
+	d.do(t, "POST", "/v1/tx/"+tx+"/rollback", "").want(t, 204)
 	d.repo.Close()
 	d.do(t, "GET", "/readyz", "").wantError(t, 503, backend.CodeUnavailable)
 }

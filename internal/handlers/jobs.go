@@ -17,6 +17,9 @@ func queueName(ctx *fasthttp.RequestCtx) (string, error) {
 	return name, backend.ValidateName("queue", name)
 }
 
+// seen remembers a queue for the queue-depth gauge.
+func (s *Server) seen(queue string) { s.queues.LoadOrStore(queue, struct{}{}) }
+
 func jobID(ctx *fasthttp.RequestCtx) (string, error) {
 	return recordID(ctx)
 }
@@ -32,6 +35,8 @@ func (s *Server) enqueue(ctx *fasthttp.RequestCtx) error {
 	}
 	c, cancel := s.ctx(0)
 	defer cancel()
+	s.seen(queue)
+	defer s.metrics.op("jobqueue", "enqueue")()
 	ids, err := s.jobs.Enqueue(c, queue, []backend.EnqueueParams{p})
 	if err != nil {
 		return err
@@ -52,6 +57,8 @@ func (s *Server) enqueueMany(ctx *fasthttp.RequestCtx) error {
 	}
 	c, cancel := s.ctx(0)
 	defer cancel()
+	s.seen(queue)
+	defer s.metrics.op("jobqueue", "enqueueMany")()
 	ids, err := s.jobs.Enqueue(c, queue, ps)
 	if err != nil {
 		return err
@@ -75,7 +82,10 @@ func (s *Server) dequeue(ctx *fasthttp.RequestCtx) error {
 	}
 	c, cancel := context.WithTimeout(s.polls, s.timeout+p.Wait)
 	defer cancel()
+	s.seen(queue)
+	done := s.metrics.op("jobqueue", "dequeue")
 	job, err := s.jobs.Dequeue(c, queue, p)
+	done()
 	if err != nil {
 		return err
 	}
@@ -102,6 +112,7 @@ func (s *Server) getJob(ctx *fasthttp.RequestCtx) error {
 	}
 	c, cancel := s.ctx(0)
 	defer cancel()
+	defer s.metrics.op("jobqueue", "getJob")()
 	job, err := s.jobs.GetJob(c, id)
 	if err != nil {
 		return err
@@ -123,6 +134,7 @@ func (s *Server) ack(ctx *fasthttp.RequestCtx) error {
 	}
 	c, cancel := s.ctx(0)
 	defer cancel()
+	defer s.metrics.op("jobqueue", "acknowledge")()
 	if err := s.jobs.Acknowledge(c, id, lease); err != nil {
 		return err
 	}
@@ -142,6 +154,7 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx) error {
 	}
 	c, cancel := s.ctx(0)
 	defer cancel()
+	defer s.metrics.op("jobqueue", "fail")()
 	if err := s.jobs.Fail(c, p); err != nil {
 		return err
 	}
@@ -161,6 +174,7 @@ func (s *Server) heartbeat(ctx *fasthttp.RequestCtx) error {
 	}
 	c, cancel := s.ctx(0)
 	defer cancel()
+	defer s.metrics.op("jobqueue", "heartbeat")()
 	if err := s.jobs.Heartbeat(c, p); err != nil {
 		return err
 	}
@@ -185,6 +199,7 @@ func (s *Server) cancelJob(ctx *fasthttp.RequestCtx) error {
 	}
 	c, cancel := s.ctx(0)
 	defer cancel()
+	defer s.metrics.op("jobqueue", "cancel")()
 	if err := s.jobs.Cancel(c, id); err != nil {
 		return err
 	}
@@ -202,6 +217,7 @@ func (s *Server) retry(ctx *fasthttp.RequestCtx) error {
 	}
 	c, cancel := s.ctx(0)
 	defer cancel()
+	defer s.metrics.op("jobqueue", "retryFailed")()
 	if err := s.jobs.RetryFailed(c, id); err != nil {
 		return err
 	}
@@ -216,6 +232,7 @@ func (s *Server) stats(ctx *fasthttp.RequestCtx) error {
 	}
 	c, cancel := s.ctx(0)
 	defer cancel()
+	defer s.metrics.op("jobqueue", "stats")()
 	st, err := s.jobs.Stats(c, queue)
 	if err != nil {
 		return err
@@ -237,6 +254,7 @@ func (s *Server) listFailed(ctx *fasthttp.RequestCtx) error {
 	}
 	c, cancel := s.ctx(0)
 	defer cancel()
+	defer s.metrics.op("jobqueue", "listFailed")()
 	jobs, err := s.jobs.ListFailed(c, queue, p)
 	if err != nil {
 		return err

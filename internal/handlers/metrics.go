@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 type Metrics struct {
 	reg       *prometheus.Registry
 	requests  *prometheus.HistogramVec
+	backend   *prometheus.HistogramVec
 	enqueued  *prometheus.CounterVec
 	completed prometheus.Counter
 	failed    prometheus.Counter
@@ -29,12 +31,17 @@ func NewMetrics() *Metrics {
 		Help:    "Time to serve an API request, by route and status.",
 		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1, 5, 30},
 	}, []string{"route", "status"})
+	m.backend = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "storaged_backend_operation_duration_seconds",
+		Help:    "Time spent in the backend for one operation, by port and operation.",
+		Buckets: []float64{.00002, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1, 5, 30},
+	}, []string{"port", "op"})
 	m.enqueued = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "storaged_jobs_enqueued_total", Help: "Jobs accepted by enqueue, by queue (dedupe hits included).",
 	}, []string{"queue"})
 	m.completed = prometheus.NewCounter(prometheus.CounterOpts{Name: "storaged_jobs_completed_total", Help: "Jobs acknowledged."})
 	m.failed = prometheus.NewCounter(prometheus.CounterOpts{Name: "storaged_jobs_failed_total", Help: "Fail calls (retried or dead-lettered)."})
-	m.reg.MustRegister(m.requests, m.enqueued, m.completed, m.failed,
+	m.reg.MustRegister(m.requests, m.backend, m.enqueued, m.completed, m.failed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -64,9 +71,65 @@ func (m *Metrics) handler() fasthttp.RequestHandler {
 	return fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 }
 
-// RegisterMetrics adds the server's own gauges (open transactions).
+// op returns a function that records the backend time of one operation
+// when called: defer s.metrics.op("repository", "create")().
+func (m *Metrics) op(port, name string) func() {
+	o := m.backend.WithLabelValues(port, name)
+	start := time.Now()
+	return func() { o.Observe(time.Since(start).Seconds()) }
+}
+
+// PoolStater is implemented by backends with a connection pool.
+type PoolStater interface {
+	// PoolStats reports connections in use, idle, and the pool's bound.
+	PoolStats() (inUse, idle, max int)
+}
+
+// RegisterMetrics adds the server's gauges: open transactions, pool usage
+// and queue depth by queue and status.
 func (s *Server) RegisterMetrics(m *Metrics) {
 	m.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "storaged_open_transactions", Help: "Transactions held open by clients.",
 	}, func() float64 { return float64(s.txs.open()) }))
+	for port, b := range map[string]any{"repository": s.repo, "jobqueue": s.jobs} {
+		ps, ok := b.(PoolStater)
+		if !ok {
+			continue
+		}
+		for _, k := range []struct {
+			state string
+			pick  func(a, b, c int) int
+		}{{"in_use", func(a, _, _ int) int { return a }}, {"idle", func(_, b, _ int) int { return b }}, {"max", func(_, _, c int) int { return c }}} {
+			m.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "storaged_pool_connections", Help: "Database connections of each backend's pool.",
+				ConstLabels: prometheus.Labels{"port": port, "state": k.state},
+			}, func() float64 { a, b, c := ps.PoolStats(); return float64(k.pick(a, b, c)) }))
+		}
+	}
+	m.Register(&queueDepth{s: s, desc: prometheus.NewDesc("storaged_queue_jobs",
+		"Jobs by queue and status (queues this daemon has served).", []string{"queue", "status"}, nil)})
+}
+
+// queueDepth reads the stats of every queue this daemon has seen at each
+// scrape, with a short timeout so a slow database cannot stall /metrics.
+type queueDepth struct {
+	s    *Server
+	desc *prometheus.Desc
+}
+
+func (q *queueDepth) Describe(ch chan<- *prometheus.Desc) { ch <- q.desc }
+
+func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	q.s.queues.Range(func(k, _ any) bool {
+		st, err := q.s.jobs.Stats(ctx, k.(string))
+		if err != nil {
+			return false
+		}
+		for status, n := range map[string]int64{"pending": st.Pending, "processing": st.Processing, "completed": st.Completed, "failed": st.Failed, "cancelled": st.Cancelled} {
+			ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, float64(n), st.Queue, status)
+		}
+		return true
+	})
 }

@@ -50,6 +50,7 @@ func (s *Server) create(ctx *fasthttp.RequestCtx) error {
 	defer done()
 	c, cancel := s.ctx(0)
 	defer cancel()
+	defer s.metrics.op("repository", "create")()
 	rec, err := repo.Create(c, doc)
 	if err != nil {
 		return err
@@ -70,6 +71,7 @@ func (s *Server) findByID(ctx *fasthttp.RequestCtx) error {
 	defer done()
 	c, cancel := s.ctx(0)
 	defer cancel()
+	defer s.metrics.op("repository", "findById")()
 	rec, err := repo.FindByID(c, id)
 	if err != nil {
 		return err
@@ -97,6 +99,7 @@ func (s *Server) findMany(ctx *fasthttp.RequestCtx) error {
 	defer done()
 	c, cancel := s.ctx(0)
 	defer cancel()
+	defer s.metrics.op("repository", "findMany")()
 	recs, err := repo.FindMany(c, q)
 	if err != nil {
 		return err
@@ -134,6 +137,7 @@ func (s *Server) count(ctx *fasthttp.RequestCtx) error {
 	defer done()
 	c, cancel := s.ctx(0)
 	defer cancel()
+	defer s.metrics.op("repository", "count")()
 	n, err := repo.Count(c, f)
 	if err != nil {
 		return err
@@ -159,6 +163,7 @@ func (s *Server) update(ctx *fasthttp.RequestCtx) error {
 	defer done()
 	c, cancel := s.ctx(0)
 	defer cancel()
+	defer s.metrics.op("repository", "update")()
 	rec, err := repo.Update(c, id, patch)
 	if err != nil {
 		return err
@@ -179,6 +184,7 @@ func (s *Server) delete(ctx *fasthttp.RequestCtx) error {
 	defer done()
 	c, cancel := s.ctx(0)
 	defer cancel()
+	defer s.metrics.op("repository", "delete")()
 	if err := repo.Delete(c, id); err != nil {
 		return err
 	}
@@ -202,6 +208,7 @@ func (s *Server) ensureIndex(ctx *fasthttp.RequestCtx) error {
 	defer done()
 	c, cancel := s.ctx(0)
 	defer cancel()
+	defer s.metrics.op("repository", "ensureIndex")()
 	if err := repo.EnsureIndex(c, spec); err != nil {
 		return err
 	}

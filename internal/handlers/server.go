@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/fasthttp/router"
@@ -53,6 +54,7 @@ type Server struct {
 	// flight finish normally.
 	polls     context.Context
 	stopPolls context.CancelFunc
+	queues    sync.Map // queue names served, for the queue-depth gauge
 }
 
 // New builds a Server; Close ends its open transactions.
@@ -166,15 +168,38 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 
 type handlerFunc func(ctx *fasthttp.RequestCtx) error
 
-// route adapts a handler that returns an error and records its metrics.
+// route adapts a handler that returns an error, records its metrics and
+// logs it: every request at debug level, failures at warn (4xx) or error
+// (5xx), with the W3C traceparent the client sent, so that one request can
+// be followed from the app into the daemon.
 func (s *Server) route(name string, h handlerFunc) fasthttp.RequestHandler {
 	obs := s.metrics.route(name)
 	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
-		if err := h(ctx); err != nil {
+		err := h(ctx)
+		if err != nil {
 			s.writeError(ctx, err)
 		}
-		obs(ctx.Response.StatusCode(), time.Since(start))
+		status := ctx.Response.StatusCode()
+		d := time.Since(start)
+		obs(status, d)
+		level := slog.LevelDebug
+		if status >= 500 {
+			level = slog.LevelError
+		} else if status >= 400 && status != 404 {
+			level = slog.LevelInfo
+		}
+		if s.log.Enabled(context.Background(), level) {
+			attrs := []slog.Attr{slog.String("route", name), slog.String("method", string(ctx.Method())),
+				slog.String("path", truncate(ctx.Path())), slog.Int("status", status), slog.Duration("duration", d)}
+			if tp := ctx.Request.Header.Peek("traceparent"); len(tp) > 0 {
+				attrs = append(attrs, slog.String("traceparent", truncate(tp)))
+			}
+			if err != nil {
+				attrs = append(attrs, slog.String("error", err.Error()))
+			}
+			s.log.LogAttrs(context.Background(), level, "request", attrs...)
+		}
 	}
 }
 

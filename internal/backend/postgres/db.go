@@ -168,3 +168,15 @@ func isConnErr(err error) bool {
 	var ce *pgconn.ConnectError
 	return errors.As(err, &ce) || errors.Is(err, net.ErrClosed)
 }
+
+func poolStats(p *pgxpool.Pool) (inUse, idle, max int) {
+	st := p.Stat()
+	return int(st.AcquiredConns()), int(st.IdleConns()), int(st.MaxConns())
+}
+
+// PoolStats reports the repository pool's connections (for /metrics).
+func (b *RepositoryBackend) PoolStats() (inUse, idle, max int) { return poolStats(b.pool) }
+
+// PoolStats reports the queue pool's connections (for /metrics); the
+// LISTEN connection is outside it.
+func (b *JobQueueBackend) PoolStats() (inUse, idle, max int) { return poolStats(b.pool) }

@@ -345,3 +345,20 @@ func translate(err error) error {
 	}
 	return backend.Errorf(backend.CodeInternal, "sqlite: %v", err)
 }
+
+// PoolStats reports the writer and reader connections together.
+func (db *DB) PoolStats() (inUse, idle, max int) {
+	w := db.writer.Stats()
+	inUse, idle, max = w.InUse, w.Idle, w.MaxOpenConnections
+	if db.reader != db.writer {
+		r := db.reader.Stats()
+		inUse, idle, max = inUse+r.InUse, idle+r.Idle, max+r.MaxOpenConnections
+	}
+	return
+}
+
+// PoolStats implements handlers.PoolStater.
+func (b *RepositoryBackend) PoolStats() (inUse, idle, max int) { return b.db.PoolStats() }
+
+// PoolStats implements handlers.PoolStater.
+func (b *JobQueueBackend) PoolStats() (inUse, idle, max int) { return b.db.PoolStats() }
