@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
 import { SocketJobQueueBackend } from "./jobqueue.js";
 import { SocketRepositoryBackend } from "./repository.js";
+import type { TransportOptions } from "./transport.js";
 import type { JobQueueBackend, RepositoryBackend } from "./types.js";
 
 declare module "fastify" {
@@ -14,6 +15,8 @@ declare module "fastify" {
 export interface StoragedPluginOptions {
   /** The daemon's socket; default STORAGED_SOCKET. */
   socketPath?: string;
+  /** The caller's W3C traceparent, sent with every request (see TransportOptions). */
+  traceparent?: () => string | undefined;
   /** Use these backends instead (e.g. the Memory ones in tests). */
   repository?: RepositoryBackend;
   jobQueue?: JobQueueBackend;
@@ -26,16 +29,18 @@ export interface Storage {
 }
 
 /** createStorage({ socketPath? }): both socket backends, not yet connected. */
-export function createStorage(options: { socketPath?: string } = {}): Storage {
-  const opts = options.socketPath === undefined ? {} : { socketPath: options.socketPath };
-  return { repository: new SocketRepositoryBackend(opts), jobQueue: new SocketJobQueueBackend(opts) };
+export function createStorage(options: TransportOptions = {}): Storage {
+  return { repository: new SocketRepositoryBackend(options), jobQueue: new SocketJobQueueBackend(options) };
 }
 
 async function storaged(fastify: FastifyInstance, options: StoragedPluginOptions): Promise<void> {
   if (fastify.hasDecorator("repository") || fastify.hasDecorator("jobQueue")) {
     throw new Error("@storaged/client is already registered on this Fastify instance (repository/jobQueue are decorated)");
   }
-  const made = options.repository && options.jobQueue ? undefined : createStorage(options.socketPath === undefined ? {} : { socketPath: options.socketPath });
+  const transport: TransportOptions = {};
+  if (options.socketPath !== undefined) transport.socketPath = options.socketPath;
+  if (options.traceparent !== undefined) transport.traceparent = options.traceparent;
+  const made = options.repository && options.jobQueue ? undefined : createStorage(transport);
   const repository = options.repository ?? made!.repository;
   const jobQueue = options.jobQueue ?? made!.jobQueue;
   // Connect before ready: a missing daemon fails startup with a message

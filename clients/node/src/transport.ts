@@ -5,6 +5,12 @@ export interface TransportOptions {
   socketPath?: string;
   /** Connections for ordinary calls; default 32. */
   connections?: number;
+  /**
+   * Returns the W3C traceparent of the caller's current span (e.g. from
+   * OpenTelemetry); it is sent with each request and appears in the
+   * daemon's log lines and spans for it.
+   */
+  traceparent?: () => string | undefined;
 }
 
 export interface Response {
@@ -32,12 +38,14 @@ export class Transport {
   readonly socketPath: string;
   private readonly pool: HttpPool;
   private readonly pollPool: HttpPool;
+  private readonly traceparent: (() => string | undefined) | undefined;
   private closed = false;
 
   constructor(opts: TransportOptions = {}) {
     this.socketPath = resolveSocketPath(opts.socketPath);
     this.pool = new HttpPool(this.socketPath, opts.connections ?? 32);
     this.pollPool = new HttpPool(this.socketPath, 0);
+    this.traceparent = opts.traceparent;
   }
 
   /** Sends a request; a non-2xx answer becomes the matching StorageError. */
@@ -50,7 +58,9 @@ export class Transport {
     if (this.closed) {
       throw new StorageUnavailableError(`the client for ${this.socketPath} is disconnected`);
     }
-    const headers = opts.tx ? { [TX_HEADER]: opts.tx } : undefined;
+    let headers: Record<string, string> | undefined = opts.tx ? { [TX_HEADER]: opts.tx } : undefined;
+    const tp = this.traceparent?.();
+    if (tp && /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(tp)) headers = { ...headers, traceparent: tp };
     let res;
     try {
       res = await (opts.poll ? this.pollPool : this.pool).request(method, path, body === undefined ? undefined : JSON.stringify(body), headers, opts.signal);

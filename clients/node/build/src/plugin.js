@@ -3,14 +3,18 @@ import { SocketJobQueueBackend } from "./jobqueue.js";
 import { SocketRepositoryBackend } from "./repository.js";
 /** createStorage({ socketPath? }): both socket backends, not yet connected. */
 export function createStorage(options = {}) {
-    const opts = options.socketPath === undefined ? {} : { socketPath: options.socketPath };
-    return { repository: new SocketRepositoryBackend(opts), jobQueue: new SocketJobQueueBackend(opts) };
+    return { repository: new SocketRepositoryBackend(options), jobQueue: new SocketJobQueueBackend(options) };
 }
 async function storaged(fastify, options) {
     if (fastify.hasDecorator("repository") || fastify.hasDecorator("jobQueue")) {
         throw new Error("@storaged/client is already registered on this Fastify instance (repository/jobQueue are decorated)");
     }
-    const made = options.repository && options.jobQueue ? undefined : createStorage(options.socketPath === undefined ? {} : { socketPath: options.socketPath });
+    const transport = {};
+    if (options.socketPath !== undefined)
+        transport.socketPath = options.socketPath;
+    if (options.traceparent !== undefined)
+        transport.traceparent = options.traceparent;
+    const made = options.repository && options.jobQueue ? undefined : createStorage(transport);
     const repository = options.repository ?? made.repository;
     const jobQueue = options.jobQueue ?? made.jobQueue;
     // Connect before ready: a missing daemon fails startup with a message

@@ -18,18 +18,23 @@ export class Transport {
     socketPath;
     pool;
     pollPool;
+    traceparent;
     closed = false;
     constructor(opts = {}) {
         this.socketPath = resolveSocketPath(opts.socketPath);
         this.pool = new HttpPool(this.socketPath, opts.connections ?? 32);
         this.pollPool = new HttpPool(this.socketPath, 0);
+        this.traceparent = opts.traceparent;
     }
     /** Sends a request; a non-2xx answer becomes the matching StorageError. */
     async request(method, path, body, opts = {}) {
         if (this.closed) {
             throw new StorageUnavailableError(`the client for ${this.socketPath} is disconnected`);
         }
-        const headers = opts.tx ? { [TX_HEADER]: opts.tx } : undefined;
+        let headers = opts.tx ? { [TX_HEADER]: opts.tx } : undefined;
+        const tp = this.traceparent?.();
+        if (tp && /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(tp))
+            headers = { ...headers, traceparent: tp };
         let res;
         try {
             res = await (opts.poll ? this.pollPool : this.pool).request(method, path, body === undefined ? undefined : JSON.stringify(body), headers, opts.signal);
