@@ -15,6 +15,11 @@ import (
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/storaged/storaged/internal/backend"
 	"github.com/storaged/storaged/internal/backend/memory"
@@ -36,6 +41,7 @@ type Main struct {
 	ln   net.Listener
 
 	ownsSocket bool // false under socket activation: systemd owns the path
+	traces     *sdktrace.TracerProvider
 	stop       context.CancelFunc
 	wg         sync.WaitGroup
 	serveErr   chan error
@@ -57,8 +63,12 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	metrics := handlers.NewMetrics()
+	tracer, err := m.tracing(ctx)
+	if err != nil {
+		return err
+	}
 	m.api = handlers.New(handlers.Config{
-		Repository: m.repo, Jobs: m.jobs, Logger: m.log, Metrics: metrics,
+		Repository: m.repo, Jobs: m.jobs, Logger: m.log, Metrics: metrics, Tracer: tracer,
 		TxIdleTimeout: m.cfg.TxIdleTimeout, MaxBodyBytes: m.cfg.MaxBodyBytes,
 		Info: handlers.Info{
 			Version: Version, RepositoryBackend: m.cfg.RepositoryBackend, JobQueueBackend: m.cfg.JobQueueBackend,
@@ -90,6 +100,23 @@ func (m *Main) Run(ctx context.Context) error {
 	fmt.Fprintf(os.Stdout, "storaged: serving on %s (repository=%s, jobqueue=%s)\n", m.cfg.Socket, m.cfg.RepositoryBackend, m.cfg.JobQueueBackend)
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
 	return nil
+}
+
+// tracing exports spans over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT
+// (or its traces variant) is set; the exporter reads the standard OTEL_*
+// variables itself.
+func (m *Main) tracing(ctx context.Context) (trace.Tracer, error) {
+	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+		return nil, nil
+	}
+	exp, err := otlptracehttp.New(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: %v", err)
+	}
+	res := resource.NewSchemaless(attribute.String("service.name", "storaged"), attribute.String("service.version", Version))
+	m.traces = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	m.log.Info("exporting traces over OTLP")
+	return m.traces.Tracer("storaged"), nil
 }
 
 // listen takes a socket from systemd (LISTEN_FDS) or creates one,
@@ -220,6 +247,11 @@ func (m *Main) Close() error {
 	}
 	if m.repo != nil {
 		errs = append(errs, m.repo.Close())
+	}
+	if m.traces != nil {
+		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, m.traces.Shutdown(c))
+		cancel()
 	}
 	if m.ownsSocket {
 		if err := os.Remove(m.cfg.Socket); err != nil && !errors.Is(err, fs.ErrNotExist) {

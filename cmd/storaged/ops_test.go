@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -244,3 +245,43 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestOTLPExport: with OTEL_EXPORTER_OTLP_ENDPOINT set, the daemon posts
+// its spans to that endpoint (here a local stand-in collector).
+func TestOTLPExport(t *testing.T) {
+	got := make(chan string, 10)
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.Path
+		w.WriteHeader(200)
+	}))
+	defer collector.Close()
+	d := testutil.StartDaemon(t, "OTEL_EXPORTER_OTLP_ENDPOINT="+collector.URL, "OTEL_BSP_SCHEDULE_DELAY=50")
+	res, err := d.Client.Get("http://storaged/v1/repos/plans/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	select {
+	case p := <-got:
+		if p != "/v1/traces" {
+			t.Fatalf("exported to %s", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no spans reached the OTLP endpoint")
+	}
+}
+
+// TestMakeInstall installs into a DESTDIR and finds the binary and units.
+func TestMakeInstall(t *testing.T) {
+	dest := t.TempDir()
+	cmd := exec.Command("make", "-s", "install", "DESTDIR="+dest, "PREFIX=/usr")
+	cmd.Dir = testutil.RepoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make install: %v\n%s", err, out)
+	}
+	for _, f := range []string{"usr/bin/storaged", "etc/systemd/system/storaged.service", "etc/systemd/system/storaged.socket", "etc/storaged/storaged.env.example"} {
+		if _, err := os.Stat(filepath.Join(dest, f)); err != nil {
+			t.Errorf("not installed: %s", f)
+		}
+	}
+}

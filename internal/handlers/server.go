@@ -12,6 +12,10 @@ import (
 
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/storaged/storaged/internal/backend"
 )
@@ -30,6 +34,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MaxBodyBytes is also the fasthttp server's limit; see NewFastHTTP.
 	MaxBodyBytes int
+	// Tracer, if set, records a span per request, continuing the trace of
+	// the client's traceparent.
+	Tracer trace.Tracer
 }
 
 // Info is what GET /v1/info shows.
@@ -55,6 +62,7 @@ type Server struct {
 	polls     context.Context
 	stopPolls context.CancelFunc
 	queues    sync.Map // queue names served, for the queue-depth gauge
+	tracer    trace.Tracer
 }
 
 // New builds a Server; Close ends its open transactions.
@@ -75,7 +83,7 @@ func New(cfg Config) *Server {
 	return &Server{
 		repo: cfg.Repository, jobs: cfg.Jobs, log: cfg.Logger, metrics: cfg.Metrics, info: cfg.Info,
 		txs:     newTxManager(cfg.TxIdleTimeout, cfg.Logger),
-		timeout: cfg.RequestTimeout, polls: polls, stopPolls: stopPolls,
+		timeout: cfg.RequestTimeout, polls: polls, stopPolls: stopPolls, tracer: cfg.Tracer,
 	}
 }
 
@@ -176,6 +184,12 @@ func (s *Server) route(name string, h handlerFunc) fasthttp.RequestHandler {
 	obs := s.metrics.route(name)
 	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
+		var span trace.Span
+		if s.tracer != nil {
+			parent := propagation.TraceContext{}.Extract(context.Background(), headerCarrier{ctx})
+			_, span = s.tracer.Start(parent, "storaged "+name, trace.WithSpanKind(trace.SpanKindServer),
+				trace.WithAttributes(attribute.String("http.route", name), attribute.String("http.request.method", string(ctx.Method()))))
+		}
 		err := h(ctx)
 		if err != nil {
 			s.writeError(ctx, err)
@@ -183,6 +197,13 @@ func (s *Server) route(name string, h handlerFunc) fasthttp.RequestHandler {
 		status := ctx.Response.StatusCode()
 		d := time.Since(start)
 		obs(status, d)
+		if span != nil {
+			span.SetAttributes(attribute.Int("http.response.status_code", status))
+			if status >= 500 {
+				span.SetStatus(codes.Error, "internal error")
+			}
+			span.End()
+		}
 		level := slog.LevelDebug
 		if status >= 500 {
 			level = slog.LevelError
@@ -202,6 +223,13 @@ func (s *Server) route(name string, h handlerFunc) fasthttp.RequestHandler {
 		}
 	}
 }
+
+// headerCarrier reads W3C trace context from a fasthttp request.
+type headerCarrier struct{ ctx *fasthttp.RequestCtx }
+
+func (h headerCarrier) Get(key string) string { return string(h.ctx.Request.Header.Peek(key)) }
+func (h headerCarrier) Set(string, string)    {}
+func (h headerCarrier) Keys() []string        { return []string{"traceparent", "tracestate"} }
 
 func truncate(b []byte) string {
 	if len(b) > 128 {
