@@ -12,8 +12,9 @@ NODE_DIR  := clients/node
 # Daemon backends the Node client's suites run against.
 NODE_TEST_BACKENDS ?= memory,sqlite,postgres
 FUZZTIME  ?= 10s
+LOAD_SECONDS ?= 20
 
-.PHONY: help build run test test-go test-node fuzz bench lint install example clean
+.PHONY: help build run test test-go test-node test-reliability fuzz bench lint install example clean
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,6 +36,15 @@ test-node: build ## Node client: install, build, type tests, node:test against a
 	@if [ -f $(NODE_DIR)/package.json ]; then \
 		cd $(NODE_DIR) && npm ci --no-audit --no-fund && npm run build && STORAGED_BIN=$(CURDIR)/bin/storaged STORAGED_TEST_BACKENDS=$(NODE_TEST_BACKENDS) npm test; \
 	fi
+
+test-reliability: build ## Crash, fault, load and hostile-input tests at full size, then every fuzzer for FUZZTIME; see docs/RELIABILITY.md.
+	@mkdir -p var
+	STORAGED_RELIABILITY=1 STORAGED_LOAD_SECONDS=$(LOAD_SECONDS) $(GO) test -count=1 -v -timeout 20m \
+		-run 'TestKill9|TestPostgresRestart|TestTwoDaemons|TestLoad|TestDiskFull|TestReadOnly|TestHostileInput|TestRawBytes|TestBodyTooLarge|TestPeerCredentials|TestSIGTERM' \
+		./cmd/storaged/ ./internal/backend/sqlite/ ./internal/handlers/ > var/reliability.log 2>&1 || { cat var/reliability.log; exit 1; }
+	@grep -E '^(--- |ok|FAIL)|_test\.go:[0-9]+: ' var/reliability.log | grep -v -- '--- PASS: TestHostileInput/'
+	cd $(NODE_DIR) && npm run -s build:test && STORAGED_BIN=$(CURDIR)/bin/storaged STORAGED_TEST_BACKENDS=$(NODE_TEST_BACKENDS) node --test --test-concurrency=1 build/test/faults.test.js
+	$(MAKE) -s fuzz FUZZTIME=$(FUZZTIME)
 
 fuzz: ## Run each fuzz target for FUZZTIME (default 10s).
 	$(GO) test -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME) ./internal/backend/
