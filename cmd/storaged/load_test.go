@@ -127,4 +127,3 @@ func TestLoad(t *testing.T) {
 		})
 	}
 }
-

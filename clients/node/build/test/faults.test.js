@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { after, before, describe, it } from "node:test";
+import { JobStatus, SocketJobQueueBackend } from "../src/index.js";
+import { BACKENDS, sleep, startDaemon, uniqueName } from "./harness.js";
+const clientURL = new URL("../src/index.js", import.meta.url).href;
+/** Runs a worker in another Node process; its stdout lines arrive in `lines`. */
+function workerProcess(socketPath, queue, body) {
+    const script = `
+    import { SocketJobQueueBackend } from ${JSON.stringify(clientURL)};
+    const jobs = new SocketJobQueueBackend({ socketPath: ${JSON.stringify(socketPath)} });
+    await jobs.connect();
+    const queue = jobs.queue(${JSON.stringify(queue)});
+    ${body}
+  `;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+    const lines = [];
+    let buf = "";
+    child.stdout.on("data", (b) => {
+        buf += b.toString();
+        const parts = buf.split("\n");
+        buf = parts.pop();
+        lines.push(...parts);
+    });
+    return { child, lines };
+}
+async function until(what, cond, ms = 15_000) {
+    const end = Date.now() + ms;
+    while (!(await cond())) {
+        if (Date.now() > end)
+            throw new Error(`timed out waiting for ${what}`);
+        await sleep(20);
+    }
+}
+for (const backend of BACKENDS) {
+    describe(`worker faults on ${backend}`, () => {
+        let daemon;
+        let jobs;
+        before(async () => {
+            daemon = await startDaemon(backend);
+            jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
+            await jobs.connect();
+        });
+        after(async () => {
+            await jobs.disconnect();
+            await daemon.stop();
+        });
+        it("redelivers the jobs of a killed worker after their leases, each completed once", async () => {
+            const name = uniqueName("killed");
+            const queue = jobs.queue(name);
+            const ids = await queue.enqueueMany(Array.from({ length: 20 }, (_, n) => ({ data: { n } })));
+            const w = workerProcess(daemon.socketPath, name, `
+        queue.work(async (job) => { console.log("started " + job.id); await new Promise(() => {}); }, { concurrency: 4, leaseMs: 500 });
+      `);
+            await until("the worker to take 4 jobs", () => w.lines.filter((l) => l.startsWith("started")).length >= 4);
+            const inFlight = w.lines.filter((l) => l.startsWith("started")).map((l) => l.slice(8));
+            w.child.kill("SIGKILL");
+            const done = new Map();
+            const worker = queue.work(async (job) => {
+                done.set(job.id, (done.get(job.id) ?? 0) + 1);
+            }, { concurrency: 4, waitMs: 1000 });
+            await until("every job to complete", async () => (await queue.stats()).completed === ids.length);
+            await worker.stop();
+            for (const id of ids)
+                assert.equal(done.get(id), 1, `job ${id} completed ${done.get(id) ?? 0} times`);
+            for (const id of inFlight) {
+                const j = await queue.getJob(id);
+                assert.equal(j?.status, JobStatus.COMPLETED);
+                assert.ok((j?.attempts ?? 0) >= 2, `job ${id} was not redelivered`);
+            }
+        });
+        it("fences a hung handler: after its lease is taken over it cannot acknowledge", async () => {
+            const name = uniqueName("hung");
+            const queue = jobs.queue(name);
+            const id = await queue.enqueue("slow");
+            const w = workerProcess(daemon.socketPath, name, `
+        queue.work(async () => {
+          console.log("started");
+          const end = Date.now() + 1200; while (Date.now() < end) {} // blocks the event loop: no heartbeats
+        }, { leaseMs: 300, waitMs: 1000, onError: (e) => { console.log("ERROR " + e.name); } });
+      `);
+            await until("the hung handler to start", () => w.lines.includes("started"));
+            await sleep(400);
+            const taken = await queue.dequeue({ waitMs: 2000 });
+            assert.equal(taken?.id, id, "the expired claim was not taken over");
+            await queue.acknowledge(id);
+            await until("the hung worker's refused ack", () => w.lines.includes("ERROR ConflictError"));
+            w.child.kill("SIGKILL");
+            const j = await queue.getJob(id);
+            assert.equal(j?.status, JobStatus.COMPLETED);
+            assert.equal(j?.attempts, 2);
+        });
+    });
+}
+//# sourceMappingURL=faults.test.js.map
