@@ -53,6 +53,13 @@ type JobQueueBackend struct {
 	// of one per job.
 	claimers sync.Map // claimKey → *batch.Batcher[struct{}, *backend.Job]
 	acks     batch.Batcher[ackReq, error]
+
+	// A burst of enqueues outruns autovacuum's statistics; without them the
+	// planner guesses the queue is tiny and sorts all of it for each claim
+	// (measured on a fresh 20k-job queue: 760 jobs/s, 5 100 after ANALYZE).
+	// So a big enqueue schedules an ANALYZE shortly after the burst ends.
+	analyzeMu    sync.Mutex
+	analyzeTimer *time.Timer
 }
 
 type claimKey struct {
@@ -263,7 +270,28 @@ func (b *JobQueueBackend) Enqueue(ctx context.Context, queue string, params []ba
 	if err != nil {
 		return nil, translate(err)
 	}
+	if len(params) >= 100 {
+		b.analyzeSoon()
+	}
 	return ids, nil
+}
+
+// analyzeSoon runs ANALYZE on the jobs table 200 ms after the last big
+// enqueue of a burst.
+func (b *JobQueueBackend) analyzeSoon() {
+	b.analyzeMu.Lock()
+	defer b.analyzeMu.Unlock()
+	if b.analyzeTimer != nil {
+		b.analyzeTimer.Reset(200 * time.Millisecond)
+		return
+	}
+	b.analyzeTimer = time.AfterFunc(200*time.Millisecond, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := b.pool.Exec(ctx, "ANALYZE storaged_jobs"); err != nil && !b.closed.Load() {
+			b.log.Warn("postgres: ANALYZE storaged_jobs failed", "err", err)
+		}
+	})
 }
 
 const leaseExpiredError = `{"name":"LeaseExpired","message":"the lease of the last attempt expired before the job was acknowledged"}`
@@ -682,6 +710,11 @@ func (b *JobQueueBackend) Ping(ctx context.Context) error { return translate(b.p
 // Close implements backend.JobQueueBackend.
 func (b *JobQueueBackend) Close() error {
 	b.closed.Store(true)
+	b.analyzeMu.Lock()
+	if b.analyzeTimer != nil {
+		b.analyzeTimer.Stop()
+	}
+	b.analyzeMu.Unlock()
 	b.stop()
 	b.wg.Wait()
 	b.wakeAll()
