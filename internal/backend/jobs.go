@@ -72,6 +72,22 @@ type QueueStats struct {
 	Cancelled  int64  `json:"cancelled"`
 }
 
+// Add counts n jobs of status.
+func (s *QueueStats) Add(status JobStatus, n int64) {
+	switch status {
+	case StatusPending:
+		s.Pending += n
+	case StatusProcessing:
+		s.Processing += n
+	case StatusCompleted:
+		s.Completed += n
+	case StatusFailed:
+		s.Failed += n
+	case StatusCancelled:
+		s.Cancelled += n
+	}
+}
+
 // BackoffType names a retry schedule.
 type BackoffType string
 

@@ -369,18 +369,7 @@ func (b *JobQueueBackend) Stats(_ context.Context, queue string) (backend.QueueS
 		return s, nil
 	}
 	for _, j := range q.jobs {
-		switch j.Status {
-		case backend.StatusPending:
-			s.Pending++
-		case backend.StatusProcessing:
-			s.Processing++
-		case backend.StatusCompleted:
-			s.Completed++
-		case backend.StatusFailed:
-			s.Failed++
-		case backend.StatusCancelled:
-			s.Cancelled++
-		}
+		s.Add(j.Status, 1)
 	}
 	return s, nil
 }

@@ -615,18 +615,7 @@ func (b *JobQueueBackend) Stats(ctx context.Context, queue string) (backend.Queu
 		if err := rows.Scan(&status, &n); err != nil {
 			return s, translate(err)
 		}
-		switch status {
-		case backend.StatusPending:
-			s.Pending = n
-		case backend.StatusProcessing:
-			s.Processing = n
-		case backend.StatusCompleted:
-			s.Completed = n
-		case backend.StatusFailed:
-			s.Failed = n
-		case backend.StatusCancelled:
-			s.Cancelled = n
-		}
+		s.Add(status, n)
 	}
 	return s, translate(rows.Err())
 }

@@ -1,9 +1,0 @@
-export var JobStatus;
-(function (JobStatus) {
-    JobStatus["PENDING"] = "pending";
-    JobStatus["PROCESSING"] = "processing";
-    JobStatus["COMPLETED"] = "completed";
-    JobStatus["FAILED"] = "failed";
-    JobStatus["CANCELLED"] = "cancelled";
-})(JobStatus || (JobStatus = {}));
-//# sourceMappingURL=types.js.map
