@@ -13,6 +13,8 @@ export {
 } from "./errors.js";
 export type { ErrorCode } from "./errors.js";
 export { JobStatus } from "./types.js";
+export { Query } from "./query.js";
+export type { Operator, Operand, QueryTarget } from "./query.js";
 export type {
   Backoff,
   DequeueOptions,

@@ -1,4 +1,5 @@
 import { StorageUnavailableError } from "./errors.js";
+import { Query } from "./query.js";
 import { seg, Transport, type TransportOptions } from "./transport.js";
 import type { Filter, IndexSpec, QueryOptions, Repository, RepositoryBackend } from "./types.js";
 
@@ -49,6 +50,10 @@ class SocketRepository<T extends { id: string }> implements Repository<T> {
   async count(filter?: Filter<T>): Promise<number> {
     const res = await this.req("POST", `${this.base}/count`, filter === undefined ? {} : { filter });
     return (JSON.parse(res.body) as { count: number }).count;
+  }
+
+  query(): Query<T> {
+    return Query.of<T>(this);
   }
 
   async ensureIndex(spec: IndexSpec<T>): Promise<void> {

@@ -1,3 +1,5 @@
+import type { Query } from "./query.js";
+
 /** A JSON scalar: what equality and $in compare against. */
 export type Scalar = string | number | boolean | null;
 
@@ -77,6 +79,8 @@ export interface Repository<T extends { id: string }> {
   delete(id: string): Promise<void>;
   count(filter?: Filter<T>): Promise<number>;
   ensureIndex(spec: IndexSpec<T>): Promise<void>;
+  /** A typed query builder over findMany and count (see Query). */
+  query(): Query<T>;
 }
 
 /** The records port (the seed's RepositoryBackend). */

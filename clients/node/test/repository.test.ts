@@ -83,6 +83,24 @@ for (const backend of BACKENDS) {
       assert.deepEqual(page2.map((p) => p.name), ["p6", "p5", "p4"]);
     });
 
+    it("runs typed queries built with query()", async () => {
+      const plans = repo.repository<TestPlanV1>(uniqueName("plans"));
+      for (let i = 0; i < 10; i++) {
+        await plans.create({ name: `p${i}`, steps: i % 2 ? ["x"] : [], priority: i % 3, owner: { team: i < 5 ? "a" : "b" } });
+      }
+      const q = plans.query().where("owner.team", "=", "a").where("priority", ">=", 1).orderBy("priority", "desc").orderBy("name");
+      assert.deepEqual(q.options(), {
+        filter: { $and: [{ "owner.team": { $eq: "a" } }, { priority: { $gte: 1 } }] },
+        sort: { priority: "desc", name: "asc" },
+      });
+      assert.deepEqual((await q.limit(2).find()).map((p) => p.name), ["p2", "p1"]);
+      assert.equal(await q.count(), 3);
+      assert.equal(await plans.query().where("steps", "contains", "x").count(), 5);
+      assert.deepEqual((await plans.query().where("name", "in", ["p3", "p7", "zz"]).orderBy("name").offset(1).find()).map((p) => p.name), ["p7"]);
+      assert.equal(await plans.query().where("priority", "exists", false).count(), 0);
+      assert.equal(await plans.query().count(), 10);
+    });
+
     it("passes the shared filter vectors", async () => {
       const vf = loadVectors();
       const names: Record<string, string> = {};

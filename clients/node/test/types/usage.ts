@@ -65,6 +65,23 @@ export async function usage(): Promise<void> {
   const n: number = await plans.count({ active: true });
   void many, n;
 
+  // The typed query builder: fields and operand types are checked.
+  const top: TestPlanV1[] = await plans.query().where("active", "=", true).where("priority", ">", 3).orderBy("name", "desc").limit(10).find();
+  const n2: number = await plans.query().where("steps", "contains", "build").where("owner.team", "in", ["a", "b"]).count();
+  void top, n2;
+  // @ts-expect-error no such field
+  plans.query().where("nope", "=", 1);
+  // @ts-expect-error priority is a number
+  plans.query().where("priority", ">", "3");
+  // @ts-expect-error startsWith needs a string field
+  plans.query().where("priority", "startsWith", "1");
+  // @ts-expect-error contains needs an array field and its element type
+  plans.query().where("steps", "contains", 5);
+  // @ts-expect-error not an operator
+  plans.query().where("name", "like", "x");
+  // @ts-expect-error orderBy takes fields of T
+  plans.query().orderBy("nope");
+
   const result: number = await app.repository.transaction(async (tx: RepositoryBackend) => {
     await tx.repository<TestPlanV1>("plans").delete(created.id);
     return 1;
