@@ -33,6 +33,12 @@ func run(ctx context.Context, args []string, getenv func(string) string) int {
 			return 1
 		}
 		return 0
+	case "jobs":
+		if err := jobsCmd(ctx, args, getenv, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "storaged:", err)
+			return 1
+		}
+		return 0
 	case "version":
 		fmt.Println("storaged", Version)
 		return 0
@@ -51,6 +57,7 @@ func usage() {
 commands:
   serve     serve the API on the Unix socket (the default)
   migrate   apply (up, the default) or list (status) the database migrations
+  jobs      dead letters of a running daemon: failed, inspect, retry, purge
   version   print the version
 
 Run "storaged serve -h" for the flags; each mirrors an environment variable.

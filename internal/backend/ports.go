@@ -119,6 +119,8 @@ type JobQueueBackend interface {
 	Stats(ctx context.Context, queue string) (QueueStats, error)
 	// ListFailed pages through the queue's dead letters, newest first.
 	ListFailed(ctx context.Context, queue string, p ListParams) ([]*Job, error)
+	// PurgeFailed deletes the queue's dead letters and returns how many.
+	PurgeFailed(ctx context.Context, queue string) (int, error)
 	// RetryFailed moves a failed or cancelled job back to pending with a
 	// fresh set of attempts. Errors: not_found, conflict (not failed or
 	// cancelled).

@@ -192,6 +192,12 @@ func TestJobFlow(t *testing.T) {
 	}
 	d.do(t, "POST", "/v1/jobs/"+j["id"].(string)+"/retry", "").want(t, 204)
 	d.do(t, "POST", "/v1/jobs/"+j["id"].(string)+"/retry", "").wantError(t, 409, backend.CodeConflict)
+	j = d.do(t, "POST", "/v1/queues/batch/dequeue", ``).want(t, 200).json(t)
+	d.do(t, "POST", "/v1/jobs/"+j["id"].(string)+"/fail", `{"lease":"`+j["lease"].(string)+`","retry":false}`).want(t, 204)
+	if p := d.do(t, "DELETE", "/v1/queues/batch/failed", "").want(t, 200).json(t); p["purged"] != 1.0 {
+		t.Fatalf("purge %v", p)
+	}
+	d.do(t, "GET", "/v1/jobs/"+j["id"].(string), "").wantError(t, 404, backend.CodeNotFound)
 }
 
 func TestLongPollOverSocket(t *testing.T) {
@@ -325,6 +331,8 @@ func TestHostileInput(t *testing.T) {
 		{"POST", "/v1/jobs/x/ack", `{"lease":"l","extra":1}`, 400, backend.CodeInvalidArgument},
 		{"POST", "/v1/jobs/x/ack", `{"lease":"l"}`, 404, backend.CodeNotFound},
 		{"POST", "/v1/jobs/x/cancel", `{"force":true}`, 400, backend.CodeInvalidArgument},
+		{"DELETE", "/v1/queues/q/failed", `{"all":true}`, 400, backend.CodeInvalidArgument},
+		{"DELETE", "/v1/queues/bad%20q/failed", ``, 400, backend.CodeInvalidArgument},
 		{"DELETE", "/v1/queues/q", ``, 404, backend.CodeNotFound},
 		{"GET", "/nope", ``, 404, backend.CodeNotFound},
 		{"BREW", "/v1/repos/c", ``, 404, backend.CodeNotFound},

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"strconv"
 
 	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
@@ -261,5 +262,24 @@ func (s *Server) listFailed(ctx *fasthttp.RequestCtx) error {
 	}
 	b, _ := json.Marshal(jobs)
 	writeJSON(ctx, fasthttp.StatusOK, b)
+	return nil
+}
+
+func (s *Server) purgeFailed(ctx *fasthttp.RequestCtx) error {
+	queue, err := queueName(ctx)
+	if err != nil {
+		return err
+	}
+	if err := noBody(ctx); err != nil {
+		return err
+	}
+	c, cancel := s.ctx(0)
+	defer cancel()
+	defer s.metrics.op("jobqueue", "purgeFailed")()
+	n, err := s.jobs.PurgeFailed(c, queue)
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, []byte(`{"purged":`+strconv.Itoa(n)+`}`))
 	return nil
 }

@@ -160,6 +160,7 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	r.POST("/v1/queues/{queue}/dequeue", s.route("dequeue", s.dequeue))
 	r.GET("/v1/queues/{queue}/stats", s.route("stats", s.stats))
 	r.GET("/v1/queues/{queue}/failed", s.route("listFailed", s.listFailed))
+	r.DELETE("/v1/queues/{queue}/failed", s.route("purgeFailed", s.purgeFailed))
 	r.GET("/v1/jobs/{id}", s.route("getJob", s.getJob))
 	r.POST("/v1/jobs/{id}/ack", s.route("ack", s.ack))
 	r.POST("/v1/jobs/{id}/fail", s.route("fail", s.fail))

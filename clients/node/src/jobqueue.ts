@@ -174,6 +174,11 @@ class SocketJobQueue<T> implements JobQueue<T> {
     await this.t.request("POST", `/v1/jobs/${seg(jobId)}/retry`);
   }
 
+  async purgeFailed(): Promise<number> {
+    const res = await this.t.request("DELETE", `${this.base}/failed`);
+    return (JSON.parse(res.body) as { purged: number }).purged;
+  }
+
   work(handler: (job: Job<T>) => Promise<void>, options: WorkOptions = {}): Worker {
     const w = new QueueWorker<T>(this, handler, options);
     this.backend.track(w);

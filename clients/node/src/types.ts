@@ -191,6 +191,8 @@ export interface JobQueue<T> {
   stats(): Promise<QueueStats>;
   listFailed(options?: { limit?: number; offset?: number }): Promise<Job<T>[]>;
   retryFailed(jobId: string): Promise<void>;
+  /** Deletes the queue's dead letters; returns how many. */
+  purgeFailed(): Promise<number>;
   work(handler: (job: Job<T>) => Promise<void>, options?: WorkOptions): Worker;
 }
 

@@ -147,6 +147,11 @@ for (const backend of BACKENDS) {
       assert.equal(stats.cancelled, 1);
       await queue.retryFailed(a);
       assert.equal(await queue.getStatus(a), JobStatus.PENDING);
+      const again = (await queue.dequeue())!;
+      await queue.fail(again.id, new Error("still bad"), false);
+      assert.equal(await queue.purgeFailed(), 1);
+      assert.equal(await queue.getJob(a), null);
+      assert.deepEqual(await queue.listFailed(), []);
       await assert.rejects(queue.enqueue({ k: "x" }, { maxAttempts: 0 }), ValidationError);
       await assert.rejects(queue.dequeue({ waitMs: 120_000 }), ValidationError);
     });

@@ -37,6 +37,7 @@ func RunJobQueue(t *testing.T, newBackend NewJobQueue) {
 		{"EnqueueMany", testEnqueueMany},
 		{"StatsAndListFailed", testStats},
 		{"RetryFailed", testRetryFailed},
+		{"PurgeFailed", testPurgeFailed},
 		{"Prune", testPrune},
 		{"QueuesAreSeparate", testQueuesSeparate},
 		{"DataRoundTrip", testJobData},
@@ -536,6 +537,33 @@ func testRetryFailed(t *testing.T, b backend.JobQueueBackend) {
 	}
 	wantCode(t, b.RetryFailed(ctx(t), id), backend.CodeConflict)
 	wantCode(t, b.RetryFailed(ctx(t), "nope"), backend.CodeNotFound)
+}
+
+func testPurgeFailed(t *testing.T, b backend.JobQueueBackend) {
+	q, other := qname(t), qname(t)
+	var dead []string
+	for _, name := range []string{q, q, other} {
+		id := enqueue(t, b, name, backend.EnqueueParams{MaxAttempts: 1})
+		j := dequeue(t, b, name, backend.DequeueParams{})
+		must(t, b.Fail(ctx(t), backend.FailParams{ID: j.ID, Lease: j.Lease}))
+		dead = append(dead, id)
+	}
+	live := enqueue(t, b, q, backend.EnqueueParams{})
+	n, err := b.PurgeFailed(ctx(t), q)
+	must(t, err)
+	if n != 2 {
+		t.Fatalf("purged %d, want 2", n)
+	}
+	for _, id := range dead[:2] {
+		if j, _ := b.GetJob(ctx(t), id); j != nil {
+			t.Fatalf("dead letter %s not purged", id)
+		}
+	}
+	wantStatus(t, b, dead[2], backend.StatusFailed) // another queue's
+	wantStatus(t, b, live, backend.StatusPending)
+	if n, err := b.PurgeFailed(ctx(t), q); err != nil || n != 0 {
+		t.Fatalf("second purge: %d %v", n, err)
+	}
 }
 
 func testPrune(t *testing.T, b backend.JobQueueBackend) {

@@ -433,6 +433,25 @@ func (b *JobQueueBackend) RetryFailed(_ context.Context, id string) error {
 	return nil
 }
 
+// PurgeFailed implements backend.JobQueueBackend.
+func (b *JobQueueBackend) PurgeFailed(_ context.Context, queue string) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q := b.queues[queue]
+	if q == nil {
+		return 0, nil
+	}
+	n := 0
+	for id, j := range q.jobs {
+		if j.Status == backend.StatusFailed {
+			delete(b.jobs, id)
+			delete(q.jobs, id)
+			n++
+		}
+	}
+	return n, nil
+}
+
 // Prune implements backend.JobQueueBackend.
 func (b *JobQueueBackend) Prune(_ context.Context, p backend.PruneParams) (int, error) {
 	b.mu.Lock()

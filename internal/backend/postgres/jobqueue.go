@@ -670,6 +670,15 @@ func (b *JobQueueBackend) RetryFailed(ctx context.Context, id string) error {
 	return translate(err)
 }
 
+// PurgeFailed implements backend.JobQueueBackend.
+func (b *JobQueueBackend) PurgeFailed(ctx context.Context, queue string) (int, error) {
+	tag, err := b.pool.Exec(ctx, `DELETE FROM storaged_jobs WHERE queue = $1 AND status = 'failed'`, queue)
+	if err != nil {
+		return 0, translate(err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // Prune implements backend.JobQueueBackend, in batches of 1000 so that the
 // table and its indexes shrink without long locks.
 func (b *JobQueueBackend) Prune(ctx context.Context, p backend.PruneParams) (int, error) {

@@ -531,6 +531,20 @@ func (b *JobQueueBackend) RetryFailed(ctx context.Context, id string) error {
 	return err
 }
 
+// PurgeFailed implements backend.JobQueueBackend.
+func (b *JobQueueBackend) PurgeFailed(ctx context.Context, queue string) (int, error) {
+	var n int64
+	err := b.inWriter(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM jobs WHERE queue = ? AND status = 'failed'`, queue)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
 // Prune implements backend.JobQueueBackend, in batches so that no single
 // transaction holds the writer for long.
 func (b *JobQueueBackend) Prune(ctx context.Context, p backend.PruneParams) (int, error) {
