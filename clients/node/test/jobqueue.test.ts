@@ -93,13 +93,13 @@ for (const backend of BACKENDS) {
       const worker = queue.work(
         async (job: Job<{ n: number; slow?: boolean; boom?: boolean }>) => {
           seen.set(job.data.n, (seen.get(job.data.n) ?? 0) + 1);
-          if (job.data.slow) await sleep(400); // outlives the 150 ms lease: heartbeats must keep it
+          if (job.data.slow) await sleep(1500); // outlives the 600 ms lease: heartbeats must keep it
           if (job.data.boom && !boomed) {
             boomed = true;
             throw new Error("first try fails");
           }
         },
-        { concurrency: 4, leaseMs: 150, waitMs: 200 },
+        { concurrency: 4, leaseMs: 600, waitMs: 200 },
       );
       const deadline = Date.now() + 15_000;
       while ((await queue.stats()).completed < 40) {
