@@ -2,6 +2,8 @@ package backend
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -63,6 +65,16 @@ type IndexSpec struct {
 	Name   string
 	Fields []Path
 	Unique bool
+}
+
+// Canonical is the spec as stored by SQL adapters, to tell a repeated
+// ensureIndex (a no-op) from another definition under the same name.
+func (s IndexSpec) Canonical() string {
+	fields := make([]string, len(s.Fields))
+	for i, f := range s.Fields {
+		fields[i] = strconv.Quote(f.String())
+	}
+	return `{"fields":[` + strings.Join(fields, ",") + `],"unique":` + strconv.FormatBool(s.Unique) + `}`
 }
 
 // Transaction runs fn inside a transaction of b: committed when fn returns

@@ -82,3 +82,22 @@ func (b *Batcher[Req, Res]) loop() {
 		}
 	}
 }
+
+// Group keeps one Batcher per key (say, per queue and lease length), made
+// on first use, so that only requests with the same key share a run.
+type Group[K comparable, Req, Res any] struct {
+	// Run handles a batch of one key.
+	Run func(ctx context.Context, key K, reqs []Req) ([]Res, error)
+	m   sync.Map // K → *Batcher[Req, Res]
+}
+
+// Do submits req under key; see Batcher.Do.
+func (g *Group[K, Req, Res]) Do(ctx context.Context, key K, req Req) (Res, error) {
+	b, ok := g.m.Load(key)
+	if !ok {
+		b, _ = g.m.LoadOrStore(key, &Batcher[Req, Res]{Run: func(ctx context.Context, reqs []Req) ([]Res, error) {
+			return g.Run(ctx, key, reqs)
+		}})
+	}
+	return b.(*Batcher[Req, Res]).Do(ctx, req)
+}

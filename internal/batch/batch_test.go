@@ -57,3 +57,37 @@ func TestErrorsReachEveryRequestAndLoneCallsRun(t *testing.T) {
 		t.Fatalf("a waiter whose context ended: %v", err)
 	}
 }
+
+func TestGroupKeepsKeysApart(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string][]int{}
+	g := &Group[string, int, string]{Run: func(_ context.Context, key string, reqs []int) ([]string, error) {
+		mu.Lock()
+		seen[key] = append(seen[key], reqs...)
+		mu.Unlock()
+		out := make([]string, len(reqs))
+		for i := range reqs {
+			out[i] = key
+		}
+		return out, nil
+	}}
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := []string{"a", "b"}[i%2]
+			if got, err := g.Do(context.Background(), key, i); err != nil || got != key {
+				t.Errorf("request %d under %s answered %q %v", i, key, got, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, k := range []string{"a", "b"} {
+		for _, r := range seen[k] {
+			if []string{"a", "b"}[r%2] != k {
+				t.Fatalf("request %d ran under key %s", r, k)
+			}
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/storaged/storaged/internal/backend"
+	"github.com/storaged/storaged/internal/backend/wakeup"
 	"github.com/storaged/storaged/internal/batch"
 )
 
@@ -41,8 +42,7 @@ type JobQueueBackend struct {
 	pool      *pgxpool.Pool
 	log       *slog.Logger
 	poll      time.Duration
-	mu        sync.Mutex
-	waiters   map[string]chan struct{}
+	waiters   wakeup.Set
 	listening atomic.Bool
 	closed    atomic.Bool
 	stop      context.CancelFunc
@@ -51,8 +51,8 @@ type JobQueueBackend struct {
 	// Concurrent claims of one queue (and lease length) share one
 	// statement, and concurrent acks one UPDATE: one commit each instead
 	// of one per job.
-	claimers sync.Map // claimKey → *batch.Batcher[struct{}, *backend.Job]
-	acks     batch.Batcher[ackReq, error]
+	claims batch.Group[claimKey, struct{}, *backend.Job]
+	acks   batch.Batcher[ackReq, error]
 
 	// A burst of enqueues outruns autovacuum's statistics; without them the
 	// planner guesses the queue is tiny and sorts all of it for each claim
@@ -84,8 +84,11 @@ func OpenJobQueue(ctx context.Context, cfg JobQueueConfig) (*JobQueueBackend, er
 			cfg.PollInterval = 100 * time.Millisecond
 		}
 	}
-	b := &JobQueueBackend{pool: pool, log: cfg.Logger, poll: cfg.PollInterval, waiters: map[string]chan struct{}{}}
+	b := &JobQueueBackend{pool: pool, log: cfg.Logger, poll: cfg.PollInterval}
 	b.acks.Run = b.ackBatch
+	b.claims.Run = func(ctx context.Context, k claimKey, reqs []struct{}) ([]*backend.Job, error) {
+		return b.claimBatch(ctx, k.queue, k.lease, len(reqs))
+	}
 	lctx, stop := context.WithCancel(context.Background())
 	b.stop = stop
 	if !cfg.NoNotify {
@@ -108,7 +111,7 @@ func (b *JobQueueBackend) listen(ctx context.Context) {
 		}
 		if err == nil {
 			b.listening.Store(true)
-			b.wakeAll()
+			b.waiters.WakeAll()
 			delay = 100 * time.Millisecond
 			for {
 				var n *pgconn.Notification
@@ -116,7 +119,7 @@ func (b *JobQueueBackend) listen(ctx context.Context) {
 				if err != nil {
 					break
 				}
-				b.wake(n.Payload)
+				b.waiters.Wake(n.Payload)
 			}
 			b.listening.Store(false)
 		}
@@ -134,35 +137,6 @@ func (b *JobQueueBackend) listen(ctx context.Context) {
 		}
 		delay = min(delay*2, 5*time.Second)
 	}
-}
-
-func (b *JobQueueBackend) wake(queue string) {
-	b.mu.Lock()
-	if ch, ok := b.waiters[queue]; ok {
-		close(ch)
-		delete(b.waiters, queue)
-	}
-	b.mu.Unlock()
-}
-
-func (b *JobQueueBackend) wakeAll() {
-	b.mu.Lock()
-	for q, ch := range b.waiters {
-		close(ch)
-		delete(b.waiters, q)
-	}
-	b.mu.Unlock()
-}
-
-func (b *JobQueueBackend) waitChan(queue string) chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	ch, ok := b.waiters[queue]
-	if !ok {
-		ch = make(chan struct{})
-		b.waiters[queue] = ch
-	}
-	return ch
 }
 
 // nowSQL is the database's clock, to the millisecond: every daemon on the
@@ -329,8 +303,8 @@ func (b *JobQueueBackend) Dequeue(ctx context.Context, queue string, p backend.D
 		if b.closed.Load() {
 			return nil, nil
 		}
-		wake := b.waitChan(queue)
-		job, err := b.claimer(queue, p.Lease).Do(ctx, struct{}{})
+		wake := b.waiters.Chan(queue)
+		job, err := b.claims.Do(ctx, claimKey{queue, p.Lease}, struct{}{})
 		if job != nil {
 			return job, nil
 		}
@@ -362,18 +336,6 @@ func (b *JobQueueBackend) Dequeue(ctx context.Context, queue string, p backend.D
 		}
 		timer.Stop()
 	}
-}
-
-func (b *JobQueueBackend) claimer(queue string, lease time.Duration) *batch.Batcher[struct{}, *backend.Job] {
-	k := claimKey{queue, lease}
-	if c, ok := b.claimers.Load(k); ok {
-		return c.(*batch.Batcher[struct{}, *backend.Job])
-	}
-	c := &batch.Batcher[struct{}, *backend.Job]{Run: func(ctx context.Context, reqs []struct{}) ([]*backend.Job, error) {
-		return b.claimBatch(ctx, queue, lease, len(reqs))
-	}}
-	actual, _ := b.claimers.LoadOrStore(k, c)
-	return actual.(*batch.Batcher[struct{}, *backend.Job])
 }
 
 // claimBatch claims up to n jobs in one statement; the i-th request gets
@@ -715,7 +677,7 @@ func (b *JobQueueBackend) Close() error {
 	b.analyzeMu.Unlock()
 	b.stop()
 	b.wg.Wait()
-	b.wakeAll()
+	b.waiters.WakeAll()
 	b.pool.Close()
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"sync"
 
-	json "github.com/goccy/go-json"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -265,22 +264,10 @@ func (r *repository) Delete(ctx context.Context, id string) error {
 	return translate(err)
 }
 
-func specJSON(spec backend.IndexSpec) string {
-	s := struct {
-		Fields []string `json:"fields"`
-		Unique bool     `json:"unique"`
-	}{Unique: spec.Unique}
-	for _, f := range spec.Fields {
-		s.Fields = append(s.Fields, f.String())
-	}
-	b, _ := json.Marshal(s)
-	return string(b)
-}
-
 // EnsureIndex records the spec and builds the indexes in one transaction
 // (the caller's, or its own), so that a failed unique build leaves nothing.
 func (r *repository) EnsureIndex(ctx context.Context, spec backend.IndexSpec) error {
-	want := specJSON(spec)
+	want := spec.Canonical()
 	name, ddl := indexSQL(r.name, spec)
 	run := func(q querier) error {
 		// Serialize ensureIndex of one collection across daemons.

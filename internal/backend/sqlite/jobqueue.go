@@ -10,6 +10,7 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/storaged/storaged/internal/backend"
+	"github.com/storaged/storaged/internal/backend/wakeup"
 	"github.com/storaged/storaged/internal/batch"
 )
 
@@ -20,15 +21,14 @@ var _ backend.JobQueueBackend = (*JobQueueBackend)(nil)
 // are woken in process by enqueues, retries and the next scheduled time.
 type JobQueueBackend struct {
 	db      *DB
-	mu      sync.Mutex
-	waiters map[string]chan struct{} // per queue, closed to wake long polls
+	waiters wakeup.Set
 	closed  chan struct{}
 	once    sync.Once
 
 	// Concurrent claims of one queue share one writer transaction, and so
 	// do concurrent acks: one commit (one WAL append) for many jobs.
-	claimers sync.Map // claimKey → *batch.Batcher[struct{}, *backend.Job]
-	acks     batch.Batcher[ackReq, error]
+	claims batch.Group[claimKey, struct{}, *backend.Job]
+	acks   batch.Batcher[ackReq, error]
 }
 
 type claimKey struct {
@@ -41,8 +41,11 @@ type ackReq struct{ id, lease string }
 // NewJobQueueBackend serves jobs from db; Close releases db.
 func NewJobQueueBackend(db *DB) *JobQueueBackend {
 	db.prepare(sweepSQL, claimSQL, ackSQL)
-	b := &JobQueueBackend{db: db, waiters: map[string]chan struct{}{}, closed: make(chan struct{})}
+	b := &JobQueueBackend{db: db, closed: make(chan struct{})}
 	b.acks.Run = b.ackBatch
+	b.claims.Run = func(ctx context.Context, k claimKey, reqs []struct{}) ([]*backend.Job, error) {
+		return b.claimBatch(ctx, k.queue, k.lease, len(reqs))
+	}
 	return b
 }
 
@@ -101,26 +104,6 @@ func nullMs(v sql.NullInt64) *time.Time {
 	return &t
 }
 
-func (b *JobQueueBackend) wake(queue string) {
-	b.mu.Lock()
-	if ch, ok := b.waiters[queue]; ok {
-		close(ch)
-		delete(b.waiters, queue)
-	}
-	b.mu.Unlock()
-}
-
-func (b *JobQueueBackend) waitChan(queue string) chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	ch, ok := b.waiters[queue]
-	if !ok {
-		ch = make(chan struct{})
-		b.waiters[queue] = ch
-	}
-	return ch
-}
-
 // inWriter runs fn in a writer transaction.
 func (b *JobQueueBackend) inWriter(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	t, err := b.db.writer.BeginTx(ctx, nil)
@@ -175,7 +158,7 @@ func (b *JobQueueBackend) Enqueue(ctx context.Context, queue string, params []ba
 	if err != nil {
 		return nil, err
 	}
-	b.wake(queue)
+	b.waiters.Wake(queue)
 	return ids, nil
 }
 
@@ -206,8 +189,8 @@ func (b *JobQueueBackend) Dequeue(ctx context.Context, queue string, p backend.D
 	}
 	deadline := time.Now().Add(p.Wait)
 	for {
-		wake := b.waitChan(queue)
-		job, err := b.claimer(queue, p.Lease).Do(ctx, struct{}{})
+		wake := b.waiters.Chan(queue)
+		job, err := b.claims.Do(ctx, claimKey{queue, p.Lease}, struct{}{})
 		if err != nil || job != nil {
 			return job, translate(err)
 		}
@@ -231,18 +214,6 @@ func (b *JobQueueBackend) Dequeue(ctx context.Context, queue string, p backend.D
 		}
 		timer.Stop()
 	}
-}
-
-func (b *JobQueueBackend) claimer(queue string, lease time.Duration) *batch.Batcher[struct{}, *backend.Job] {
-	k := claimKey{queue, lease}
-	if c, ok := b.claimers.Load(k); ok {
-		return c.(*batch.Batcher[struct{}, *backend.Job])
-	}
-	c := &batch.Batcher[struct{}, *backend.Job]{Run: func(ctx context.Context, reqs []struct{}) ([]*backend.Job, error) {
-		return b.claimBatch(ctx, queue, lease, len(reqs))
-	}}
-	actual, _ := b.claimers.LoadOrStore(k, c)
-	return actual.(*batch.Batcher[struct{}, *backend.Job])
 }
 
 // claimBatch fails expired claims with no attempts left, then claims up
@@ -397,7 +368,7 @@ func (b *JobQueueBackend) Fail(ctx context.Context, p backend.FailParams) error 
 		return err
 	})
 	if err == nil && retried {
-		b.wake(queue)
+		b.waiters.Wake(queue)
 	}
 	return err
 }
@@ -526,7 +497,7 @@ func (b *JobQueueBackend) RetryFailed(ctx context.Context, id string) error {
 		return backend.Errorf(backend.CodeConflict, "job %q is %s; only failed or cancelled jobs can be retried", id, status)
 	})
 	if err == nil {
-		b.wake(queue)
+		b.waiters.Wake(queue)
 	}
 	return err
 }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"sync"
 
-	json "github.com/goccy/go-json"
-
 	"github.com/storaged/storaged/internal/backend"
 )
 
@@ -250,22 +248,8 @@ func (r *repository) Delete(ctx context.Context, id string) error {
 	})
 }
 
-type storedSpec struct {
-	Fields []string `json:"fields"`
-	Unique bool     `json:"unique"`
-}
-
-func specJSON(spec backend.IndexSpec) string {
-	s := storedSpec{Unique: spec.Unique}
-	for _, f := range spec.Fields {
-		s.Fields = append(s.Fields, f.String())
-	}
-	b, _ := json.Marshal(s)
-	return string(b)
-}
-
 func (r *repository) EnsureIndex(ctx context.Context, spec backend.IndexSpec) error {
-	want := specJSON(spec)
+	want := spec.Canonical()
 	sqlName, ddl := indexSQL(r.name, spec)
 	return r.write(ctx, func(q querier) error {
 		var have string
