@@ -23,6 +23,7 @@ type Config struct {
 	RepositoryConnection string
 	JobQueueBackend      string
 	JobQueueConnection   string
+	RedisPrefix          string
 	Socket               string
 	SocketMode           os.FileMode
 	LogLevel             slog.Level
@@ -58,12 +59,20 @@ var settings = []setting{
 	}},
 	{"SQLITE_PATH", "sqlite-path", "", "SQLite file, used when no connection string is set", nil},
 	{"POSTGRESQL_URL", "postgresql-url", "", "PostgreSQL URL, used when no connection string is set", nil},
-	{"JOBQUEUE_BACKEND", "jobqueue-backend", "memory", "jobs backend: memory|sqlite|postgres", func(c *Config, v string) error {
+	{"JOBQUEUE_BACKEND", "jobqueue-backend", "memory", "jobs backend: memory|sqlite|postgres|redis", func(c *Config, v string) error {
 		c.JobQueueBackend = v
-		return oneOf(v, "memory", "sqlite", "postgres")
+		return oneOf(v, "memory", "sqlite", "postgres", "redis")
 	}},
-	{"JOBQUEUE_CONNECTION_STRING", "jobqueue-connection-string", "", "jobs database: a SQLite path or a PostgreSQL URL", func(c *Config, v string) error {
+	{"JOBQUEUE_CONNECTION_STRING", "jobqueue-connection-string", "", "jobs database: a SQLite path, a PostgreSQL URL or a Redis URL", func(c *Config, v string) error {
 		c.JobQueueConnection = v
+		return nil
+	}},
+	{"REDIS_URL", "redis-url", "", "Redis URL (redis://host:6379/0), used when no connection string is set", nil},
+	{"STORAGED_REDIS_PREFIX", "redis-prefix", "storaged", "prefix of every Redis key, to share one Redis between deployments", func(c *Config, v string) error {
+		if v == "" || strings.ContainsAny(v, " \t\n{}") {
+			return fmt.Errorf("%q must be non-empty, without spaces or braces", v)
+		}
+		c.RedisPrefix = v
 		return nil
 	}},
 	{"STORAGED_SOCKET", "socket", "/run/storaged/storaged.sock", "Unix socket path to serve on", func(c *Config, v string) error {
@@ -233,9 +242,11 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 			*conn = raw["SQLITE_PATH"]
 		case "postgres":
 			*conn = raw["POSTGRESQL_URL"]
+		case "redis":
+			*conn = raw["REDIS_URL"]
 		}
 		if *conn == "" && backend != "memory" {
-			alt := map[string]string{"sqlite": "SQLITE_PATH", "postgres": "POSTGRESQL_URL"}[backend]
+			alt := map[string]string{"sqlite": "SQLITE_PATH", "postgres": "POSTGRESQL_URL", "redis": "REDIS_URL"}[backend]
 			return fmt.Errorf("%s=%s needs %s or %s", strings.TrimSuffix(env, "_CONNECTION_STRING")+"_BACKEND", backend, env, alt)
 		}
 		return nil

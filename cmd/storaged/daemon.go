@@ -24,6 +24,7 @@ import (
 	"github.com/storaged/storaged/internal/backend"
 	"github.com/storaged/storaged/internal/backend/memory"
 	"github.com/storaged/storaged/internal/backend/postgres"
+	"github.com/storaged/storaged/internal/backend/redis"
 	"github.com/storaged/storaged/internal/backend/sqlite"
 	"github.com/storaged/storaged/internal/handlers"
 )
@@ -311,6 +312,12 @@ func openJobQueue(ctx context.Context, cfg Config, log *slog.Logger) (backend.Jo
 			Config:   postgres.Config{URL: cfg.JobQueueConnection, NoMigrate: !cfg.AutoMigrate, Logger: log},
 			NoNotify: !cfg.PostgresNotify,
 		})
+		if err != nil {
+			return nil, fmt.Errorf("JOBQUEUE_CONNECTION_STRING: %v", err)
+		}
+		return b, nil
+	case "redis":
+		b, err := redis.Open(ctx, redis.Config{URL: cfg.JobQueueConnection, Prefix: cfg.RedisPrefix, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("JOBQUEUE_CONNECTION_STRING: %v", err)
 		}

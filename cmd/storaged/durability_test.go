@@ -166,6 +166,10 @@ func durableBackends(t *testing.T) []durable {
 	return []durable{
 		{"sqlite", []string{"REPOSITORY_BACKEND=sqlite", "JOBQUEUE_BACKEND=sqlite", "SQLITE_PATH=" + filepath.Join(dir, "d.db")}},
 		{"postgres", []string{"REPOSITORY_BACKEND=postgres", "JOBQUEUE_BACKEND=postgres", "POSTGRESQL_URL=" + testutil.PostgresDB(t)}},
+		// Records in SQLite, jobs in Redis: killing the daemon must not
+		// lose what Redis acknowledged (Redis itself is not killed here).
+		{"sqlite+redis", []string{"REPOSITORY_BACKEND=sqlite", "SQLITE_PATH=" + filepath.Join(dir, "r.db"),
+			"JOBQUEUE_BACKEND=redis", "REDIS_URL=" + testutil.RedisURL(), "STORAGED_REDIS_PREFIX=" + testutil.RedisPrefix(t)}},
 	}
 }
 

@@ -32,6 +32,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"STORAGED_SOCKET": strings.Repeat("x", 200)}, nil, "STORAGED_SOCKET"},
 		{map[string]string{"REPOSITORY_BACKEND": "sqlite"}, nil, "REPOSITORY_CONNECTION_STRING"},
 		{map[string]string{"JOBQUEUE_BACKEND": "postgres"}, nil, "JOBQUEUE_CONNECTION_STRING"},
+		{map[string]string{"JOBQUEUE_BACKEND": "redis"}, nil, "REDIS_URL"},
+		{map[string]string{"STORAGED_REDIS_PREFIX": "a b"}, nil, "STORAGED_REDIS_PREFIX"},
 		{nil, []string{"--repository-backend", "nope"}, "REPOSITORY_BACKEND (--repository-backend)"},
 		{nil, []string{"--no-such-flag"}, "no-such-flag"},
 	}
@@ -63,6 +65,10 @@ func TestConfigDefaultsAndFallbacks(t *testing.T) {
 	c, err = LoadConfig(nil, env(map[string]string{"REPOSITORY_BACKEND": "sqlite", "REPOSITORY_CONNECTION_STRING": "r.db", "JOBQUEUE_BACKEND": "sqlite"}))
 	if err != nil || c.JobQueueConnection != "r.db" {
 		t.Fatalf("sqlite queue defaults to the repository file: %+v %v", c, err)
+	}
+	c, err = LoadConfig(nil, env(map[string]string{"JOBQUEUE_BACKEND": "redis", "REDIS_URL": "redis://r:6379/2"}))
+	if err != nil || c.JobQueueConnection != "redis://r:6379/2" || c.RedisPrefix != "storaged" {
+		t.Fatalf("redis queue from REDIS_URL: %+v %v", c, err)
 	}
 }
 

@@ -19,9 +19,24 @@ func TestTwoDaemonsOneDatabase(t *testing.T) {
 	url := testutil.PostgresDB(t)
 	env := []string{"REPOSITORY_BACKEND=postgres", "JOBQUEUE_BACKEND=postgres", "POSTGRESQL_URL=" + url}
 	daemons := []*testutil.Daemon{testutil.StartDaemon(t, env...), testutil.StartDaemon(t, env...)}
-	jobs, workersEach := 3000, 4
 	if reliability() {
 		daemons = append(daemons, testutil.StartDaemon(t, env...))
+	}
+	eachJobOnce(t, daemons)
+	serializableAcross(t, daemons)
+}
+
+// TestTwoDaemonsOneRedis: jobs on one Redis, worked through two daemons.
+func TestTwoDaemonsOneRedis(t *testing.T) {
+	env := []string{"JOBQUEUE_BACKEND=redis", "REDIS_URL=" + testutil.RedisURL(), "STORAGED_REDIS_PREFIX=" + testutil.RedisPrefix(t)}
+	eachJobOnce(t, []*testutil.Daemon{testutil.StartDaemon(t, env...), testutil.StartDaemon(t, env...)})
+}
+
+// eachJobOnce enqueues jobs through every daemon and drains them with
+// workers on all of them: each job must be completed exactly once.
+func eachJobOnce(t *testing.T, daemons []*testutil.Daemon) {
+	jobs, workersEach := 3000, 4
+	if reliability() {
 		jobs = 10000
 	}
 	var ids []string
@@ -88,7 +103,11 @@ func TestTwoDaemonsOneDatabase(t *testing.T) {
 		}
 	}
 	t.Logf("%d daemons, %d workers each: %d jobs, each completed exactly once, none stuck; per daemon %v", len(daemons), workersEach, jobs, perDaemon)
+}
 
+// serializableAcross runs read-modify-write transactions through two
+// daemons on one record: none may be lost.
+func serializableAcross(t *testing.T, daemons []*testutil.Daemon) {
 	// Serializable read-modify-write through both daemons.
 	call(daemons[0].Client, "POST", "/v1/repos/counters", `{"id":"c","n":0}`)
 	const each = 15
@@ -108,7 +127,7 @@ func TestTwoDaemonsOneDatabase(t *testing.T) {
 		}
 	}
 	twg.Wait()
-	_, b, _ = call(daemons[1].Client, "GET", "/v1/repos/counters/c", "")
+	_, b, _ := call(daemons[1].Client, "GET", "/v1/repos/counters/c", "")
 	var c struct{ N int }
 	json.Unmarshal(b, &c)
 	if c.N != 2*2*each {

@@ -12,7 +12,27 @@ const DAEMON_ENV: Record<string, () => Record<string, string>> = {
   memory: () => ({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "memory" }),
   sqlite: () => ({ REPOSITORY_BACKEND: "sqlite", JOBQUEUE_BACKEND: "sqlite", SQLITE_PATH: join(tempDir(), "test.db") }),
   postgres: () => ({ REPOSITORY_BACKEND: "postgres", JOBQUEUE_BACKEND: "postgres", POSTGRESQL_URL: freshPostgresDatabase() }),
+  // Redis holds only jobs; the records suites run again on memory here.
+  redis: () => ({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "redis", REDIS_URL, STORAGED_REDIS_PREFIX: freshRedisPrefix() }),
 };
+
+const REDIS_URL = process.env["STORAGED_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379/0";
+const redisPrefixes: string[] = [];
+
+/** A key prefix of its own for one daemon; its keys are deleted at exit. */
+function freshRedisPrefix(): string {
+  try {
+    execFileSync("redis-cli", ["-u", REDIS_URL, "ping"], { stdio: ["ignore", "ignore", "pipe"] });
+  } catch (err) {
+    throw new Error(
+      `Redis is not reachable at ${REDIS_URL} (STORAGED_TEST_REDIS_URL): ${(err as { stderr?: Buffer }).stderr?.toString() ?? err}. ` +
+        "Start it (.ci/run does) or point STORAGED_TEST_REDIS_URL at one.",
+    );
+  }
+  const prefix = `storaged-node-${randomBytes(6).toString("hex")}`;
+  redisPrefixes.push(prefix);
+  return prefix;
+}
 
 const ADMIN_URL = process.env["STORAGED_TEST_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
 const createdDatabases: string[] = [];
@@ -36,6 +56,15 @@ function freshPostgresDatabase(): string {
 }
 
 process.on("exit", () => {
+  for (const prefix of redisPrefixes) {
+    try {
+      // Keys are few in tests; one EVAL deletes them all.
+      execFileSync("redis-cli", ["-u", REDIS_URL, "eval",
+        "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end", "0", `${prefix}:*`], { stdio: "ignore" });
+    } catch {
+      // best effort
+    }
+  }
   for (const name of createdDatabases) {
     try {
       execFileSync("psql", [ADMIN_URL, "-qAtc", `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`], { stdio: "ignore" });

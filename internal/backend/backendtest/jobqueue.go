@@ -28,6 +28,7 @@ func RunJobQueue(t *testing.T, newBackend NewJobQueue) {
 		{"DedupeKey", testDedupeKey},
 		{"ExpiredLeaseIsClaimableAtOnce", testExpiredLease},
 		{"ExpiredLeaseWithAttemptsSpentFails", testExpiredLeaseSpent},
+		{"AckAfterExpiryBeforeReclaim", testAckAfterExpiry},
 		{"StaleLeaseIsFenced", testFencing},
 		{"Heartbeat", testHeartbeat},
 		{"Cancel", testCancel},
@@ -323,6 +324,42 @@ func testExpiredLeaseSpent(t *testing.T, b backend.JobQueueBackend) {
 	j := wantStatus(t, b, id, backend.StatusFailed)
 	if j.LastError == nil {
 		t.Fatal("a job failed by lease expiry has no lastError")
+	}
+}
+
+// testAckAfterExpiry: a claim whose lease ran out may still finish the job
+// until another worker claims it (docs/decisions.md), even when a dequeue
+// has already noticed the expiry and claimed something else.
+func testAckAfterExpiry(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	for _, finish := range []string{"ack", "heartbeat"} {
+		slow := enqueue(t, b, q, backend.EnqueueParams{})
+		j := dequeue(t, b, q, backend.DequeueParams{Lease: 30 * time.Millisecond})
+		urgent := enqueue(t, b, q, backend.EnqueueParams{Priority: 10})
+		time.Sleep(60 * time.Millisecond)
+		other := dequeue(t, b, q, backend.DequeueParams{})
+		if other == nil || other.ID != urgent {
+			t.Fatalf("%s: want the urgent job first, got %+v", finish, other)
+		}
+		if finish == "ack" {
+			must(t, b.Acknowledge(ctx(t), slow, j.Lease))
+			wantStatus(t, b, slow, backend.StatusCompleted)
+		} else {
+			must(t, b.Heartbeat(ctx(t), backend.HeartbeatParams{ID: slow, Lease: j.Lease, Extend: time.Minute}))
+			wantStatus(t, b, slow, backend.StatusProcessing)
+		}
+		if again := dequeue(t, b, q, backend.DequeueParams{}); again != nil {
+			t.Fatalf("%s: a job finished by its holder was delivered again: %+v", finish, again)
+		}
+		must(t, b.Acknowledge(ctx(t), urgent, other.Lease))
+		if finish == "heartbeat" {
+			must(t, b.Acknowledge(ctx(t), slow, j.Lease))
+		}
+	}
+	st, err := b.Stats(ctx(t), q)
+	must(t, err)
+	if st.Completed != 4 || st.Pending != 0 || st.Processing != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }
 

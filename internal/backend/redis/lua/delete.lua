@@ -1,0 +1,18 @@
+-- ARGV: prefix, limit, then triples: queue, status, cutoff ms ('+inf' for
+-- all). Deletes up to limit finished jobs of each (queue, status) that
+-- finished before the cutoff. Returns how many it deleted.
+local limit = tonumber(ARGV[2])
+local n = 0
+for i = 3, #ARGV, 3 do
+  local q, status, cutoff = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local set = qkey(q, status)
+  if cutoff ~= '+inf' then cutoff = '(' .. cutoff end
+  local ids = redis.call('ZRANGEBYSCORE', set, '-inf', cutoff, 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do
+    redis.call('DEL', jkey(id))
+    redis.call('ZREM', set, id)
+  end
+  if #ids > 0 then redis.call('HINCRBY', qkey(q, 'counts'), status, -#ids) end
+  n = n + #ids
+end
+return n
