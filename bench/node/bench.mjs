@@ -13,12 +13,15 @@ import Database from "better-sqlite3";
 import pg from "pg";
 import { run as runGraphile, makeWorkerUtils } from "graphile-worker";
 import PgBoss from "pg-boss";
+import { Queue as BullQueue, Worker as BullWorker } from "bullmq";
+import IORedis from "ioredis";
 import { SocketRepositoryBackend, SocketJobQueueBackend } from "../../clients/node/dist/index.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..");
 const BIN = process.env.STORAGED_BIN ?? join(root, "bin", "storaged");
 const QUICK = process.env.QUICK === "1";
+const REDIS_URL = process.env.STORAGED_TEST_REDIS_URL ?? "redis://127.0.0.1:6379/0";
 const ADMIN_URL = process.env.STORAGED_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
 const N = QUICK ? { serial: 1000, rounds: 3, ms: 1000, drain: 5000, lat: 100, scale: [10_000, 100_000] }
   : { serial: 3000, rounds: 5, ms: 2000, drain: 20_000, lat: 300, scale: [10_000, 100_000, 1_000_000] };
@@ -254,14 +257,31 @@ async function pgRepo() {
     update: (i) => plans.update(ids[i % 2000], { n: i }),
     findMany: (i) => plans.findMany({ filter: { status: `s${i % 100}` }, limit: 10 }),
   };
+  // The same records behind a daemon with the read cache on, in a
+  // database of its own: the cache turns on the change-feed trigger, whose
+  // NOTIFY the uncached daemon's writes should not pay.
+  const dc = await daemon({ REPOSITORY_BACKEND: "postgres", JOBQUEUE_BACKEND: "memory", POSTGRESQL_URL: await freshDb(), REPOSITORY_CACHE_SIZE: "10000" });
+  const repoC = new SocketRepositoryBackend({ socketPath: dc.socket });
+  await repoC.connect();
+  const plansC = repoC.repository("bench");
+  const idsC = [];
+  for (let i = 0; i < 2000; i++) idsC.push((await plansC.create(docFor(i))).id);
+  const c = {
+    findById: (i) => plansC.findById(idsC[i % 2000]),
+    update: (i) => plansC.update(idsC[i % 2000], { n: i }),
+  };
   const out = {};
   for (const op of Object.keys(s)) {
-    out[op] = await compare([{ name: "node-postgres (direct)", fn: n[op] }, { name: "storaged postgres", fn: s[op] }]);
+    const contenders = [{ name: "node-postgres (direct)", fn: n[op] }, { name: "storaged postgres", fn: s[op] }];
+    if (c[op]) contenders.push({ name: "storaged postgres, cached", fn: c[op] });
+    out[op] = await compare(contenders);
   }
   results.sections.pgRepo = out;
   await pool.end();
   await repo.disconnect();
+  await repoC.disconnect();
   await d.stop();
+  await dc.stop();
 }
 
 async function drainStoraged(env, label) {
@@ -335,16 +355,46 @@ async function drainPgBoss() {
   return N.drain / secs;
 }
 
+// BullMQ: the Redis queue a Node user would pick. Same shape as the
+// others: enqueue first, then 16 concurrent no-op handlers in one worker.
+async function drainBullMQ(round) {
+  const redis = () => new IORedis(REDIS_URL, { maxRetriesPerRequest: null });
+  const prefix = `storaged-bench-bull-${process.pid}-${round}`;
+  const queueConn = redis(), workerConn = redis();
+  const queue = new BullQueue("noop", { connection: queueConn, prefix });
+  for (let i = 0; i < N.drain; i += 1000) {
+    await queue.addBulk(Array.from({ length: Math.min(1000, N.drain - i) }, (_, k) => ({ name: "noop", data: { i: i + k } })));
+  }
+  let seen = 0, resolve;
+  const done = new Promise((r) => (resolve = r));
+  const t = now();
+  const worker = new BullWorker("noop", async () => {}, { connection: workerConn, prefix, concurrency: 16 });
+  worker.on("completed", () => { if (++seen === N.drain) resolve(); });
+  await done;
+  const secs = us(t) / 1e6;
+  await worker.close();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  queueConn.disconnect();
+  workerConn.disconnect();
+  log(`  BullMQ: ${Math.round(N.drain / secs)} jobs/s`);
+  return N.drain / secs;
+}
+
 async function queues() {
   log(`Queue drain: ${N.drain} no-op jobs`);
   const rounds = QUICK ? 1 : 2;
-  const acc = { "storaged memory": [], "storaged sqlite": [], "storaged postgres": [], "graphile-worker": [], "pg-boss": [] };
+  const acc = { "storaged memory": [], "storaged sqlite": [], "storaged postgres": [], "graphile-worker": [], "pg-boss": [], "storaged redis": [], "BullMQ": [] };
   for (let r = 0; r < rounds; r++) {
     acc["graphile-worker"].push(await drainGraphile());
     acc["storaged postgres"].push(await drainStoraged({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "postgres", POSTGRESQL_URL: await freshDb() }, "storaged postgres"));
     acc["pg-boss"].push(await drainPgBoss());
     acc["storaged memory"].push(await drainStoraged({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "memory" }, "storaged memory"));
     acc["storaged sqlite"].push(await drainStoraged({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "sqlite", JOBQUEUE_CONNECTION_STRING: join(tmp, `q${r}.db`) }, "storaged sqlite"));
+    acc["BullMQ"].push(await drainBullMQ(r));
+    const prefix = `storaged-bench-${process.pid}-${r}`;
+    acc["storaged redis"].push(await drainStoraged({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "redis", REDIS_URL, STORAGED_REDIS_PREFIX: prefix }, "storaged redis"));
+    execFileSync("redis-cli", ["-u", REDIS_URL, "eval", "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end", "0", `${prefix}:*`], { stdio: "ignore" });
   }
   results.sections.drain = Object.fromEntries(Object.entries(acc).map(([k, v]) => [k, median(v)]));
 }
@@ -480,13 +530,15 @@ function report() {
   }
   if (r.pgRepo) {
     const s = r.pgRepo.findById["storaged postgres"], p = r.pgRepo.findById["node-postgres (direct)"];
+    const cached = r.pgRepo.findById["storaged postgres, cached"];
+    if (cached) md.push(`Read cache (REPOSITORY_CACHE_SIZE=10000, 2 000 records, all hits after the first round): findById p50 ${f(cached.p50_us)} µs cached vs ${f(s.p50_us)} µs uncached (${f(s.p50_us / cached.p50_us, 1)}× faster), ${k(cached.per_s_64)}/s vs ${k(s.per_s_64)}/s with 64 in flight.`, "");
     target("PostgreSQL findById p50 / node-postgres", s.p50_us / p.p50_us, 1.2, "<=", "×");
     target("PostgreSQL findById/s 64 in flight / node-postgres", s.per_s_64 / p.per_s_64, 1.0, ">=", "×");
   }
   if (r.drain) {
-    md.push(`## Queue drain (${N.drain} no-op jobs; storaged: work(concurrency 16))`, "", "| contender | jobs/s |", "|---|---|");
-    for (const [name, v] of Object.entries(r.drain)) md.push(`| ${name} | ${k(v)} |`);
-    md.push("");
+    md.push(`## Queue drain (${N.drain} no-op jobs; storaged: work(concurrency 16); BullMQ: one Worker, concurrency 16)`, "", "| contender | jobs/s | ×storaged memory |", "|---|---|---|");
+    for (const [name, v] of Object.entries(r.drain)) md.push(`| ${name} | ${k(v)} | ${f(v / r.drain["storaged memory"], 2)} |`);
+    md.push("", `storaged redis / BullMQ: ${f(r.drain["storaged redis"] / r.drain["BullMQ"], 2)}×`, "");
     const best = Math.max(r.drain["graphile-worker"], r.drain["pg-boss"]);
     target("PostgreSQL drain / faster of graphile-worker, pg-boss", r.drain["storaged postgres"] / best, 1.5, ">=", "×");
   }

@@ -21,6 +21,7 @@ var Version = "dev"
 type Config struct {
 	RepositoryBackend    string
 	RepositoryConnection string
+	RepositoryCacheSize  int
 	JobQueueBackend      string
 	JobQueueConnection   string
 	RedisPrefix          string
@@ -55,6 +56,14 @@ var settings = []setting{
 	}},
 	{"REPOSITORY_CONNECTION_STRING", "repository-connection-string", "", "records database: a SQLite path or a PostgreSQL URL", func(c *Config, v string) error {
 		c.RepositoryConnection = v
+		return nil
+	}},
+	{"REPOSITORY_CACHE_SIZE", "repository-cache-size", "0", "records kept in the findById read cache; 0 turns it off", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 100_000_000 {
+			return fmt.Errorf("%q is not a record count between 0 and 100000000", v)
+		}
+		c.RepositoryCacheSize = n
 		return nil
 	}},
 	{"SQLITE_PATH", "sqlite-path", "", "SQLite file, used when no connection string is set", nil},

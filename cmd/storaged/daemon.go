@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/storaged/storaged/internal/backend"
+	"github.com/storaged/storaged/internal/backend/cache"
 	"github.com/storaged/storaged/internal/backend/memory"
 	"github.com/storaged/storaged/internal/backend/postgres"
 	"github.com/storaged/storaged/internal/backend/redis"
@@ -277,6 +278,19 @@ func openSQLite(ctx context.Context, cfg Config, path, env string, log *slog.Log
 }
 
 func openRepository(ctx context.Context, cfg Config, log *slog.Logger) (backend.RepositoryBackend, error) {
+	b, err := openRepositoryBackend(ctx, cfg, log)
+	if err != nil || cfg.RepositoryCacheSize == 0 {
+		return b, err
+	}
+	c, err := cache.Wrap(b, cache.Config{Size: cfg.RepositoryCacheSize, Logger: log})
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("REPOSITORY_CACHE_SIZE: %v", err)
+	}
+	return c, nil
+}
+
+func openRepositoryBackend(ctx context.Context, cfg Config, log *slog.Logger) (backend.RepositoryBackend, error) {
 	switch cfg.RepositoryBackend {
 	case "memory":
 		return memory.NewRepositoryBackend(), nil

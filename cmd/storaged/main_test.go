@@ -33,6 +33,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"REPOSITORY_BACKEND": "sqlite"}, nil, "REPOSITORY_CONNECTION_STRING"},
 		{map[string]string{"JOBQUEUE_BACKEND": "postgres"}, nil, "JOBQUEUE_CONNECTION_STRING"},
 		{map[string]string{"JOBQUEUE_BACKEND": "redis"}, nil, "REDIS_URL"},
+		{map[string]string{"REPOSITORY_CACHE_SIZE": "-1"}, nil, "REPOSITORY_CACHE_SIZE"},
 		{map[string]string{"STORAGED_REDIS_PREFIX": "a b"}, nil, "STORAGED_REDIS_PREFIX"},
 		{nil, []string{"--repository-backend", "nope"}, "REPOSITORY_BACKEND (--repository-backend)"},
 		{nil, []string{"--no-such-flag"}, "no-such-flag"},

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	json "github.com/goccy/go-json"
 
@@ -181,4 +182,73 @@ func incrementInTx(t *testing.T, d *testutil.Daemon) bool {
 		t.Fatalf("commit: %d %s", st, b)
 	}
 	return true
+}
+
+// TestTwoDaemonsReadCache: two daemons with read caches on one
+// PostgreSQL. Once a write through one is acknowledged, the other stops
+// serving the old record within the documented bound (README, "Read
+// cache"), whether the write was plain or in a transaction.
+func TestTwoDaemonsReadCache(t *testing.T) {
+	env := []string{"REPOSITORY_BACKEND=postgres", "POSTGRESQL_URL=" + testutil.PostgresDB(t), "REPOSITORY_CACHE_SIZE=1000"}
+	a, b := testutil.StartDaemon(t, env...), testutil.StartDaemon(t, env...)
+	if st, body, err := call(b.Client, "POST", "/v1/repos/cached", `{"id":"x","v":0}`); err != nil || st != 201 {
+		t.Fatalf("create: %d %s %v", st, body, err)
+	}
+	const bound = time.Second
+	var worst time.Duration
+	for v := 1; v <= 10; v++ {
+		for range 3 {
+			call(a.Client, "GET", "/v1/repos/cached/x", "") // fill a's cache
+		}
+		if v%2 == 1 {
+			if st, body, err := call(b.Client, "PATCH", "/v1/repos/cached/x", fmt.Sprintf(`{"v":%d}`, v)); err != nil || st != 200 {
+				t.Fatalf("update: %d %s %v", st, body, err)
+			}
+		} else {
+			_, body, _ := call(b.Client, "POST", "/v1/tx", "")
+			var tx struct{ ID string }
+			json.Unmarshal(body, &tx)
+			req, _ := newReq("PATCH", "/v1/repos/cached/x", fmt.Sprintf(`{"v":%d}`, v))
+			req.Header.Set("Storaged-Tx", tx.ID)
+			res, err := b.Client.Do(req)
+			if err != nil || res.StatusCode != 200 {
+				t.Fatalf("update in tx: %v %v", res, err)
+			}
+			res.Body.Close()
+			if st, body, err := call(b.Client, "POST", "/v1/tx/"+tx.ID+"/commit", ""); err != nil || st != 204 {
+				t.Fatalf("commit: %d %s %v", st, body, err)
+			}
+		}
+		acked := time.Now()
+		for {
+			_, body, err := call(a.Client, "GET", "/v1/repos/cached/x", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rec struct{ V int }
+			json.Unmarshal(body, &rec)
+			if rec.V == v {
+				break
+			}
+			if time.Since(acked) > bound {
+				t.Fatalf("daemon a still serves %s %v after the write through b was acknowledged", body, bound)
+			}
+		}
+		worst = max(worst, time.Since(acked))
+	}
+	_, metrics, _ := call(a.Client, "GET", "/metrics", "")
+	if !strings.Contains(string(metrics), "storaged_cache_hits_total") || strings.Contains(string(metrics), "storaged_cache_hits_total 0\n") {
+		t.Fatalf("a served no hits from its cache:\n%s", grepLines(string(metrics), "storaged_cache"))
+	}
+	t.Logf("10 writes through b (5 in transactions): a served the new record within %v at worst (bound %v)\n%s", worst, bound, grepLines(string(metrics), "storaged_cache"))
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

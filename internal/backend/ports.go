@@ -49,6 +49,16 @@ type RepositoryBackend interface {
 	Close() error
 }
 
+// ChangeFeed is implemented by repository backends that other processes
+// write to (PostgreSQL), so that a read cache can drop what they change.
+type ChangeFeed interface {
+	// WatchChanges runs until ctx ends or the feed cannot work at all
+	// (its error). It calls changed for every record write committed by
+	// any process, live(true) once it sees every change from then on, and
+	// live(false) as soon as changes may go unseen (a lost connection).
+	WatchChanges(ctx context.Context, changed func(collection, id string), live func(bool)) error
+}
+
 // Tx is a transaction: the repositories it returns see its own writes,
 // nobody else sees them before Commit, and Rollback undoes all of them.
 // After Commit or Rollback every call returns tx_not_found.

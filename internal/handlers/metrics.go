@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/storaged/storaged/internal/backend"
 )
 
 // Metrics are the Prometheus series the daemon exports on /metrics.
@@ -85,13 +87,41 @@ type PoolStater interface {
 	PoolStats() (inUse, idle, max int)
 }
 
-// RegisterMetrics adds the server's gauges: open transactions, pool usage
-// and queue depth by queue and status.
+// CacheStater is implemented by the findById read cache.
+type CacheStater interface {
+	Stats() (hits, misses uint64)
+	Live() bool
+}
+
+// RegisterMetrics adds the server's gauges: open transactions, pool usage,
+// the read cache and queue depth by queue and status.
 func (s *Server) RegisterMetrics(m *Metrics) {
+	repo := any(s.repo)
+	if cs, ok := repo.(CacheStater); ok {
+		m.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "storaged_cache_hits_total", Help: "findById calls the read cache answered.",
+		}, func() float64 { h, _ := cs.Stats(); return float64(h) }))
+		m.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "storaged_cache_misses_total", Help: "findById calls that went to the backend.",
+		}, func() float64 { _, n := cs.Stats(); return float64(n) }))
+		m.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "storaged_cache_live", Help: "1 while the read cache serves, 0 while its change feed is down.",
+		}, func() float64 {
+			if cs.Live() {
+				return 1
+			}
+			return 0
+		}))
+	}
+	if u, ok := repo.(interface {
+		Unwrap() backend.RepositoryBackend
+	}); ok {
+		repo = u.Unwrap()
+	}
 	m.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "storaged_open_transactions", Help: "Transactions held open by clients.",
 	}, func() float64 { return float64(s.txs.open()) }))
-	for port, b := range map[string]any{"repository": s.repo, "jobqueue": s.jobs} {
+	for port, b := range map[string]any{"repository": repo, "jobqueue": s.jobs} {
 		ps, ok := b.(PoolStater)
 		if !ok {
 			continue

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -21,6 +22,7 @@ var (
 // RepositoryBackend stores records as JSONB in one table.
 type RepositoryBackend struct {
 	pool *pgxpool.Pool
+	log  *slog.Logger
 	// txSlots bounds the transactions clients hold open, each pinning a
 	// connection, so that they can never take the whole pool.
 	txSlots chan struct{}
@@ -33,7 +35,11 @@ func OpenRepository(ctx context.Context, cfg Config) (*RepositoryBackend, error)
 		return nil, err
 	}
 	slots := max(int(pool.Config().MaxConns)/2, 1)
-	return &RepositoryBackend{pool: pool, txSlots: make(chan struct{}, slots)}, nil
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &RepositoryBackend{pool: pool, log: log, txSlots: make(chan struct{}, slots)}, nil
 }
 
 // Repository implements backend.RepositoryBackend.

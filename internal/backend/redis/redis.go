@@ -39,6 +39,7 @@ import (
 
 	"github.com/storaged/storaged/internal/backend"
 	"github.com/storaged/storaged/internal/backend/wakeup"
+	"github.com/storaged/storaged/internal/batch"
 )
 
 var _ backend.JobQueueBackend = (*JobQueueBackend)(nil)
@@ -87,6 +88,12 @@ const deleteBatch = 500
 
 // JobQueueBackend is the Redis job queue.
 type JobQueueBackend struct {
+	// Concurrent dequeues of one queue (and lease length) share one
+	// script call, and concurrent acks another: Redis runs one script at a
+	// time, so fewer, bigger ones drain faster.
+	claims batch.Group[claimKey, struct{}, claimResult]
+	acks   batch.Batcher[ackReq, error]
+
 	rdb     *goredis.Client
 	prefix  string
 	poll    time.Duration
@@ -96,6 +103,20 @@ type JobQueueBackend struct {
 	pubsub  *goredis.PubSub
 	wg      sync.WaitGroup
 }
+
+type claimKey struct {
+	queue string
+	lease time.Duration
+}
+
+// claimResult is one dequeue's share of a batch: a job, or how long until
+// the queue's next scheduled job or lease expiry (negative: none).
+type claimResult struct {
+	job  *backend.Job
+	next time.Duration
+}
+
+type ackReq struct{ id, lease string }
 
 // Open connects, checks that Redis answers and subscribes to wake-ups.
 func Open(ctx context.Context, cfg Config) (*JobQueueBackend, error) {
@@ -122,6 +143,10 @@ func Open(ctx context.Context, cfg Config) (*JobQueueBackend, error) {
 		return nil, fmt.Errorf("Redis at %s does not answer: %v", opts.Addr, err)
 	}
 	b := &JobQueueBackend{rdb: rdb, prefix: cfg.Prefix, poll: cfg.PollInterval, log: cfg.Logger}
+	b.claims.Run = func(ctx context.Context, k claimKey, reqs []struct{}) ([]claimResult, error) {
+		return b.claimBatch(ctx, k.queue, k.lease, len(reqs))
+	}
+	b.acks.Run = b.ackBatch
 	b.warnIfVolatile(pctx)
 	b.pubsub = rdb.Subscribe(ctx, b.prefix+":wake")
 	b.wg.Add(1)
@@ -191,29 +216,23 @@ func (b *JobQueueBackend) Dequeue(ctx context.Context, queue string, p backend.D
 			return nil, nil
 		}
 		wake := b.waiters.Chan(queue)
-		lease := backend.NewLease()
-		res, err := dequeueScript.Run(ctx, b.rdb, nil, b.prefix, queue, lease, p.Lease.Milliseconds()).Slice()
+		res, err := b.claims.Do(ctx, claimKey{queue, p.Lease}, struct{}{})
 		if err != nil {
 			if ctx.Err() != nil && p.Wait > 0 {
 				return nil, nil // the long poll was ended (shutdown)
 			}
 			return nil, translate(err)
 		}
-		if res[0] == "job" {
-			j, err := parseJob(res[1:])
-			if err != nil {
-				return nil, err
-			}
-			j.Lease = lease
-			return j, nil
+		if res.job != nil {
+			return res.job, nil
 		}
 		wait := time.Until(deadline)
 		if wait <= 0 {
 			return nil, nil
 		}
 		wait = min(wait, b.poll)
-		if next, _ := res[1].(int64); next > 0 {
-			wait = min(wait, time.Duration(next)*time.Millisecond)
+		if res.next > 0 {
+			wait = min(wait, res.next)
 		}
 		timer := time.NewTimer(wait)
 		select {
@@ -227,9 +246,61 @@ func (b *JobQueueBackend) Dequeue(ctx context.Context, queue string, p backend.D
 	}
 }
 
+// claimBatch claims up to n jobs in one script; the i-th request gets the
+// i-th job in claim order, or the wait until the next event.
+func (b *JobQueueBackend) claimBatch(ctx context.Context, queue string, lease time.Duration, n int) ([]claimResult, error) {
+	args := make([]any, 0, 3+n)
+	args = append(args, b.prefix, queue, lease.Milliseconds())
+	tokens := make([]string, n)
+	for i := range tokens {
+		tokens[i] = backend.NewLease()
+		args = append(args, tokens[i])
+	}
+	res, err := dequeueScript.Run(ctx, b.rdb, nil, args...).Slice()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]claimResult, n)
+	next, _ := res[0].(int64)
+	for i := range out {
+		out[i].next = time.Duration(next) * time.Millisecond
+		if i+1 < len(res) {
+			flat, _ := res[i+1].([]any)
+			j, err := parseJob(flat)
+			if err != nil {
+				return nil, err
+			}
+			j.Lease = tokens[i]
+			out[i].job = j
+		}
+	}
+	return out, nil
+}
+
 // Acknowledge implements backend.JobQueueBackend.
 func (b *JobQueueBackend) Acknowledge(ctx context.Context, id, lease string) error {
-	return b.change(ctx, ackScript, id, b.prefix, id, lease)
+	err, berr := b.acks.Do(ctx, ackReq{id, lease})
+	if berr != nil {
+		return translate(berr)
+	}
+	return err
+}
+
+func (b *JobQueueBackend) ackBatch(ctx context.Context, reqs []ackReq) ([]error, error) {
+	args := make([]any, 0, 1+2*len(reqs))
+	args = append(args, b.prefix)
+	for _, r := range reqs {
+		args = append(args, r.id, r.lease)
+	}
+	words, err := ackScript.Run(ctx, b.rdb, nil, args...).StringSlice()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]error, len(reqs))
+	for i, r := range reqs {
+		out[i] = answer(words[i], r.id)
+	}
+	return out, nil
 }
 
 // Fail implements backend.JobQueueBackend.
@@ -261,12 +332,17 @@ func (b *JobQueueBackend) RetryFailed(ctx context.Context, id string) error {
 }
 
 // change runs a script that answers "ok" or an error word (lua/prelude.lua,
-// claimed) and turns the word into the port's error.
+// claimed).
 func (b *JobQueueBackend) change(ctx context.Context, s *goredis.Script, id string, args ...any) error {
 	word, err := s.Run(ctx, b.rdb, nil, args...).Text()
 	if err != nil {
 		return translate(err)
 	}
+	return answer(word, id)
+}
+
+// answer turns a script's answer about job id into the port's error.
+func answer(word, id string) error {
 	switch {
 	case word == "ok":
 		return nil

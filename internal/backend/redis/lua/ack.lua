@@ -1,8 +1,20 @@
--- ARGV: prefix, id, lease. Returns 'ok' or an error word.
-local id, lease = ARGV[2], ARGV[3]
-local f = redis.call('HMGET', jkey(id), 'status', 'lease')
-if f[1] == 'completed' and f[2] == lease then return 'ok' end -- a repeated ack
-local j, err = claimed(id, lease)
-if not j then return err end
-finish(id, j.queue, 'processing', j.runAt, j.key, 'completed', now_ms())
-return 'ok'
+-- ARGV: prefix, then pairs of id and lease. Returns one answer per pair:
+-- 'ok' or an error word.
+local out = {}
+local now = now_ms()
+for i = 2, #ARGV, 2 do
+  local id, lease = ARGV[i], ARGV[i + 1]
+  local f = redis.call('HMGET', jkey(id), 'status', 'lease')
+  if f[1] == 'completed' and f[2] == lease then
+    out[#out + 1] = 'ok' -- a repeated ack
+  else
+    local j, err = claimed(id, lease)
+    if j then
+      finish(id, j.queue, 'processing', j.runAt, j.key, 'completed', now)
+      out[#out + 1] = 'ok'
+    else
+      out[#out + 1] = err
+    end
+  end
+end
+return out

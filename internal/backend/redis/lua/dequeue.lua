@@ -1,8 +1,10 @@
--- ARGV: prefix, queue, lease token, lease ms. Moves due scheduled jobs
--- and expired claims to ready (or fails claims whose attempts are spent),
--- then claims the first ready job. Returns {'job', field, value, ...} or
--- {'none', ms until the next scheduled job or lease expiry, -1 if none}.
-local q, lease, lease_ms = ARGV[2], ARGV[3], tonumber(ARGV[4])
+-- ARGV: prefix, queue, lease ms, then one lease token per claim wanted.
+-- Moves due scheduled jobs and expired claims to ready (or fails claims
+-- whose attempts are spent), then claims up to that many ready jobs in
+-- claim order. Returns {ms until the next scheduled job or lease expiry
+-- (-1 if none), {field, value,
+-- ...} of each claimed job}.
+local q, lease_ms = ARGV[2], tonumber(ARGV[3])
 local now = now_ms()
 local ready, sched, leases = qkey(q, 'ready'), qkey(q, 'scheduled'), qkey(q, 'leases')
 
@@ -28,7 +30,9 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0,
   end
 end
 
-while true do
+local out = {-1}
+local want = 4
+while want <= #ARGV do
   local top = redis.call('ZPOPMIN', ready)
   if #top == 0 then break end
   local id = string.sub(top[1], 17)
@@ -37,23 +41,19 @@ while true do
   if status == 'pending' or status == 'processing' then
     local expires = now + lease_ms
     redis.call('HINCRBY', k, 'attempts', 1)
-    redis.call('HSET', k, 'status', 'processing', 'lease', lease, 'leaseMs', lease_ms,
+    redis.call('HSET', k, 'status', 'processing', 'lease', ARGV[want], 'leaseMs', lease_ms,
       'startedAt', now, 'updatedAt', now, 'leaseExpiresAt', expires)
     redis.call('ZADD', leases, expires, id)
     if status == 'pending' then count(q, 'pending', 'processing') end
-    local out = redis.call('HGETALL', k)
-    table.insert(out, 1, 'job')
-    return out
+    out[#out + 1] = redis.call('HGETALL', k)
+    want = want + 1
   end
 end
-
-local next_at = -1
 for _, z in ipairs({sched, leases}) do
   local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
   if #first > 0 then
-    local at = tonumber(first[2])
-    if next_at < 0 or at < next_at then next_at = at end
+    local at = math.max(tonumber(first[2]) - now, 1)
+    if out[1] < 0 or at < out[1] then out[1] = at end
   end
 end
-if next_at >= 0 then next_at = math.max(next_at - now, 1) end
-return {'none', next_at}
+return out
