@@ -298,44 +298,18 @@ func (b *JobQueueBackend) Dequeue(ctx context.Context, queue string, p backend.D
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(p.Wait)
-	for {
-		if b.closed.Load() {
-			return nil, nil
-		}
-		wake := b.waiters.Chan(queue)
-		job, err := b.claims.Do(ctx, claimKey{queue, p.Lease}, struct{}{})
-		if job != nil {
-			return job, nil
-		}
-		if err != nil {
-			if ctx.Err() != nil && p.Wait > 0 {
-				return nil, nil // the long poll was ended (shutdown)
-			}
-			return nil, translate(err)
-		}
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			return nil, nil
-		}
-		interval := b.poll
-		if !b.listening.Load() {
-			interval = min(interval, 100*time.Millisecond)
-		}
-		wait = min(wait, interval)
-		if next, err := b.nextEvent(ctx, queue); err == nil && !next.IsZero() {
-			wait = min(wait, max(time.Until(next), time.Millisecond))
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-wake:
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, nil
-		}
-		timer.Stop()
+	interval := b.poll
+	if !b.listening.Load() {
+		interval = min(interval, 100*time.Millisecond)
 	}
+	return b.waiters.Poll(ctx, queue, wakeup.PollParams{Wait: p.Wait, MaxSleep: interval, Closed: b.closed.Load},
+		func() (*backend.Job, time.Duration, error) {
+			job, err := b.claims.Do(ctx, claimKey{queue, p.Lease}, struct{}{})
+			if job != nil || err != nil {
+				return job, 0, translate(err)
+			}
+			return nil, b.untilNextEvent(ctx, queue), nil
+		})
 }
 
 // claimBatch claims up to n jobs in one statement; the i-th request gets
@@ -373,6 +347,16 @@ type rowWithPrefix struct {
 
 func (r rowWithPrefix) Scan(dest ...any) error {
 	return r.row.Scan(append([]any{r.prefix}, dest...)...)
+}
+
+// untilNextEvent is how long until the queue's next scheduled job or lease
+// expiry (0: none, or the query failed and the poll's bound applies).
+func (b *JobQueueBackend) untilNextEvent(ctx context.Context, queue string) time.Duration {
+	next, err := b.nextEvent(ctx, queue)
+	if err != nil || next.IsZero() {
+		return 0
+	}
+	return max(time.Until(next), time.Millisecond)
 }
 
 func (b *JobQueueBackend) nextEvent(ctx context.Context, queue string) (time.Time, error) {

@@ -210,40 +210,11 @@ func (b *JobQueueBackend) Dequeue(ctx context.Context, queue string, p backend.D
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(p.Wait)
-	for {
-		if b.closed.Load() {
-			return nil, nil
-		}
-		wake := b.waiters.Chan(queue)
-		res, err := b.claims.Do(ctx, claimKey{queue, p.Lease}, struct{}{})
-		if err != nil {
-			if ctx.Err() != nil && p.Wait > 0 {
-				return nil, nil // the long poll was ended (shutdown)
-			}
-			return nil, translate(err)
-		}
-		if res.job != nil {
-			return res.job, nil
-		}
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			return nil, nil
-		}
-		wait = min(wait, b.poll)
-		if res.next > 0 {
-			wait = min(wait, res.next)
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-wake:
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, nil
-		}
-		timer.Stop()
-	}
+	return b.waiters.Poll(ctx, queue, wakeup.PollParams{Wait: p.Wait, MaxSleep: b.poll, Closed: b.closed.Load},
+		func() (*backend.Job, time.Duration, error) {
+			res, err := b.claims.Do(ctx, claimKey{queue, p.Lease}, struct{}{})
+			return res.job, res.next, translate(err)
+		})
 }
 
 // claimBatch claims up to n jobs in one script; the i-th request gets the

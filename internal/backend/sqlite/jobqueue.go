@@ -187,32 +187,28 @@ func (b *JobQueueBackend) Dequeue(ctx context.Context, queue string, p backend.D
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(p.Wait)
-	for {
-		wake := b.waiters.Chan(queue)
-		job, err := b.claims.Do(ctx, claimKey{queue, p.Lease}, struct{}{})
-		if err != nil || job != nil {
-			return job, translate(err)
-		}
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			return nil, nil
-		}
-		if next, err := b.nextEvent(ctx, queue); err == nil && !next.IsZero() {
-			wait = min(wait, max(time.Until(next), time.Millisecond))
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-wake:
-		case <-timer.C:
-		case <-b.closed:
-			timer.Stop()
-			return nil, nil
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, nil
-		}
-		timer.Stop()
+	// Only this process writes the file, so every enqueue wakes the poll
+	// in process: no sleep bound is needed.
+	return b.waiters.Poll(ctx, queue, wakeup.PollParams{Wait: p.Wait, Closed: b.isClosed},
+		func() (*backend.Job, time.Duration, error) {
+			job, err := b.claims.Do(ctx, claimKey{queue, p.Lease}, struct{}{})
+			if job != nil || err != nil {
+				return job, 0, translate(err)
+			}
+			next, err := b.nextEvent(ctx, queue)
+			if err != nil || next.IsZero() {
+				return nil, 0, nil
+			}
+			return nil, max(time.Until(next), time.Millisecond), nil
+		})
+}
+
+func (b *JobQueueBackend) isClosed() bool {
+	select {
+	case <-b.closed:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -553,5 +549,6 @@ func (b *JobQueueBackend) Ping(ctx context.Context) error { return b.db.Ping(ctx
 // Close implements backend.JobQueueBackend; waiting dequeues return.
 func (b *JobQueueBackend) Close() error {
 	b.once.Do(func() { close(b.closed) })
+	b.waiters.WakeAll()
 	return b.db.Close()
 }

@@ -31,8 +31,12 @@ local function wake(q) redis.call('PUBLISH', P .. ':wake', q) end
 -- finish ends a job for good: out of every claimable set, into the set of
 -- its final status, its dedupe key released.
 local function finish(id, q, from, run_at, key, status, now)
-  redis.call('ZREM', qkey(q, 'leases'), id)
-  redis.call('ZREM', qkey(q, 'scheduled'), id)
+  if from == 'processing' then
+    redis.call('ZREM', qkey(q, 'leases'), id)
+  else
+    redis.call('ZREM', qkey(q, 'scheduled'), id)
+  end
+  -- A pending job, or an expired claim waiting to be claimed again.
   redis.call('ZREM', qkey(q, 'ready'), ready_member(run_at, id))
   local k = jkey(id)
   redis.call('HSET', k, 'status', status, 'finishedAt', now, 'updatedAt', now)
@@ -45,9 +49,10 @@ local function finish(id, q, from, run_at, key, status, now)
 end
 
 -- claimed checks that id is processing under lease; it returns the job's
--- fields, or nil and the error word the Go side turns into an Error.
-local function claimed(id, lease)
-  local f = redis.call('HMGET', jkey(id), 'status', 'lease', 'queue', 'runAt', 'key')
+-- fields, or nil and the error word the Go side turns into an Error. f,
+-- if given, is what HMGET of those five fields already returned.
+local function claimed(id, lease, f)
+  f = f or redis.call('HMGET', jkey(id), 'status', 'lease', 'queue', 'runAt', 'key')
   if not f[1] then return nil, 'not_found' end
   if f[1] ~= 'processing' then return nil, 'status:' .. f[1] end
   if f[2] ~= lease then return nil, 'stale' end
