@@ -152,3 +152,45 @@ func TestRunSubcommands(t *testing.T) {
 		t.Fatalf("bad config exit %d", code)
 	}
 }
+
+// TestMigrateCommand: migrate touches each SQL database once and says
+// why it leaves the others alone.
+func TestMigrateCommand(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "m.db")
+	cases := []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		want   []string
+		errSub string
+	}{
+		{"memory only", []string{"up"}, nil, []string{"nothing to migrate"}, ""},
+		{"sqlite records, redis jobs", []string{"up"},
+			map[string]string{"REPOSITORY_BACKEND": "sqlite", "SQLITE_PATH": db, "JOBQUEUE_BACKEND": "redis", "REDIS_URL": "redis://127.0.0.1:6379/0"},
+			[]string{"redis: no schema to migrate", "sqlite " + db + ": applied"}, ""},
+		{"status after up", []string{"status"},
+			map[string]string{"REPOSITORY_BACKEND": "sqlite", "SQLITE_PATH": db},
+			[]string{"0001_initial  applied"}, ""},
+		{"unknown action", []string{"sideways"}, nil, nil, "unknown action"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out strings.Builder
+			err := migrateCmd(context.Background(), c.args, env(c.env), &out)
+			if c.errSub != "" {
+				if err == nil || !strings.Contains(err.Error(), c.errSub) {
+					t.Fatalf("error %v, want one with %q", err, c.errSub)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out.String(), w) {
+					t.Fatalf("output %q lacks %q", out.String(), w)
+				}
+			}
+		})
+	}
+}

@@ -30,6 +30,10 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 	var targets []target
 	seen := map[target]bool{}
 	for _, t := range []target{{cfg.RepositoryBackend, cfg.RepositoryConnection}, {cfg.JobQueueBackend, cfg.JobQueueConnection}} {
+		if t.kind == "redis" {
+			fmt.Fprintln(out, "redis: no schema to migrate (keys are made as jobs arrive)")
+			continue
+		}
 		if t.kind == "memory" || seen[t] {
 			continue
 		}
@@ -37,7 +41,7 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 		targets = append(targets, t)
 	}
 	if len(targets) == 0 {
-		fmt.Fprintln(out, "nothing to migrate: both backends are memory")
+		fmt.Fprintln(out, "nothing to migrate: no SQL backend is configured")
 		return nil
 	}
 	for _, t := range targets {

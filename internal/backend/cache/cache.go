@@ -19,10 +19,12 @@ package cache
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
@@ -59,11 +61,13 @@ type Config struct {
 	// Size is the most records kept.
 	Size   int
 	Logger *slog.Logger
+	// StartTimeout bounds the wait for a change feed to go live; default 10s.
+	StartTimeout time.Duration
 }
 
 // Wrap puts a cache of cfg.Size records in front of next. If next is a
-// backend.ChangeFeed the cache follows it and stays off until the feed is
-// live; otherwise only this process's writes are seen, which is right for
+// backend.ChangeFeed the cache follows it, and Wrap returns once the feed
+// is live (or fails if it does not get there); otherwise only this process's writes are seen, which is right for
 // memory and for a SQLite file that only this daemon writes.
 func Wrap(next backend.RepositoryBackend, cfg Config) (*RepositoryBackend, error) {
 	c, err := lru.New[string, backend.Record](cfg.Size)
@@ -73,6 +77,9 @@ func Wrap(next backend.RepositoryBackend, cfg Config) (*RepositoryBackend, error
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 10 * time.Second
+	}
 	b := &RepositoryBackend{next: next, lru: c, seed: maphash.MakeSeed(), log: cfg.Logger}
 	feed, ok := next.(backend.ChangeFeed)
 	if !ok {
@@ -81,14 +88,34 @@ func Wrap(next backend.RepositoryBackend, cfg Config) (*RepositoryBackend, error
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	b.stop, b.done = stop, make(chan struct{})
+	started := make(chan error, 1)
+	var once sync.Once
 	go func() {
 		defer close(b.done)
-		err := feed.WatchChanges(ctx, b.drop, b.setLive)
+		err := feed.WatchChanges(ctx, b.drop, func(live bool) {
+			b.setLive(live)
+			once.Do(func() { started <- nil })
+		})
+		once.Do(func() { started <- err })
 		if err != nil && ctx.Err() == nil {
 			b.log.Error("read cache: the change feed stopped; the cache stays off", "err", err)
 		}
 	}()
-	return b, nil
+	// A cache that can never go live (no right to enable the trigger, say)
+	// is a configuration error, better refused at start than found later.
+	select {
+	case err := <-started:
+		if err == nil {
+			return b, nil
+		}
+		stop()
+		<-b.done
+		return nil, fmt.Errorf("the change feed did not start: %w", err)
+	case <-time.After(cfg.StartTimeout):
+		stop()
+		<-b.done
+		return nil, fmt.Errorf("the change feed did not start within %v", cfg.StartTimeout)
+	}
 }
 
 // Stats returns the hits and misses of FindByID so far.

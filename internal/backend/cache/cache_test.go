@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -356,5 +357,33 @@ func TestFeedLossTurnsTheCacheOff(t *testing.T) {
 	r.FindByID(ctx(t), "x")
 	if _, m := c.Stats(); m != misses+1 {
 		t.Fatal("the cache kept entries across a lost change feed")
+	}
+}
+
+// failingFeed is a backend whose change feed cannot start.
+type failingFeed struct{ backend.RepositoryBackend }
+
+func (failingFeed) WatchChanges(context.Context, func(string, string), func(bool)) error {
+	return backend.Errorf(backend.CodeInternal, "must be owner of table storaged_records")
+}
+
+// silentFeed never goes live.
+type silentFeed struct{ backend.RepositoryBackend }
+
+func (silentFeed) WatchChanges(ctx context.Context, _ func(string, string), _ func(bool)) error {
+	<-ctx.Done()
+	return nil
+}
+
+// TestFeedThatCannotStartIsRefused: a cache that could never serve is a
+// start-up error naming the cause, not a silent slowdown.
+func TestFeedThatCannotStartIsRefused(t *testing.T) {
+	_, err := cache.Wrap(failingFeed{memory.NewRepositoryBackend()}, cache.Config{Size: 10})
+	if err == nil || !strings.Contains(err.Error(), "must be owner") {
+		t.Fatalf("Wrap over a failing feed: %v", err)
+	}
+	_, err = cache.Wrap(silentFeed{memory.NewRepositoryBackend()}, cache.Config{Size: 10, StartTimeout: 50 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "within") {
+		t.Fatalf("Wrap over a feed that never goes live: %v", err)
 	}
 }
