@@ -317,6 +317,24 @@ func TestOtherProcessWrites(t *testing.T) {
 		worst = max(worst, time.Since(acked))
 	}
 	t.Logf("20 writes on b (10 in transactions): a's cache dropped each within %v at worst (bound %v)", worst, bound)
+
+	// After a quiet spell (several liveness checks on the LISTEN
+	// connection) notifications still arrive.
+	ra.FindByID(ctx(t), "x")
+	time.Sleep(1200 * time.Millisecond)
+	if !a.Live() {
+		t.Fatal("the cache went off while its feed was quiet")
+	}
+	_, err = rb.Update(ctx(t), "x", map[string]any{"v": 100.0})
+	must(t, err)
+	for acked := time.Now(); ; {
+		if got, _ := ra.FindByID(ctx(t), "x"); field(t, got, "v") == 100.0 {
+			break
+		}
+		if time.Since(acked) > bound {
+			t.Fatal("after a quiet spell a write on b never reached a's cache")
+		}
+	}
 }
 
 // TestFeedLossTurnsTheCacheOff: when the LISTEN connection dies, the cache
