@@ -158,8 +158,11 @@ func testClaimOrder(t *testing.T, b backend.JobQueueBackend) {
 	e := enqueue(t, b, q, backend.EnqueueParams{Priority: -3})
 	f := enqueue(t, b, q, backend.EnqueueParams{Priority: 5})
 	g := enqueue(t, b, q, backend.EnqueueParams{Priority: 0, RunAt: past})
+	// Times before 1970 order like any others.
+	h := enqueue(t, b, q, backend.EnqueueParams{Priority: 0, RunAt: time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)})
+	i := enqueue(t, b, q, backend.EnqueueParams{Priority: 0, RunAt: time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)})
 	// priority desc, then runAt asc, then id asc
-	want = []string{c, f, d, g, a, e}
+	want = []string{c, f, i, h, d, g, a, e}
 	var got []string
 	for range want {
 		j := dequeue(t, b, q, backend.DequeueParams{})

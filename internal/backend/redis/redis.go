@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -280,11 +279,20 @@ func (b *JobQueueBackend) Fail(ctx context.Context, p backend.FailParams) error 
 	if err != nil {
 		return backend.Errorf(backend.CodeInvalidArgument, "error: %v", err)
 	}
-	retry := "0"
+	retry, delay := "0", int64(0)
 	if p.Retry {
-		retry = "1"
+		// The delay is backend.Backoff's, computed here so that the retry
+		// schedule is written once; the script refuses a stale lease, so
+		// the attempts read here are those of the claim being failed.
+		f, err := b.rdb.HMGet(ctx, b.jobKey(p.ID), "attempts", "backoffType", "backoffDelayMs", "backoffMaxDelayMs").Result()
+		if err != nil {
+			return translate(err)
+		}
+		attempts := atoi(f[0])
+		bo := backend.Backoff{Type: backend.BackoffType(str(f[1])), DelayMs: int64(atoi(f[2])), MaxDelayMs: int64(atoi(f[3]))}
+		retry, delay = "1", bo.Delay(attempts).Milliseconds()
 	}
-	return b.change(ctx, failScript, p.ID, b.prefix, p.ID, p.Lease, retry, lastErr, rand.Float64())
+	return b.change(ctx, failScript, p.ID, b.prefix, p.ID, p.Lease, retry, lastErr, delay)
 }
 
 // Heartbeat implements backend.JobQueueBackend.
@@ -448,6 +456,11 @@ func (b *JobQueueBackend) Close() error {
 	b.wg.Wait()
 	return errors.Join(err, b.rdb.Close())
 }
+
+// str and atoi read HMGET answers (nil for a missing field or job).
+func str(v any) string { s, _ := v.(string); return s }
+
+func atoi(v any) int { n, _ := strconv.Atoi(str(v)); return n }
 
 // parseJob reads the flat field/value list HGETALL returns in a script.
 func parseJob(flat []any) (*backend.Job, error) {

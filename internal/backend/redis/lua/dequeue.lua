@@ -49,11 +49,14 @@ while want <= #ARGV do
     want = want + 1
   end
 end
-for _, z in ipairs({sched, leases}) do
-  local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
-  if #first > 0 then
-    local at = math.max(tonumber(first[2]) - now, 1)
-    if out[1] < 0 or at < out[1] then out[1] = at end
+-- Only dequeues left without a job need to know when to look again.
+if #out - 1 < #ARGV - 3 then
+  for _, z in ipairs({sched, leases}) do
+    local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+    if #first > 0 then
+      local at = math.max(tonumber(first[2]) - now, 1)
+      if out[1] < 0 or at < out[1] then out[1] = at end
+    end
   end
 end
 return out

@@ -13,11 +13,13 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Ready jobs sort by score (-priority), then by member: the zero-padded
--- runAt and then the id, which is the claim order of DESIGN §3.
+-- Ready jobs sort by score (-priority), then by member: runAt and then
+-- the id, which is the claim order of DESIGN §3. runAt is shifted to
+-- start at the year 0 and zero-padded, so that every time a request can
+-- name (years 0000-9999) sorts right as text.
+local year0 = 62167219200000
 local function ready_member(run_at, id)
-  local r = math.max(0, math.min(tonumber(run_at), 999999999999999))
-  return string.format('%015d', r) .. ':' .. id
+  return string.format('%015d', tonumber(run_at) + year0) .. ':' .. id
 end
 
 local function count(q, from, to)
