@@ -1,6 +1,8 @@
 package backend
 
 import (
+	"context"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -232,3 +234,23 @@ func Now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 
 // NewLease returns a fresh fencing token for a claim.
 func NewLease() string { return NewID() }
+
+// releaser is the part of a job queue that ReleaseAbandoned needs.
+type releaser interface {
+	Release(ctx context.Context, id, lease string) error
+}
+
+// ReleaseAbandoned hands back a claim made for a dequeue that left before
+// it could be answered (its client hung up, or shutdown ended the poll),
+// so that the job is claimable at once with its attempt not counted
+// instead of sitting out a lease.
+func ReleaseAbandoned(q releaser, j *Job, log *slog.Logger) {
+	if j == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := q.Release(ctx, j.ID, j.Lease); err != nil {
+		log.Warn("releasing the claim of a dequeue that left failed; the job runs after its lease expires", "job", j.ID, "err", err)
+	}
+}

@@ -131,6 +131,11 @@ type JobQueueBackend interface {
 	Fail(ctx context.Context, p FailParams) error
 	// Heartbeat extends a claim's lease. Errors: not_found, conflict.
 	Heartbeat(ctx context.Context, p HeartbeatParams) error
+	// Release hands a claimed job back unstarted (DESIGN §3a): pending
+	// again at once, its attempt not counted. A claim whose answer could
+	// not be delivered (the client hung up) is released this way.
+	// Errors: not_found, conflict (stale lease).
+	Release(ctx context.Context, id, lease string) error
 	// Cancel stops a pending or processing job for good; cancelling a
 	// cancelled job is a no-op. Errors: not_found, conflict (completed or
 	// failed).

@@ -7,6 +7,8 @@ package batch
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Batcher runs fn on batches of at most Max requests.
@@ -14,24 +16,43 @@ type Batcher[Req, Res any] struct {
 	// Max bounds a batch; 0 means 100.
 	Max int
 	// Run handles a batch and returns one result per request, in order.
-	// An error fails every request of the batch.
+	// An error fails every request of the batch. Its context is not any
+	// caller's: a run serves many callers, and a caller that leaves must
+	// not cut a statement that others wait for (see Abandoned).
 	Run func(ctx context.Context, reqs []Req) ([]Res, error)
+	// Abandoned, if set, receives the result of every request whose
+	// caller stopped waiting (its context ended) before the result came:
+	// what was done for it cannot be handed over, so it must be undone
+	// (a claim nobody will work is released). Called from the run's
+	// goroutine, never for a request whose caller got its result.
+	Abandoned func(req Req, res Res)
 
 	mu      sync.Mutex
 	pending []*call[Req, Res]
 	running bool
 }
 
+// States of a call: whoever moves it out of waiting owns the result.
+const (
+	waiting int32 = iota
+	delivered
+	abandoned
+)
+
 type call[Req, Res any] struct {
-	req  Req
-	res  Res
-	err  error
-	done chan struct{}
+	req   Req
+	res   Res
+	err   error
+	state atomic.Int32
+	done  chan struct{}
 }
 
+// runTimeout bounds one run, since no caller's deadline does.
+const runTimeout = 30 * time.Second
+
 // Do submits req and waits for its result. If ctx ends first, Do returns
-// ctx's error, but the request may still run: callers must be safe with
-// that (a claim then simply expires; an acknowledgement still lands).
+// ctx's error; the request may still run, and then its result goes to
+// Abandoned.
 func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 	c := &call[Req, Res]{req: req, done: make(chan struct{})}
 	b.mu.Lock()
@@ -45,8 +66,13 @@ func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 	case <-c.done:
 		return c.res, c.err
 	case <-ctx.Done():
-		var zero Res
-		return zero, ctx.Err()
+		if c.state.CompareAndSwap(waiting, abandoned) {
+			var zero Res
+			return zero, ctx.Err()
+		}
+		// The result won the race: it is ours to return, not to drop.
+		<-c.done
+		return c.res, c.err
 	}
 }
 
@@ -71,12 +97,20 @@ func (b *Batcher[Req, Res]) loop() {
 		for i, c := range batch {
 			reqs[i] = c.req
 		}
-		res, err := b.Run(context.Background(), reqs)
+		ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+		res, err := b.Run(ctx, reqs)
+		cancel()
 		for i, c := range batch {
 			if err != nil {
 				c.err = err
 			} else {
 				c.res = res[i]
+			}
+			if !c.state.CompareAndSwap(waiting, delivered) {
+				if err == nil && b.Abandoned != nil {
+					b.Abandoned(c.req, c.res)
+				}
+				continue
 			}
 			close(c.done)
 		}
@@ -88,16 +122,22 @@ func (b *Batcher[Req, Res]) loop() {
 type Group[K comparable, Req, Res any] struct {
 	// Run handles a batch of one key.
 	Run func(ctx context.Context, key K, reqs []Req) ([]Res, error)
-	m   sync.Map // K → *Batcher[Req, Res]
+	// Abandoned is Batcher.Abandoned with the key.
+	Abandoned func(key K, req Req, res Res)
+	m         sync.Map // K → *Batcher[Req, Res]
 }
 
 // Do submits req under key; see Batcher.Do.
 func (g *Group[K, Req, Res]) Do(ctx context.Context, key K, req Req) (Res, error) {
 	b, ok := g.m.Load(key)
 	if !ok {
-		b, _ = g.m.LoadOrStore(key, &Batcher[Req, Res]{Run: func(ctx context.Context, reqs []Req) ([]Res, error) {
+		nb := &Batcher[Req, Res]{Run: func(ctx context.Context, reqs []Req) ([]Res, error) {
 			return g.Run(ctx, key, reqs)
-		}})
+		}}
+		if g.Abandoned != nil {
+			nb.Abandoned = func(req Req, res Res) { g.Abandoned(key, req, res) }
+		}
+		b, _ = g.m.LoadOrStore(key, nb)
 	}
 	return b.(*Batcher[Req, Res]).Do(ctx, req)
 }

@@ -91,3 +91,47 @@ func TestGroupKeepsKeysApart(t *testing.T) {
 		}
 	}
 }
+
+// A caller that leaves while its request runs must not lose what the run
+// did for it: the result goes to Abandoned (a claim is released), and
+// never for a caller that got its result.
+func TestAbandonedResultsAreHandedBack(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	var abandoned []int
+	var mu sync.Mutex
+	var once sync.Once
+	b := &Batcher[int, int]{
+		Run: func(_ context.Context, reqs []int) ([]int, error) {
+			once.Do(func() { close(started) })
+			<-release
+			return reqs, nil
+		},
+		Abandoned: func(req, res int) {
+			mu.Lock()
+			abandoned = append(abandoned, res)
+			mu.Unlock()
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() {
+		_, err := b.Do(ctx, 7)
+		errc <- err
+	}()
+	<-started
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the leaving caller got %v", err)
+	}
+	close(release)
+	// The run delivers (or hands back) before it looks for more work; a
+	// second call runs after it, so its completion orders the two.
+	if got, err := b.Do(context.Background(), 8); got != 8 || err != nil {
+		t.Fatalf("next call: %d %v", got, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(abandoned) != 1 || abandoned[0] != 7 {
+		t.Fatalf("abandoned results: %v, want [7]", abandoned)
+	}
+}

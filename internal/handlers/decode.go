@@ -316,13 +316,18 @@ func DecodeHeartbeat(id string, b []byte) (backend.HeartbeatParams, error) {
 }
 
 // DecodeAck decodes {lease}.
-func DecodeAck(b []byte) (string, error) {
+func DecodeAck(b []byte) (string, error) { return decodeLeaseOnly("ack", b) }
+
+// DecodeRelease decodes {lease}.
+func DecodeRelease(b []byte) (string, error) { return decodeLeaseOnly("release", b) }
+
+func decodeLeaseOnly(call string, b []byte) (string, error) {
 	body, err := decodeLease(b)
 	if err != nil {
 		return "", err
 	}
 	if body.Error != nil || body.Retry != nil || body.LeaseMs != nil {
-		return "", backend.Errorf(backend.CodeInvalidArgument, "ack takes lease only")
+		return "", backend.Errorf(backend.CodeInvalidArgument, "%s takes lease only", call)
 	}
 	return body.Lease, nil
 }

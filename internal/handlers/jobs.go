@@ -83,12 +83,25 @@ func (s *Server) dequeue(ctx *fasthttp.RequestCtx) error {
 	}
 	c, cancel := context.WithTimeout(s.polls, s.timeout+p.Wait)
 	defer cancel()
+	if p.Wait > 0 {
+		// A long poll ends when its client hangs up, so that it never
+		// claims a job nobody will receive.
+		var stop func()
+		c, stop = watchHangup(c, ctx.Conn())
+		defer stop()
+	}
 	s.seen(queue)
 	done := s.metrics.op("jobqueue", "dequeue")
 	job, err := s.jobs.Dequeue(c, queue, p)
 	done()
 	if err != nil {
 		return err
+	}
+	if job != nil && clientGone(ctx.Conn()) {
+		// The answer cannot be delivered: hand the claim back at once
+		// rather than let the job sit out its lease with an attempt spent.
+		backend.ReleaseAbandoned(s.jobs, job, s.log)
+		job = nil
 	}
 	if job == nil {
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
@@ -160,6 +173,25 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx) error {
 		return err
 	}
 	s.metrics.failed.Inc()
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+	return nil
+}
+
+func (s *Server) release(ctx *fasthttp.RequestCtx) error {
+	id, err := jobID(ctx)
+	if err != nil {
+		return err
+	}
+	lease, err := DecodeRelease(ctx.PostBody())
+	if err != nil {
+		return err
+	}
+	c, cancel := s.ctx(0)
+	defer cancel()
+	defer s.metrics.op("jobqueue", "release")()
+	if err := s.jobs.Release(c, id, lease); err != nil {
+		return err
+	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 	return nil
 }

@@ -165,6 +165,7 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	r.POST("/v1/jobs/{id}/ack", s.route("ack", s.ack))
 	r.POST("/v1/jobs/{id}/fail", s.route("fail", s.fail))
 	r.POST("/v1/jobs/{id}/heartbeat", s.route("heartbeat", s.heartbeat))
+	r.POST("/v1/jobs/{id}/release", s.route("release", s.release))
 	r.POST("/v1/jobs/{id}/cancel", s.route("cancel", s.cancelJob))
 	r.POST("/v1/jobs/{id}/retry", s.route("retry", s.retry))
 

@@ -31,6 +31,7 @@ func RunJobQueue(t *testing.T, newBackend NewJobQueue) {
 		{"AckAfterExpiryBeforeReclaim", testAckAfterExpiry},
 		{"StaleLeaseIsFenced", testFencing},
 		{"Heartbeat", testHeartbeat},
+		{"ReleaseHandsBackUncounted", testRelease},
 		{"Cancel", testCancel},
 		{"LongPollWokenByEnqueue", testLongPoll},
 		{"LongPollTimesOut", testLongPollTimeout},
@@ -388,6 +389,53 @@ func testFencing(t *testing.T, b backend.JobQueueBackend) {
 	p := enqueue(t, b, q, backend.EnqueueParams{})
 	wantCode(t, b.Acknowledge(ctx(t), p, fast.Lease), backend.CodeConflict)
 	wantStatus(t, b, p, backend.StatusPending)
+}
+
+// testRelease: a released claim is pending again at once, in its old
+// place in the claim order, with its attempt not counted; it wakes a
+// waiting poll; a stale, finished or unknown claim is refused.
+func testRelease(t *testing.T, b backend.JobQueueBackend) {
+	q := qname(t)
+	first := enqueue(t, b, q, backend.EnqueueParams{MaxAttempts: 1})
+	second := enqueue(t, b, q, backend.EnqueueParams{})
+	j := dequeue(t, b, q, backend.DequeueParams{Lease: time.Minute})
+	if j == nil || j.ID != first {
+		t.Fatalf("claimed %+v, want %s", j, first)
+	}
+	must(t, b.Release(ctx(t), first, j.Lease))
+	got := wantStatus(t, b, first, backend.StatusPending)
+	if got.Attempts != 0 {
+		t.Fatalf("released job has %d attempts, want 0", got.Attempts)
+	}
+	wantCode(t, b.Release(ctx(t), first, j.Lease), backend.CodeConflict)
+	again := dequeue(t, b, q, backend.DequeueParams{Lease: time.Minute})
+	if again == nil || again.ID != first || again.Attempts != 1 {
+		t.Fatalf("after release the next claim got %+v, want %s on attempt 1", again, first)
+	}
+	wantCode(t, b.Release(ctx(t), first, j.Lease), backend.CodeConflict)
+	must(t, b.Acknowledge(ctx(t), first, again.Lease))
+	wantCode(t, b.Release(ctx(t), first, again.Lease), backend.CodeConflict)
+	wantCode(t, b.Release(ctx(t), second, again.Lease), backend.CodeConflict)
+	wantCode(t, b.Release(ctx(t), "no-such-job", "x"), backend.CodeNotFound)
+
+	// A poll waiting on an empty queue gets the released job.
+	held := dequeue(t, b, q, backend.DequeueParams{Lease: time.Minute})
+	if held == nil || held.ID != second {
+		t.Fatalf("claimed %+v, want %s", held, second)
+	}
+	got2 := make(chan *backend.Job, 1)
+	go func() {
+		j, err := b.Dequeue(ctx(t), q, backend.DequeueParams{Wait: 30 * time.Second})
+		if err != nil {
+			t.Error(err)
+		}
+		got2 <- j
+	}()
+	time.Sleep(20 * time.Millisecond) // usually waiting by now; if not, it finds the job at once
+	must(t, b.Release(ctx(t), second, held.Lease))
+	if w := <-got2; w == nil || w.ID != second || w.Attempts != 1 {
+		t.Fatalf("the waiting poll got %+v, want %s on attempt 1", w, second)
+	}
 }
 
 func testHeartbeat(t *testing.T, b backend.JobQueueBackend) {

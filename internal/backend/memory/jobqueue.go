@@ -310,6 +310,25 @@ func (b *JobQueueBackend) Fail(_ context.Context, p backend.FailParams) error {
 	return nil
 }
 
+// Release implements backend.JobQueueBackend.
+func (b *JobQueueBackend) Release(_ context.Context, id, lease string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	j, err := b.claimed(id, lease)
+	if err != nil {
+		return err
+	}
+	now := backend.Now()
+	q := b.queues[j.Queue]
+	j.Status = backend.StatusPending
+	j.Attempts--
+	j.UpdatedAt = now
+	j.LeaseExpiresAt = nil
+	q.schedule(j, now) // runAt is past: ready again, in its old place
+	q.signal()
+	return nil
+}
+
 // Heartbeat implements backend.JobQueueBackend.
 func (b *JobQueueBackend) Heartbeat(_ context.Context, p backend.HeartbeatParams) error {
 	b.mu.Lock()

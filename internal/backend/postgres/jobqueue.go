@@ -89,6 +89,7 @@ func OpenJobQueue(ctx context.Context, cfg JobQueueConfig) (*JobQueueBackend, er
 	b.claims.Run = func(ctx context.Context, k claimKey, reqs []struct{}) ([]*backend.Job, error) {
 		return b.claimBatch(ctx, k.queue, k.lease, len(reqs))
 	}
+	b.claims.Abandoned = func(_ claimKey, _ struct{}, j *backend.Job) { backend.ReleaseAbandoned(b, j, b.log) }
 	lctx, stop := context.WithCancel(context.Background())
 	b.stop = stop
 	if !cfg.NoNotify {
@@ -493,6 +494,24 @@ func (b *JobQueueBackend) Fail(ctx context.Context, p backend.FailParams) error 
 		}
 		_, err = tx.Exec(ctx, `UPDATE storaged_jobs SET status = 'failed', finished_at = `+nowSQL+`, updated_at = `+nowSQL+`,
 			lease_expires_at = NULL, last_error = $2::jsonb WHERE id = $1`, p.ID, string(le))
+		return err
+	})
+	return translate(err)
+}
+
+// Release implements backend.JobQueueBackend.
+func (b *JobQueueBackend) Release(ctx context.Context, id, lease string) error {
+	err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+		var queue string
+		err := tx.QueryRow(ctx, `UPDATE storaged_jobs SET status = 'pending', attempts = attempts - 1, lease_expires_at = NULL,
+			updated_at = `+nowSQL+` WHERE id = $1 AND status = 'processing' AND lease = $2 RETURNING queue`, id, lease).Scan(&queue)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return refusal(ctx, tx, id)
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, notifyChannel, queue)
 		return err
 	})
 	return translate(err)

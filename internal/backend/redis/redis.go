@@ -78,6 +78,7 @@ var (
 	heartbeatScript = script("heartbeat")
 	cancelScript    = script("cancel")
 	retryScript     = script("retry")
+	releaseScript   = script("release")
 	deleteScript    = script("delete")
 )
 
@@ -145,6 +146,7 @@ func Open(ctx context.Context, cfg Config) (*JobQueueBackend, error) {
 	b.claims.Run = func(ctx context.Context, k claimKey, reqs []struct{}) ([]claimResult, error) {
 		return b.claimBatch(ctx, k.queue, k.lease, len(reqs))
 	}
+	b.claims.Abandoned = func(_ claimKey, _ struct{}, r claimResult) { backend.ReleaseAbandoned(b, r.job, b.log) }
 	b.acks.Run = b.ackBatch
 	b.warnIfVolatile(pctx)
 	b.pubsub = rdb.Subscribe(ctx, b.prefix+":wake")
@@ -298,6 +300,11 @@ func (b *JobQueueBackend) Fail(ctx context.Context, p backend.FailParams) error 
 // Heartbeat implements backend.JobQueueBackend.
 func (b *JobQueueBackend) Heartbeat(ctx context.Context, p backend.HeartbeatParams) error {
 	return b.change(ctx, heartbeatScript, p.ID, b.prefix, p.ID, p.Lease, p.Extend.Milliseconds())
+}
+
+// Release implements backend.JobQueueBackend.
+func (b *JobQueueBackend) Release(ctx context.Context, id, lease string) error {
+	return b.change(ctx, releaseScript, id, b.prefix, id, lease)
 }
 
 // Cancel implements backend.JobQueueBackend.

@@ -46,6 +46,7 @@ func NewJobQueueBackend(db *DB) *JobQueueBackend {
 	b.claims.Run = func(ctx context.Context, k claimKey, reqs []struct{}) ([]*backend.Job, error) {
 		return b.claimBatch(ctx, k.queue, k.lease, len(reqs))
 	}
+	b.claims.Abandoned = func(_ claimKey, _ struct{}, j *backend.Job) { backend.ReleaseAbandoned(b, j, db.log) }
 	return b
 }
 
@@ -364,6 +365,23 @@ func (b *JobQueueBackend) Fail(ctx context.Context, p backend.FailParams) error 
 		return err
 	})
 	if err == nil && retried {
+		b.waiters.Wake(queue)
+	}
+	return err
+}
+
+// Release implements backend.JobQueueBackend.
+func (b *JobQueueBackend) Release(ctx context.Context, id, lease string) error {
+	var queue string
+	err := b.inWriter(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `UPDATE jobs SET status = 'pending', attempts = attempts - 1, lease_expires_at = NULL, updated_at = ?1
+			WHERE id = ?2 AND status = 'processing' AND lease = ?3 RETURNING queue`, backend.Now().UnixMilli(), id, lease).Scan(&queue)
+		if errors.Is(err, sql.ErrNoRows) {
+			return refusal(ctx, tx, id, lease)
+		}
+		return err
+	})
+	if err == nil {
 		b.waiters.Wake(queue)
 	}
 	return err

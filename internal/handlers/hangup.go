@@ -1,0 +1,130 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A long poll must not hand a job to a client that has gone: worker.stop()
+// and every graceful app restart close the socket of a waiting dequeue.
+// fasthttp does not read a connection while its handler runs, so the
+// handler watches for the hang-up itself, without consuming a byte that a
+// pipelining client may have sent already.
+
+// rawConn returns the socket under c, or nil if c has none (a test
+// transport), in which case hang-ups go unnoticed as before.
+func rawConn(c net.Conn) syscall.RawConn {
+	for c != nil {
+		if sc, ok := c.(syscall.Conn); ok {
+			raw, err := sc.SyscallConn()
+			if err != nil {
+				return nil
+			}
+			return raw
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.NetConn()
+	}
+	return nil
+}
+
+// peerClosed reports whether the peer of fd has shut down its side (or the
+// socket failed), whether or not unread bytes remain.
+func peerClosed(fd uintptr) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+	n, err := unix.Poll(fds, 0)
+	if err != nil || n == 0 {
+		return false
+	}
+	return fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
+}
+
+// clientGone checks, without waiting, whether the client of c hung up.
+func clientGone(c net.Conn) bool {
+	raw := rawConn(c)
+	if raw == nil {
+		return false
+	}
+	gone := false
+	_ = raw.Control(func(fd uintptr) { gone = peerClosed(fd) })
+	return gone
+}
+
+// watchHangup returns a context that ends when parent does or when the
+// client of c hangs up. stop must be called before the handler returns:
+// it ends the watch and leaves the connection as fasthttp expects it.
+func watchHangup(parent context.Context, c net.Conn) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(parent)
+	raw := rawConn(c)
+	if raw == nil {
+		return ctx, cancel
+	}
+	// A read deadline fasthttp set for reading the request must not cut
+	// the wait short; fasthttp sets a fresh one before its next read.
+	_ = c.SetReadDeadline(time.Time{})
+	done := make(chan struct{})
+	quit := make(chan struct{})
+	go func() {
+		defer close(done)
+		if waitReadable(raw) {
+			cancel()
+			return
+		}
+		// Bytes are waiting (a pipelined request): the socket stays
+		// readable, so look for a hang-up now and then instead.
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if clientGone(c) {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return ctx, func() {
+		close(quit)
+		// Wake the goroutine out of its wait for readability, then give
+		// the connection back without a deadline (fasthttp sets its own
+		// before it reads again).
+		_ = c.SetReadDeadline(time.Unix(1, 0))
+		<-done
+		_ = c.SetReadDeadline(time.Time{})
+		cancel()
+	}
+}
+
+// waitReadable blocks in the runtime's poller until the socket is readable
+// or its read deadline passes, and reports whether the client hung up. It
+// returns false when bytes are waiting with the connection still open, or
+// when the wait was interrupted.
+func waitReadable(raw syscall.RawConn) (gone bool) {
+	var buf [1]byte
+	err := raw.Read(func(fd uintptr) bool {
+		n, _, err := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch {
+		case errors.Is(err, unix.EAGAIN):
+			return false // nothing yet: wait for readability
+		case err != nil || n == 0:
+			gone = true // reset, or end of stream
+		default:
+			gone = peerClosed(fd) // bytes, then perhaps a FIN behind them
+		}
+		return true
+	})
+	return gone && err == nil
+}
