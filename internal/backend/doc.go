@@ -3,8 +3,10 @@
 // the Error type and its codes, the filter/sort AST, job states and the
 // validation rules of DESIGN §2–§3.
 //
-// Adapters live in sub-packages (memory, sqlite, postgres), one per package,
-// and every adapter runs the conformance suite in backendtest unchanged.
+// Adapters live in sub-packages, one per package: memory, sqlite and
+// postgres implement both ports, redis the job queue only, and cache is a
+// RepositoryBackend in front of another. Every adapter runs the
+// conformance suite in backendtest unchanged.
 // The rules every adapter keeps:
 //
 //   - Contexts per call. Every method takes the caller's context and stops
@@ -12,16 +14,19 @@
 //     method never keeps the context after it returns.
 //
 //   - Errors. A method returns nil or an *Error whose Code is one of the
-//     codes below; driver errors are translated at the adapter edge and never
-//     leak (their text goes to the log, not to the caller). Each method's
-//     comment lists the codes it may return; CodeUnavailable (database
-//     unreachable, context expired while waiting) and CodeInternal may come
-//     from any method and are not repeated there.
+//     codes below; driver errors are translated at the adapter edge (Wrap)
+//     and never leak: the message is the adapter's own words, the driver's
+//     error stays as the unexported cause, which the HTTP layer logs and
+//     never sends. Each method's comment lists the codes it may return;
+//     CodeUnavailable (database unreachable, a connection lost mid-request
+//     — see IsConnectionLost —, context expired while waiting) and
+//     CodeInternal may come from any method and are not repeated there.
 //
-//   - Validation. Names, ids, filters and job options are validated here, in
-//     this package (ValidateName, ParseFilter, EnqueueParams.Validate ...),
-//     before an adapter sees them; adapters may rely on validated input and
-//     still bind every value as a parameter.
+//   - Validation. Names, ids, filters and job options are validated by the
+//     rules of this package (ValidateName, ParseFilter, EnqueueParams.Validate
+//     ...); the HTTP layer applies them before a call, and the job adapters
+//     call the params' Validate again, since it also fills in defaults.
+//     Adapters still bind every value as a parameter.
 //
 //   - Thread safety. Backends and the Repository/Tx values they return are
 //     safe for concurrent use by many goroutines, except that one Tx is used

@@ -3,6 +3,9 @@ package backend
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 )
 
 // Code classifies an Error. The HTTP layer maps each code to one status in
@@ -21,17 +24,55 @@ const (
 )
 
 // Error is the only error type that crosses a port. Message is safe to show
-// to the caller: it never contains driver internals.
+// to the caller: it never contains driver internals. The driver's error,
+// when there was one, is kept as the cause for the log (Unwrap, Cause);
+// the HTTP layer never sends it.
 type Error struct {
 	Code    Code
 	Message string
+	cause   error
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 
+// Unwrap returns the driver error behind e, if any, so that errors.Is and
+// errors.As see through the translation.
+func (e *Error) Unwrap() error { return e.cause }
+
+// Cause is the driver's text behind e, for the log ("" if none).
+func (e *Error) Cause() string {
+	if e.cause == nil {
+		return ""
+	}
+	return e.cause.Error()
+}
+
 // Errorf builds an *Error with a formatted message.
 func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap builds an *Error that keeps cause for the log. Adapters use it when
+// they translate a driver error: the message says what happened in the
+// caller's terms, the cause says how.
+func Wrap(cause error, code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), cause: cause}
+}
+
+// IsConnectionLost reports whether err is a connection that failed under a
+// request: an end of stream, a reset, a refused or timed-out dial, a
+// closed socket. Every adapter answers these with CodeUnavailable, which
+// clients retry, whatever words its driver wraps them in.
+func IsConnectionLost(err error) bool {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) {
+		return true
+	}
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &ne) || errors.As(err, &oe)
 }
 
 // ErrorCode returns the code of err: the Code of an *Error anywhere in its

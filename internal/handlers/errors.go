@@ -36,7 +36,7 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 		s.log.Error("internal error", "method", string(ctx.Method()), "path", string(ctx.Path()), "err", err)
 		be = &backend.Error{Code: backend.CodeInternal, Message: "internal error"}
 	} else if be.Code == backend.CodeInternal {
-		s.log.Error("internal error", "method", string(ctx.Method()), "path", string(ctx.Path()), "err", be.Message)
+		s.log.Error("internal error", "method", string(ctx.Method()), "path", string(ctx.Path()), "err", be.Message, "cause", be.Cause())
 		be = &backend.Error{Code: backend.CodeInternal, Message: "internal error"}
 	}
 	writeErrorBody(ctx, be)

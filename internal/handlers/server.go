@@ -5,6 +5,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -220,6 +221,11 @@ func (s *Server) route(name string, h handlerFunc) fasthttp.RequestHandler {
 			}
 			if err != nil {
 				attrs = append(attrs, slog.String("error", err.Error()))
+				// The driver's words stay here, in the log, never in the answer.
+				var be *backend.Error
+				if errors.As(err, &be) && be.Cause() != "" {
+					attrs = append(attrs, slog.String("cause", be.Cause()))
+				}
 			}
 			s.log.LogAttrs(context.Background(), level, "request", attrs...)
 		}

@@ -123,7 +123,8 @@ func redact(err error) string {
 	return err.Error()
 }
 
-// translate turns a driver error into a *backend.Error at the edge.
+// translate turns a driver error into a *backend.Error at the edge. The
+// driver's text stays in the cause, for the log; messages are our own.
 func translate(err error) error {
 	if err == nil {
 		return nil
@@ -133,35 +134,40 @@ func translate(err error) error {
 		return be
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return backend.Errorf(backend.CodeUnavailable, "timed out waiting for PostgreSQL")
+		return backend.Wrap(err, backend.CodeUnavailable, "timed out waiting for PostgreSQL")
 	}
 	if errors.Is(err, pgx.ErrTxClosed) {
-		return backend.Errorf(backend.CodeTxNotFound, "transaction already ended")
+		return backend.Wrap(err, backend.CodeTxNotFound, "transaction already ended")
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch {
 		case pe.Code == "23505":
 			if pe.ConstraintName == "storaged_records_pkey" {
-				return backend.Errorf(backend.CodeConflict, "a record with this id already exists")
+				return backend.Wrap(err, backend.CodeConflict, "a record with this id already exists")
 			}
-			return backend.Errorf(backend.CodeConflict, "a unique index already holds this value")
+			return backend.Wrap(err, backend.CodeConflict, "a unique index already holds this value")
 		case pe.Code == "40001" || pe.Code == "40P01":
-			return backend.Errorf(backend.CodeConflict, "the transaction could not be serialized with a concurrent one; retry it")
-		case pe.Code == "22P05" || pe.Code == "22021" || pe.Code == "54000" || pe.Code == "22003":
-			return backend.Errorf(backend.CodeInvalidArgument, "PostgreSQL cannot store this value: %s", pe.Message)
+			return backend.Wrap(err, backend.CodeConflict, "the transaction could not be serialized with a concurrent one; retry it")
+		case pe.Code == "22P05":
+			return backend.Wrap(err, backend.CodeInvalidArgument, "PostgreSQL cannot store the character U+0000 in a string")
+		case pe.Code == "22021":
+			return backend.Wrap(err, backend.CodeInvalidArgument, "PostgreSQL cannot store this text: it is not valid in the database's encoding")
+		case pe.Code == "54000":
+			return backend.Wrap(err, backend.CodeInvalidArgument, "the value is larger than a PostgreSQL limit allows (an indexed value is limited to about 2 700 bytes)")
+		case pe.Code == "22003":
+			return backend.Wrap(err, backend.CodeInvalidArgument, "a number is outside the range PostgreSQL can store")
 		case pe.Code == "25P02":
-			return backend.Errorf(backend.CodeConflict, "the transaction failed earlier and must be rolled back")
+			return backend.Wrap(err, backend.CodeConflict, "the transaction failed earlier and must be rolled back")
 		case len(pe.Code) == 2+3 && (pe.Code[:2] == "08" || pe.Code[:2] == "57" || pe.Code[:2] == "53"):
-			return backend.Errorf(backend.CodeUnavailable, "PostgreSQL is unavailable: %s", pe.Message)
+			return backend.Wrap(err, backend.CodeUnavailable, "PostgreSQL is unavailable (it is shutting down, out of resources or refused the connection)")
 		}
-		return backend.Errorf(backend.CodeInternal, "postgres: %s (%s)", pe.Message, pe.Code)
+		return backend.Wrap(err, backend.CodeInternal, "postgres: unexpected error %s", pe.Code)
 	}
-	var ne net.Error
-	if errors.As(err, &ne) || pgconn.SafeToRetry(err) || isConnErr(err) {
-		return backend.Errorf(backend.CodeUnavailable, "PostgreSQL is unreachable")
+	if backend.IsConnectionLost(err) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) || isConnErr(err) {
+		return backend.Wrap(err, backend.CodeUnavailable, "PostgreSQL is unreachable (the connection failed)")
 	}
-	return backend.Errorf(backend.CodeInternal, "postgres: %v", err)
+	return backend.Wrap(err, backend.CodeInternal, "postgres: unexpected error")
 }
 
 func isConnErr(err error) bool {

@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -539,7 +538,8 @@ func jobFromMap(m map[string]string) (*backend.Job, error) {
 	return j, bad
 }
 
-// translate turns go-redis errors into the port's errors.
+// translate turns go-redis errors into the port's errors. The driver's
+// text stays in the cause, for the log; messages are our own.
 func translate(err error) error {
 	if err == nil {
 		return nil
@@ -549,22 +549,28 @@ func translate(err error) error {
 		return be
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return backend.Errorf(backend.CodeUnavailable, "timed out waiting for Redis")
+		return backend.Wrap(err, backend.CodeUnavailable, "timed out waiting for Redis")
 	}
-	if errors.Is(err, goredis.ErrClosed) || errors.Is(err, goredis.ErrPoolTimeout) {
-		return backend.Errorf(backend.CodeUnavailable, "Redis is unavailable: %v", err)
+	if errors.Is(err, goredis.ErrClosed) || errors.Is(err, goredis.ErrPoolTimeout) || errors.Is(err, goredis.ErrPoolExhausted) {
+		return backend.Wrap(err, backend.CodeUnavailable, "Redis is unavailable (no connection could be had in time)")
 	}
-	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "connection refused") {
-		return backend.Errorf(backend.CodeUnavailable, "Redis is unreachable")
+	if backend.IsConnectionLost(err) || strings.Contains(err.Error(), "connection refused") {
+		return backend.Wrap(err, backend.CodeUnavailable, "Redis is unreachable (the connection failed)")
 	}
 	msg := err.Error()
 	// Redis refuses writes it cannot keep: out of memory, a read-only
 	// replica after failover, a failed background save, loading.
-	for _, prefix := range []string{"OOM ", "READONLY ", "MISCONF ", "LOADING ", "MASTERDOWN ", "BUSY "} {
-		if strings.HasPrefix(msg, prefix) {
-			return backend.Errorf(backend.CodeUnavailable, "Redis refused: %s", msg)
+	for _, r := range []struct{ prefix, why string }{
+		{"OOM ", "it is out of memory (maxmemory)"},
+		{"READONLY ", "it is a read-only replica (after a failover?)"},
+		{"MISCONF ", "it cannot save to disk"},
+		{"LOADING ", "it is loading its data"},
+		{"MASTERDOWN ", "its primary is down"},
+		{"BUSY ", "a script is running too long"},
+	} {
+		if strings.HasPrefix(msg, r.prefix) {
+			return backend.Wrap(err, backend.CodeUnavailable, "Redis refused the command: %s", r.why)
 		}
 	}
-	return backend.Errorf(backend.CodeInternal, "redis: %s", msg)
+	return backend.Wrap(err, backend.CodeInternal, "redis: unexpected error")
 }

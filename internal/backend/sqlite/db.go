@@ -320,30 +320,30 @@ func translate(err error) error {
 		return be
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return backend.Errorf(backend.CodeUnavailable, "timed out waiting for the database (a transaction may hold the writer)")
+		return backend.Wrap(err, backend.CodeUnavailable, "timed out waiting for the database (a transaction may hold the writer)")
 	}
 	if errors.Is(err, sql.ErrTxDone) {
-		return backend.Errorf(backend.CodeTxNotFound, "transaction already ended")
+		return backend.Wrap(err, backend.CodeTxNotFound, "transaction already ended")
 	}
 	var se *msqlite.Error
 	if errors.As(err, &se) {
 		switch se.Code() & 0xff {
 		case sqlite3.SQLITE_CONSTRAINT:
 			if se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
-				return backend.Errorf(backend.CodeConflict, "a record with this id already exists")
+				return backend.Wrap(err, backend.CodeConflict, "a record with this id already exists")
 			}
-			return backend.Errorf(backend.CodeConflict, "a unique index already holds this value")
+			return backend.Wrap(err, backend.CodeConflict, "a unique index already holds this value")
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-			return backend.Errorf(backend.CodeUnavailable, "the database is busy")
+			return backend.Wrap(err, backend.CodeUnavailable, "the database is busy")
 		case sqlite3.SQLITE_FULL:
-			return backend.Errorf(backend.CodeUnavailable, "the disk holding the database is full")
+			return backend.Wrap(err, backend.CodeUnavailable, "the disk holding the database is full")
 		case sqlite3.SQLITE_READONLY:
-			return backend.Errorf(backend.CodeUnavailable, "the database file is read-only")
+			return backend.Wrap(err, backend.CodeUnavailable, "the database file is read-only")
 		case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
-			return backend.Errorf(backend.CodeUnavailable, "the database file cannot be read or written")
+			return backend.Wrap(err, backend.CodeUnavailable, "the database file cannot be read or written")
 		}
 	}
-	return backend.Errorf(backend.CodeInternal, "sqlite: %v", err)
+	return backend.Wrap(err, backend.CodeInternal, "sqlite: unexpected error")
 }
 
 // PoolStats reports the writer and reader connections together.
