@@ -25,6 +25,7 @@ import (
 	"github.com/storaged/storaged/internal/backend/cache"
 	"github.com/storaged/storaged/internal/backend/memory"
 	"github.com/storaged/storaged/internal/backend/postgres"
+	"github.com/storaged/storaged/internal/backend/queue"
 	"github.com/storaged/storaged/internal/backend/redis"
 	"github.com/storaged/storaged/internal/backend/sqlite"
 	"github.com/storaged/storaged/internal/handlers"
@@ -37,7 +38,7 @@ type Main struct {
 	cfg  Config
 	log  *slog.Logger
 	repo backend.RepositoryBackend
-	jobs backend.JobQueueBackend
+	jobs *queue.Service
 	api  *handlers.Server
 	http *fasthttp.Server
 	ln   net.Listener
@@ -61,14 +62,17 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.repo, err = openRepository(ctx, m.cfg, m.log); err != nil {
 		return err
 	}
-	if m.jobs, err = openJobQueue(ctx, m.cfg, m.log); err != nil {
+	store, err := openJobStore(ctx, m.cfg, m.log)
+	if err != nil {
 		return err
 	}
 	metrics := handlers.NewMetrics()
 	tracer, err := m.tracing(ctx)
 	if err != nil {
+		store.Close()
 		return err
 	}
+	m.jobs = queue.New(queue.Config{Store: store, Logger: m.log, Observer: metrics.QueueObserver(), Tracer: tracer})
 	m.api = handlers.New(handlers.Config{
 		Repository: m.repo, Jobs: m.jobs, Logger: m.log, Metrics: metrics, Tracer: tracer,
 		TxIdleTimeout: m.cfg.TxIdleTimeout, MaxBodyBytes: m.cfg.MaxBodyBytes,
@@ -310,19 +314,19 @@ func openRepositoryBackend(ctx context.Context, cfg Config, log *slog.Logger) (b
 	return nil, fmt.Errorf("REPOSITORY_BACKEND=%s is not available in this build", cfg.RepositoryBackend)
 }
 
-func openJobQueue(ctx context.Context, cfg Config, log *slog.Logger) (backend.JobQueueBackend, error) {
+func openJobStore(ctx context.Context, cfg Config, log *slog.Logger) (backend.JobStore, error) {
 	switch cfg.JobQueueBackend {
 	case "memory":
-		return memory.NewJobQueueBackend(), nil
+		return memory.NewJobStore(), nil
 	case "sqlite":
 		// Opening the repository's file again shares its one writer.
 		db, err := openSQLite(ctx, cfg, cfg.JobQueueConnection, "JOBQUEUE_CONNECTION_STRING", log)
 		if err != nil {
 			return nil, err
 		}
-		return sqlite.NewJobQueueBackend(db), nil
+		return sqlite.NewJobStore(db), nil
 	case "postgres":
-		b, err := postgres.OpenJobQueue(ctx, postgres.JobQueueConfig{
+		b, err := postgres.OpenJobStore(ctx, postgres.JobStoreConfig{
 			Config:   postgres.Config{URL: cfg.JobQueueConnection, NoMigrate: !cfg.AutoMigrate, Logger: log},
 			NoNotify: !cfg.PostgresNotify,
 		})

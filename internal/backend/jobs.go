@@ -1,8 +1,6 @@
 package backend
 
 import (
-	"context"
-	"log/slog"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -32,6 +30,7 @@ const (
 	DefaultBackoffCap  = time.Hour
 	DefaultListLimit   = 100
 	MaxBatch           = 10_000
+	MaxDequeue         = 1000
 	MaxKeyLength       = 256
 )
 
@@ -55,6 +54,12 @@ type Job struct {
 	LeaseExpiresAt *time.Time      `json:"leaseExpiresAt,omitempty"`
 	Lease          string          `json:"lease,omitempty"`
 	LastError      *JobError       `json:"lastError,omitempty"`
+}
+
+// LeaseRef names one claim of a job: its id and the claim's lease token.
+type LeaseRef struct {
+	ID    string `json:"id"`
+	Lease string `json:"lease"`
 }
 
 // JobError is what fail() keeps of the worker's Error.
@@ -139,6 +144,14 @@ type EnqueueParams struct {
 	Key         string
 }
 
+// The refusals of numbers whose zero means "the default" in the params
+// below, shared with the HTTP decoders, which refuse an explicit zero.
+var (
+	ErrMaxAttempts = Errorf(CodeInvalidArgument, "maxAttempts must be at least 1 (and below 2^31)")
+	ErrLeaseMs     = Errorf(CodeInvalidArgument, "leaseMs must be between 1 and %d", MaxLease.Milliseconds())
+	ErrMax         = Errorf(CodeInvalidArgument, "max must be between 1 and %d", MaxDequeue)
+)
+
 // Validate checks p (DESIGN §3) and fills in the defaults.
 func (p *EnqueueParams) Validate() error {
 	if len(p.Data) == 0 {
@@ -157,7 +170,7 @@ func (p *EnqueueParams) Validate() error {
 		p.MaxAttempts = DefaultMaxAttempts
 	}
 	if p.MaxAttempts < 1 || p.MaxAttempts > math.MaxInt32 {
-		return Errorf(CodeInvalidArgument, "maxAttempts must be at least 1")
+		return ErrMaxAttempts
 	}
 	if p.Backoff == (Backoff{}) {
 		p.Backoff = DefaultBackoff
@@ -212,7 +225,13 @@ func (p *DequeueParams) Validate() error {
 		p.Lease = DefaultLease
 	}
 	if p.Lease < time.Millisecond || p.Lease > MaxLease {
-		return Errorf(CodeInvalidArgument, "leaseMs must be between 1 and %d", MaxLease.Milliseconds())
+		return ErrLeaseMs
+	}
+	if p.Max == 0 {
+		p.Max = 1
+	}
+	if p.Max < 1 || p.Max > MaxDequeue {
+		return ErrMax
 	}
 	return nil
 }
@@ -234,23 +253,3 @@ func Now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 
 // NewLease returns a fresh fencing token for a claim.
 func NewLease() string { return NewID() }
-
-// releaser is the part of a job queue that ReleaseAbandoned needs.
-type releaser interface {
-	Release(ctx context.Context, id, lease string) error
-}
-
-// ReleaseAbandoned hands back a claim made for a dequeue that left before
-// it could be answered (its client hung up, or shutdown ended the poll),
-// so that the job is claimable at once with its attempt not counted
-// instead of sitting out a lease.
-func ReleaseAbandoned(q releaser, j *Job, log *slog.Logger) {
-	if j == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := q.Release(ctx, j.ID, j.Lease); err != nil {
-		log.Warn("releasing the claim of a dequeue that left failed; the job runs after its lease expires", "job", j.ID, "err", err)
-	}
-}

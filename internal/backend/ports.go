@@ -109,60 +109,12 @@ func Transaction(ctx context.Context, b RepositoryBackend, fn func(tx Tx) error)
 	return tx.Commit(ctx)
 }
 
-// JobQueueBackend is the jobs port (DESIGN §1, §3). Queue names were
-// validated by ValidateName; job parameters by their Validate methods.
-type JobQueueBackend interface {
-	// Enqueue adds jobs to queue atomically and returns their ids in
-	// order. A job whose Key matches a pending or processing job of the
-	// queue returns that job's id instead (and so do repeats of a key
-	// within one batch).
-	Enqueue(ctx context.Context, queue string, jobs []EnqueueParams) ([]string, error)
-	// Dequeue claims the next ready job (highest priority, earliest
-	// runAt, oldest id), counts an attempt and leases it. Jobs whose lease
-	// has expired are ready again at once, or failed if their attempts are
-	// spent. With p.Wait > 0 it waits that long for a job; it returns nil,
-	// nil when none came.
-	Dequeue(ctx context.Context, queue string, p DequeueParams) (*Job, error)
-	// Acknowledge completes a claimed job. Errors: not_found, conflict
-	// (lease is not the job's current claim).
-	Acknowledge(ctx context.Context, id, lease string) error
-	// Fail records an error and retries with backoff or dead-letters the
-	// job. Errors: not_found, conflict (stale lease).
-	Fail(ctx context.Context, p FailParams) error
-	// Heartbeat extends a claim's lease. Errors: not_found, conflict.
-	Heartbeat(ctx context.Context, p HeartbeatParams) error
-	// Release hands a claimed job back unstarted (DESIGN §3a): pending
-	// again at once, its attempt not counted. A claim whose answer could
-	// not be delivered (the client hung up) is released this way.
-	// Errors: not_found, conflict (stale lease).
-	Release(ctx context.Context, id, lease string) error
-	// Cancel stops a pending or processing job for good; cancelling a
-	// cancelled job is a no-op. Errors: not_found, conflict (completed or
-	// failed).
-	Cancel(ctx context.Context, id string) error
-	// GetJob returns nil, nil when no job has that id.
-	GetJob(ctx context.Context, id string) (*Job, error)
-	// Stats counts the queue's jobs by status.
-	Stats(ctx context.Context, queue string) (QueueStats, error)
-	// ListFailed pages through the queue's dead letters, newest first.
-	ListFailed(ctx context.Context, queue string, p ListParams) ([]*Job, error)
-	// PurgeFailed deletes the queue's dead letters and returns how many.
-	PurgeFailed(ctx context.Context, queue string) (int, error)
-	// RetryFailed moves a failed or cancelled job back to pending with a
-	// fresh set of attempts. Errors: not_found, conflict (not failed or
-	// cancelled).
-	RetryFailed(ctx context.Context, id string) error
-	// Prune deletes finished jobs older than the cutoffs and returns how
-	// many it deleted.
-	Prune(ctx context.Context, p PruneParams) (int, error)
-	Ping(ctx context.Context) error
-	Close() error
-}
-
-// DequeueParams are the options of dequeue. Lease 0 means DefaultLease.
+// DequeueParams are the options of dequeue. Lease 0 means DefaultLease;
+// Max 0 means one job.
 type DequeueParams struct {
 	Wait  time.Duration
 	Lease time.Duration
+	Max   int
 }
 
 // FailParams are the arguments of fail.

@@ -28,18 +28,33 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// writeError answers with the DESIGN error body. Anything that is not a
-// *backend.Error is logged and shown only as "internal".
-func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
+// errorDetail is what an answer says of an error: the error body's inner
+// object, and each failed item's outcome in a batch.
+type errorDetail struct {
+	Code    backend.Code `json:"code"`
+	Message string       `json:"message"`
+}
+
+// detail is err as the caller may see it. Anything that is not a
+// *backend.Error, and every internal error, is logged and shown only as
+// "internal error".
+func (s *Server) detail(ctx *fasthttp.RequestCtx, err error) *errorDetail {
 	var be *backend.Error
 	if !errors.As(err, &be) {
 		s.log.Error("internal error", "method", string(ctx.Method()), "path", string(ctx.Path()), "err", err)
-		be = &backend.Error{Code: backend.CodeInternal, Message: "internal error"}
-	} else if be.Code == backend.CodeInternal {
-		s.log.Error("internal error", "method", string(ctx.Method()), "path", string(ctx.Path()), "err", be.Message, "cause", be.Cause())
-		be = &backend.Error{Code: backend.CodeInternal, Message: "internal error"}
+		return &errorDetail{backend.CodeInternal, "internal error"}
 	}
-	writeErrorBody(ctx, be)
+	if be.Code == backend.CodeInternal {
+		s.log.Error("internal error", "method", string(ctx.Method()), "path", string(ctx.Path()), "err", be.Message, "cause", be.Cause())
+		return &errorDetail{backend.CodeInternal, "internal error"}
+	}
+	return &errorDetail{be.Code, be.Message}
+}
+
+// writeError answers with the DESIGN error body.
+func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
+	d := s.detail(ctx, err)
+	writeErrorBody(ctx, &backend.Error{Code: d.Code, Message: d.Message})
 }
 
 func writeErrorBody(ctx *fasthttp.RequestCtx, be *backend.Error) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/storaged/storaged/internal/backend"
 	"github.com/storaged/storaged/internal/backend/memory"
+	"github.com/storaged/storaged/internal/backend/queue"
 	"github.com/storaged/storaged/internal/handlers"
 )
 
@@ -25,7 +26,7 @@ func FuzzRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, method, path string, body []byte) {
 		// A fresh daemon per input: a transaction one input begins must
 		// not hold the writer for the next, and long polls answer at once.
-		api := handlers.New(handlers.Config{Repository: memory.NewRepositoryBackend(), Jobs: memory.NewJobQueueBackend(), Logger: log})
+		api := handlers.New(handlers.Config{Repository: memory.NewRepositoryBackend(), Jobs: queue.New(queue.Config{Store: memory.NewJobStore()}), Logger: log})
 		defer api.Close()
 		api.StopPolls()
 		h := api.Handler()
@@ -57,6 +58,9 @@ func FuzzDecodeEnqueue(f *testing.F) {
 	f.Add([]byte(`{"data":{"x":1},"priority":3,"maxAttempts":2,"backoff":{"type":"fixed","delayMs":10},"key":"k"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p, err := handlers.DecodeEnqueue(body)
+		if err == nil {
+			err = p.Validate() // what the queue service applies next
+		}
 		if err != nil {
 			if backend.ErrorCode(err) != backend.CodeInvalidArgument {
 				t.Fatalf("code %s", backend.ErrorCode(err))

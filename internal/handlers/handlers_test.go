@@ -18,6 +18,7 @@ import (
 
 	"github.com/storaged/storaged/internal/backend"
 	"github.com/storaged/storaged/internal/backend/memory"
+	"github.com/storaged/storaged/internal/backend/queue"
 	"github.com/storaged/storaged/internal/handlers"
 )
 
@@ -35,9 +36,9 @@ func start(t *testing.T, txIdle time.Duration) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo, jobs := memory.NewRepositoryBackend(), memory.NewJobQueueBackend()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	metrics := handlers.NewMetrics()
+	repo, jobs := memory.NewRepositoryBackend(), queue.New(queue.Config{Store: memory.NewJobStore(), Observer: metrics.QueueObserver()})
 	api := handlers.New(handlers.Config{Repository: repo, Jobs: jobs, Logger: log, TxIdleTimeout: txIdle, Metrics: metrics,
 		Info: handlers.Info{Version: "test", RepositoryBackend: "memory", JobQueueBackend: "memory"}})
 	api.RegisterMetrics(metrics)

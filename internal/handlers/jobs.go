@@ -10,20 +10,19 @@ import (
 	"github.com/storaged/storaged/internal/backend"
 )
 
+// The job routes only translate HTTP to the queue service and back: what
+// a call means, validates and answers is the service's (package queue).
+
 func queueName(ctx *fasthttp.RequestCtx) (string, error) {
-	name, err := pathParam(ctx.UserValue("queue"))
-	if err != nil {
-		return "", err
-	}
-	return name, backend.ValidateName("queue", name)
+	return pathParam(ctx.UserValue("queue"))
+}
+
+func jobID(ctx *fasthttp.RequestCtx) (string, error) {
+	return pathParam(ctx.UserValue("id"))
 }
 
 // seen remembers a queue for the queue-depth gauge.
 func (s *Server) seen(queue string) { s.queues.LoadOrStore(queue, struct{}{}) }
-
-func jobID(ctx *fasthttp.RequestCtx) (string, error) {
-	return recordID(ctx)
-}
 
 func (s *Server) enqueue(ctx *fasthttp.RequestCtx) error {
 	queue, err := queueName(ctx)
@@ -34,16 +33,18 @@ func (s *Server) enqueue(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	c, cancel := s.ctx(0)
+	c, cancel := s.callCtx(ctx, 0)
 	defer cancel()
-	s.seen(queue)
-	defer s.metrics.op("jobqueue", "enqueue")()
-	ids, err := s.jobs.Enqueue(c, queue, []backend.EnqueueParams{p})
+	res, err := s.jobs.Enqueue(c, queue, []backend.EnqueueParams{p})
 	if err != nil {
 		return err
 	}
-	s.metrics.enqueued.WithLabelValues(queue).Add(1)
-	writeJSON(ctx, fasthttp.StatusCreated, []byte(`{"id":"`+ids[0]+`"}`))
+	s.seen(queue)
+	body := `{"id":"` + res[0].ID + `"`
+	if res[0].Deduplicated {
+		body += `,"deduplicated":true`
+	}
+	writeJSON(ctx, fasthttp.StatusCreated, []byte(body+"}"))
 	return nil
 }
 
@@ -56,20 +57,20 @@ func (s *Server) enqueueMany(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	c, cancel := s.ctx(0)
+	c, cancel := s.callCtx(ctx, 0)
 	defer cancel()
-	s.seen(queue)
-	defer s.metrics.op("jobqueue", "enqueueMany")()
-	ids, err := s.jobs.Enqueue(c, queue, ps)
+	res, err := s.jobs.Enqueue(c, queue, ps)
 	if err != nil {
 		return err
 	}
-	s.metrics.enqueued.WithLabelValues(queue).Add(float64(len(ids)))
-	b, _ := json.Marshal(struct {
+	s.seen(queue)
+	out := struct {
 		IDs []string `json:"ids"`
-	}{ids})
-	writeJSON(ctx, fasthttp.StatusCreated, b)
-	return nil
+	}{make([]string, len(res))}
+	for i, r := range res {
+		out.IDs[i] = r.ID
+	}
+	return writeValue(ctx, fasthttp.StatusCreated, out)
 }
 
 func (s *Server) dequeue(ctx *fasthttp.RequestCtx) error {
@@ -77,11 +78,11 @@ func (s *Server) dequeue(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	p, err := DecodeDequeue(ctx.PostBody())
+	p, many, err := DecodeDequeue(ctx.PostBody())
 	if err != nil {
 		return err
 	}
-	c, cancel := context.WithTimeout(s.polls, s.timeout+p.Wait)
+	c, cancel := s.callCtx(ctx, p.Wait)
 	defer cancel()
 	if p.Wait > 0 {
 		// A long poll ends when its client hangs up, so that it never
@@ -90,33 +91,26 @@ func (s *Server) dequeue(ctx *fasthttp.RequestCtx) error {
 		c, stop = watchHangup(c, ctx.Conn())
 		defer stop()
 	}
-	s.seen(queue)
-	done := s.metrics.op("jobqueue", "dequeue")
-	job, err := s.jobs.Dequeue(c, queue, p)
-	done()
+	jobs, err := s.jobs.Dequeue(c, queue, p)
 	if err != nil {
 		return err
 	}
-	if job != nil && clientGone(ctx.Conn()) {
-		// The answer cannot be delivered: hand the claim back at once
-		// rather than let the job sit out its lease with an attempt spent.
-		backend.ReleaseAbandoned(s.jobs, job, s.log)
-		job = nil
+	s.seen(queue)
+	if len(jobs) > 0 && clientGone(ctx.Conn()) {
+		// The answer cannot be delivered: hand the claims back at once
+		// rather than let the jobs sit out their leases with an attempt
+		// spent.
+		s.jobs.ReleaseUndelivered(jobs)
+		jobs = nil
 	}
-	if job == nil {
+	switch {
+	case len(jobs) == 0:
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
 		return nil
+	case many:
+		return writeValue(ctx, fasthttp.StatusOK, jobs)
 	}
-	return writeJob(ctx, job)
-}
-
-func writeJob(ctx *fasthttp.RequestCtx, job *backend.Job) error {
-	b, err := json.Marshal(job)
-	if err != nil {
-		return err
-	}
-	writeJSON(ctx, fasthttp.StatusOK, b)
-	return nil
+	return writeValue(ctx, fasthttp.StatusOK, jobs[0])
 }
 
 func (s *Server) getJob(ctx *fasthttp.RequestCtx) error {
@@ -124,95 +118,76 @@ func (s *Server) getJob(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	c, cancel := s.ctx(0)
+	c, cancel := s.callCtx(ctx, 0)
 	defer cancel()
-	defer s.metrics.op("jobqueue", "getJob")()
-	job, err := s.jobs.GetJob(c, id)
+	job, err := s.jobs.Get(c, id)
 	if err != nil {
 		return err
 	}
 	if job == nil {
 		return backend.Errorf(backend.CodeNotFound, "no job with id %q", id)
 	}
-	return writeJob(ctx, job)
+	return writeValue(ctx, fasthttp.StatusOK, job)
 }
 
-func (s *Server) ack(ctx *fasthttp.RequestCtx) error {
-	id, err := jobID(ctx)
-	if err != nil {
-		return err
+// settleOne serves POST /v1/jobs/{id}/<call>: one item, 204 or its error.
+func settleOne[T any](s *Server, decode func(id string, body []byte) (T, error),
+	call func(context.Context, []T) ([]error, error)) handlerFunc {
+	return func(ctx *fasthttp.RequestCtx) error {
+		id, err := jobID(ctx)
+		if err != nil {
+			return err
+		}
+		item, err := decode(id, ctx.PostBody())
+		if err != nil {
+			return err
+		}
+		c, cancel := s.callCtx(ctx, 0)
+		defer cancel()
+		outcomes, err := call(c, []T{item})
+		if err == nil {
+			err = outcomes[0]
+		}
+		if err != nil {
+			return err
+		}
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+		return nil
 	}
-	lease, err := DecodeAck(ctx.PostBody())
-	if err != nil {
-		return err
-	}
-	c, cancel := s.ctx(0)
-	defer cancel()
-	defer s.metrics.op("jobqueue", "acknowledge")()
-	if err := s.jobs.Acknowledge(c, id, lease); err != nil {
-		return err
-	}
-	s.metrics.completed.Inc()
-	ctx.SetStatusCode(fasthttp.StatusNoContent)
-	return nil
 }
 
-func (s *Server) fail(ctx *fasthttp.RequestCtx) error {
-	id, err := jobID(ctx)
-	if err != nil {
-		return err
+// settleMany serves POST /v1/jobs/<call> (DESIGN §3a): an array of items,
+// 200 with one outcome per item in order, null or the error body's
+// {"code", "message"}.
+func settleMany[T any](s *Server, what string, decode func(id string, body []byte) (T, error),
+	call func(context.Context, []T) ([]error, error)) handlerFunc {
+	return func(ctx *fasthttp.RequestCtx) error {
+		raws, err := decodeArray(ctx.PostBody(), what)
+		if err != nil {
+			return err
+		}
+		items, err := eachItem(raws, func(b []byte) (T, error) { return decode("", b) })
+		if err != nil {
+			return err
+		}
+		c, cancel := s.callCtx(ctx, 0)
+		defer cancel()
+		outcomes, err := call(c, items)
+		if err != nil {
+			return err
+		}
+		out := make([]*errorDetail, len(outcomes))
+		for i, o := range outcomes {
+			if o != nil {
+				out[i] = s.detail(ctx, o)
+			}
+		}
+		return writeValue(ctx, fasthttp.StatusOK, out)
 	}
-	p, err := DecodeFail(id, ctx.PostBody())
-	if err != nil {
-		return err
-	}
-	c, cancel := s.ctx(0)
-	defer cancel()
-	defer s.metrics.op("jobqueue", "fail")()
-	if err := s.jobs.Fail(c, p); err != nil {
-		return err
-	}
-	s.metrics.failed.Inc()
-	ctx.SetStatusCode(fasthttp.StatusNoContent)
-	return nil
 }
 
-func (s *Server) release(ctx *fasthttp.RequestCtx) error {
-	id, err := jobID(ctx)
-	if err != nil {
-		return err
-	}
-	lease, err := DecodeRelease(ctx.PostBody())
-	if err != nil {
-		return err
-	}
-	c, cancel := s.ctx(0)
-	defer cancel()
-	defer s.metrics.op("jobqueue", "release")()
-	if err := s.jobs.Release(c, id, lease); err != nil {
-		return err
-	}
-	ctx.SetStatusCode(fasthttp.StatusNoContent)
-	return nil
-}
-
-func (s *Server) heartbeat(ctx *fasthttp.RequestCtx) error {
-	id, err := jobID(ctx)
-	if err != nil {
-		return err
-	}
-	p, err := DecodeHeartbeat(id, ctx.PostBody())
-	if err != nil {
-		return err
-	}
-	c, cancel := s.ctx(0)
-	defer cancel()
-	defer s.metrics.op("jobqueue", "heartbeat")()
-	if err := s.jobs.Heartbeat(c, p); err != nil {
-		return err
-	}
-	ctx.SetStatusCode(fasthttp.StatusNoContent)
-	return nil
+func refDecoder(call string) func(id string, b []byte) (backend.LeaseRef, error) {
+	return func(id string, b []byte) (backend.LeaseRef, error) { return DecodeRef(call, id, b) }
 }
 
 // noBody refuses a body on calls that take none, so that a client sending
@@ -222,40 +197,24 @@ func noBody(ctx *fasthttp.RequestCtx) error {
 	return decodeStrict(ctx.PostBody(), &empty)
 }
 
-func (s *Server) cancelJob(ctx *fasthttp.RequestCtx) error {
-	id, err := jobID(ctx)
-	if err != nil {
-		return err
+// byID serves the calls on one job that take no body: cancel, retry.
+func (s *Server) byID(call func(context.Context, string) error) handlerFunc {
+	return func(ctx *fasthttp.RequestCtx) error {
+		id, err := jobID(ctx)
+		if err != nil {
+			return err
+		}
+		if err := noBody(ctx); err != nil {
+			return err
+		}
+		c, cancel := s.callCtx(ctx, 0)
+		defer cancel()
+		if err := call(c, id); err != nil {
+			return err
+		}
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+		return nil
 	}
-	if err := noBody(ctx); err != nil {
-		return err
-	}
-	c, cancel := s.ctx(0)
-	defer cancel()
-	defer s.metrics.op("jobqueue", "cancel")()
-	if err := s.jobs.Cancel(c, id); err != nil {
-		return err
-	}
-	ctx.SetStatusCode(fasthttp.StatusNoContent)
-	return nil
-}
-
-func (s *Server) retry(ctx *fasthttp.RequestCtx) error {
-	id, err := jobID(ctx)
-	if err != nil {
-		return err
-	}
-	if err := noBody(ctx); err != nil {
-		return err
-	}
-	c, cancel := s.ctx(0)
-	defer cancel()
-	defer s.metrics.op("jobqueue", "retryFailed")()
-	if err := s.jobs.RetryFailed(c, id); err != nil {
-		return err
-	}
-	ctx.SetStatusCode(fasthttp.StatusNoContent)
-	return nil
 }
 
 func (s *Server) stats(ctx *fasthttp.RequestCtx) error {
@@ -263,16 +222,13 @@ func (s *Server) stats(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	c, cancel := s.ctx(0)
+	c, cancel := s.callCtx(ctx, 0)
 	defer cancel()
-	defer s.metrics.op("jobqueue", "stats")()
 	st, err := s.jobs.Stats(c, queue)
 	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(st)
-	writeJSON(ctx, fasthttp.StatusOK, b)
-	return nil
+	return writeValue(ctx, fasthttp.StatusOK, st[0])
 }
 
 func (s *Server) listFailed(ctx *fasthttp.RequestCtx) error {
@@ -285,16 +241,13 @@ func (s *Server) listFailed(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	c, cancel := s.ctx(0)
+	c, cancel := s.callCtx(ctx, 0)
 	defer cancel()
-	defer s.metrics.op("jobqueue", "listFailed")()
 	jobs, err := s.jobs.ListFailed(c, queue, p)
 	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(jobs)
-	writeJSON(ctx, fasthttp.StatusOK, b)
-	return nil
+	return writeValue(ctx, fasthttp.StatusOK, jobs)
 }
 
 func (s *Server) purgeFailed(ctx *fasthttp.RequestCtx) error {
@@ -305,13 +258,22 @@ func (s *Server) purgeFailed(ctx *fasthttp.RequestCtx) error {
 	if err := noBody(ctx); err != nil {
 		return err
 	}
-	c, cancel := s.ctx(0)
+	c, cancel := s.callCtx(ctx, 0)
 	defer cancel()
-	defer s.metrics.op("jobqueue", "purgeFailed")()
 	n, err := s.jobs.PurgeFailed(c, queue)
 	if err != nil {
 		return err
 	}
 	writeJSON(ctx, fasthttp.StatusOK, []byte(`{"purged":`+strconv.Itoa(n)+`}`))
+	return nil
+}
+
+// writeValue answers with v as JSON.
+func writeValue(ctx *fasthttp.RequestCtx, status int, v any) error {
+	b, err := json.MarshalNoEscape(v)
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, status, b)
 	return nil
 }

@@ -121,7 +121,7 @@ func (s *Server) RegisterMetrics(m *Metrics) {
 	m.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "storaged_open_transactions", Help: "Transactions held open by clients.",
 	}, func() float64 { return float64(s.txs.open()) }))
-	for port, b := range map[string]any{"repository": repo, "jobqueue": s.jobs} {
+	for port, b := range map[string]any{"repository": repo, "jobqueue": s.jobs.Store()} {
 		ps, ok := b.(PoolStater)
 		if !ok {
 			continue
@@ -153,10 +153,11 @@ func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	q.s.queues.Range(func(k, _ any) bool {
-		st, err := q.s.jobs.Stats(ctx, k.(string))
+		sts, err := q.s.jobs.Stats(ctx, k.(string))
 		if err != nil {
 			return false
 		}
+		st := sts[0]
 		for status, n := range map[string]int64{"pending": st.Pending, "processing": st.Processing, "completed": st.Completed, "failed": st.Failed, "cancelled": st.Cancelled} {
 			ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, float64(n), st.Queue, status)
 		}

@@ -19,12 +19,13 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/storaged/storaged/internal/backend"
+	"github.com/storaged/storaged/internal/backend/queue"
 )
 
 // Config wires a Server.
 type Config struct {
 	Repository backend.RepositoryBackend
-	Jobs       backend.JobQueueBackend
+	Jobs       *queue.Service
 	Logger     *slog.Logger
 	Metrics    *Metrics
 	Info       Info
@@ -51,19 +52,14 @@ type Info struct {
 // Server holds the handlers' dependencies.
 type Server struct {
 	repo    backend.RepositoryBackend
-	jobs    backend.JobQueueBackend
+	jobs    *queue.Service
 	log     *slog.Logger
 	metrics *Metrics
 	info    Info
 	txs     *txManager
 	timeout time.Duration
-	// polls is the parent of long-poll dequeues only: shutdown ends it so
-	// that waiting workers get their 204 at once, while other requests in
-	// flight finish normally.
-	polls     context.Context
-	stopPolls context.CancelFunc
-	queues    sync.Map // queue names served, for the queue-depth gauge
-	tracer    trace.Tracer
+	queues  sync.Map // queue names served, for the queue-depth gauge
+	tracer  trace.Tracer
 }
 
 // New builds a Server; Close ends its open transactions.
@@ -80,21 +76,20 @@ func New(cfg Config) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
-	polls, stopPolls := context.WithCancel(context.Background())
 	return &Server{
 		repo: cfg.Repository, jobs: cfg.Jobs, log: cfg.Logger, metrics: cfg.Metrics, info: cfg.Info,
 		txs:     newTxManager(cfg.TxIdleTimeout, cfg.Logger),
-		timeout: cfg.RequestTimeout, polls: polls, stopPolls: stopPolls, tracer: cfg.Tracer,
+		timeout: cfg.RequestTimeout, tracer: cfg.Tracer,
 	}
 }
 
 // StopPolls answers every waiting long poll now; call it when shutting
-// down, before draining.
-func (s *Server) StopPolls() { s.stopPolls() }
+// down, before draining (other requests in flight finish normally).
+func (s *Server) StopPolls() { s.jobs.StopPolls() }
 
 // Close rolls back every open transaction; call it after draining.
 func (s *Server) Close() {
-	s.stopPolls()
+	s.jobs.StopPolls()
 	s.txs.closeAll()
 }
 
@@ -127,6 +122,21 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 // ctx is the context of one backend call.
 func (s *Server) ctx(extra time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), s.timeout+extra)
+}
+
+// spanKey holds the context of the request's span in the fasthttp
+// context, so that the calls a handler makes continue its trace.
+const spanKey = "storaged.span"
+
+// callCtx is the context of one call of a handler: under the request's
+// span (if tracing), bounded by the request timeout plus extra (a long
+// poll's wait).
+func (s *Server) callCtx(ctx *fasthttp.RequestCtx, extra time.Duration) (context.Context, context.CancelFunc) {
+	parent := context.Background()
+	if c, ok := ctx.UserValue(spanKey).(context.Context); ok {
+		parent = c
+	}
+	return context.WithTimeout(parent, s.timeout+extra)
 }
 
 // Handler returns the routed request handler.
@@ -163,12 +173,16 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	r.GET("/v1/queues/{queue}/failed", s.route("listFailed", s.listFailed))
 	r.DELETE("/v1/queues/{queue}/failed", s.route("purgeFailed", s.purgeFailed))
 	r.GET("/v1/jobs/{id}", s.route("getJob", s.getJob))
-	r.POST("/v1/jobs/{id}/ack", s.route("ack", s.ack))
-	r.POST("/v1/jobs/{id}/fail", s.route("fail", s.fail))
-	r.POST("/v1/jobs/{id}/heartbeat", s.route("heartbeat", s.heartbeat))
-	r.POST("/v1/jobs/{id}/release", s.route("release", s.release))
-	r.POST("/v1/jobs/{id}/cancel", s.route("cancel", s.cancelJob))
-	r.POST("/v1/jobs/{id}/retry", s.route("retry", s.retry))
+	r.POST("/v1/jobs/{id}/ack", s.route("ack", settleOne(s, refDecoder("ack"), s.jobs.Ack)))
+	r.POST("/v1/jobs/{id}/fail", s.route("fail", settleOne(s, DecodeFail, s.jobs.Fail)))
+	r.POST("/v1/jobs/{id}/heartbeat", s.route("heartbeat", settleOne(s, DecodeHeartbeat, s.jobs.Heartbeat)))
+	r.POST("/v1/jobs/{id}/release", s.route("release", settleOne(s, refDecoder("release"), s.jobs.Release)))
+	r.POST("/v1/jobs/{id}/cancel", s.route("cancel", s.byID(s.jobs.Cancel)))
+	r.POST("/v1/jobs/{id}/retry", s.route("retry", s.byID(s.jobs.Retry)))
+	r.POST("/v1/jobs/ack", s.route("ackMany", settleMany(s, "claims", refDecoder("ack"), s.jobs.Ack)))
+	r.POST("/v1/jobs/fail", s.route("failMany", settleMany(s, "claims", DecodeFail, s.jobs.Fail)))
+	r.POST("/v1/jobs/heartbeat", s.route("heartbeatMany", settleMany(s, "claims", DecodeHeartbeat, s.jobs.Heartbeat)))
+	r.POST("/v1/jobs/release", s.route("releaseMany", settleMany(s, "claims", refDecoder("release"), s.jobs.Release)))
 
 	r.GET("/healthz", s.route("healthz", s.healthz))
 	r.GET("/readyz", s.route("readyz", s.readyz))
@@ -190,8 +204,10 @@ func (s *Server) route(name string, h handlerFunc) fasthttp.RequestHandler {
 		var span trace.Span
 		if s.tracer != nil {
 			parent := propagation.TraceContext{}.Extract(context.Background(), headerCarrier{ctx})
-			_, span = s.tracer.Start(parent, "storaged "+name, trace.WithSpanKind(trace.SpanKindServer),
+			var sc context.Context
+			sc, span = s.tracer.Start(parent, "storaged "+name, trace.WithSpanKind(trace.SpanKindServer),
 				trace.WithAttributes(attribute.String("http.route", name), attribute.String("http.request.method", string(ctx.Method()))))
+			ctx.SetUserValue(spanKey, sc)
 		}
 		err := h(ctx)
 		if err != nil {

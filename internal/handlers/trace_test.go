@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/storaged/storaged/internal/backend/memory"
+	"github.com/storaged/storaged/internal/backend/queue"
 	"github.com/storaged/storaged/internal/handlers"
 )
 
@@ -19,7 +20,7 @@ func TestSpansContinueTheClientsTrace(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	defer tp.Shutdown(t.Context())
-	api := handlers.New(handlers.Config{Repository: memory.NewRepositoryBackend(), Jobs: memory.NewJobQueueBackend(),
+	api := handlers.New(handlers.Config{Repository: memory.NewRepositoryBackend(), Jobs: queue.New(queue.Config{Store: memory.NewJobStore()}),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Tracer: tp.Tracer("storaged")})
 	defer api.Close()
 	h := api.Handler()

@@ -19,9 +19,6 @@ import (
 // registers its own cleanup with t.
 type NewRepository func(t *testing.T) backend.RepositoryBackend
 
-// NewJobQueue opens a job queue backend for a test.
-type NewJobQueue func(t *testing.T) backend.JobQueueBackend
-
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)

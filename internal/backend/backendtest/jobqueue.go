@@ -1,6 +1,7 @@
 package backendtest
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"testing"
@@ -9,18 +10,22 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/storaged/storaged/internal/backend"
+	"github.com/storaged/storaged/internal/backend/queue"
 	"github.com/storaged/storaged/internal/testutil"
 )
 
-// RunJobQueue runs the jobs conformance suite against newBackend.
-func RunJobQueue(t *testing.T, newBackend NewJobQueue) {
+// RunJobQueue runs the jobs conformance suite: the queue service over the
+// store newStore opens, with a clock the suite moves itself, so that no
+// case sleeps for a lease or a delay to run out.
+func RunJobQueue(t *testing.T, newStore NewJobStore) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, b backend.JobQueueBackend)
+		fn   func(t *testing.T, b *jq)
 	}{
 		{"EnqueueDequeueAcknowledge", testJobLifecycle},
 		{"DequeueEmptyReturnsNil", testDequeueEmpty},
 		{"ClaimOrder", testClaimOrder},
+		{"BatchClaimOrder", testBatchClaimOrder},
 		{"RunAtAndDelay", testRunAt},
 		{"FailRetriesThenDeadLetters", testFailRetries},
 		{"FailWithoutRetry", testFailNoRetry},
@@ -32,10 +37,14 @@ func RunJobQueue(t *testing.T, newBackend NewJobQueue) {
 		{"StaleLeaseIsFenced", testFencing},
 		{"Heartbeat", testHeartbeat},
 		{"ReleaseHandsBackUncounted", testRelease},
+		{"PerItemOutcomes", testPerItemOutcomes},
+		{"RepeatedIDsInOneBatch", testRepeatedIDs},
+		{"AbandonedClaimIsReleased", testAbandonedClaim},
 		{"Cancel", testCancel},
 		{"LongPollWokenByEnqueue", testLongPoll},
 		{"LongPollTimesOut", testLongPollTimeout},
 		{"LongPollSeesDelayedJob", testLongPollDelayed},
+		{"LongPollManyReturnsWhatIsReady", testLongPollMany},
 		{"EnqueueMany", testEnqueueMany},
 		{"StatsAndListFailed", testStats},
 		{"RetryFailed", testRetryFailed},
@@ -45,17 +54,18 @@ func RunJobQueue(t *testing.T, newBackend NewJobQueue) {
 		{"DataRoundTrip", testJobData},
 		{"InvalidParams", testJobInvalid},
 		{"ConcurrentWorkersEachJobOnce", testConcurrentWorkers},
+		{"ConcurrentBatchWorkersEachJobOnce", testConcurrentBatchWorkers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, newBackend(t))
+			tc.fn(t, newJQ(t, newStore(t)))
 		})
 	}
 }
 
 func qname(t *testing.T) string { return testutil.Name(t, "q") }
 
-func enqueue(t *testing.T, b backend.JobQueueBackend, q string, p backend.EnqueueParams) string {
+func enqueue(t *testing.T, b *jq, q string, p backend.EnqueueParams) string {
 	t.Helper()
 	if p.Data == nil {
 		p.Data = json.RawMessage(`{"n":1}`)
@@ -65,14 +75,14 @@ func enqueue(t *testing.T, b backend.JobQueueBackend, q string, p backend.Enqueu
 	return ids[0]
 }
 
-func dequeue(t *testing.T, b backend.JobQueueBackend, q string, p backend.DequeueParams) *backend.Job {
+func dequeue(t *testing.T, b *jq, q string, p backend.DequeueParams) *backend.Job {
 	t.Helper()
 	j, err := b.Dequeue(ctx(t), q, p)
 	must(t, err)
 	return j
 }
 
-func getJob(t *testing.T, b backend.JobQueueBackend, id string) *backend.Job {
+func getJob(t *testing.T, b *jq, id string) *backend.Job {
 	t.Helper()
 	j, err := b.GetJob(ctx(t), id)
 	must(t, err)
@@ -82,7 +92,7 @@ func getJob(t *testing.T, b backend.JobQueueBackend, id string) *backend.Job {
 	return j
 }
 
-func wantStatus(t *testing.T, b backend.JobQueueBackend, id string, s backend.JobStatus) *backend.Job {
+func wantStatus(t *testing.T, b *jq, id string, s backend.JobStatus) *backend.Job {
 	t.Helper()
 	j := getJob(t, b, id)
 	if j.Status != s {
@@ -91,9 +101,9 @@ func wantStatus(t *testing.T, b backend.JobQueueBackend, id string, s backend.Jo
 	return j
 }
 
-func testJobLifecycle(t *testing.T, b backend.JobQueueBackend) {
+func testJobLifecycle(t *testing.T, b *jq) {
 	q := qname(t)
-	before := backend.Now()
+	before := b.now()
 	id := enqueue(t, b, q, backend.EnqueueParams{Data: json.RawMessage(`{"planId":"plan-123"}`)})
 	j := wantStatus(t, b, id, backend.StatusPending)
 	if j.Queue != q || j.Attempts != 0 || j.MaxAttempts != backend.DefaultMaxAttempts || j.Priority != 0 || j.Lease != "" {
@@ -143,13 +153,13 @@ func testJobLifecycle(t *testing.T, b backend.JobQueueBackend) {
 	}
 }
 
-func testDequeueEmpty(t *testing.T, b backend.JobQueueBackend) {
+func testDequeueEmpty(t *testing.T, b *jq) {
 	if j := dequeue(t, b, qname(t), backend.DequeueParams{}); j != nil {
 		t.Fatalf("empty queue gave %+v", j)
 	}
 }
 
-func testClaimOrder(t *testing.T, b backend.JobQueueBackend) {
+func testClaimOrder(t *testing.T, b *jq) {
 	q := qname(t)
 	past := backend.Now().Add(-time.Hour)
 	var want []string
@@ -177,14 +187,14 @@ func testClaimOrder(t *testing.T, b backend.JobQueueBackend) {
 	}
 }
 
-func testRunAt(t *testing.T, b backend.JobQueueBackend) {
+func testRunAt(t *testing.T, b *jq) {
 	q := qname(t)
-	far := enqueue(t, b, q, backend.EnqueueParams{RunAt: time.Now().Add(time.Hour)})
-	soon := enqueue(t, b, q, backend.EnqueueParams{Delay: 150 * time.Millisecond})
+	far := enqueue(t, b, q, backend.EnqueueParams{RunAt: b.now().Add(time.Hour)})
+	soon := enqueue(t, b, q, backend.EnqueueParams{Delay: time.Minute})
 	if j := dequeue(t, b, q, backend.DequeueParams{}); j != nil {
 		t.Fatalf("a job ran before its time: %+v", j)
 	}
-	time.Sleep(200 * time.Millisecond)
+	b.clock.Advance(2 * time.Minute)
 	j := dequeue(t, b, q, backend.DequeueParams{})
 	if j == nil || j.ID != soon {
 		t.Fatalf("delayed job not ready after its delay: %+v", j)
@@ -201,7 +211,7 @@ func fixed0() backend.Backoff {
 	return backend.Backoff{Type: backend.BackoffFixed, DelayMs: 0, MaxDelayMs: 0}
 }
 
-func testFailRetries(t *testing.T, b backend.JobQueueBackend) {
+func testFailRetries(t *testing.T, b *jq) {
 	q := qname(t)
 	id := enqueue(t, b, q, backend.EnqueueParams{MaxAttempts: 3, Backoff: fixed0()})
 	for attempt := 1; attempt <= 3; attempt++ {
@@ -228,7 +238,7 @@ func testFailRetries(t *testing.T, b backend.JobQueueBackend) {
 	}
 }
 
-func testFailNoRetry(t *testing.T, b backend.JobQueueBackend) {
+func testFailNoRetry(t *testing.T, b *jq) {
 	q := qname(t)
 	id := enqueue(t, b, q, backend.EnqueueParams{MaxAttempts: 5})
 	j := dequeue(t, b, q, backend.DequeueParams{})
@@ -240,15 +250,15 @@ func testFailNoRetry(t *testing.T, b backend.JobQueueBackend) {
 	wantCode(t, b.Fail(ctx(t), backend.FailParams{ID: "nope", Lease: "x"}), backend.CodeNotFound)
 }
 
-func testExponentialBackoff(t *testing.T, b backend.JobQueueBackend) {
+func testExponentialBackoff(t *testing.T, b *jq) {
 	q := qname(t)
 	bo := backend.Backoff{Type: backend.BackoffExponential, DelayMs: 10_000, MaxDelayMs: 25_000}
 	id := enqueue(t, b, q, backend.EnqueueParams{MaxAttempts: 10, Backoff: bo})
 	// Attempt n waits base*2^(n-1), capped, jittered down by at most 25%.
 	j := dequeue(t, b, q, backend.DequeueParams{})
-	before := backend.Now()
+	before := b.now()
 	must(t, b.Fail(ctx(t), backend.FailParams{ID: id, Lease: j.Lease, Retry: true}))
-	after := backend.Now()
+	after := b.now()
 	got := wantStatus(t, b, id, backend.StatusPending)
 	lo, hi := before.Add(7500*time.Millisecond), after.Add(10*time.Second)
 	if got.RunAt.Before(lo) || got.RunAt.After(hi) {
@@ -263,16 +273,16 @@ func testExponentialBackoff(t *testing.T, b backend.JobQueueBackend) {
 	if j2 == nil || j2.ID != id2 {
 		t.Fatalf("got %+v", j2)
 	}
-	before = backend.Now()
+	before = b.now()
 	must(t, b.Fail(ctx(t), backend.FailParams{ID: id2, Lease: j2.Lease, Retry: true}))
-	after = backend.Now()
+	after = b.now()
 	got = getJob(t, b, id2)
 	if got.RunAt.Before(before.Add(5*time.Second)) || got.RunAt.After(after.Add(5*time.Second)) {
 		t.Fatalf("fixed retry at %v, want now+5s", got.RunAt)
 	}
 }
 
-func testDedupeKey(t *testing.T, b backend.JobQueueBackend) {
+func testDedupeKey(t *testing.T, b *jq) {
 	q := qname(t)
 	a := enqueue(t, b, q, backend.EnqueueParams{Key: "daily-report"})
 	if again := enqueue(t, b, q, backend.EnqueueParams{Key: "daily-report", Priority: 9}); again != a {
@@ -303,11 +313,11 @@ func testDedupeKey(t *testing.T, b backend.JobQueueBackend) {
 	}
 }
 
-func testExpiredLease(t *testing.T, b backend.JobQueueBackend) {
+func testExpiredLease(t *testing.T, b *jq) {
 	q := qname(t)
 	id := enqueue(t, b, q, backend.EnqueueParams{})
-	first := dequeue(t, b, q, backend.DequeueParams{Lease: 50 * time.Millisecond})
-	time.Sleep(80 * time.Millisecond)
+	first := dequeue(t, b, q, backend.DequeueParams{Lease: time.Minute})
+	b.clock.Advance(2 * time.Minute)
 	second := dequeue(t, b, q, backend.DequeueParams{})
 	if second == nil || second.ID != id || second.Attempts != 2 || second.Lease == first.Lease {
 		t.Fatalf("expired claim not re-delivered by the next dequeue: %+v", second)
@@ -317,11 +327,11 @@ func testExpiredLease(t *testing.T, b backend.JobQueueBackend) {
 	wantStatus(t, b, id, backend.StatusCompleted)
 }
 
-func testExpiredLeaseSpent(t *testing.T, b backend.JobQueueBackend) {
+func testExpiredLeaseSpent(t *testing.T, b *jq) {
 	q := qname(t)
 	id := enqueue(t, b, q, backend.EnqueueParams{MaxAttempts: 1})
-	dequeue(t, b, q, backend.DequeueParams{Lease: 30 * time.Millisecond})
-	time.Sleep(60 * time.Millisecond)
+	dequeue(t, b, q, backend.DequeueParams{Lease: time.Minute})
+	b.clock.Advance(2 * time.Minute)
 	if j := dequeue(t, b, q, backend.DequeueParams{}); j != nil {
 		t.Fatalf("a job with no attempts left was delivered: %+v", j)
 	}
@@ -334,14 +344,14 @@ func testExpiredLeaseSpent(t *testing.T, b backend.JobQueueBackend) {
 // testAckAfterExpiry: a claim whose lease ran out may still finish the job
 // until another worker claims it (docs/decisions.md), even when a dequeue
 // has already noticed the expiry and claimed something else.
-func testAckAfterExpiry(t *testing.T, b backend.JobQueueBackend) {
+func testAckAfterExpiry(t *testing.T, b *jq) {
 	q := qname(t)
 	for _, finish := range []string{"ack", "heartbeat"} {
 		slow := enqueue(t, b, q, backend.EnqueueParams{})
-		j := dequeue(t, b, q, backend.DequeueParams{Lease: 30 * time.Millisecond})
+		j := dequeue(t, b, q, backend.DequeueParams{Lease: time.Minute})
 		urgent := enqueue(t, b, q, backend.EnqueueParams{Priority: 10})
-		time.Sleep(60 * time.Millisecond)
-		other := dequeue(t, b, q, backend.DequeueParams{})
+		b.clock.Advance(2 * time.Minute)
+		other := dequeue(t, b, q, backend.DequeueParams{Lease: time.Hour})
 		if other == nil || other.ID != urgent {
 			t.Fatalf("%s: want the urgent job first, got %+v", finish, other)
 		}
@@ -367,19 +377,19 @@ func testAckAfterExpiry(t *testing.T, b backend.JobQueueBackend) {
 	}
 }
 
-func testFencing(t *testing.T, b backend.JobQueueBackend) {
+func testFencing(t *testing.T, b *jq) {
 	q := qname(t)
 	id := enqueue(t, b, q, backend.EnqueueParams{Backoff: fixed0()})
-	slow := dequeue(t, b, q, backend.DequeueParams{Lease: 40 * time.Millisecond})
-	time.Sleep(70 * time.Millisecond)
-	fast := dequeue(t, b, q, backend.DequeueParams{Lease: time.Minute})
+	slow := dequeue(t, b, q, backend.DequeueParams{Lease: time.Minute})
+	b.clock.Advance(2 * time.Minute)
+	fast := dequeue(t, b, q, backend.DequeueParams{Lease: time.Hour})
 	if fast == nil || fast.ID != id {
 		t.Fatalf("re-claim failed: %+v", fast)
 	}
 	wantCode(t, b.Acknowledge(ctx(t), id, slow.Lease), backend.CodeConflict)
 	wantCode(t, b.Fail(ctx(t), backend.FailParams{ID: id, Lease: slow.Lease, Retry: true}), backend.CodeConflict)
 	wantCode(t, b.Heartbeat(ctx(t), backend.HeartbeatParams{ID: id, Lease: slow.Lease}), backend.CodeConflict)
-	wantCode(t, b.Acknowledge(ctx(t), id, ""), backend.CodeConflict)
+	wantCode(t, b.Acknowledge(ctx(t), id, ""), backend.CodeInvalidArgument)
 	j := wantStatus(t, b, id, backend.StatusProcessing)
 	if j.Attempts != 2 {
 		t.Fatalf("a fenced call changed the job: %+v", j)
@@ -394,7 +404,7 @@ func testFencing(t *testing.T, b backend.JobQueueBackend) {
 // testRelease: a released claim is pending again at once, in its old
 // place in the claim order, with its attempt not counted; it wakes a
 // waiting poll; a stale, finished or unknown claim is refused.
-func testRelease(t *testing.T, b backend.JobQueueBackend) {
+func testRelease(t *testing.T, b *jq) {
 	q := qname(t)
 	first := enqueue(t, b, q, backend.EnqueueParams{MaxAttempts: 1})
 	second := enqueue(t, b, q, backend.EnqueueParams{})
@@ -438,33 +448,38 @@ func testRelease(t *testing.T, b backend.JobQueueBackend) {
 	}
 }
 
-func testHeartbeat(t *testing.T, b backend.JobQueueBackend) {
+func testHeartbeat(t *testing.T, b *jq) {
 	q := qname(t)
 	id := enqueue(t, b, q, backend.EnqueueParams{})
-	j := dequeue(t, b, q, backend.DequeueParams{Lease: 150 * time.Millisecond})
-	must(t, b.Heartbeat(ctx(t), backend.HeartbeatParams{ID: id, Lease: j.Lease, Extend: time.Minute}))
+	j := dequeue(t, b, q, backend.DequeueParams{Lease: time.Minute})
+	must(t, b.Heartbeat(ctx(t), backend.HeartbeatParams{ID: id, Lease: j.Lease, Extend: 10 * time.Minute}))
 	got := getJob(t, b, id)
-	if got.LeaseExpiresAt.Sub(backend.Now()) < 50*time.Second {
+	if got.LeaseExpiresAt.Sub(b.now()) < 9*time.Minute {
 		t.Fatalf("heartbeat did not extend the lease: %v", got.LeaseExpiresAt)
 	}
-	time.Sleep(200 * time.Millisecond)
+	b.clock.Advance(5 * time.Minute)
 	if other := dequeue(t, b, q, backend.DequeueParams{}); other != nil {
 		t.Fatalf("a job with an extended lease was re-delivered: %+v", other)
 	}
 	// Without Extend the claim's own lease length is used again.
+	before := b.now()
 	must(t, b.Heartbeat(ctx(t), backend.HeartbeatParams{ID: id, Lease: j.Lease}))
 	got = getJob(t, b, id)
-	// At most the claim's 150 ms from now (a slow machine may have used
-	// some of it already).
-	if d := got.LeaseExpiresAt.Sub(backend.Now()); d > 200*time.Millisecond {
-		t.Fatalf("heartbeat without leaseMs: lease ends in %v, want at most 150ms", d)
+	if d := got.LeaseExpiresAt.Sub(before); d < time.Minute || d > time.Minute+10*time.Second {
+		t.Fatalf("heartbeat without leaseMs: lease ends %v after it, want the claim's minute", d)
 	}
+	b.clock.Advance(2 * time.Minute)
+	other := dequeue(t, b, q, backend.DequeueParams{Lease: time.Hour})
+	if other == nil || other.ID != id || other.Attempts != 2 {
+		t.Fatalf("the claim's lease ran out but the job was not claimable: %+v", other)
+	}
+	j.Lease = other.Lease
 	must(t, b.Acknowledge(ctx(t), id, j.Lease))
 	wantCode(t, b.Heartbeat(ctx(t), backend.HeartbeatParams{ID: id, Lease: j.Lease}), backend.CodeConflict)
 	wantCode(t, b.Heartbeat(ctx(t), backend.HeartbeatParams{ID: "nope", Lease: j.Lease}), backend.CodeNotFound)
 }
 
-func testCancel(t *testing.T, b backend.JobQueueBackend) {
+func testCancel(t *testing.T, b *jq) {
 	q := qname(t)
 	pending := enqueue(t, b, q, backend.EnqueueParams{Key: "k"})
 	must(t, b.Cancel(ctx(t), pending))
@@ -491,7 +506,7 @@ func testCancel(t *testing.T, b backend.JobQueueBackend) {
 	wantCode(t, b.Cancel(ctx(t), "nope"), backend.CodeNotFound)
 }
 
-func testLongPoll(t *testing.T, b backend.JobQueueBackend) {
+func testLongPoll(t *testing.T, b *jq) {
 	q := qname(t)
 	type result struct {
 		j   *backend.Job
@@ -517,7 +532,7 @@ func testLongPoll(t *testing.T, b backend.JobQueueBackend) {
 	}
 }
 
-func testLongPollTimeout(t *testing.T, b backend.JobQueueBackend) {
+func testLongPollTimeout(t *testing.T, b *jq) {
 	start := time.Now()
 	j := dequeue(t, b, qname(t), backend.DequeueParams{Wait: 150 * time.Millisecond})
 	if j != nil {
@@ -528,7 +543,7 @@ func testLongPollTimeout(t *testing.T, b backend.JobQueueBackend) {
 	}
 }
 
-func testLongPollDelayed(t *testing.T, b backend.JobQueueBackend) {
+func testLongPollDelayed(t *testing.T, b *jq) {
 	q := qname(t)
 	id := enqueue(t, b, q, backend.EnqueueParams{Delay: 200 * time.Millisecond})
 	j := dequeue(t, b, q, backend.DequeueParams{Wait: 10 * time.Second})
@@ -537,7 +552,7 @@ func testLongPollDelayed(t *testing.T, b backend.JobQueueBackend) {
 	}
 }
 
-func testEnqueueMany(t *testing.T, b backend.JobQueueBackend) {
+func testEnqueueMany(t *testing.T, b *jq) {
 	q := qname(t)
 	var ps []backend.EnqueueParams
 	for i := 0; i < 50; i++ {
@@ -563,7 +578,7 @@ func testEnqueueMany(t *testing.T, b backend.JobQueueBackend) {
 	}
 }
 
-func testStats(t *testing.T, b backend.JobQueueBackend) {
+func testStats(t *testing.T, b *jq) {
 	q := qname(t)
 	for i := 0; i < 5; i++ {
 		enqueue(t, b, q, backend.EnqueueParams{MaxAttempts: 1})
@@ -607,7 +622,7 @@ func testStats(t *testing.T, b backend.JobQueueBackend) {
 	}
 }
 
-func testRetryFailed(t *testing.T, b backend.JobQueueBackend) {
+func testRetryFailed(t *testing.T, b *jq) {
 	q := qname(t)
 	id := enqueue(t, b, q, backend.EnqueueParams{MaxAttempts: 1, Key: "once"})
 	j := dequeue(t, b, q, backend.DequeueParams{})
@@ -629,7 +644,7 @@ func testRetryFailed(t *testing.T, b backend.JobQueueBackend) {
 	wantCode(t, b.RetryFailed(ctx(t), "nope"), backend.CodeNotFound)
 }
 
-func testPurgeFailed(t *testing.T, b backend.JobQueueBackend) {
+func testPurgeFailed(t *testing.T, b *jq) {
 	q, other := qname(t), qname(t)
 	var dead []string
 	for _, name := range []string{q, q, other} {
@@ -656,7 +671,7 @@ func testPurgeFailed(t *testing.T, b backend.JobQueueBackend) {
 	}
 }
 
-func testPrune(t *testing.T, b backend.JobQueueBackend) {
+func testPrune(t *testing.T, b *jq) {
 	q := qname(t)
 	done := enqueue(t, b, q, backend.EnqueueParams{})
 	j := dequeue(t, b, q, backend.DequeueParams{})
@@ -666,7 +681,7 @@ func testPrune(t *testing.T, b backend.JobQueueBackend) {
 	must(t, b.Fail(ctx(t), backend.FailParams{ID: dead, Lease: j.Lease}))
 	live := enqueue(t, b, q, backend.EnqueueParams{})
 
-	now := time.Now()
+	now := b.now()
 	n, err := b.Prune(ctx(t), backend.PruneParams{CompletedBefore: now.Add(-time.Hour), FailedBefore: now.Add(-time.Hour)})
 	must(t, err)
 	if n != 0 {
@@ -687,7 +702,7 @@ func testPrune(t *testing.T, b backend.JobQueueBackend) {
 	wantStatus(t, b, live, backend.StatusPending)
 }
 
-func testQueuesSeparate(t *testing.T, b backend.JobQueueBackend) {
+func testQueuesSeparate(t *testing.T, b *jq) {
 	q1, q2 := qname(t), qname(t)
 	id := enqueue(t, b, q1, backend.EnqueueParams{})
 	if j := dequeue(t, b, q2, backend.DequeueParams{}); j != nil {
@@ -698,7 +713,7 @@ func testQueuesSeparate(t *testing.T, b backend.JobQueueBackend) {
 	}
 }
 
-func testJobData(t *testing.T, b backend.JobQueueBackend) {
+func testJobData(t *testing.T, b *jq) {
 	q := qname(t)
 	for _, data := range []string{`null`, `42`, `"text ✓ 😀"`, `[1,"a",null,{"b":[true]}]`, `{"planId":"p","nested":{"deep":[1.5,-2e-5]}}`} {
 		id := enqueue(t, b, q, backend.EnqueueParams{Data: json.RawMessage(data)})
@@ -713,7 +728,7 @@ func testJobData(t *testing.T, b backend.JobQueueBackend) {
 	}
 }
 
-func testJobInvalid(t *testing.T, b backend.JobQueueBackend) {
+func testJobInvalid(t *testing.T, b *jq) {
 	q := qname(t)
 	for _, p := range []backend.EnqueueParams{
 		{MaxAttempts: -1},
@@ -736,7 +751,7 @@ func testJobInvalid(t *testing.T, b backend.JobQueueBackend) {
 	}
 }
 
-func testConcurrentWorkers(t *testing.T, b backend.JobQueueBackend) {
+func testConcurrentWorkers(t *testing.T, b *jq) {
 	q := qname(t)
 	const jobs, workers = 300, 8
 	var ps []backend.EnqueueParams
@@ -777,6 +792,280 @@ func testConcurrentWorkers(t *testing.T, b backend.JobQueueBackend) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Fatalf("job %s delivered %d times", id, seen[id])
+		}
+	}
+	st, err := b.Stats(ctx(t), q)
+	must(t, err)
+	if st.Completed != jobs {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// testBatchClaimOrder: one dequeue of many takes jobs in claim order,
+// each with a lease of its own.
+func testBatchClaimOrder(t *testing.T, b *jq) {
+	q := qname(t)
+	past := b.now().Add(-time.Hour)
+	a := enqueue(t, b, q, backend.EnqueueParams{Priority: 0})
+	c := enqueue(t, b, q, backend.EnqueueParams{Priority: 5})
+	d := enqueue(t, b, q, backend.EnqueueParams{Priority: 0, RunAt: past})
+	e := enqueue(t, b, q, backend.EnqueueParams{Priority: -3})
+	f := enqueue(t, b, q, backend.EnqueueParams{Priority: 5})
+	g := enqueue(t, b, q, backend.EnqueueParams{Priority: 0, RunAt: past})
+	later := enqueue(t, b, q, backend.EnqueueParams{Priority: 9, Delay: time.Hour})
+	want := []string{c, f, d, g, a, e}
+	jobs, err := b.svc.Dequeue(ctx(t), q, backend.DequeueParams{Max: 4})
+	must(t, err)
+	jobs2, err := b.svc.Dequeue(ctx(t), q, backend.DequeueParams{Max: 100})
+	must(t, err)
+	if len(jobs) != 4 || len(jobs2) != 2 {
+		t.Fatalf("dequeue of 4 then 100 took %d and %d of 6 ready jobs", len(jobs), len(jobs2))
+	}
+	leases := map[string]bool{}
+	var got []string
+	for _, j := range append(jobs, jobs2...) {
+		got = append(got, j.ID)
+		if j.Lease == "" || leases[j.Lease] || j.Status != backend.StatusProcessing || j.Attempts != 1 {
+			t.Fatalf("claim %+v: every claim needs a lease of its own", j)
+		}
+		leases[j.Lease] = true
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("batch claim order\nwant %v\ngot  %v", want, got)
+	}
+	if more, err := b.svc.Dequeue(ctx(t), q, backend.DequeueParams{Max: 10}); err != nil || len(more) != 0 {
+		t.Fatalf("a job ahead of its runAt was claimed: %v %v (%s)", more, err, later)
+	}
+}
+
+// testPerItemOutcomes: in a batch, a stale lease or an unknown id is that
+// item's refusal; every other item is settled.
+func testPerItemOutcomes(t *testing.T, b *jq) {
+	q := qname(t)
+	ps := make([]backend.EnqueueParams, 100)
+	_, err := b.Enqueue(ctx(t), q, ps)
+	must(t, err)
+	jobs, err := b.svc.Dequeue(ctx(t), q, backend.DequeueParams{Max: 100, Lease: time.Minute})
+	must(t, err)
+	if len(jobs) != 100 {
+		t.Fatalf("claimed %d of 100", len(jobs))
+	}
+	refs := make([]backend.LeaseRef, len(jobs))
+	for i, j := range jobs {
+		refs[i] = backend.LeaseRef{ID: j.ID, Lease: j.Lease}
+	}
+	refs[37].Lease = jobs[36].Lease // a lease of another claim
+	refs[50].ID = "no-such-job"
+	outcomes, err := b.svc.Ack(ctx(t), refs)
+	must(t, err)
+	for i, o := range outcomes {
+		switch i {
+		case 37:
+			wantCode(t, o, backend.CodeConflict)
+		case 50:
+			wantCode(t, o, backend.CodeNotFound)
+		default:
+			if o != nil {
+				t.Fatalf("item %d: %v", i, o)
+			}
+		}
+	}
+	wantStatus(t, b, jobs[37].ID, backend.StatusProcessing)
+	wantStatus(t, b, jobs[50].ID, backend.StatusProcessing)
+	st, err := b.Stats(ctx(t), q)
+	must(t, err)
+	if st.Completed != 98 || st.Processing != 2 {
+		t.Fatalf("stats %+v, want 98 completed and 2 processing", st)
+	}
+
+	// The other settle-many calls answer per item the same way.
+	fails, err := b.svc.Fail(ctx(t), []backend.FailParams{
+		{ID: jobs[37].ID, Lease: jobs[37].Lease, Retry: true, Error: backend.JobError{Message: "again"}},
+		{ID: jobs[0].ID, Lease: jobs[0].Lease, Retry: true},
+	})
+	must(t, err)
+	if fails[0] != nil {
+		t.Fatal(fails[0])
+	}
+	wantCode(t, fails[1], backend.CodeConflict)
+	if j := wantStatus(t, b, jobs[37].ID, backend.StatusPending); j.LastError == nil || j.LastError.Name != "Error" || j.LastError.Message != "again" {
+		t.Fatalf("retried job %+v", j)
+	}
+	beats, err := b.svc.Heartbeat(ctx(t), []backend.HeartbeatParams{{ID: jobs[50].ID, Lease: jobs[50].Lease, Extend: time.Hour}, {ID: jobs[1].ID, Lease: jobs[1].Lease}})
+	must(t, err)
+	if beats[0] != nil {
+		t.Fatal(beats[0])
+	}
+	wantCode(t, beats[1], backend.CodeConflict)
+	rel, err := b.svc.Release(ctx(t), []backend.LeaseRef{{ID: jobs[50].ID, Lease: jobs[50].Lease}, {ID: jobs[2].ID, Lease: jobs[2].Lease}})
+	must(t, err)
+	if rel[0] != nil {
+		t.Fatal(rel[0])
+	}
+	wantCode(t, rel[1], backend.CodeConflict)
+	if j := wantStatus(t, b, jobs[50].ID, backend.StatusPending); j.Attempts != 0 {
+		t.Fatalf("released job %+v", j)
+	}
+	for _, bad := range [][]backend.LeaseRef{nil, make([]backend.LeaseRef, queue.MaxSettle+1), {{ID: "x"}}} {
+		_, err := b.svc.Ack(ctx(t), bad)
+		wantCode(t, err, backend.CodeInvalidArgument)
+	}
+}
+
+// testRepeatedIDs: one batch may name a job twice; the items apply in
+// order, as if sent one after the other.
+func testRepeatedIDs(t *testing.T, b *jq) {
+	q := qname(t)
+	id := enqueue(t, b, q, backend.EnqueueParams{})
+	j := dequeue(t, b, q, backend.DequeueParams{})
+	outcomes, err := b.svc.Ack(ctx(t), []backend.LeaseRef{{ID: id, Lease: j.Lease}, {ID: id, Lease: j.Lease}})
+	must(t, err)
+	if outcomes[0] != nil || outcomes[1] != nil {
+		t.Fatalf("an ack repeated in one batch: %v", outcomes)
+	}
+	id2 := enqueue(t, b, q, backend.EnqueueParams{})
+	j2 := dequeue(t, b, q, backend.DequeueParams{})
+	outcomes, err = b.svc.Release(ctx(t), []backend.LeaseRef{{ID: id2, Lease: j2.Lease}, {ID: id2, Lease: j2.Lease}})
+	must(t, err)
+	if outcomes[0] != nil {
+		t.Fatal(outcomes[0])
+	}
+	wantCode(t, outcomes[1], backend.CodeConflict)
+	if got := wantStatus(t, b, id2, backend.StatusPending); got.Attempts != 0 {
+		t.Fatalf("released twice in one batch: %+v", got)
+	}
+}
+
+// gatedStore holds every Claim until the test lets it go, so that a
+// dequeue's caller can leave while its claim runs.
+type gatedStore struct {
+	backend.JobStore
+	entered, proceed, claimed chan struct{}
+}
+
+func (g *gatedStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claimed, error) {
+	g.entered <- struct{}{}
+	<-g.proceed
+	defer close(g.claimed)
+	return g.JobStore.Claim(ctx, p)
+}
+
+func (g *gatedStore) Watch(func(string)) {}
+
+// testAbandonedClaim: a dequeue whose context ends while its claim runs (a
+// long poll cut by SIGTERM, a client gone) must not leave the job
+// processing with an attempt spent: the claim is released, and with
+// maxAttempts 1 the job is then delivered, not dead-lettered.
+func testAbandonedClaim(t *testing.T, b *jq) {
+	q := qname(t)
+	id := enqueue(t, b, q, backend.EnqueueParams{MaxAttempts: 1})
+	g := &gatedStore{JobStore: b.store, entered: make(chan struct{}), proceed: make(chan struct{}), claimed: make(chan struct{})}
+	gated := queue.New(queue.Config{Store: g, Clock: b.clock.Now})
+	c, cancel := context.WithCancel(ctx(t))
+	res := make(chan []*backend.Job, 1)
+	go func() {
+		jobs, err := gated.Dequeue(c, q, backend.DequeueParams{Wait: 10 * time.Second, Lease: time.Hour})
+		if err != nil {
+			t.Error(err)
+		}
+		res <- jobs
+	}()
+	<-g.entered
+	cancel()
+	if jobs := <-res; len(jobs) != 0 {
+		t.Fatalf("a dequeue that left got %v", jobs)
+	}
+	close(g.proceed) // the claim runs now, for nobody
+	<-g.claimed
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		j := getJob(t, b, id)
+		if j.Status == backend.StatusPending && j.Attempts == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the abandoned claim was not released: %+v", j)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	j := dequeue(t, b, q, backend.DequeueParams{})
+	if j == nil || j.ID != id || j.Attempts != 1 {
+		t.Fatalf("after the release the job went to %+v", j)
+	}
+	must(t, b.Acknowledge(ctx(t), id, j.Lease))
+}
+
+// testLongPollMany: a long poll for many returns as soon as some are ready.
+func testLongPollMany(t *testing.T, b *jq) {
+	q := qname(t)
+	res := make(chan []*backend.Job, 1)
+	go func() {
+		jobs, err := b.svc.Dequeue(ctx(t), q, backend.DequeueParams{Wait: 20 * time.Second, Max: 50})
+		if err != nil {
+			t.Error(err)
+		}
+		res <- jobs
+	}()
+	time.Sleep(50 * time.Millisecond)
+	_, err := b.Enqueue(ctx(t), q, []backend.EnqueueParams{{}, {}, {}})
+	must(t, err)
+	jobs := <-res
+	if len(jobs) < 1 || len(jobs) > 3 {
+		t.Fatalf("long poll for 50 got %d jobs", len(jobs))
+	}
+}
+
+// testConcurrentBatchWorkers: workers that claim and acknowledge in
+// batches complete every job exactly once.
+func testConcurrentBatchWorkers(t *testing.T, b *jq) {
+	q := qname(t)
+	const jobs, workers = 600, 6
+	ps := make([]backend.EnqueueParams, jobs)
+	for i := range ps {
+		ps[i].Priority = i % 4
+	}
+	ids, err := b.Enqueue(ctx(t), q, ps)
+	must(t, err)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				got, err := b.svc.Dequeue(ctx(t), q, backend.DequeueParams{Max: 1 + w*13, Lease: time.Minute})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				refs := make([]backend.LeaseRef, len(got))
+				mu.Lock()
+				for i, j := range got {
+					seen[j.ID]++
+					refs[i] = backend.LeaseRef{ID: j.ID, Lease: j.Lease}
+				}
+				mu.Unlock()
+				outcomes, err := b.svc.Ack(ctx(t), refs)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for _, o := range outcomes {
+					if o != nil {
+						t.Error(o)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
 	for _, id := range ids {
 		if seen[id] != 1 {
 			t.Fatalf("job %s delivered %d times", id, seen[id])

@@ -17,8 +17,8 @@ func TestRepository(t *testing.T) {
 }
 
 func TestJobQueue(t *testing.T) {
-	backendtest.RunJobQueue(t, func(t *testing.T) backend.JobQueueBackend {
-		b := memory.NewJobQueueBackend()
+	backendtest.RunJobQueue(t, func(t *testing.T) backend.JobStore {
+		b := memory.NewJobStore()
 		t.Cleanup(func() { b.Close() })
 		return b
 	})

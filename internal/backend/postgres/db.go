@@ -185,4 +185,4 @@ func (b *RepositoryBackend) PoolStats() (inUse, idle, max int) { return poolStat
 
 // PoolStats reports the queue pool's connections (for /metrics); the
 // LISTEN connection is outside it.
-func (b *JobQueueBackend) PoolStats() (inUse, idle, max int) { return poolStats(b.pool) }
+func (b *JobStore) PoolStats() (inUse, idle, max int) { return poolStats(b.pool) }

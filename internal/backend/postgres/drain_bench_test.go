@@ -17,10 +17,11 @@ import (
 // 5k jobs, to see whether it degrades as the drain goes on.
 func BenchmarkDrain(b *testing.B) {
 	ctx := context.Background()
-	q, err := OpenJobQueue(ctx, JobQueueConfig{Config: Config{URL: testutil.PostgresDB(b)}})
+	store, err := OpenJobStore(ctx, JobStoreConfig{Config: Config{URL: testutil.PostgresDB(b)}})
 	if err != nil {
 		b.Fatal(err)
 	}
+	q := testutil.NewJobs(store, nil)
 	defer q.Close()
 	const total = 20000
 	ps := make([]backend.EnqueueParams, 1000)
@@ -28,7 +29,7 @@ func BenchmarkDrain(b *testing.B) {
 		ps[i].Data = json.RawMessage(`{}`)
 	}
 	for i := 0; i < total; i += 1000 {
-		if _, err := q.Enqueue(ctx, "d", ps); err != nil {
+		if _, err := q.Add(ctx, "d", ps...); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -44,11 +45,11 @@ func BenchmarkDrain(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for {
-				j, err := q.Dequeue(ctx, "d", backend.DequeueParams{})
+				j, err := q.Take(ctx, "d", backend.DequeueParams{})
 				if err != nil || j == nil {
 					return
 				}
-				if err := q.Acknowledge(ctx, j.ID, j.Lease); err != nil {
+				if err := q.AckOne(ctx, j.ID, j.Lease); err != nil {
 					b.Error(err)
 					return
 				}

@@ -35,10 +35,11 @@ func TestLostConnectionIsUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer repo.Close()
-	jobs, err := postgres.OpenJobQueue(ctx, postgres.JobQueueConfig{Config: postgres.Config{URL: u.String()}, NoNotify: true})
+	store, err := postgres.OpenJobStore(ctx, postgres.JobStoreConfig{Config: postgres.Config{URL: u.String()}, NoNotify: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	jobs := testutil.NewJobs(store, nil)
 	defer jobs.Close()
 	coll := repo.Repository(testutil.Name(t, "c"))
 	queue := testutil.Name(t, "q")
@@ -54,7 +55,7 @@ func TestLostConnectionIsUnavailable(t *testing.T) {
 			return err
 		}},
 		{"enqueue", func(ctx context.Context) error {
-			_, err := jobs.Enqueue(ctx, queue, []backend.EnqueueParams{{Data: json.RawMessage(`{}`)}})
+			_, err := jobs.Add(ctx, queue, backend.EnqueueParams{Data: json.RawMessage(`{}`)})
 			return err
 		}},
 		{"dequeue", func(ctx context.Context) error {
@@ -62,6 +63,13 @@ func TestLostConnectionIsUnavailable(t *testing.T) {
 			return err
 		}},
 		{"stats", func(ctx context.Context) error { _, err := jobs.Stats(ctx, queue); return err }},
+		{"ack", func(ctx context.Context) error {
+			err := jobs.AckOne(ctx, "no-such-job", "x")
+			if backend.IsCode(err, backend.CodeNotFound) {
+				return nil
+			}
+			return err
+		}},
 	}
 	for _, reset := range []bool{false, true} {
 		for _, c := range calls {

@@ -86,7 +86,7 @@ func TestIndexesAreUsed(t *testing.T) {
 			}
 		}
 	}
-	plan := explain(t, b, claimSQL, "q", []string{"lease"}, int64(1000), 1)
+	plan := explain(t, b, claimSQL, nil, "q", "token", int64(1000), 1, `{}`)
 	if !strings.Contains(plan, "storaged_jobs_claim") {
 		t.Errorf("the claim does not walk storaged_jobs_claim:\n%s", plan)
 	}

@@ -20,9 +20,9 @@ func openRepo(t *testing.T, url string) *postgres.RepositoryBackend {
 	return b
 }
 
-func openQueue(t *testing.T, url string, noNotify bool) *postgres.JobQueueBackend {
+func openQueue(t *testing.T, url string, noNotify bool) *postgres.JobStore {
 	t.Helper()
-	b, err := postgres.OpenJobQueue(context.Background(), postgres.JobQueueConfig{Config: postgres.Config{URL: url}, NoNotify: noNotify})
+	b, err := postgres.OpenJobStore(context.Background(), postgres.JobStoreConfig{Config: postgres.Config{URL: url}, NoNotify: noNotify})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,12 +42,12 @@ func TestDifferentialAgainstMemory(t *testing.T) {
 
 func TestJobQueue(t *testing.T) {
 	url := testutil.PostgresDB(t)
-	backendtest.RunJobQueue(t, func(t *testing.T) backend.JobQueueBackend { return openQueue(t, url, false) })
+	backendtest.RunJobQueue(t, func(t *testing.T) backend.JobStore { return openQueue(t, url, false) })
 }
 
 // TestJobQueuePolling runs the suite with LISTEN/NOTIFY off, as behind a
 // transaction-mode pooler: long polls must still see every job.
 func TestJobQueuePolling(t *testing.T) {
 	url := testutil.PostgresDB(t)
-	backendtest.RunJobQueue(t, func(t *testing.T) backend.JobQueueBackend { return openQueue(t, url, true) })
+	backendtest.RunJobQueue(t, func(t *testing.T) backend.JobStore { return openQueue(t, url, true) })
 }

@@ -18,10 +18,11 @@ import (
 // adapter's own ceiling, without HTTP (make bench measures through it).
 func BenchmarkDrain(b *testing.B) {
 	ctx := context.Background()
-	q, err := redis.Open(ctx, redis.Config{URL: testutil.RedisURL(), Prefix: testutil.RedisPrefix(b)})
+	store, err := redis.Open(ctx, redis.Config{URL: testutil.RedisURL(), Prefix: testutil.RedisPrefix(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
+	q := testutil.NewJobs(store, nil)
 	defer q.Close()
 	const total = 20000
 	ps := make([]backend.EnqueueParams, 1000)
@@ -29,7 +30,7 @@ func BenchmarkDrain(b *testing.B) {
 		ps[i].Data = json.RawMessage(`{}`)
 	}
 	for i := 0; i < total; i += 1000 {
-		if _, err := q.Enqueue(ctx, "d", ps); err != nil {
+		if _, err := q.Add(ctx, "d", ps...); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -42,11 +43,11 @@ func BenchmarkDrain(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for {
-				j, err := q.Dequeue(ctx, "d", backend.DequeueParams{})
+				j, err := q.Take(ctx, "d", backend.DequeueParams{})
 				if err != nil || j == nil {
 					return
 				}
-				if err := q.Acknowledge(ctx, j.ID, j.Lease); err != nil {
+				if err := q.AckOne(ctx, j.ID, j.Lease); err != nil {
 					b.Error(err)
 					return
 				}

@@ -24,10 +24,11 @@ func TestLostConnectionIsUnavailable(t *testing.T) {
 	}
 	proxy := testutil.StartFaultProxy(t, u.Host)
 	u.Host = proxy.Addr
-	b, err := redis.Open(context.Background(), redis.Config{URL: u.String(), Prefix: testutil.RedisPrefix(t)})
+	store, err := redis.Open(context.Background(), redis.Config{URL: u.String(), Prefix: testutil.RedisPrefix(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	b := testutil.NewJobs(store, nil)
 	defer b.Close()
 	queue := testutil.Name(t, "q")
 	calls := []struct {
@@ -35,12 +36,19 @@ func TestLostConnectionIsUnavailable(t *testing.T) {
 		call func(ctx context.Context) error
 	}{
 		{"enqueue", func(ctx context.Context) error {
-			_, err := b.Enqueue(ctx, queue, []backend.EnqueueParams{{Data: json.RawMessage(`{}`)}})
+			_, err := b.Add(ctx, queue, backend.EnqueueParams{Data: json.RawMessage(`{}`)})
 			return err
 		}},
 		{"dequeue", func(ctx context.Context) error { _, err := b.Dequeue(ctx, queue, backend.DequeueParams{}); return err }},
 		{"stats", func(ctx context.Context) error { _, err := b.Stats(ctx, queue); return err }},
-		{"getJob", func(ctx context.Context) error { _, err := b.GetJob(ctx, "x"); return err }},
+		{"getJob", func(ctx context.Context) error { _, err := b.Get(ctx, "x"); return err }},
+		{"ack", func(ctx context.Context) error {
+			err := b.AckOne(ctx, "no-such-job", "x")
+			if backend.IsCode(err, backend.CodeNotFound) {
+				return nil
+			}
+			return err
+		}},
 	}
 	for _, reset := range []bool{false, true} {
 		for _, c := range calls {

@@ -1,4 +1,4 @@
-// Package redis is the job queue port on Redis (go-redis/v9). Every state
+// Package redis is the job store on Redis (go-redis/v9). Every state
 // change of a job is one Lua script (lua/*.lua), so it is atomic however
 // many daemons share the Redis: claims cannot hand one job to two workers,
 // and an acknowledgement, a failure and a lease expiry cannot interleave.
@@ -36,11 +36,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/storaged/storaged/internal/backend"
-	"github.com/storaged/storaged/internal/backend/wakeup"
-	"github.com/storaged/storaged/internal/batch"
 )
-
-var _ backend.JobQueueBackend = (*JobQueueBackend)(nil)
 
 // Config configures the backend.
 type Config struct {
@@ -70,55 +66,33 @@ func script(name string) *goredis.Script {
 }
 
 var (
-	enqueueScript   = script("enqueue")
-	dequeueScript   = script("dequeue")
-	ackScript       = script("ack")
-	failScript      = script("fail")
-	heartbeatScript = script("heartbeat")
-	cancelScript    = script("cancel")
-	retryScript     = script("retry")
-	releaseScript   = script("release")
-	deleteScript    = script("delete")
+	insertScript = script("insert")
+	claimScript  = script("claim")
+	settleScript = script("settle")
+	deleteScript = script("delete")
 )
 
 // deleteBatch bounds the jobs one purge or prune script deletes, so that
 // Redis, which runs one script at a time, never stalls for long.
 const deleteBatch = 500
 
-// JobQueueBackend is the Redis job queue.
-type JobQueueBackend struct {
-	// Concurrent dequeues of one queue (and lease length) share one
-	// script call, and concurrent acks another: Redis runs one script at a
-	// time, so fewer, bigger ones drain faster.
-	claims batch.Group[claimKey, struct{}, claimResult]
-	acks   batch.Batcher[ackReq, error]
+var _ backend.JobStore = (*JobStore)(nil)
 
-	rdb     *goredis.Client
-	prefix  string
-	poll    time.Duration
-	log     *slog.Logger
-	waiters wakeup.Set
-	closed  atomic.Bool
-	pubsub  *goredis.PubSub
-	wg      sync.WaitGroup
+// JobStore is the Redis job store: one script call per insert, claim or
+// settle, whatever the number of jobs in it.
+type JobStore struct {
+	rdb    *goredis.Client
+	prefix string
+	poll   time.Duration
+	log    *slog.Logger
+	closed atomic.Bool
+	pubsub *goredis.PubSub
+	wg     sync.WaitGroup
 }
 
-type claimKey struct {
-	queue string
-	lease time.Duration
-}
-
-// claimResult is one dequeue's share of a batch: a job, or how long until
-// the queue's next scheduled job or lease expiry (negative: none).
-type claimResult struct {
-	job  *backend.Job
-	next time.Duration
-}
-
-type ackReq struct{ id, lease string }
-
-// Open connects, checks that Redis answers and subscribes to wake-ups.
-func Open(ctx context.Context, cfg Config) (*JobQueueBackend, error) {
+// Open connects and checks that Redis answers; Watch subscribes to
+// wake-ups.
+func Open(ctx context.Context, cfg Config) (*JobStore, error) {
 	opts, err := goredis.ParseURL(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("not a Redis URL: %v", err)
@@ -141,299 +115,239 @@ func Open(ctx context.Context, cfg Config) (*JobQueueBackend, error) {
 		rdb.Close()
 		return nil, fmt.Errorf("Redis at %s does not answer: %v", opts.Addr, err)
 	}
-	b := &JobQueueBackend{rdb: rdb, prefix: cfg.Prefix, poll: cfg.PollInterval, log: cfg.Logger}
-	b.claims.Run = func(ctx context.Context, k claimKey, reqs []struct{}) ([]claimResult, error) {
-		return b.claimBatch(ctx, k.queue, k.lease, len(reqs))
-	}
-	b.claims.Abandoned = func(_ claimKey, _ struct{}, r claimResult) { backend.ReleaseAbandoned(b, r.job, b.log) }
-	b.acks.Run = b.ackBatch
+	b := &JobStore{rdb: rdb, prefix: cfg.Prefix, poll: cfg.PollInterval, log: cfg.Logger}
 	b.warnIfVolatile(pctx)
-	b.pubsub = rdb.Subscribe(ctx, b.prefix+":wake")
-	b.wg.Add(1)
-	go b.listen()
 	return b, nil
 }
 
 // warnIfVolatile logs when Redis would lose acknowledged enqueues on a
 // restart. CONFIG may be renamed away on managed Redis; then it says
 // nothing.
-func (b *JobQueueBackend) warnIfVolatile(ctx context.Context) {
+func (b *JobStore) warnIfVolatile(ctx context.Context) {
 	v, err := b.rdb.ConfigGet(ctx, "appendonly").Result()
 	if err == nil && v["appendonly"] == "no" {
 		b.log.Warn("Redis runs without appendonly: jobs enqueued since its last snapshot are lost if Redis restarts; set appendonly yes (and appendfsync always for every acknowledged enqueue)")
 	}
 }
 
-// listen wakes local long polls on every publish. go-redis resubscribes
-// after a reconnect; publishes sent meanwhile are lost, so each
-// (re)subscription wakes everyone.
-func (b *JobQueueBackend) listen() {
-	defer b.wg.Done()
-	for msg := range b.pubsub.ChannelWithSubscriptions() {
-		switch m := msg.(type) {
-		case *goredis.Message:
-			b.waiters.Wake(m.Payload)
-		case *goredis.Subscription:
-			b.waiters.WakeAll()
-		}
+// Watch implements backend.JobStore: it wakes local long polls on every
+// publish. go-redis resubscribes after a reconnect; publishes sent
+// meanwhile are lost, so each (re)subscription wakes everyone.
+func (b *JobStore) Watch(wake func(string)) {
+	if b.pubsub != nil {
+		return
 	}
-}
-
-func (b *JobQueueBackend) jobKey(id string) string { return b.prefix + ":job:" + id }
-
-// Enqueue implements backend.JobQueueBackend.
-func (b *JobQueueBackend) Enqueue(ctx context.Context, queue string, jobs []backend.EnqueueParams) ([]string, error) {
-	args := make([]any, 0, 2+10*len(jobs))
-	args = append(args, b.prefix, queue)
-	for i := range jobs {
-		p := &jobs[i]
-		if err := p.Validate(); err != nil {
-			return nil, err
-		}
-		runAt := ""
-		if !p.RunAt.IsZero() {
-			runAt = strconv.FormatInt(p.RunAt.UnixMilli(), 10)
-		}
-		args = append(args, backend.NewID(), []byte(p.Data), p.Priority, p.MaxAttempts,
-			string(p.Backoff.Type), p.Backoff.DelayMs, p.Backoff.MaxDelayMs, p.Key, runAt, p.Delay.Milliseconds())
-	}
-	res, err := enqueueScript.Run(ctx, b.rdb, nil, args...).StringSlice()
-	if err != nil {
-		return nil, translate(err)
-	}
-	b.waiters.Wake(queue)
-	return res, nil
-}
-
-// Dequeue implements backend.JobQueueBackend.
-func (b *JobQueueBackend) Dequeue(ctx context.Context, queue string, p backend.DequeueParams) (*backend.Job, error) {
-	if err := p.Validate(); err != nil {
-		return nil, err
-	}
-	return b.waiters.Poll(ctx, queue, wakeup.PollParams{Wait: p.Wait, MaxSleep: b.poll, Closed: b.closed.Load},
-		func() (*backend.Job, time.Duration, error) {
-			res, err := b.claims.Do(ctx, claimKey{queue, p.Lease}, struct{}{})
-			return res.job, res.next, translate(err)
-		})
-}
-
-// claimBatch claims up to n jobs in one script; the i-th request gets the
-// i-th job in claim order, or the wait until the next event.
-func (b *JobQueueBackend) claimBatch(ctx context.Context, queue string, lease time.Duration, n int) ([]claimResult, error) {
-	args := make([]any, 0, 3+n)
-	args = append(args, b.prefix, queue, lease.Milliseconds())
-	tokens := make([]string, n)
-	for i := range tokens {
-		tokens[i] = backend.NewLease()
-		args = append(args, tokens[i])
-	}
-	res, err := dequeueScript.Run(ctx, b.rdb, nil, args...).Slice()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]claimResult, n)
-	next, _ := res[0].(int64)
-	for i := range out {
-		out[i].next = time.Duration(next) * time.Millisecond
-		if i+1 < len(res) {
-			flat, _ := res[i+1].([]any)
-			j, err := parseJob(flat)
-			if err != nil {
-				return nil, err
+	b.pubsub = b.rdb.Subscribe(context.Background(), b.prefix+":wake")
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		for msg := range b.pubsub.ChannelWithSubscriptions() {
+			switch m := msg.(type) {
+			case *goredis.Message:
+				wake(m.Payload)
+			case *goredis.Subscription:
+				wake("")
 			}
-			j.Lease = tokens[i]
-			out[i].job = j
 		}
+	}()
+}
+
+// PollInterval implements backend.JobStore: a publish lost in a reconnect
+// costs at most this long.
+func (b *JobStore) PollInterval() time.Duration { return b.poll }
+
+func (b *JobStore) jobKey(id string) string { return b.prefix + ":job:" + id }
+
+// nowArg is the time argument of every script: ” for Redis's clock.
+func nowArg(now time.Time) string {
+	if now.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(now.UnixMilli(), 10)
+}
+
+// Insert implements backend.JobStore.
+func (b *JobStore) Insert(ctx context.Context, p backend.InsertParams) ([]backend.Inserted, error) {
+	args := make([]any, 0, 3+10*len(p.Jobs))
+	args = append(args, b.prefix, nowArg(p.Now), p.Queue)
+	for _, j := range p.Jobs {
+		runAt := ""
+		if !j.RunAt.IsZero() {
+			runAt = strconv.FormatInt(j.RunAt.UnixMilli(), 10)
+		}
+		args = append(args, j.ID, []byte(j.Data), j.Priority, j.MaxAttempts,
+			string(j.Backoff.Type), j.Backoff.DelayMs, j.Backoff.MaxDelayMs, j.Key, runAt, j.Delay.Milliseconds())
+	}
+	res, err := insertScript.Run(ctx, b.rdb, nil, args...).StringSlice()
+	if err != nil {
+		return nil, translate(err)
+	}
+	out := make([]backend.Inserted, len(p.Jobs))
+	for i := range out {
+		out[i] = backend.Inserted{ID: res[2*i], Deduplicated: res[2*i+1] == "1"}
 	}
 	return out, nil
 }
 
-// Acknowledge implements backend.JobQueueBackend.
-func (b *JobQueueBackend) Acknowledge(ctx context.Context, id, lease string) error {
-	err, berr := b.acks.Do(ctx, ackReq{id, lease})
-	if berr != nil {
-		return translate(berr)
-	}
-	return err
-}
-
-func (b *JobQueueBackend) ackBatch(ctx context.Context, reqs []ackReq) ([]error, error) {
-	args := make([]any, 0, 1+2*len(reqs))
-	args = append(args, b.prefix)
-	for _, r := range reqs {
-		args = append(args, r.id, r.lease)
-	}
-	words, err := ackScript.Run(ctx, b.rdb, nil, args...).StringSlice()
+// Claim implements backend.JobStore.
+func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claimed, error) {
+	var out backend.Claimed
+	expired, _ := json.Marshal(p.Expired)
+	res, err := claimScript.Run(ctx, b.rdb, nil, b.prefix, nowArg(p.Now), p.Queue, p.Lease.Milliseconds(), p.Token, p.Max, expired).Slice()
 	if err != nil {
-		return nil, err
+		return out, translate(err)
 	}
-	out := make([]error, len(reqs))
-	for i, r := range reqs {
-		out[i] = answer(words[i], r.id)
+	if next, _ := res[0].(int64); next > 0 {
+		out.Next = time.Duration(next) * time.Millisecond
 	}
-	return out, nil
-}
-
-// Fail implements backend.JobQueueBackend.
-func (b *JobQueueBackend) Fail(ctx context.Context, p backend.FailParams) error {
-	lastErr, err := json.Marshal(p.Error)
-	if err != nil {
-		return backend.Errorf(backend.CodeInvalidArgument, "error: %v", err)
-	}
-	retry, delay := "0", int64(0)
-	if p.Retry {
-		// The delay is backend.Backoff's, computed here so that the retry
-		// schedule is written once; the script refuses a stale lease, so
-		// the attempts read here are those of the claim being failed.
-		f, err := b.rdb.HMGet(ctx, b.jobKey(p.ID), "attempts", "backoffType", "backoffDelayMs", "backoffMaxDelayMs").Result()
+	for _, r := range res[1:] {
+		flat, _ := r.([]any)
+		j, err := parseJob(flat)
 		if err != nil {
-			return translate(err)
+			return out, err
 		}
-		attempts := atoi(f[0])
-		bo := backend.Backoff{Type: backend.BackoffType(str(f[1])), DelayMs: int64(atoi(f[2])), MaxDelayMs: int64(atoi(f[3]))}
-		retry, delay = "1", bo.Delay(attempts).Milliseconds()
+		out.Jobs = append(out.Jobs, j)
 	}
-	return b.change(ctx, failScript, p.ID, b.prefix, p.ID, p.Lease, retry, lastErr, delay)
+	return out, nil
 }
 
-// Heartbeat implements backend.JobQueueBackend.
-func (b *JobQueueBackend) Heartbeat(ctx context.Context, p backend.HeartbeatParams) error {
-	return b.change(ctx, heartbeatScript, p.ID, b.prefix, p.ID, p.Lease, p.Extend.Milliseconds())
+var kindWords = map[backend.SettleKind]string{
+	backend.Complete: "complete", backend.Retry: "retry", backend.Fail: "fail", backend.Extend: "extend",
+	backend.Release: "release", backend.Cancel: "cancel", backend.Revive: "revive",
 }
 
-// Release implements backend.JobQueueBackend.
-func (b *JobQueueBackend) Release(ctx context.Context, id, lease string) error {
-	return b.change(ctx, releaseScript, id, b.prefix, id, lease)
-}
-
-// Cancel implements backend.JobQueueBackend.
-func (b *JobQueueBackend) Cancel(ctx context.Context, id string) error {
-	return b.change(ctx, cancelScript, id, b.prefix, id)
-}
-
-// RetryFailed implements backend.JobQueueBackend.
-func (b *JobQueueBackend) RetryFailed(ctx context.Context, id string) error {
-	return b.change(ctx, retryScript, id, b.prefix, id)
-}
-
-// change runs a script that answers "ok" or an error word (lua/prelude.lua,
-// claimed).
-func (b *JobQueueBackend) change(ctx context.Context, s *goredis.Script, id string, args ...any) error {
-	word, err := s.Run(ctx, b.rdb, nil, args...).Text()
-	if err != nil {
-		return translate(err)
+// Settle implements backend.JobStore: every change in one script call.
+func (b *JobStore) Settle(ctx context.Context, p backend.SettleParams) ([]backend.Settled, error) {
+	args := make([]any, 0, 2+5*len(p.Items))
+	args = append(args, b.prefix, nowArg(p.Now))
+	for _, it := range p.Items {
+		word, ok := kindWords[it.Kind]
+		if !ok {
+			return nil, backend.Errorf(backend.CodeInternal, "redis: unknown change %d", it.Kind)
+		}
+		errText := ""
+		if it.Error != nil {
+			e, _ := json.Marshal(it.Error)
+			errText = string(e)
+		}
+		args = append(args, word, it.ID, it.Lease, it.Delay.Milliseconds(), errText)
 	}
-	return answer(word, id)
-}
-
-// answer turns a script's answer about job id into the port's error.
-func answer(word, id string) error {
-	switch {
-	case word == "ok":
-		return nil
-	case word == "not_found":
-		return backend.Errorf(backend.CodeNotFound, "no job with id %q", id)
-	case word == "stale":
-		return backend.Errorf(backend.CodeConflict, "lease is stale: job %q was claimed again", id)
-	case strings.HasPrefix(word, "status:"):
-		return backend.Errorf(backend.CodeConflict, "job %q is %s", id, strings.TrimPrefix(word, "status:"))
-	case strings.HasPrefix(word, "key:"):
-		return backend.Errorf(backend.CodeConflict, "job %q holds the key of job %q now", strings.TrimPrefix(word, "key:"), id)
-	}
-	return backend.Errorf(backend.CodeInternal, "redis: unexpected script answer %q", word)
-}
-
-// GetJob implements backend.JobQueueBackend.
-func (b *JobQueueBackend) GetJob(ctx context.Context, id string) (*backend.Job, error) {
-	res, err := b.rdb.HGetAll(ctx, b.jobKey(id)).Result()
+	res, err := settleScript.Run(ctx, b.rdb, nil, args...).Slice()
 	if err != nil {
 		return nil, translate(err)
 	}
-	if len(res) == 0 {
-		return nil, nil
+	out := make([]backend.Settled, len(p.Items))
+	for i, r := range res {
+		a, _ := r.([]any)
+		word := str(a[0])
+		switch word {
+		case "ok":
+			out[i] = backend.Settled{Applied: true, Found: true, Queue: str(a[1])}
+		case "nf":
+		case "no":
+			out[i] = backend.Settled{Found: true, Queue: str(a[1]), Status: backend.JobStatus(str(a[2])), Lease: str(a[3]), KeyHolder: str(a[4])}
+		default:
+			return nil, backend.Errorf(backend.CodeInternal, "redis: unexpected settle answer %q", word)
+		}
 	}
-	return jobFromMap(res)
+	return out, nil
 }
 
-// Stats implements backend.JobQueueBackend.
-func (b *JobQueueBackend) Stats(ctx context.Context, queue string) (backend.QueueStats, error) {
-	s := backend.QueueStats{Queue: queue}
-	res, err := b.rdb.HGetAll(ctx, b.prefix+":q:"+queue+":counts").Result()
-	if err != nil {
-		return s, translate(err)
-	}
-	for status, v := range res {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		s.Add(backend.JobStatus(status), n)
-	}
-	return s, nil
-}
-
-// ListFailed implements backend.JobQueueBackend. The page is read in one
-// pipeline, not one script: a job retried meanwhile is left out.
-func (b *JobQueueBackend) ListFailed(ctx context.Context, queue string, p backend.ListParams) ([]*backend.Job, error) {
-	if err := p.Validate(); err != nil {
-		return nil, err
-	}
-	ids, err := b.rdb.ZRevRange(ctx, b.prefix+":q:"+queue+":failed", int64(p.Offset), int64(p.Offset+p.Limit-1)).Result()
-	if err != nil {
-		return nil, translate(err)
-	}
+// Get implements backend.JobStore: one pipeline for every id.
+func (b *JobStore) Get(ctx context.Context, ids []string) ([]*backend.Job, error) {
 	pipe := b.rdb.Pipeline()
 	cmds := make([]*goredis.MapStringStringCmd, len(ids))
 	for i, id := range ids {
 		cmds[i] = pipe.HGetAll(ctx, b.jobKey(id))
 	}
-	if len(ids) > 0 {
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, translate(err)
-		}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, translate(err)
 	}
-	out := make([]*backend.Job, 0, len(ids))
-	for _, c := range cmds {
-		m := c.Val()
-		if len(m) == 0 || m["status"] != string(backend.StatusFailed) {
-			continue
+	out := make([]*backend.Job, len(ids))
+	for i, c := range cmds {
+		if m := c.Val(); len(m) > 0 {
+			j, err := jobFromMap(m)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = j
 		}
-		j, err := jobFromMap(m)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
 	}
 	return out, nil
 }
 
-// PurgeFailed implements backend.JobQueueBackend.
-func (b *JobQueueBackend) PurgeFailed(ctx context.Context, queue string) (int, error) {
-	return b.deleteFinished(ctx, []any{queue, string(backend.StatusFailed), "+inf"})
+// Stats implements backend.JobStore: the counts of every queue in one
+// pipeline.
+func (b *JobStore) Stats(ctx context.Context, queues []string) ([]backend.QueueStats, error) {
+	pipe := b.rdb.Pipeline()
+	cmds := make([]*goredis.MapStringStringCmd, len(queues))
+	for i, q := range queues {
+		cmds[i] = pipe.HGetAll(ctx, b.prefix+":q:"+q+":counts")
+	}
+	if len(queues) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, translate(err)
+		}
+	}
+	out := make([]backend.QueueStats, len(queues))
+	for i, c := range cmds {
+		out[i].Queue = queues[i]
+		for status, v := range c.Val() {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			out[i].Add(backend.JobStatus(status), n)
+		}
+	}
+	return out, nil
 }
 
-// Prune implements backend.JobQueueBackend.
-func (b *JobQueueBackend) Prune(ctx context.Context, p backend.PruneParams) (int, error) {
-	queues, err := b.rdb.SMembers(ctx, b.prefix+":queues").Result()
+// ListFailed implements backend.JobStore. The page is read in one
+// pipeline, not one script: a job retried meanwhile is left out.
+func (b *JobStore) ListFailed(ctx context.Context, queue string, p backend.ListParams) ([]*backend.Job, error) {
+	ids, err := b.rdb.ZRevRange(ctx, b.prefix+":q:"+queue+":failed", int64(p.Offset), int64(p.Offset+p.Limit-1)).Result()
 	if err != nil {
-		return 0, translate(err)
+		return nil, translate(err)
+	}
+	jobs := []*backend.Job{}
+	if len(ids) == 0 {
+		return jobs, nil
+	}
+	got, err := b.Get(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range got {
+		if j != nil && j.Status == backend.StatusFailed {
+			jobs = append(jobs, j)
+		}
+	}
+	return jobs, nil
+}
+
+// DeleteFinished implements backend.JobStore.
+func (b *JobStore) DeleteFinished(ctx context.Context, p backend.DeleteParams) (int, error) {
+	queues := []string{p.Queue}
+	if p.Queue == "" {
+		var err error
+		if queues, err = b.rdb.SMembers(ctx, b.prefix+":queues").Result(); err != nil {
+			return 0, translate(err)
+		}
+	}
+	cutoff := "+inf"
+	if !p.Before.IsZero() {
+		cutoff = strconv.FormatInt(p.Before.UnixMilli(), 10)
 	}
 	var sets []any
 	for _, q := range queues {
-		done, failed := p.CompletedBefore.UnixMilli(), p.FailedBefore.UnixMilli()
-		sets = append(sets,
-			q, string(backend.StatusCompleted), done,
-			q, string(backend.StatusCancelled), done,
-			q, string(backend.StatusFailed), failed)
+		for _, s := range p.Statuses {
+			sets = append(sets, q, string(s), cutoff)
+		}
 	}
 	if len(sets) == 0 {
 		return 0, nil
 	}
-	return b.deleteFinished(ctx, sets)
-}
-
-// deleteFinished runs delete.lua until it deletes nothing more.
-func (b *JobQueueBackend) deleteFinished(ctx context.Context, sets []any) (int, error) {
 	total := 0
 	for {
-		n, err := deleteScript.Run(ctx, b.rdb, nil, append([]any{b.prefix, deleteBatch}, sets...)...).Int()
+		n, err := deleteScript.Run(ctx, b.rdb, nil, append([]any{b.prefix, "", deleteBatch}, sets...)...).Int()
 		if err != nil {
 			return total, translate(err)
 		}
@@ -444,29 +358,29 @@ func (b *JobQueueBackend) deleteFinished(ctx context.Context, sets []any) (int, 
 	}
 }
 
-// Ping implements backend.JobQueueBackend.
-func (b *JobQueueBackend) Ping(ctx context.Context) error {
+// Ping implements backend.JobStore.
+func (b *JobStore) Ping(ctx context.Context) error {
 	if b.closed.Load() {
-		return backend.Errorf(backend.CodeUnavailable, "backend is closed")
+		return backend.Errorf(backend.CodeUnavailable, "the job store is closed")
 	}
 	return translate(b.rdb.Ping(ctx).Err())
 }
 
-// Close implements backend.JobQueueBackend; waiting dequeues return.
-func (b *JobQueueBackend) Close() error {
+// Close implements backend.JobStore.
+func (b *JobStore) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
-	b.waiters.WakeAll()
-	err := b.pubsub.Close()
+	var err error
+	if b.pubsub != nil {
+		err = b.pubsub.Close()
+	}
 	b.wg.Wait()
 	return errors.Join(err, b.rdb.Close())
 }
 
-// str and atoi read HMGET answers (nil for a missing field or job).
+// str reads a string out of a script's answer (nil for a missing value).
 func str(v any) string { s, _ := v.(string); return s }
-
-func atoi(v any) int { n, _ := strconv.Atoi(str(v)); return n }
 
 // parseJob reads the flat field/value list HGETALL returns in a script.
 func parseJob(flat []any) (*backend.Job, error) {
@@ -528,6 +442,7 @@ func jobFromMap(m map[string]string) (*backend.Job, error) {
 		StartedAt:      at("startedAt"),
 		FinishedAt:     at("finishedAt"),
 		LeaseExpiresAt: at("leaseExpiresAt"),
+		Lease:          m["lease"],
 	}
 	if e := m["lastError"]; e != "" {
 		j.LastError = &backend.JobError{}

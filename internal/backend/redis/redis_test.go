@@ -12,7 +12,7 @@ import (
 	"github.com/storaged/storaged/internal/testutil"
 )
 
-func open(t *testing.T, prefix string) *redis.JobQueueBackend {
+func open(t *testing.T, prefix string) *redis.JobStore {
 	t.Helper()
 	b, err := redis.Open(context.Background(), redis.Config{URL: testutil.RedisURL(), Prefix: prefix})
 	if err != nil {
@@ -24,7 +24,7 @@ func open(t *testing.T, prefix string) *redis.JobQueueBackend {
 
 func TestJobQueue(t *testing.T) {
 	prefix := testutil.RedisPrefix(t)
-	backendtest.RunJobQueue(t, func(t *testing.T) backend.JobQueueBackend { return open(t, prefix) })
+	backendtest.RunJobQueue(t, func(t *testing.T) backend.JobStore { return open(t, prefix) })
 }
 
 // TestTwoClientsShareQueues is two daemons on one Redis: each job is
@@ -32,13 +32,13 @@ func TestJobQueue(t *testing.T) {
 // on the other through the wake channel.
 func TestTwoClientsShareQueues(t *testing.T) {
 	prefix := testutil.RedisPrefix(t)
-	a, b := open(t, prefix), open(t, prefix)
+	a, b := testutil.NewJobs(open(t, prefix), nil), testutil.NewJobs(open(t, prefix), nil)
 	ctx := context.Background()
 	q := testutil.Name(t, "q")
 
 	got := make(chan *backend.Job, 1)
 	go func() {
-		j, err := b.Dequeue(ctx, q, backend.DequeueParams{Wait: 10 * time.Second})
+		j, err := b.Take(ctx, q, backend.DequeueParams{Wait: 10 * time.Second})
 		if err != nil {
 			t.Error(err)
 		}
@@ -46,7 +46,7 @@ func TestTwoClientsShareQueues(t *testing.T) {
 	}()
 	time.Sleep(100 * time.Millisecond) // let the long poll find the queue empty
 	start := time.Now()
-	ids, err := a.Enqueue(ctx, q, []backend.EnqueueParams{{}})
+	ids, err := a.Add(ctx, q, backend.EnqueueParams{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,13 +58,13 @@ func TestTwoClientsShareQueues(t *testing.T) {
 	if d := time.Since(start); d > 900*time.Millisecond {
 		t.Fatalf("woken after %v: the publish did not reach the other client", d)
 	}
-	if err := b.Acknowledge(ctx, j.ID, j.Lease); err != nil {
+	if err := b.AckOne(ctx, j.ID, j.Lease); err != nil {
 		t.Fatal(err)
 	}
 
 	const n = 2000
 	params := make([]backend.EnqueueParams, n)
-	if _, err := a.Enqueue(ctx, q, params); err != nil {
+	if _, err := a.Add(ctx, q, params...); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
@@ -79,7 +79,7 @@ func TestTwoClientsShareQueues(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				j, err := c.Dequeue(ctx, q, backend.DequeueParams{})
+				j, err := c.Take(ctx, q, backend.DequeueParams{})
 				if err != nil {
 					t.Error(err)
 					return
@@ -90,7 +90,7 @@ func TestTwoClientsShareQueues(t *testing.T) {
 				mu.Lock()
 				seen[j.ID]++
 				mu.Unlock()
-				if err := c.Acknowledge(ctx, j.ID, j.Lease); err != nil {
+				if err := c.AckOne(ctx, j.ID, j.Lease); err != nil {
 					t.Error(err)
 					return
 				}
@@ -106,7 +106,7 @@ func TestTwoClientsShareQueues(t *testing.T) {
 			t.Fatalf("job %s claimed %d times", id, c)
 		}
 	}
-	st, err := a.Stats(ctx, q)
+	st, err := a.StatsOf(ctx, q)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/storaged/storaged/internal/backend"
+	"github.com/storaged/storaged/internal/testutil"
 )
 
 // BenchmarkClaimAck measures one dequeue plus acknowledge on a deep queue.
@@ -17,24 +18,24 @@ func BenchmarkClaimAck(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	q := NewJobQueueBackend(db)
+	q := testutil.NewJobs(NewJobStore(db), nil)
 	defer q.Close()
 	ps := make([]backend.EnqueueParams, 1000)
 	for i := range ps {
 		ps[i].Data = json.RawMessage(`{"i":1}`)
 	}
 	for n := 0; n < b.N; n += 1000 {
-		if _, err := q.Enqueue(ctx, "q", ps); err != nil {
+		if _, err := q.Add(ctx, "q", ps...); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		j, err := q.Dequeue(ctx, "q", backend.DequeueParams{})
+		j, err := q.Take(ctx, "q", backend.DequeueParams{})
 		if err != nil || j == nil {
 			b.Fatal(err)
 		}
-		if err := q.Acknowledge(ctx, j.ID, j.Lease); err != nil {
+		if err := q.AckOne(ctx, j.ID, j.Lease); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -130,6 +130,14 @@ func (db *DB) queryRow(ctx context.Context, pool *sql.DB, tx *sql.Tx, q string, 
 	return s.QueryRowContext(ctx, args...)
 }
 
+// queryTx runs fixed SQL returning rows in a writer transaction.
+func (db *DB) queryTx(ctx context.Context, tx *sql.Tx, q string, args ...any) (*sql.Rows, error) {
+	if s := db.cached(db.writer, q); s != nil {
+		return tx.StmtContext(ctx, s).QueryContext(ctx, args...)
+	}
+	return tx.QueryContext(ctx, q, args...)
+}
+
 var (
 	openMu sync.Mutex
 	open   = map[string]*DB{}
@@ -361,4 +369,4 @@ func (db *DB) PoolStats() (inUse, idle, max int) {
 func (b *RepositoryBackend) PoolStats() (inUse, idle, max int) { return b.db.PoolStats() }
 
 // PoolStats implements handlers.PoolStater.
-func (b *JobQueueBackend) PoolStats() (inUse, idle, max int) { return b.db.PoolStats() }
+func (b *JobStore) PoolStats() (inUse, idle, max int) { return b.db.PoolStats() }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/storaged/storaged/internal/backend"
+	"github.com/storaged/storaged/internal/testutil"
 )
 
 // TestDiskFull fills the database (max_page_count stands in for a full
@@ -21,7 +22,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	defer db.Close()
 	r := NewRepositoryBackend(db).Repository("c")
-	q := NewJobQueueBackend(db)
+	q := testutil.NewJobs(NewJobStore(db), nil)
 	var pages int
 	db.writer.QueryRow("PRAGMA page_count").Scan(&pages)
 	if _, err := db.writer.Exec("PRAGMA max_page_count = " + strconv.Itoa(pages+40)); err != nil {
@@ -45,7 +46,7 @@ func TestDiskFull(t *testing.T) {
 	if !backend.IsCode(fullErr, backend.CodeUnavailable) || !strings.Contains(fullErr.Error(), "full") {
 		t.Fatalf("a full disk gave %v", fullErr)
 	}
-	_, err = q.Enqueue(ctx, "q", []backend.EnqueueParams{{Data: []byte(`"` + big + `"`)}})
+	_, err = q.Add(ctx, "q", []backend.EnqueueParams{{Data: []byte(`"` + big + `"`)}}...)
 	if !backend.IsCode(err, backend.CodeUnavailable) {
 		t.Fatalf("enqueue on a full disk: %v", err)
 	}

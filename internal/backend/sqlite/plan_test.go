@@ -12,6 +12,7 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/storaged/storaged/internal/backend"
+	"github.com/storaged/storaged/internal/testutil"
 )
 
 func explain(t *testing.T, db *DB, sqlText string, args ...any) string {
@@ -103,18 +104,18 @@ func TestJobsSurviveRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := NewJobQueueBackend(db)
-	ids, err := q.Enqueue(ctx, "q", []backend.EnqueueParams{
+	q := testutil.NewJobs(NewJobStore(db), nil)
+	ids, err := q.Add(ctx, "q", []backend.EnqueueParams{
 		{Data: json.RawMessage(`{"n":1}`), Priority: 2},
 		{Data: json.RawMessage(`{"n":2}`), Priority: 1, Backoff: backend.Backoff{Type: backend.BackoffFixed, DelayMs: 0}},
 		{Data: json.RawMessage(`{"n":3}`), Delay: time.Hour, Key: "later"},
-	})
+	}...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	claimed, _ := q.Dequeue(ctx, "q", backend.DequeueParams{Lease: 200 * time.Millisecond})
-	retried, _ := q.Dequeue(ctx, "q", backend.DequeueParams{})
-	if err := q.Fail(ctx, backend.FailParams{ID: retried.ID, Lease: retried.Lease, Retry: true, Error: backend.JobError{Name: "E", Message: "m"}}); err != nil {
+	claimed, _ := q.Take(ctx, "q", backend.DequeueParams{Lease: 200 * time.Millisecond})
+	retried, _ := q.Take(ctx, "q", backend.DequeueParams{})
+	if err := q.FailOne(ctx, backend.FailParams{ID: retried.ID, Lease: retried.Lease, Retry: true, Error: backend.JobError{Name: "E", Message: "m"}}); err != nil {
 		t.Fatal(err)
 	}
 	q.Close()
@@ -123,24 +124,24 @@ func TestJobsSurviveRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q = NewJobQueueBackend(db)
+	q = testutil.NewJobs(NewJobStore(db), nil)
 	defer q.Close()
-	if j, _ := q.GetJob(ctx, ids[0]); j.Status != backend.StatusProcessing || j.LeaseExpiresAt == nil {
+	if j, _ := q.Get(ctx, ids[0]); j.Status != backend.StatusProcessing || j.LeaseExpiresAt == nil {
 		t.Fatalf("claim lost in restart: %+v", j)
 	}
-	if j, _ := q.GetJob(ctx, ids[1]); j.Status != backend.StatusPending || j.Attempts != 1 || j.LastError == nil || j.LastError.Message != "m" {
+	if j, _ := q.Get(ctx, ids[1]); j.Status != backend.StatusPending || j.Attempts != 1 || j.LastError == nil || j.LastError.Message != "m" {
 		t.Fatalf("retry lost in restart: %+v", j)
 	}
-	if again, _ := q.Enqueue(ctx, "q", []backend.EnqueueParams{{Key: "later"}}); again[0] != ids[2] {
+	if again, _ := q.Add(ctx, "q", backend.EnqueueParams{Key: "later"}); again[0] != ids[2] {
 		t.Fatal("dedupe key lost in restart")
 	}
 	time.Sleep(250 * time.Millisecond)
-	first, _ := q.Dequeue(ctx, "q", backend.DequeueParams{})
-	second, _ := q.Dequeue(ctx, "q", backend.DequeueParams{})
+	first, _ := q.Take(ctx, "q", backend.DequeueParams{})
+	second, _ := q.Take(ctx, "q", backend.DequeueParams{})
 	if first == nil || first.ID != claimed.ID || first.Attempts != 2 || second == nil || second.ID != ids[1] {
 		t.Fatalf("after restart: got %+v then %+v", first, second)
 	}
-	if err := q.Acknowledge(ctx, claimed.ID, claimed.Lease); !backend.IsCode(err, backend.CodeConflict) {
+	if err := q.AckOne(ctx, claimed.ID, claimed.Lease); !backend.IsCode(err, backend.CodeConflict) {
 		t.Fatalf("the pre-restart lease still acknowledges: %v", err)
 	}
 }

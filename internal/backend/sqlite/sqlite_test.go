@@ -36,8 +36,8 @@ func TestRepositoryInMemory(t *testing.T) {
 }
 
 func TestJobQueue(t *testing.T) {
-	backendtest.RunJobQueue(t, func(t *testing.T) backend.JobQueueBackend {
-		b := sqlite.NewJobQueueBackend(openDB(t, filepath.Join(t.TempDir(), "j.db")))
+	backendtest.RunJobQueue(t, func(t *testing.T) backend.JobStore {
+		b := sqlite.NewJobStore(openDB(t, filepath.Join(t.TempDir(), "j.db")))
 		t.Cleanup(func() { b.Close() })
 		return b
 	})

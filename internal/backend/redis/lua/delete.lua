@@ -1,9 +1,9 @@
--- ARGV: prefix, limit, then triples: queue, status, cutoff ms ('+inf' for
--- all). Deletes up to limit finished jobs of each (queue, status) that
--- finished before the cutoff. Returns how many it deleted.
-local limit = tonumber(ARGV[2])
+-- ARGV: prefix, now (unused), limit, then triples: queue, status, cutoff ms
+-- ('+inf' for all). Deletes up to limit finished jobs of each (queue,
+-- status) that finished before the cutoff. Returns how many it deleted.
+local limit = tonumber(ARGV[3])
 local n = 0
-for i = 3, #ARGV, 3 do
+for i = 4, #ARGV, 3 do
   local q, status, cutoff = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local set = qkey(q, status)
   if cutoff ~= '+inf' then cutoff = '(' .. cutoff end

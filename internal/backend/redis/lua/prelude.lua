@@ -1,14 +1,17 @@
--- Shared by every script (joined in front of each by scripts.go).
--- ARGV[1] is always the key prefix. Job hashes live at <prefix>:job:<id>;
--- each queue has sorted sets and hashes at <prefix>:q:<queue>:<part>.
--- Times are milliseconds since the epoch, taken from Redis's own clock so
--- that every daemon sharing this Redis agrees on "now".
+-- Shared by every script (joined in front of each by redis.go).
+-- ARGV[1] is always the key prefix and ARGV[2] the time of the call in
+-- milliseconds since the epoch, or '' for Redis's own clock, so that every
+-- daemon sharing this Redis agrees on "now" (tests pass a clock of their
+-- own). Job hashes live at <prefix>:job:<id>; each queue has sorted sets
+-- and hashes at <prefix>:q:<queue>:<part>.
 local P = ARGV[1]
+local NOW = ARGV[2]
 
 local function qkey(q, part) return P .. ':q:' .. q .. ':' .. part end
 local function jkey(id) return P .. ':job:' .. id end
 
 local function now_ms()
+  if NOW ~= '' then return tonumber(NOW) end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
@@ -22,10 +25,12 @@ local function ready_member(run_at, id)
   return string.format('%015d', tonumber(run_at) + year0) .. ':' .. id
 end
 
-local function count(q, from, to)
+-- count moves n jobs (default 1) from one status count to another.
+local function count(q, from, to, n)
+  n = n or 1
   local c = qkey(q, 'counts')
-  if from then redis.call('HINCRBY', c, from, -1) end
-  if to then redis.call('HINCRBY', c, to, 1) end
+  if from then redis.call('HINCRBY', c, from, -n) end
+  if to then redis.call('HINCRBY', c, to, n) end
 end
 
 local function wake(q) redis.call('PUBLISH', P .. ':wake', q) end
@@ -48,15 +53,4 @@ local function finish(id, q, from, run_at, key, status, now)
     redis.call('HDEL', qkey(q, 'keys'), key)
   end
   count(q, from, status)
-end
-
--- claimed checks that id is processing under lease; it returns the job's
--- fields, or nil and the error word the Go side turns into an Error. f,
--- if given, is what HMGET of those five fields already returned.
-local function claimed(id, lease, f)
-  f = f or redis.call('HMGET', jkey(id), 'status', 'lease', 'queue', 'runAt', 'key')
-  if not f[1] then return nil, 'not_found' end
-  if f[1] ~= 'processing' then return nil, 'status:' .. f[1] end
-  if f[2] ~= lease then return nil, 'stale' end
-  return {status = f[1], queue = f[3], runAt = f[4], key = f[5] or ''}
 end

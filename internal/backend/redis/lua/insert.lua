@@ -1,18 +1,20 @@
--- ARGV: prefix, queue, then 10 per job: id, data, priority, maxAttempts,
--- backoffType, backoffDelayMs, backoffMaxDelayMs, key, runAt ('' if
--- none), delayMs. Returns the ids in order; a key held by a pending or
--- processing job returns that job's id.
-local q = ARGV[2]
+-- ARGV: prefix, now, queue, then 10 per job: id, data, priority,
+-- maxAttempts, backoffType, backoffDelayMs, backoffMaxDelayMs, key, runAt
+-- ('' if none), delayMs. Returns, per job, its id and '0', or the id of the
+-- active job holding its key and '1'.
+local q = ARGV[3]
 local now = now_ms()
 local keys = qkey(q, 'keys')
 redis.call('SADD', P .. ':queues', q)
 local out = {}
-for i = 3, #ARGV, 10 do
+local added = false
+for i = 4, #ARGV, 10 do
   local id, key = ARGV[i], ARGV[i + 7]
   local held = false
   if key ~= '' then held = redis.call('HGET', keys, key) end
   if held then
     out[#out + 1] = held
+    out[#out + 1] = '1'
   else
     local run_at = now + tonumber(ARGV[i + 9])
     if ARGV[i + 8] ~= '' then run_at = tonumber(ARGV[i + 8]) end
@@ -27,9 +29,15 @@ for i = 3, #ARGV, 10 do
       redis.call('ZADD', qkey(q, 'scheduled'), run_at, id)
     end
     if key ~= '' then redis.call('HSET', keys, key, id) end
-    count(q, nil, 'pending')
     out[#out + 1] = id
+    out[#out + 1] = '0'
+    added = true
   end
 end
-wake(q)
+if added then
+  local c = 0
+  for i = 2, #out, 2 do if out[i] == '0' then c = c + 1 end end
+  redis.call('HINCRBY', qkey(q, 'counts'), 'pending', c)
+  wake(q)
+end
 return out

@@ -1,10 +1,10 @@
--- ARGV: prefix, queue, lease ms, then one lease token per claim wanted.
--- Moves due scheduled jobs and expired claims to ready (or fails claims
--- whose attempts are spent), then claims up to that many ready jobs in
--- claim order. Returns {ms until the next scheduled job or lease expiry
--- (-1 if none), {field, value,
--- ...} of each claimed job}.
-local q, lease_ms = ARGV[2], tonumber(ARGV[3])
+-- ARGV: prefix, now, queue, lease ms, token, max, lastError of an expired
+-- claim with no attempts left. Moves due scheduled jobs and expired claims
+-- to ready (or fails claims whose attempts are spent), then claims up to
+-- max ready jobs in claim order, each with the lease token .. '.' .. id.
+-- Returns {ms until the next scheduled job or lease expiry (-1 if none,
+-- 0 if every wanted job came), {field, value, ...} of each claimed job}.
+local q, lease_ms, token, want, expired = ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local now = now_ms()
 local ready, sched, leases = qkey(q, 'ready'), qkey(q, 'scheduled'), qkey(q, 'leases')
 
@@ -20,19 +20,18 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0,
   local f = redis.call('HMGET', jkey(id), 'attempts', 'maxAttempts', 'priority', 'runAt', 'key', 'status')
   if f[6] == 'processing' then
     if tonumber(f[1]) >= tonumber(f[2]) then
-      redis.call('HSET', jkey(id), 'lastError',
-        '{"name":"LeaseExpired","message":"the lease of the last attempt expired before the job was acknowledged"}')
+      redis.call('HSET', jkey(id), 'lastError', expired)
       finish(id, q, 'processing', f[4], f[5] or '', 'failed', now)
     else
-      -- Still "processing" until re-claimed: its holder may yet ack.
+      -- Still "processing" until claimed again: its holder may yet ack.
       redis.call('ZADD', ready, -tonumber(f[3]), ready_member(f[4], id))
     end
   end
 end
 
-local out = {-1}
-local want = 4
-while want <= #ARGV do
+local out = {0}
+local got, fresh = 0, 0
+while got < want do
   local top = redis.call('ZPOPMIN', ready)
   if #top == 0 then break end
   local id = string.sub(top[1], 17)
@@ -41,16 +40,18 @@ while want <= #ARGV do
   if status == 'pending' or status == 'processing' then
     local expires = now + lease_ms
     redis.call('HINCRBY', k, 'attempts', 1)
-    redis.call('HSET', k, 'status', 'processing', 'lease', ARGV[want], 'leaseMs', lease_ms,
+    redis.call('HSET', k, 'status', 'processing', 'lease', token .. '.' .. id, 'leaseMs', lease_ms,
       'startedAt', now, 'updatedAt', now, 'leaseExpiresAt', expires)
     redis.call('ZADD', leases, expires, id)
-    if status == 'pending' then count(q, 'pending', 'processing') end
+    if status == 'pending' then fresh = fresh + 1 end
     out[#out + 1] = redis.call('HGETALL', k)
-    want = want + 1
+    got = got + 1
   end
 end
--- Only dequeues left without a job need to know when to look again.
-if #out - 1 < #ARGV - 3 then
+if fresh > 0 then count(q, 'pending', 'processing', fresh) end
+-- Only a call left short needs to know when to look again.
+if got < want then
+  out[1] = -1
   for _, z in ipairs({sched, leases}) do
     local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
     if #first > 0 then

@@ -1,0 +1,189 @@
+package backend
+
+import (
+	"context"
+	"time"
+
+	json "github.com/goccy/go-json"
+)
+
+// JobStore is the narrow port a job queue adapter implements (DESIGN §6).
+// It keeps jobs and applies state changes atomically; it decides nothing.
+// Validation, defaults, the retry-or-dead-letter decision, backoff, the
+// words of every refusal, long polls and the coalescing of concurrent
+// calls belong to the queue service (package queue), written once above
+// every store.
+//
+// Time: every params struct carries Now. A zero Now means "the store's
+// own clock": PostgreSQL's and Redis's, so that daemons sharing them agree
+// on leases and run times; the process clock for memory and SQLite. The
+// conformance suite passes a clock it moves itself, so no test sleeps for
+// a lease to run out.
+//
+// Errors: methods return nil or an *Error (translated at the store's edge:
+// CodeUnavailable for a lost or busy database, CodeInternal otherwise).
+// Per-job outcomes (a stale lease, an unknown id) are results, not errors.
+type JobStore interface {
+	// Insert adds jobs to one queue in one atomic step. A job whose Key
+	// is held by an active (pending or processing) job of the queue is not
+	// added: its result names the holder; so do repeats of a key within
+	// one call. Shared stores wake long polls of every process at commit.
+	Insert(ctx context.Context, p InsertParams) ([]Inserted, error)
+	// Claim claims up to p.Max ready jobs of p.Queue in claim order
+	// (priority descending, then runAt, then id): pending jobs that are
+	// due, and processing jobs whose lease has expired. Expired claims
+	// whose attempts are spent are failed with p.Expired instead. Each
+	// claimed job counts an attempt and gets a lease made unique from
+	// p.Token (Job.Lease).
+	Claim(ctx context.Context, p ClaimParams) (Claimed, error)
+	// Settle applies state changes to jobs, each on its own: an item whose
+	// precondition does not hold changes nothing and reports the job's
+	// state instead. The ids of one call are distinct.
+	Settle(ctx context.Context, p SettleParams) ([]Settled, error)
+	// Get returns the jobs with these ids, in order, nil for a missing
+	// one. Job.Lease is the current (or last) claim's token: the service
+	// needs it, callers of the API never see it.
+	Get(ctx context.Context, ids []string) ([]*Job, error)
+	// Stats counts the jobs of each queue by status, in the order asked.
+	Stats(ctx context.Context, queues []string) ([]QueueStats, error)
+	// ListFailed pages through a queue's dead letters, newest first.
+	ListFailed(ctx context.Context, queue string, p ListParams) ([]*Job, error)
+	// DeleteFinished deletes finished jobs (purge and retention pruning)
+	// and returns how many, in steps small enough not to stall the store.
+	DeleteFinished(ctx context.Context, p DeleteParams) (int, error)
+	// Watch registers the function that wakes long polls. Stores shared
+	// by several processes call it when another process may have made a
+	// job of queue ready, and with "" (every queue) when notifications
+	// may have been lost. Local changes are the service's to announce.
+	// Called once, before any other method.
+	Watch(wake func(queue string))
+	// PollInterval bounds a long poll's sleep without a wake-up: 0 when
+	// Watch sees every change (one process owns the store), else how often
+	// to look again in case a notification was lost.
+	PollInterval() time.Duration
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// NewJob is one job to insert, validated and resolved by the service.
+type NewJob struct {
+	ID          string
+	Data        json.RawMessage
+	Priority    int
+	MaxAttempts int
+	Backoff     Backoff
+	Key         string // "" for none
+	// RunAt is when the job becomes ready; if zero, Delay after the
+	// store's now.
+	RunAt time.Time
+	Delay time.Duration
+}
+
+// InsertParams insert jobs into one queue.
+type InsertParams struct {
+	Queue string
+	Jobs  []NewJob
+	Now   time.Time
+}
+
+// Inserted is the outcome of one NewJob: its own id, or the id of the
+// active job that holds its key (Deduplicated).
+type Inserted struct {
+	ID           string
+	Deduplicated bool
+}
+
+// ClaimParams claim jobs of one queue.
+type ClaimParams struct {
+	Queue string
+	Max   int
+	Lease time.Duration
+	// Token is fresh for every call; the store derives each claim's
+	// lease from it so that no two claims ever share one.
+	Token string
+	// Expired is the lastError of a claim failed because its lease ran
+	// out with no attempts left.
+	Expired JobError
+	Now     time.Time
+}
+
+// Claimed is what a claim got: jobs in claim order, each with its Lease,
+// and, when fewer than Max were ready, how long until the queue's next
+// scheduled job or lease expiry (0: unknown or none).
+type Claimed struct {
+	Jobs []*Job
+	Next time.Duration
+}
+
+// SettleKind names a state change of Settle and its precondition.
+type SettleKind int
+
+const (
+	// Complete: processing under Lease → completed.
+	Complete SettleKind = iota + 1
+	// Retry: processing under Lease → pending at now+Delay, with Error.
+	Retry
+	// Fail: processing under Lease → failed, with Error.
+	Fail
+	// Extend: processing under Lease → lease ends at now+Delay (Delay 0:
+	// the claim's own lease length).
+	Extend
+	// Release: processing under Lease → pending at its old runAt, the
+	// claim's attempt not counted.
+	Release
+	// Cancel: pending or processing (any lease) → cancelled.
+	Cancel
+	// Revive: failed or cancelled → pending now, attempts back to 0, as
+	// long as no other active job holds its key.
+	Revive
+)
+
+// SettleItem is one state change.
+type SettleItem struct {
+	Kind  SettleKind
+	ID    string
+	Lease string
+	Delay time.Duration
+	Error *JobError
+}
+
+// SettleParams are the changes of one Settle call.
+type SettleParams struct {
+	Items []SettleItem
+	Now   time.Time
+}
+
+// Settled is the outcome of one SettleItem: Applied, or the state that
+// kept it from applying (Found false: no such job). Queue is the job's
+// queue whenever it was found. KeyHolder is the job that holds the key a
+// Revive needed.
+type Settled struct {
+	Applied   bool
+	Found     bool
+	Queue     string
+	Status    JobStatus
+	Lease     string
+	KeyHolder string
+}
+
+// DeleteParams select finished jobs to delete: those of Queue ("" for
+// every queue) whose status is one of Statuses and that finished before
+// Before (zero: whenever).
+type DeleteParams struct {
+	Queue    string
+	Statuses []JobStatus
+	Before   time.Time
+}
+
+// LeaseExpired is the lastError of a job whose last attempt's lease ran
+// out before it was acknowledged.
+var LeaseExpired = JobError{Name: "LeaseExpired", Message: "the lease of the last attempt expired before the job was acknowledged"}
+
+// NowOr returns now, or the process clock when now is zero: the clock of
+// the stores that have no clock of their own.
+func NowOr(now time.Time) time.Time {
+	if now.IsZero() {
+		return Now()
+	}
+	return now.UTC().Truncate(time.Millisecond)
+}

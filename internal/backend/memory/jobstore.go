@@ -1,0 +1,469 @@
+package memory
+
+import (
+	"container/heap"
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/storaged/storaged/internal/backend"
+)
+
+var _ backend.JobStore = (*JobStore)(nil)
+
+// JobStore keeps jobs in maps and heaps under one mutex. Per queue,
+// "ready" orders claimable jobs by (priority desc, runAt, id), "scheduled"
+// holds jobs whose runAt is still ahead, and "leases" holds claims by
+// expiry, so that a claim is O(log n) and an expired lease is noticed by
+// the very next claim. Heap entries go stale when a job changes; each
+// entry remembers the job's generation and stale ones are skipped.
+type JobStore struct {
+	mu     sync.Mutex
+	jobs   map[string]*mjob
+	queues map[string]*mqueue
+	closed bool
+}
+
+type mjob struct {
+	backend.Job
+	lease    string        // current (or last) claim's token
+	leaseDur time.Duration // the lease length the claim asked for
+	gen      uint64        // bumped on every change of state
+}
+
+type mqueue struct {
+	name      string
+	jobs      map[string]*mjob
+	ready     jobHeap
+	scheduled jobHeap
+	leases    jobHeap
+	keys      map[string]*mjob // dedupe key → active job
+}
+
+// NewJobStore returns an empty store.
+func NewJobStore() *JobStore {
+	return &JobStore{jobs: map[string]*mjob{}, queues: map[string]*mqueue{}}
+}
+
+func (b *JobStore) queue(name string) *mqueue {
+	q := b.queues[name]
+	if q == nil {
+		q = &mqueue{
+			name:      name,
+			jobs:      map[string]*mjob{},
+			ready:     jobHeap{less: readyLess},
+			scheduled: jobHeap{less: func(a, b heapItem) bool { return a.at.Before(b.at) }},
+			leases:    jobHeap{less: func(a, b heapItem) bool { return a.at.Before(b.at) }},
+			keys:      map[string]*mjob{},
+		}
+		b.queues[name] = q
+	}
+	return q
+}
+
+// readyLess is the claim order. It reads the keys copied into the item,
+// never the job, whose fields change while stale items remain.
+func readyLess(a, b heapItem) bool {
+	if a.prio != b.prio {
+		return a.prio > b.prio
+	}
+	if !a.at.Equal(b.at) {
+		return a.at.Before(b.at)
+	}
+	return a.j.ID < b.j.ID
+}
+
+func readyItem(j *mjob) heapItem { return heapItem{j: j, gen: j.gen, at: j.RunAt, prio: j.Priority} }
+
+// schedule files a pending job in ready or scheduled.
+func (q *mqueue) schedule(j *mjob, now time.Time) {
+	j.gen++
+	if j.RunAt.After(now) {
+		heap.Push(&q.scheduled, heapItem{j: j, gen: j.gen, at: j.RunAt})
+	} else {
+		heap.Push(&q.ready, readyItem(j))
+	}
+}
+
+// promote moves due scheduled jobs and expired claims to ready, and fails
+// expired claims whose attempts are spent.
+func (q *mqueue) promote(now time.Time, expired backend.JobError) {
+	for q.scheduled.Len() > 0 {
+		top := q.scheduled.items[0]
+		if top.gen != top.j.gen {
+			heap.Pop(&q.scheduled)
+			continue
+		}
+		if top.at.After(now) {
+			break
+		}
+		heap.Pop(&q.scheduled)
+		heap.Push(&q.ready, readyItem(top.j))
+	}
+	for q.leases.Len() > 0 {
+		top := q.leases.items[0]
+		if top.gen != top.j.gen || top.j.Status != backend.StatusProcessing {
+			heap.Pop(&q.leases)
+			continue
+		}
+		if top.at.After(now) {
+			break
+		}
+		heap.Pop(&q.leases)
+		j := top.j
+		if j.Attempts >= j.MaxAttempts {
+			e := expired
+			j.LastError = &e
+			q.finish(j, backend.StatusFailed, now)
+			continue
+		}
+		// Still processing until claimed again: its holder may yet ack.
+		j.gen++
+		heap.Push(&q.ready, readyItem(j))
+	}
+}
+
+// nextEvent is when promote may next have work: the earliest scheduled
+// runAt or lease expiry (zero if none).
+func (q *mqueue) nextEvent() time.Time {
+	var t time.Time
+	for _, h := range []*jobHeap{&q.scheduled, &q.leases} {
+		for h.Len() > 0 && h.items[0].gen != h.items[0].j.gen {
+			heap.Pop(h)
+		}
+		if h.Len() > 0 && (t.IsZero() || h.items[0].at.Before(t)) {
+			t = h.items[0].at
+		}
+	}
+	return t
+}
+
+func (q *mqueue) finish(j *mjob, status backend.JobStatus, now time.Time) {
+	j.Status = status
+	j.UpdatedAt = now
+	j.FinishedAt = ptr(now)
+	j.LeaseExpiresAt = nil
+	j.gen++
+	if j.Key != "" && q.keys[j.Key] == j {
+		delete(q.keys, j.Key)
+	}
+}
+
+func (b *JobStore) open() error {
+	if b.closed {
+		return backend.Errorf(backend.CodeUnavailable, "the job store is closed")
+	}
+	return nil
+}
+
+// Insert implements backend.JobStore.
+func (b *JobStore) Insert(_ context.Context, p backend.InsertParams) ([]backend.Inserted, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.open(); err != nil {
+		return nil, err
+	}
+	now := backend.NowOr(p.Now)
+	q := b.queue(p.Queue)
+	out := make([]backend.Inserted, len(p.Jobs))
+	for i, nj := range p.Jobs {
+		if nj.Key != "" {
+			if j := q.keys[nj.Key]; j != nil {
+				out[i] = backend.Inserted{ID: j.ID, Deduplicated: true}
+				continue
+			}
+		}
+		runAt := nj.RunAt
+		if runAt.IsZero() {
+			runAt = now.Add(nj.Delay)
+		}
+		j := &mjob{Job: backend.Job{
+			ID: nj.ID, Queue: p.Queue, Data: slices.Clone(nj.Data), Status: backend.StatusPending,
+			Priority: nj.Priority, MaxAttempts: nj.MaxAttempts, Backoff: nj.Backoff, Key: nj.Key,
+			RunAt: runAt, CreatedAt: now, UpdatedAt: now,
+		}}
+		b.jobs[j.ID] = j
+		q.jobs[j.ID] = j
+		if nj.Key != "" {
+			q.keys[nj.Key] = j
+		}
+		q.schedule(j, now)
+		out[i] = backend.Inserted{ID: j.ID}
+	}
+	return out, nil
+}
+
+// Claim implements backend.JobStore.
+func (b *JobStore) Claim(_ context.Context, p backend.ClaimParams) (backend.Claimed, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.open(); err != nil {
+		return backend.Claimed{}, err
+	}
+	now := backend.NowOr(p.Now)
+	q := b.queue(p.Queue)
+	q.promote(now, p.Expired)
+	var out backend.Claimed
+	for q.ready.Len() > 0 && len(out.Jobs) < p.Max {
+		it := heap.Pop(&q.ready).(heapItem)
+		j := it.j
+		if it.gen != j.gen {
+			continue
+		}
+		j.Status = backend.StatusProcessing
+		j.Attempts++
+		j.lease = p.Token + "." + strconv.Itoa(len(out.Jobs))
+		j.leaseDur = p.Lease
+		j.StartedAt = ptr(now)
+		j.UpdatedAt = now
+		j.LeaseExpiresAt = ptr(now.Add(p.Lease))
+		j.gen++
+		heap.Push(&q.leases, heapItem{j: j, gen: j.gen, at: *j.LeaseExpiresAt})
+		out.Jobs = append(out.Jobs, j.snapshot())
+	}
+	if len(out.Jobs) < p.Max {
+		if next := q.nextEvent(); !next.IsZero() {
+			out.Next = max(next.Sub(now), time.Millisecond)
+		}
+	}
+	return out, nil
+}
+
+// Settle implements backend.JobStore.
+func (b *JobStore) Settle(_ context.Context, p backend.SettleParams) ([]backend.Settled, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.open(); err != nil {
+		return nil, err
+	}
+	now := backend.NowOr(p.Now)
+	out := make([]backend.Settled, len(p.Items))
+	for i, it := range p.Items {
+		j := b.jobs[it.ID]
+		if j == nil {
+			continue
+		}
+		q := b.queues[j.Queue]
+		if b.apply(q, j, it, now) {
+			out[i] = backend.Settled{Applied: true, Found: true, Queue: j.Queue}
+			continue
+		}
+		out[i] = backend.Settled{Found: true, Queue: j.Queue, Status: j.Status, Lease: j.lease}
+		if it.Kind == backend.Revive && j.Key != "" && (j.Status == backend.StatusFailed || j.Status == backend.StatusCancelled) {
+			if holder := q.keys[j.Key]; holder != nil {
+				out[i].KeyHolder = holder.ID
+			}
+		}
+	}
+	return out, nil
+}
+
+// apply makes one change if its precondition holds.
+func (b *JobStore) apply(q *mqueue, j *mjob, it backend.SettleItem, now time.Time) bool {
+	switch it.Kind {
+	case backend.Cancel:
+		if j.Status != backend.StatusPending && j.Status != backend.StatusProcessing {
+			return false
+		}
+		q.finish(j, backend.StatusCancelled, now)
+		return true
+	case backend.Revive:
+		if j.Status != backend.StatusFailed && j.Status != backend.StatusCancelled {
+			return false
+		}
+		if j.Key != "" {
+			if other := q.keys[j.Key]; other != nil && other != j {
+				return false
+			}
+			q.keys[j.Key] = j
+		}
+		j.Status = backend.StatusPending
+		j.Attempts = 0
+		j.RunAt = now
+		j.UpdatedAt = now
+		j.FinishedAt = nil
+		q.schedule(j, now)
+		return true
+	}
+	if j.Status != backend.StatusProcessing || j.lease != it.Lease {
+		return false
+	}
+	j.UpdatedAt = now
+	switch it.Kind {
+	case backend.Complete:
+		q.finish(j, backend.StatusCompleted, now)
+	case backend.Fail:
+		j.LastError = errorCopy(it.Error)
+		q.finish(j, backend.StatusFailed, now)
+	case backend.Retry:
+		j.LastError = errorCopy(it.Error)
+		j.Status = backend.StatusPending
+		j.RunAt = now.Add(it.Delay)
+		j.LeaseExpiresAt = nil
+		q.schedule(j, now)
+	case backend.Release:
+		j.Status = backend.StatusPending
+		j.Attempts--
+		j.LeaseExpiresAt = nil
+		q.schedule(j, now) // runAt is past: ready again, in its old place
+	case backend.Extend:
+		ext := it.Delay
+		if ext == 0 {
+			ext = j.leaseDur
+		}
+		j.LeaseExpiresAt = ptr(now.Add(ext))
+		j.gen++
+		heap.Push(&q.leases, heapItem{j: j, gen: j.gen, at: *j.LeaseExpiresAt})
+	default:
+		return false
+	}
+	return true
+}
+
+func errorCopy(e *backend.JobError) *backend.JobError {
+	if e == nil {
+		return nil
+	}
+	c := *e
+	return &c
+}
+
+// Get implements backend.JobStore.
+func (b *JobStore) Get(_ context.Context, ids []string) ([]*backend.Job, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.open(); err != nil {
+		return nil, err
+	}
+	out := make([]*backend.Job, len(ids))
+	for i, id := range ids {
+		if j := b.jobs[id]; j != nil {
+			out[i] = j.snapshot()
+		}
+	}
+	return out, nil
+}
+
+// Stats implements backend.JobStore.
+func (b *JobStore) Stats(_ context.Context, queues []string) ([]backend.QueueStats, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]backend.QueueStats, len(queues))
+	for i, name := range queues {
+		out[i].Queue = name
+		if q := b.queues[name]; q != nil {
+			for _, j := range q.jobs {
+				out[i].Add(j.Status, 1)
+			}
+		}
+	}
+	return out, nil
+}
+
+// ListFailed implements backend.JobStore.
+func (b *JobStore) ListFailed(_ context.Context, queue string, p backend.ListParams) ([]*backend.Job, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q := b.queues[queue]
+	if q == nil {
+		return []*backend.Job{}, nil
+	}
+	var failed []*mjob
+	for _, j := range q.jobs {
+		if j.Status == backend.StatusFailed {
+			failed = append(failed, j)
+		}
+	}
+	slices.SortFunc(failed, func(a, b *mjob) int {
+		if c := b.FinishedAt.Compare(*a.FinishedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	out := []*backend.Job{}
+	for i := p.Offset; i < len(failed) && len(out) < p.Limit; i++ {
+		out = append(out, failed[i].snapshot())
+	}
+	return out, nil
+}
+
+// DeleteFinished implements backend.JobStore.
+func (b *JobStore) DeleteFinished(_ context.Context, p backend.DeleteParams) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for id, j := range b.jobs {
+		if p.Queue != "" && j.Queue != p.Queue || !slices.Contains(p.Statuses, j.Status) {
+			continue
+		}
+		if !p.Before.IsZero() && !j.FinishedAt.Before(p.Before) {
+			continue
+		}
+		delete(b.jobs, id)
+		delete(b.queues[j.Queue].jobs, id)
+		n++
+	}
+	return n, nil
+}
+
+// Watch implements backend.JobStore: nobody else changes this store, so
+// the service's own wake-ups are all there are.
+func (b *JobStore) Watch(func(string)) {}
+
+// PollInterval implements backend.JobStore.
+func (b *JobStore) PollInterval() time.Duration { return 0 }
+
+// Ping implements backend.JobStore.
+func (b *JobStore) Ping(context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.open()
+}
+
+// Close implements backend.JobStore.
+func (b *JobStore) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	return nil
+}
+
+func (j *mjob) snapshot() *backend.Job {
+	out := j.Job
+	out.Data = slices.Clone(j.Data)
+	out.Lease = j.lease
+	if j.LastError != nil {
+		e := *j.LastError
+		out.LastError = &e
+	}
+	return &out
+}
+
+func ptr[T any](v T) *T { return &v }
+
+type heapItem struct {
+	j    *mjob
+	gen  uint64
+	at   time.Time
+	prio int
+}
+
+type jobHeap struct {
+	items []heapItem
+	less  func(a, b heapItem) bool
+}
+
+func (h jobHeap) Len() int           { return len(h.items) }
+func (h jobHeap) Less(i, k int) bool { return h.less(h.items[i], h.items[k]) }
+func (h jobHeap) Swap(i, k int)      { h.items[i], h.items[k] = h.items[k], h.items[i] }
+func (h *jobHeap) Push(x any)        { h.items = append(h.items, x.(heapItem)) }
+func (h *jobHeap) Pop() any {
+	n := len(h.items) - 1
+	it := h.items[n]
+	h.items[n] = heapItem{}
+	h.items = h.items[:n]
+	return it
+}

@@ -1,0 +1,658 @@
+package postgres
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/storaged/storaged/internal/backend"
+)
+
+var _ backend.JobStore = (*JobStore)(nil)
+
+// notifyChannel carries the queue name of every change that may make a
+// job claimable (enqueue, retry, release, revive), so that long polls on
+// every daemon wake at once.
+const notifyChannel = "storaged_jobs"
+
+// JobStoreConfig adds the queue's options to Config.
+type JobStoreConfig struct {
+	Config
+	// NoNotify turns LISTEN/NOTIFY off (behind a transaction-mode
+	// pooler, which cannot keep a LISTEN); long polls then poll.
+	NoNotify bool
+	// PollInterval bounds how long a long poll sleeps without a
+	// notification; default 1s with notifications, 100ms without.
+	PollInterval time.Duration
+}
+
+// JobStore claims jobs with FOR UPDATE SKIP LOCKED, so that many daemons
+// can work one queue without blocking each other. Every call is one
+// statement, or one pipelined batch in one implicit transaction: one round
+// trip and one commit however many jobs it carries.
+type JobStore struct {
+	pool      *pgxpool.Pool
+	log       *slog.Logger
+	poll      time.Duration
+	noNotify  bool
+	wake      func(string)
+	listening atomic.Bool
+	closed    atomic.Bool
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+
+	// A burst of inserts outruns autovacuum's statistics; without them the
+	// planner guesses the queue is tiny and sorts all of it for each claim
+	// (measured on a fresh 20k-job queue: 760 jobs/s, 5 100 after ANALYZE).
+	// So a big insert schedules an ANALYZE shortly after the burst ends.
+	analyzeMu    sync.Mutex
+	analyzeTimer *time.Timer
+}
+
+// OpenJobStore connects and migrates; Watch starts the listener.
+func OpenJobStore(ctx context.Context, cfg JobStoreConfig) (*JobStore, error) {
+	pool, err := openPool(ctx, cfg.Config)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	return &JobStore{pool: pool, log: cfg.Logger, poll: cfg.PollInterval, noNotify: cfg.NoNotify, wake: func(string) {}}, nil
+}
+
+// Watch implements backend.JobStore: one connection LISTENs, outside the
+// pool, and wakes local long polls on every notification.
+func (b *JobStore) Watch(wake func(string)) {
+	b.wake = wake
+	if b.noNotify || b.stop != nil {
+		return
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	b.stop = stop
+	b.wg.Add(1)
+	go b.listen(ctx)
+}
+
+// PollInterval implements backend.JobStore: a notification lost while the
+// LISTEN connection is down costs at most this long.
+func (b *JobStore) PollInterval() time.Duration {
+	if b.noNotify || !b.listening.Load() {
+		return min(b.poll, 100*time.Millisecond)
+	}
+	return b.poll
+}
+
+// listen holds the LISTEN connection. After a reconnect it wakes every
+// poll, since notifications sent meanwhile are lost.
+func (b *JobStore) listen(ctx context.Context) {
+	defer b.wg.Done()
+	delay := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		conn, err := pgx.ConnectConfig(ctx, b.pool.Config().ConnConfig.Copy())
+		if err == nil {
+			_, err = conn.Exec(ctx, "LISTEN "+notifyChannel)
+		}
+		if err == nil {
+			b.listening.Store(true)
+			b.wake("")
+			delay = 100 * time.Millisecond
+			for {
+				var n *pgconn.Notification
+				n, err = conn.WaitForNotification(ctx)
+				if err != nil {
+					break
+				}
+				b.wake(n.Payload)
+			}
+			b.listening.Store(false)
+		}
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		b.log.Warn("postgres: LISTEN connection lost; long polls fall back to polling until it is back", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// nowArg is the time of a call: the one given, or NULL for the database's
+// clock (every daemon on the database agrees on it).
+func nowArg(now time.Time) any {
+	if now.IsZero() {
+		return nil
+	}
+	return now
+}
+
+// nowSQL is $1 when set, else the database's clock, to the millisecond.
+const nowSQL = "coalesce($1::timestamptz, date_trunc('milliseconds', now()))"
+
+const jobColumns = `id, queue, data::text, status, priority, attempts, max_attempts, backoff::text, key, run_at, created_at,
+	updated_at, started_at, finished_at, lease, lease_ms, lease_expires_at, last_error::text`
+
+func scanJob(row pgx.Row, prefix ...any) (*backend.Job, error) {
+	j := &backend.Job{}
+	var data, bo string
+	var key, lease, lastErr *string
+	var leaseMs *int64
+	dest := append(prefix, &j.ID, &j.Queue, &data, &j.Status, &j.Priority, &j.Attempts, &j.MaxAttempts, &bo, &key,
+		&j.RunAt, &j.CreatedAt, &j.UpdatedAt, &j.StartedAt, &j.FinishedAt, &lease, &leaseMs, &j.LeaseExpiresAt, &lastErr)
+	if err := row.Scan(dest...); err != nil {
+		return nil, err
+	}
+	j.Data = json.RawMessage(data)
+	if key != nil {
+		j.Key = *key
+	}
+	if lease != nil {
+		j.Lease = *lease
+	}
+	j.RunAt, j.CreatedAt, j.UpdatedAt = j.RunAt.UTC(), j.CreatedAt.UTC(), j.UpdatedAt.UTC()
+	for _, t := range []**time.Time{&j.StartedAt, &j.FinishedAt, &j.LeaseExpiresAt} {
+		if *t != nil {
+			u := (*t).UTC()
+			*t = &u
+		}
+	}
+	if err := json.Unmarshal([]byte(bo), &j.Backoff); err != nil {
+		return nil, err
+	}
+	if lastErr != nil {
+		j.LastError = &backend.JobError{}
+		if err := json.Unmarshal([]byte(*lastErr), j.LastError); err != nil {
+			return nil, err
+		}
+	}
+	return j, nil
+}
+
+// jobQuerier is a pool or a transaction (issue 15: jobs in a records
+// transaction use the same statements).
+type jobQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// insertSQL inserts a whole batch in one statement from parallel arrays.
+// A key held by an active job is skipped by the unique index (ON CONFLICT),
+// never by a read that could race; so is a key repeated in the batch.
+const insertSQL = `INSERT INTO storaged_jobs (id, queue, data, status, priority, max_attempts, backoff, key, run_at, created_at, updated_at)
+	SELECT u.id, $2, u.data::jsonb, 'pending', u.priority, u.max_attempts, u.backoff::jsonb, u.key,
+		coalesce(u.run_at, ` + nowSQL + ` + u.delay_ms * interval '1 millisecond'), ` + nowSQL + `, ` + nowSQL + `
+	FROM unnest($3::text[], $4::text[], $5::int[], $6::int[], $7::text[], $8::text[], $9::timestamptz[], $10::bigint[])
+		AS u(id, data, priority, max_attempts, backoff, key, run_at, delay_ms)
+	ON CONFLICT (queue, key) WHERE key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
+	RETURNING id`
+
+// Insert implements backend.JobStore: the insert and its NOTIFY go in one
+// pipelined batch, one implicit transaction, so other daemons wake at
+// commit.
+func (b *JobStore) Insert(ctx context.Context, p backend.InsertParams) ([]backend.Inserted, error) {
+	out, err := b.insert(ctx, b.pool, p)
+	if err != nil {
+		return nil, translate(err)
+	}
+	if len(p.Jobs) >= 100 {
+		b.analyzeSoon()
+	}
+	return out, nil
+}
+
+func (b *JobStore) insert(ctx context.Context, q jobQuerier, p backend.InsertParams) ([]backend.Inserted, error) {
+	n := len(p.Jobs)
+	ids, data, backoff := make([]string, n), make([]string, n), make([]string, n)
+	prio, maxAtt := make([]int32, n), make([]int32, n)
+	keys := make([]*string, n)
+	runAt := make([]*time.Time, n)
+	delay := make([]int64, n)
+	var wanted []string
+	for i, j := range p.Jobs {
+		ids[i], data[i] = j.ID, string(j.Data)
+		bo, _ := json.Marshal(j.Backoff)
+		backoff[i] = string(bo)
+		prio[i], maxAtt[i] = int32(j.Priority), int32(j.MaxAttempts)
+		if j.Key != "" {
+			k := j.Key
+			keys[i] = &k
+			wanted = append(wanted, k)
+		}
+		if !j.RunAt.IsZero() {
+			t := j.RunAt
+			runAt[i] = &t
+		}
+		delay[i] = j.Delay.Milliseconds()
+	}
+	batch := &pgx.Batch{}
+	batch.Queue(insertSQL, nowArg(p.Now), p.Queue, ids, data, prio, maxAtt, backoff, keys, runAt, delay)
+	batch.Queue(`SELECT pg_notify($1, $2)`, notifyChannel, p.Queue)
+	if len(wanted) > 0 {
+		// Read in the same transaction, after the insert: who holds each
+		// key now, whether it was this batch or an earlier job.
+		batch.Queue(`SELECT key, id FROM storaged_jobs WHERE queue = $1 AND key = ANY($2) AND status IN ('pending', 'processing')`, p.Queue, wanted)
+	}
+	res := q.SendBatch(ctx, batch)
+	defer res.Close()
+	rows, err := res.Query()
+	if err != nil {
+		return nil, err
+	}
+	inserted := make(map[string]bool, n)
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		inserted[id] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if _, err := res.Exec(); err != nil {
+		return nil, err
+	}
+	holders := map[string]string{}
+	if len(wanted) > 0 {
+		rows, err := res.Query()
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var k, id string
+			if err := rows.Scan(&k, &id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			holders[k] = id
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]backend.Inserted, n)
+	for i, j := range p.Jobs {
+		if inserted[j.ID] {
+			out[i] = backend.Inserted{ID: j.ID}
+			continue
+		}
+		holder := holders[j.Key]
+		if holder == "" {
+			return nil, backend.Errorf(backend.CodeInternal, "postgres: job %s was neither inserted nor held by another", j.ID)
+		}
+		out[i] = backend.Inserted{ID: holder, Deduplicated: true}
+	}
+	return out, nil
+}
+
+// analyzeSoon runs ANALYZE on the jobs table 200 ms after the last big
+// insert of a burst.
+func (b *JobStore) analyzeSoon() {
+	b.analyzeMu.Lock()
+	defer b.analyzeMu.Unlock()
+	if b.analyzeTimer != nil {
+		b.analyzeTimer.Reset(200 * time.Millisecond)
+		return
+	}
+	b.analyzeTimer = time.AfterFunc(200*time.Millisecond, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := b.pool.Exec(ctx, "ANALYZE storaged_jobs"); err != nil && !b.closed.Load() {
+			b.log.Warn("postgres: ANALYZE storaged_jobs failed", "err", err)
+		}
+	})
+}
+
+// claimSQL fails expired claims with no attempts left, then claims up to
+// $5 ready jobs — pending and due (walking storaged_jobs_claim in claim
+// order), or processing with an expired lease — skipping rows other
+// daemons have locked. A claim's lease is the call's token and the id.
+const claimSQL = `WITH swept AS (
+		UPDATE storaged_jobs SET status = 'failed', finished_at = ` + nowSQL + `, updated_at = ` + nowSQL + `,
+			lease_expires_at = NULL, last_error = $6::jsonb
+		WHERE queue = $2 AND status = 'processing' AND lease_expires_at <= ` + nowSQL + ` AND attempts >= max_attempts
+		RETURNING 1),
+	p AS (SELECT id, priority, run_at FROM storaged_jobs
+		WHERE queue = $2 AND status = 'pending' AND run_at <= ` + nowSQL + `
+		ORDER BY priority DESC, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED),
+	e AS (SELECT id, priority, run_at FROM storaged_jobs
+		WHERE queue = $2 AND status = 'processing' AND lease_expires_at <= ` + nowSQL + ` AND attempts < max_attempts
+		ORDER BY priority DESC, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED),
+	next AS (SELECT id FROM (SELECT * FROM p UNION ALL SELECT * FROM e) c ORDER BY priority DESC, run_at, id LIMIT $5)
+	UPDATE storaged_jobs j SET status = 'processing', attempts = j.attempts + 1, lease = $3 || '.' || j.id, lease_ms = $4::bigint,
+		lease_expires_at = ` + nowSQL + ` + $4::bigint * interval '1 millisecond', started_at = ` + nowSQL + `, updated_at = ` + nowSQL + `
+	FROM next WHERE j.id = next.id
+	RETURNING j.id, j.queue, j.data::text, j.status, j.priority, j.attempts, j.max_attempts, j.backoff::text, j.key, j.run_at,
+		j.created_at, j.updated_at, j.started_at, j.finished_at, j.lease, j.lease_ms, j.lease_expires_at, j.last_error::text`
+
+// nextSQL is how long until the queue's next scheduled job or lease expiry.
+const nextSQL = `SELECT extract(epoch FROM least(
+		(SELECT min(run_at) FROM storaged_jobs WHERE queue = $2 AND status = 'pending'),
+		(SELECT min(lease_expires_at) FROM storaged_jobs WHERE queue = $2 AND status = 'processing')) - ` + nowSQL + `) * 1000`
+
+// Claim implements backend.JobStore.
+func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claimed, error) {
+	var out backend.Claimed
+	expired, _ := json.Marshal(p.Expired)
+	rows, err := b.pool.Query(ctx, claimSQL, nowArg(p.Now), p.Queue, p.Token, p.Lease.Milliseconds(), p.Max, string(expired))
+	if err != nil {
+		return out, translate(err)
+	}
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			rows.Close()
+			return out, translate(err)
+		}
+		out.Jobs = append(out.Jobs, j)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return out, translate(err)
+	}
+	// RETURNING does not keep the claim order.
+	slices.SortFunc(out.Jobs, claimOrder)
+	if len(out.Jobs) < p.Max {
+		var ms *float64
+		if err := b.pool.QueryRow(ctx, nextSQL, nowArg(p.Now), p.Queue).Scan(&ms); err == nil && ms != nil {
+			out.Next = max(time.Duration(*ms*float64(time.Millisecond)), time.Millisecond)
+		}
+	}
+	return out, nil
+}
+
+func claimOrder(a, b *backend.Job) int {
+	if a.Priority != b.Priority {
+		return b.Priority - a.Priority
+	}
+	if c := a.RunAt.Compare(b.RunAt); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
+}
+
+// settleSet is, per change, what it sets and what must hold before.
+var settleSet = map[backend.SettleKind]struct{ set, cond string }{
+	backend.Complete: {`status = 'completed', finished_at = ` + nowSQL + `, updated_at = ` + nowSQL + `, lease_expires_at = NULL`, leased},
+	backend.Retry: {`status = 'pending', run_at = ` + nowSQL + ` + u.delay_ms * interval '1 millisecond', updated_at = ` + nowSQL + `,
+		lease_expires_at = NULL, last_error = u.err::jsonb`, leased},
+	backend.Fail: {`status = 'failed', finished_at = ` + nowSQL + `, updated_at = ` + nowSQL + `, lease_expires_at = NULL,
+		last_error = u.err::jsonb`, leased},
+	backend.Extend: {`lease_expires_at = ` + nowSQL + ` + coalesce(nullif(u.delay_ms, 0), j.lease_ms) * interval '1 millisecond',
+		updated_at = ` + nowSQL, leased},
+	backend.Release: {`status = 'pending', attempts = j.attempts - 1, lease_expires_at = NULL, updated_at = ` + nowSQL, leased},
+	backend.Cancel: {`status = 'cancelled', finished_at = ` + nowSQL + `, updated_at = ` + nowSQL + `, lease_expires_at = NULL`,
+		`j.status IN ('pending', 'processing')`},
+}
+
+const leased = `j.status = 'processing' AND j.lease = u.lease`
+
+// settleSQL applies one kind of change to every item that names it, in
+// one statement, and explains the others from the same snapshot; changes
+// that make a job claimable notify every daemon at commit.
+func settleSQL(kind backend.SettleKind) string {
+	s := settleSet[kind]
+	notify := ""
+	if kind == backend.Retry || kind == backend.Release {
+		notify = `, woke AS (SELECT pg_notify('` + notifyChannel + `', q.queue) FROM (SELECT DISTINCT queue FROM upd) q)`
+	}
+	sel := `SELECT u.ord, upd.queue, cur.queue, cur.status, cur.lease
+	FROM u LEFT JOIN upd ON upd.id = u.id LEFT JOIN storaged_jobs cur ON upd.id IS NULL AND cur.id = u.id`
+	if notify != "" {
+		sel += ` CROSS JOIN (SELECT count(*) FROM woke) w`
+	}
+	return `WITH u AS (SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY AS u(id, lease, delay_ms, err, ord)),
+	upd AS (UPDATE storaged_jobs j SET ` + s.set + ` FROM u WHERE j.id = u.id AND ` + s.cond + ` RETURNING j.id, j.queue)` + notify + `
+	` + sel
+}
+
+// reviveSQL brings a failed or cancelled job back unless another active
+// job holds its key, and says who does.
+const reviveSQL = `WITH t AS (SELECT id, queue, key FROM storaged_jobs WHERE id = $2 AND status IN ('failed', 'cancelled') FOR UPDATE),
+	h AS (SELECT o.id FROM storaged_jobs o JOIN t ON o.queue = t.queue AND o.key = t.key
+		WHERE o.status IN ('pending', 'processing') LIMIT 1),
+	upd AS (UPDATE storaged_jobs j SET status = 'pending', attempts = 0, run_at = ` + nowSQL + `, updated_at = ` + nowSQL + `,
+		finished_at = NULL FROM t WHERE j.id = t.id AND NOT EXISTS (SELECT 1 FROM h) RETURNING j.queue),
+	woke AS (SELECT pg_notify('` + notifyChannel + `', queue) FROM upd)
+	SELECT (SELECT queue FROM upd), (SELECT id FROM h), cur.queue, cur.status, cur.lease, (SELECT count(*) FROM woke)
+	FROM (SELECT 1) one LEFT JOIN storaged_jobs cur ON cur.id = $2`
+
+// Settle implements backend.JobStore: one statement per kind of change,
+// all in one pipelined batch (one round trip, one implicit transaction).
+func (b *JobStore) Settle(ctx context.Context, p backend.SettleParams) ([]backend.Settled, error) {
+	out, err := b.settle(ctx, b.pool, p)
+	return out, translate(err)
+}
+
+func (b *JobStore) settle(ctx context.Context, q jobQuerier, p backend.SettleParams) ([]backend.Settled, error) {
+	type group struct {
+		kind  backend.SettleKind
+		index []int
+	}
+	var groups []*group
+	byKind := map[backend.SettleKind]*group{}
+	batch := &pgx.Batch{}
+	for i, it := range p.Items {
+		if it.Kind == backend.Revive {
+			groups = append(groups, &group{kind: it.Kind, index: []int{i}})
+			continue
+		}
+		if _, ok := settleSet[it.Kind]; !ok {
+			return nil, backend.Errorf(backend.CodeInternal, "postgres: unknown change %d", it.Kind)
+		}
+		g := byKind[it.Kind]
+		if g == nil {
+			g = &group{kind: it.Kind}
+			byKind[it.Kind] = g
+			groups = append(groups, g)
+		}
+		g.index = append(g.index, i)
+	}
+	for _, g := range groups {
+		if g.kind == backend.Revive {
+			batch.Queue(reviveSQL, nowArg(p.Now), p.Items[g.index[0]].ID)
+			continue
+		}
+		n := len(g.index)
+		ids, leases, errs := make([]string, n), make([]string, n), make([]*string, n)
+		delays := make([]int64, n)
+		for k, i := range g.index {
+			it := p.Items[i]
+			ids[k], leases[k], delays[k] = it.ID, it.Lease, it.Delay.Milliseconds()
+			if it.Error != nil {
+				e, _ := json.Marshal(it.Error)
+				s := string(e)
+				errs[k] = &s
+			}
+		}
+		batch.Queue(settleSQL(g.kind), nowArg(p.Now), ids, leases, delays, errs)
+	}
+	res := q.SendBatch(ctx, batch)
+	defer res.Close()
+	out := make([]backend.Settled, len(p.Items))
+	for _, g := range groups {
+		if g.kind == backend.Revive {
+			var applied, holder, queue, status, lease *string
+			var woke int64
+			if err := res.QueryRow().Scan(&applied, &holder, &queue, &status, &lease, &woke); err != nil {
+				return nil, err
+			}
+			out[g.index[0]] = settled(applied, queue, status, lease)
+			if holder != nil {
+				out[g.index[0]].KeyHolder = *holder
+			}
+			continue
+		}
+		rows, err := res.Query()
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var ord int
+			var applied, queue, status, lease *string
+			if err := rows.Scan(&ord, &applied, &queue, &status, &lease); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[g.index[ord-1]] = settled(applied, queue, status, lease)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// settled reads one outcome: applied (its queue), or the job's state.
+func settled(applied, queue, status, lease *string) backend.Settled {
+	if applied != nil {
+		return backend.Settled{Applied: true, Found: true, Queue: *applied}
+	}
+	if queue == nil {
+		return backend.Settled{}
+	}
+	s := backend.Settled{Found: true, Queue: *queue, Status: backend.JobStatus(*status)}
+	if lease != nil {
+		s.Lease = *lease
+	}
+	return s
+}
+
+// Get implements backend.JobStore.
+func (b *JobStore) Get(ctx context.Context, ids []string) ([]*backend.Job, error) {
+	rows, err := b.pool.Query(ctx, `SELECT `+jobColumns+` FROM storaged_jobs WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	byID := make(map[string]*backend.Job, len(ids))
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, translate(err)
+		}
+		byID[j.ID] = j
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(err)
+	}
+	out := make([]*backend.Job, len(ids))
+	for i, id := range ids {
+		out[i] = byID[id]
+	}
+	return out, nil
+}
+
+// Stats implements backend.JobStore: one grouped query for every queue.
+func (b *JobStore) Stats(ctx context.Context, queues []string) ([]backend.QueueStats, error) {
+	rows, err := b.pool.Query(ctx, `SELECT queue, status, count(*) FROM storaged_jobs WHERE queue = ANY($1) GROUP BY queue, status`, queues)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	out := make([]backend.QueueStats, len(queues))
+	at := make(map[string]int, len(queues))
+	for i, q := range queues {
+		out[i].Queue = q
+		at[q] = i
+	}
+	for rows.Next() {
+		var q string
+		var status backend.JobStatus
+		var n int64
+		if err := rows.Scan(&q, &status, &n); err != nil {
+			return nil, translate(err)
+		}
+		out[at[q]].Add(status, n)
+	}
+	return out, translate(rows.Err())
+}
+
+// ListFailed implements backend.JobStore.
+func (b *JobStore) ListFailed(ctx context.Context, queue string, p backend.ListParams) ([]*backend.Job, error) {
+	rows, err := b.pool.Query(ctx, `SELECT `+jobColumns+` FROM storaged_jobs WHERE queue = $1 AND status = 'failed'
+		ORDER BY finished_at DESC, id DESC LIMIT $2 OFFSET $3`, queue, p.Limit, p.Offset)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	out := []*backend.Job{}
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, translate(err)
+		}
+		out = append(out, j)
+	}
+	return out, translate(rows.Err())
+}
+
+// DeleteFinished implements backend.JobStore, 1000 jobs per statement so
+// that the table and its indexes shrink without long locks.
+func (b *JobStore) DeleteFinished(ctx context.Context, p backend.DeleteParams) (int, error) {
+	statuses := make([]string, len(p.Statuses))
+	for i, s := range p.Statuses {
+		statuses[i] = string(s)
+	}
+	var before any
+	if !p.Before.IsZero() {
+		before = p.Before
+	}
+	total := 0
+	for {
+		tag, err := b.pool.Exec(ctx, `DELETE FROM storaged_jobs WHERE id IN (SELECT id FROM storaged_jobs
+			WHERE status = ANY($1) AND ($2::timestamptz IS NULL OR finished_at < $2) AND ($3 = '' OR queue = $3) LIMIT 1000)`,
+			statuses, before, p.Queue)
+		if err != nil {
+			return total, translate(err)
+		}
+		total += int(tag.RowsAffected())
+		if tag.RowsAffected() < 1000 {
+			return total, nil
+		}
+	}
+}
+
+// Ping implements backend.JobStore.
+func (b *JobStore) Ping(ctx context.Context) error { return translate(b.pool.Ping(ctx)) }
+
+// Close implements backend.JobStore.
+func (b *JobStore) Close() error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	b.analyzeMu.Lock()
+	if b.analyzeTimer != nil {
+		b.analyzeTimer.Stop()
+	}
+	b.analyzeMu.Unlock()
+	if b.stop != nil {
+		b.stop()
+	}
+	b.wg.Wait()
+	b.pool.Close()
+	return nil
+}

@@ -1,0 +1,174 @@
+package queue
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/storaged/storaged/internal/backend"
+)
+
+// MaxClaim bounds the jobs one dequeue takes (DESIGN §3a) and one claim
+// statement claims.
+const MaxClaim = 1000
+
+// claimKey groups concurrent claims: those of one queue share a run.
+type claimKey = string
+
+// claimReq is one dequeue's want.
+type claimReq struct {
+	max   int
+	lease time.Duration
+}
+
+// claimShare is one dequeue's part of a run: its jobs, or how long until
+// something may be ready (0: unknown).
+type claimShare struct {
+	jobs []*backend.Job
+	next time.Duration
+}
+
+// Dequeue claims up to p.Max ready jobs of queue (DESIGN §3, §3a): at once,
+// or, with p.Wait, as soon as at least one is ready within that time. It
+// returns no jobs and no error when none came, when ctx ends while it
+// waits, or when the service shuts down.
+func (s *Service) Dequeue(ctx context.Context, queue string, p backend.DequeueParams) (jobs []*backend.Job, err error) {
+	ctx, done := s.observe(ctx, "dequeue", attribute.String("queue", queue))
+	defer func() { done(err) }()
+	if err := backend.ValidateName("queue", queue); err != nil {
+		return nil, err
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(p.Wait)
+	maxSleep := s.store.PollInterval()
+	for {
+		if s.closed.Load() {
+			return nil, nil
+		}
+		// Taken before looking, so that a wake-up between the look and
+		// the sleep is not lost.
+		wake := s.waiters.Chan(queue)
+		share, err := s.claims.Do(ctx, queue, claimReq{p.Max, p.Lease})
+		if err != nil {
+			if ctx.Err() != nil {
+				if p.Wait > 0 {
+					return nil, nil // a long poll cut short is an empty answer
+				}
+				return nil, backend.Wrap(ctx.Err(), backend.CodeUnavailable, "the dequeue timed out")
+			}
+			return nil, err
+		}
+		if len(share.jobs) > 0 {
+			return share.jobs, nil
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return nil, nil
+		}
+		if maxSleep > 0 {
+			wait = min(wait, maxSleep)
+		}
+		if share.next > 0 {
+			wait = min(wait, share.next)
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-wake:
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, nil
+		case <-s.polls.Done():
+			timer.Stop()
+			return nil, nil
+		}
+		timer.Stop()
+	}
+}
+
+// claimRun claims for concurrent dequeues of one queue: one store call per
+// lease length asked (usually one), the jobs handed out in request order.
+func (s *Service) claimRun(ctx context.Context, queue string, reqs []claimReq) ([]claimShare, error) {
+	out := make([]claimShare, len(reqs))
+	done := make([]bool, len(reqs))
+	for i := range reqs {
+		if done[i] {
+			continue
+		}
+		lease := reqs[i].lease
+		var mine []int
+		total := 0
+		for k := i; k < len(reqs); k++ {
+			if !done[k] && reqs[k].lease == lease {
+				mine = append(mine, k)
+				done[k] = true
+				total += reqs[k].max
+			}
+		}
+		jobs, next, err := s.claimUpTo(ctx, queue, lease, total)
+		if err != nil && len(jobs) == 0 {
+			return nil, err
+		}
+		for _, k := range mine {
+			n := min(reqs[k].max, len(jobs))
+			out[k] = claimShare{jobs: jobs[:n:n], next: next}
+			jobs = jobs[n:]
+		}
+	}
+	return out, nil
+}
+
+// claimUpTo claims up to total jobs in store calls of at most MaxClaim,
+// stopping when the queue runs dry. After an error it returns what earlier
+// calls claimed, so that nothing claimed is dropped.
+func (s *Service) claimUpTo(ctx context.Context, queue string, lease time.Duration, total int) ([]*backend.Job, time.Duration, error) {
+	var jobs []*backend.Job
+	for len(jobs) < total {
+		n := min(total-len(jobs), MaxClaim)
+		c, err := s.store.Claim(ctx, backend.ClaimParams{Queue: queue, Max: n, Lease: lease, Token: backend.NewLease(),
+			Expired: backend.LeaseExpired, Now: s.now()})
+		if err != nil {
+			return jobs, 0, err
+		}
+		jobs = append(jobs, c.Jobs...)
+		if len(c.Jobs) < n {
+			return jobs, c.Next, nil
+		}
+	}
+	return jobs, 0, nil
+}
+
+// claimAbandoned releases the jobs claimed for a dequeue that left before
+// they could be handed over (DESIGN §3a: never lost, attempt not counted).
+func (s *Service) claimAbandoned(_ string, _ claimReq, share claimShare) {
+	s.ReleaseUndelivered(share.jobs)
+}
+
+// ReleaseUndelivered hands back claims whose answer could not be delivered
+// (the client hung up after the claim), so that their jobs are claimable at
+// once with the attempt not counted, instead of sitting out a lease.
+func (s *Service) ReleaseUndelivered(jobs []*backend.Job) {
+	if len(jobs) == 0 {
+		return
+	}
+	items := make([]backend.LeaseRef, len(jobs))
+	for i, j := range jobs {
+		items[i] = backend.LeaseRef{ID: j.ID, Lease: j.Lease}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	outcomes, err := s.Release(ctx, items)
+	if err == nil {
+		for i, e := range outcomes {
+			if e != nil {
+				err = e
+				s.log.Warn("releasing an undelivered claim failed; the job runs again after its lease", "job", jobs[i].ID, "err", e)
+			}
+		}
+		return
+	}
+	s.log.Warn("releasing undelivered claims failed; their jobs run again after their leases", "jobs", len(jobs), "err", err)
+}

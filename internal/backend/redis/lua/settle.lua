@@ -1,0 +1,84 @@
+-- ARGV: prefix, now, then 5 per change: kind, id, lease, delay ms, lastError
+-- JSON ('' for none). Kinds: complete, retry, fail, extend, release (each
+-- on a processing job under that lease), cancel (a pending or processing
+-- job), revive (a failed or cancelled job whose key is free). Returns one
+-- answer per change: {'ok', queue}, {'nf'} (no such job), or {'no', queue,
+-- status, lease, holder of the key a revive needed or ''}.
+local now = now_ms()
+local out = {}
+local woken = {}
+
+for i = 3, #ARGV, 5 do
+  local kind, id, lease, delay, err = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
+  local k = jkey(id)
+  local f = redis.call('HMGET', k, 'status', 'lease', 'queue', 'runAt', 'key', 'priority', 'leaseMs')
+  local status, cur, q, run_at, key, prio = f[1], f[2] or '', f[3], f[4], f[5] or '', f[6]
+  local answer = nil
+  if not status then
+    answer = {'nf'}
+  elseif kind == 'cancel' then
+    if status == 'pending' or status == 'processing' then
+      finish(id, q, status, run_at, key, 'cancelled', now)
+      answer = {'ok', q}
+    end
+  elseif kind == 'revive' then
+    if status == 'failed' or status == 'cancelled' then
+      local holder = false
+      if key ~= '' then holder = redis.call('HGET', qkey(q, 'keys'), key) end
+      if holder and holder ~= id then
+        answer = {'no', q, status, cur, holder}
+      else
+        if key ~= '' then redis.call('HSET', qkey(q, 'keys'), key, id) end
+        redis.call('ZREM', qkey(q, status), id)
+        redis.call('HSET', k, 'status', 'pending', 'attempts', 0, 'runAt', now, 'updatedAt', now)
+        redis.call('HDEL', k, 'finishedAt')
+        redis.call('ZADD', qkey(q, 'ready'), -tonumber(prio), ready_member(now, id))
+        count(q, status, 'pending')
+        woken[q] = true
+        answer = {'ok', q}
+      end
+    end
+  elseif status == 'processing' and cur == lease then
+    answer = {'ok', q}
+    if kind == 'complete' then
+      finish(id, q, 'processing', run_at, key, 'completed', now)
+    elseif kind == 'fail' then
+      redis.call('HSET', k, 'lastError', err)
+      finish(id, q, 'processing', run_at, key, 'failed', now)
+    elseif kind == 'retry' then
+      redis.call('HSET', k, 'lastError', err)
+      redis.call('ZREM', qkey(q, 'leases'), id)
+      redis.call('ZREM', qkey(q, 'ready'), ready_member(run_at, id))
+      local at = now + delay
+      redis.call('HSET', k, 'status', 'pending', 'runAt', at, 'updatedAt', now)
+      redis.call('HDEL', k, 'leaseExpiresAt')
+      if delay <= 0 then
+        redis.call('ZADD', qkey(q, 'ready'), -tonumber(prio), ready_member(at, id))
+      else
+        redis.call('ZADD', qkey(q, 'scheduled'), at, id)
+      end
+      count(q, 'processing', 'pending')
+      woken[q] = true
+    elseif kind == 'extend' then
+      local ext = delay
+      if ext <= 0 then ext = tonumber(f[7]) end
+      redis.call('HSET', k, 'leaseExpiresAt', now + ext, 'updatedAt', now)
+      redis.call('ZADD', qkey(q, 'leases'), now + ext, id)
+      -- An expired claim may already wait in ready; the extension takes it back.
+      redis.call('ZREM', qkey(q, 'ready'), ready_member(run_at, id))
+    elseif kind == 'release' then
+      redis.call('HINCRBY', k, 'attempts', -1)
+      redis.call('HSET', k, 'status', 'pending', 'updatedAt', now)
+      redis.call('HDEL', k, 'leaseExpiresAt')
+      redis.call('ZREM', qkey(q, 'leases'), id)
+      redis.call('ZADD', qkey(q, 'ready'), -tonumber(prio), ready_member(run_at, id))
+      count(q, 'processing', 'pending')
+      woken[q] = true
+    else
+      return redis.error_reply('unknown change ' .. kind)
+    end
+  end
+  out[#out + 1] = answer or {'no', q, status, cur, ''}
+end
+for q in pairs(woken) do wake(q) end
+return out

@@ -1,0 +1,435 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/storaged/storaged/internal/backend"
+)
+
+var _ backend.JobStore = (*JobStore)(nil)
+
+// JobStore keeps jobs in the jobs table. Every change is a writer
+// transaction, so claims are atomic without row locks; a batch of claims
+// or settles is one transaction and one commit (one WAL append). Only this
+// process writes the file, so the service's own wake-ups are complete.
+type JobStore struct {
+	db *DB
+}
+
+// NewJobStore serves jobs from db; Close releases db.
+func NewJobStore(db *DB) *JobStore {
+	db.prepare(sweepSQL, claimSQL, insertSQL, holderSQL)
+	for _, q := range settleSQL {
+		db.prepare(q)
+	}
+	return &JobStore{db: db}
+}
+
+const jobColumns = `id, queue, data, status, priority, attempts, max_attempts, backoff, key, run_at, created_at,
+	updated_at, started_at, finished_at, lease, lease_ms, lease_expires_at, last_error`
+
+type jobRow struct {
+	job      backend.Job
+	lease    sql.NullString
+	leaseMs  sql.NullInt64
+	backoff  string
+	lastErr  sql.NullString
+	key      sql.NullString
+	data     string
+	runAt    int64
+	created  int64
+	updated  int64
+	started  sql.NullInt64
+	finished sql.NullInt64
+	expires  sql.NullInt64
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanJob(s scanner) (*backend.Job, error) {
+	r := &jobRow{}
+	j := &r.job
+	err := s.Scan(&j.ID, &j.Queue, &r.data, &j.Status, &j.Priority, &j.Attempts, &j.MaxAttempts, &r.backoff, &r.key,
+		&r.runAt, &r.created, &r.updated, &r.started, &r.finished, &r.lease, &r.leaseMs, &r.expires, &r.lastErr)
+	if err != nil {
+		return nil, err
+	}
+	j.Data = json.RawMessage(r.data)
+	j.Key = r.key.String
+	j.Lease = r.lease.String
+	j.RunAt, j.CreatedAt, j.UpdatedAt = ms(r.runAt), ms(r.created), ms(r.updated)
+	j.StartedAt, j.FinishedAt, j.LeaseExpiresAt = nullMs(r.started), nullMs(r.finished), nullMs(r.expires)
+	if err := json.Unmarshal([]byte(r.backoff), &j.Backoff); err != nil {
+		return nil, err
+	}
+	if r.lastErr.Valid {
+		j.LastError = &backend.JobError{}
+		if err := json.Unmarshal([]byte(r.lastErr.String), j.LastError); err != nil {
+			return nil, err
+		}
+	}
+	return j, nil
+}
+
+func ms(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+func nullMs(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := ms(v.Int64)
+	return &t
+}
+
+// inWriter runs fn in a writer transaction.
+func (b *JobStore) inWriter(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	t, err := b.db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return translate(err)
+	}
+	if err := fn(t); err != nil {
+		t.Rollback()
+		return translate(err)
+	}
+	return translate(t.Commit())
+}
+
+const insertSQL = `INSERT INTO jobs (id, queue, data, status, priority, attempts, max_attempts, backoff, key, run_at, created_at, updated_at)
+	VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?)`
+
+// holderSQL finds the active job holding a dedupe key. The single writer
+// makes this read and the insert after it one atomic step.
+const holderSQL = `SELECT id FROM jobs WHERE queue = ? AND key = ? AND status IN ('pending', 'processing')`
+
+// Insert implements backend.JobStore.
+func (b *JobStore) Insert(ctx context.Context, p backend.InsertParams) (out []backend.Inserted, err error) {
+	err = b.inWriter(ctx, func(tx *sql.Tx) error {
+		out, err = b.insertTx(ctx, tx, p)
+		return err
+	})
+	return out, err
+}
+
+func (b *JobStore) insertTx(ctx context.Context, tx *sql.Tx, p backend.InsertParams) ([]backend.Inserted, error) {
+	now := backend.NowOr(p.Now)
+	out := make([]backend.Inserted, len(p.Jobs))
+	for i, nj := range p.Jobs {
+		var key any
+		if nj.Key != "" {
+			var holder string
+			err := b.db.queryRow(ctx, nil, tx, holderSQL, p.Queue, nj.Key).Scan(&holder)
+			if err == nil {
+				out[i] = backend.Inserted{ID: holder, Deduplicated: true}
+				continue
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return nil, err
+			}
+			key = nj.Key
+		}
+		runAt := nj.RunAt
+		if runAt.IsZero() {
+			runAt = now.Add(nj.Delay)
+		}
+		bo, _ := json.Marshal(nj.Backoff)
+		if _, err := b.db.exec(ctx, tx, insertSQL, nj.ID, p.Queue, string(nj.Data), nj.Priority, nj.MaxAttempts, string(bo), key,
+			runAt.UnixMilli(), now.UnixMilli(), now.UnixMilli()); err != nil {
+			return nil, err
+		}
+		out[i] = backend.Inserted{ID: nj.ID}
+	}
+	return out, nil
+}
+
+// sweepSQL fails expired claims that have no attempts left.
+const sweepSQL = `UPDATE jobs SET status = 'failed', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL, last_error = ?3
+	WHERE queue = ?2 AND status = 'processing' AND lease_expires_at <= ?1 AND attempts >= max_attempts`
+
+// claimSQL claims up to ?5 ready jobs in one statement: the first ones in
+// claim order among pending jobs that are due (walking jobs_ready) and
+// claims whose lease expired (walking jobs_leases). Each claim's lease is
+// the call's token and the job's id.
+const claimSQL = `UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease = ?1 || '.' || id, lease_ms = ?2,
+		lease_expires_at = ?3 + ?2, started_at = ?3, updated_at = ?3
+	WHERE id IN (
+		SELECT id FROM (
+			SELECT id, priority, run_at FROM (SELECT id, priority, run_at FROM jobs
+				WHERE queue = ?4 AND status = 'pending' AND run_at <= ?3 ORDER BY priority DESC, run_at, id LIMIT ?5)
+			UNION ALL
+			SELECT id, priority, run_at FROM (SELECT id, priority, run_at FROM jobs
+				WHERE queue = ?4 AND status = 'processing' AND lease_expires_at <= ?3 ORDER BY priority DESC, run_at, id LIMIT ?5))
+		ORDER BY priority DESC, run_at, id LIMIT ?5)
+	RETURNING ` + jobColumns
+
+// Claim implements backend.JobStore.
+func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claimed, error) {
+	var out backend.Claimed
+	expired, _ := json.Marshal(p.Expired)
+	err := b.inWriter(ctx, func(tx *sql.Tx) error {
+		now := backend.NowOr(p.Now).UnixMilli()
+		if _, err := b.db.exec(ctx, tx, sweepSQL, now, p.Queue, string(expired)); err != nil {
+			return err
+		}
+		rows, err := b.db.queryTx(ctx, tx, claimSQL, p.Token, p.Lease.Milliseconds(), now, p.Queue, p.Max)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			j, err := scanJob(rows)
+			if err != nil {
+				return err
+			}
+			out.Jobs = append(out.Jobs, j)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(out.Jobs) < p.Max {
+			var next sql.NullInt64
+			if err := tx.QueryRowContext(ctx, `SELECT min(t) FROM (
+					SELECT min(run_at) AS t FROM jobs WHERE queue = ?1 AND status = 'pending'
+					UNION ALL SELECT min(lease_expires_at) FROM jobs WHERE queue = ?1 AND status = 'processing')`, p.Queue).Scan(&next); err != nil {
+				return err
+			}
+			if next.Valid {
+				out.Next = max(time.Duration(next.Int64-now)*time.Millisecond, time.Millisecond)
+			}
+		}
+		return nil
+	})
+	// RETURNING does not keep the claim order.
+	slices.SortFunc(out.Jobs, claimOrder)
+	return out, err
+}
+
+func claimOrder(a, b *backend.Job) int {
+	if a.Priority != b.Priority {
+		return b.Priority - a.Priority
+	}
+	if c := a.RunAt.Compare(b.RunAt); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
+}
+
+// settleSQL is the statement of each change, guarded by its precondition;
+// each returns the job's queue when it applied.
+var settleSQL = map[backend.SettleKind]string{
+	backend.Complete: `UPDATE jobs SET status = 'completed', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL
+		WHERE id = ?2 AND status = 'processing' AND lease = ?3 RETURNING queue`,
+	backend.Retry: `UPDATE jobs SET status = 'pending', run_at = ?1 + ?4, updated_at = ?1, lease_expires_at = NULL, last_error = ?5
+		WHERE id = ?2 AND status = 'processing' AND lease = ?3 RETURNING queue`,
+	backend.Fail: `UPDATE jobs SET status = 'failed', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL, last_error = ?5
+		WHERE id = ?2 AND status = 'processing' AND lease = ?3 RETURNING queue`,
+	backend.Extend: `UPDATE jobs SET lease_expires_at = ?1 + coalesce(nullif(?4, 0), lease_ms), updated_at = ?1
+		WHERE id = ?2 AND status = 'processing' AND lease = ?3 RETURNING queue`,
+	backend.Release: `UPDATE jobs SET status = 'pending', attempts = attempts - 1, lease_expires_at = NULL, updated_at = ?1
+		WHERE id = ?2 AND status = 'processing' AND lease = ?3 RETURNING queue`,
+	backend.Cancel: `UPDATE jobs SET status = 'cancelled', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL
+		WHERE id = ?2 AND status IN ('pending', 'processing') RETURNING queue`,
+	backend.Revive: `UPDATE jobs SET status = 'pending', attempts = 0, run_at = ?1, updated_at = ?1, finished_at = NULL
+		WHERE id = ?2 AND status IN ('failed', 'cancelled') RETURNING queue`,
+}
+
+// Settle implements backend.JobStore.
+func (b *JobStore) Settle(ctx context.Context, p backend.SettleParams) (out []backend.Settled, err error) {
+	err = b.inWriter(ctx, func(tx *sql.Tx) error {
+		out, err = b.settleTx(ctx, tx, p)
+		return err
+	})
+	return out, err
+}
+
+func (b *JobStore) settleTx(ctx context.Context, tx *sql.Tx, p backend.SettleParams) ([]backend.Settled, error) {
+	now := backend.NowOr(p.Now).UnixMilli()
+	out := make([]backend.Settled, len(p.Items))
+	for i, it := range p.Items {
+		q, ok := settleSQL[it.Kind]
+		if !ok {
+			return nil, backend.Errorf(backend.CodeInternal, "sqlite: unknown change %d", it.Kind)
+		}
+		if it.Kind == backend.Revive {
+			holder, err := b.keyHolder(ctx, tx, it.ID)
+			if err != nil {
+				return nil, err
+			}
+			if holder != "" {
+				out[i], err = b.stateOf(ctx, tx, it.ID)
+				out[i].KeyHolder = holder
+				if err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
+		var lastErr any
+		if it.Error != nil {
+			e, _ := json.Marshal(it.Error)
+			lastErr = string(e)
+		}
+		var queue string
+		err := b.db.queryRow(ctx, nil, tx, q, now, it.ID, it.Lease, it.Delay.Milliseconds(), lastErr).Scan(&queue)
+		switch {
+		case err == nil:
+			out[i] = backend.Settled{Applied: true, Found: true, Queue: queue}
+		case errors.Is(err, sql.ErrNoRows):
+			if out[i], err = b.stateOf(ctx, tx, it.ID); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// stateOf reads what explains a change that did not apply.
+func (b *JobStore) stateOf(ctx context.Context, tx *sql.Tx, id string) (backend.Settled, error) {
+	var s backend.Settled
+	var lease sql.NullString
+	err := tx.QueryRowContext(ctx, `SELECT queue, status, lease FROM jobs WHERE id = ?`, id).Scan(&s.Queue, &s.Status, &lease)
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, nil
+	}
+	s.Found, s.Lease = err == nil, lease.String
+	return s, err
+}
+
+// keyHolder is the active job, other than the failed or cancelled job id,
+// that holds id's dedupe key ("" if none).
+func (b *JobStore) keyHolder(ctx context.Context, tx *sql.Tx, id string) (string, error) {
+	var holder string
+	err := tx.QueryRowContext(ctx, `SELECT o.id FROM jobs j JOIN jobs o ON o.queue = j.queue AND o.key = j.key
+		WHERE j.id = ? AND j.key IS NOT NULL AND j.status IN ('failed', 'cancelled') AND o.status IN ('pending', 'processing')`, id).Scan(&holder)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return holder, err
+}
+
+// Get implements backend.JobStore.
+func (b *JobStore) Get(ctx context.Context, ids []string) ([]*backend.Job, error) {
+	list, _ := json.Marshal(ids)
+	rows, err := b.db.reader.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id IN (SELECT value FROM json_each(?))`, string(list))
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	byID := make(map[string]*backend.Job, len(ids))
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, translate(err)
+		}
+		byID[j.ID] = j
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(err)
+	}
+	out := make([]*backend.Job, len(ids))
+	for i, id := range ids {
+		out[i] = byID[id]
+	}
+	return out, nil
+}
+
+// Stats implements backend.JobStore.
+func (b *JobStore) Stats(ctx context.Context, queues []string) ([]backend.QueueStats, error) {
+	list, _ := json.Marshal(queues)
+	rows, err := b.db.reader.QueryContext(ctx, `SELECT queue, status, count(*) FROM jobs
+		WHERE queue IN (SELECT value FROM json_each(?)) GROUP BY queue, status`, string(list))
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	out := make([]backend.QueueStats, len(queues))
+	at := make(map[string]int, len(queues))
+	for i, q := range queues {
+		out[i].Queue = q
+		at[q] = i
+	}
+	for rows.Next() {
+		var q string
+		var status backend.JobStatus
+		var n int64
+		if err := rows.Scan(&q, &status, &n); err != nil {
+			return nil, translate(err)
+		}
+		out[at[q]].Add(status, n)
+	}
+	return out, translate(rows.Err())
+}
+
+// ListFailed implements backend.JobStore.
+func (b *JobStore) ListFailed(ctx context.Context, queue string, p backend.ListParams) ([]*backend.Job, error) {
+	rows, err := b.db.reader.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE queue = ? AND status = 'failed'
+		ORDER BY finished_at DESC, id DESC LIMIT ? OFFSET ?`, queue, p.Limit, p.Offset)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	out := []*backend.Job{}
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, translate(err)
+		}
+		out = append(out, j)
+	}
+	return out, translate(rows.Err())
+}
+
+// DeleteFinished implements backend.JobStore, 1000 jobs per transaction so
+// that no single one holds the writer for long.
+func (b *JobStore) DeleteFinished(ctx context.Context, p backend.DeleteParams) (int, error) {
+	statuses := make([]string, len(p.Statuses))
+	for i, s := range p.Statuses {
+		statuses[i] = string(s)
+	}
+	list, _ := json.Marshal(statuses)
+	before := int64(1<<63 - 1)
+	if !p.Before.IsZero() {
+		before = p.Before.UnixMilli()
+	}
+	total := 0
+	for {
+		var n int64
+		err := b.inWriter(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, `DELETE FROM jobs WHERE id IN (SELECT id FROM jobs
+				WHERE status IN (SELECT value FROM json_each(?1)) AND finished_at < ?2 AND (?3 = '' OR queue = ?3) LIMIT 1000)`,
+				string(list), before, p.Queue)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += int(n)
+		if n < 1000 {
+			return total, nil
+		}
+	}
+}
+
+// Watch implements backend.JobStore: only this process writes the file.
+func (b *JobStore) Watch(func(string)) {}
+
+// PollInterval implements backend.JobStore.
+func (b *JobStore) PollInterval() time.Duration { return 0 }
+
+// Ping implements backend.JobStore.
+func (b *JobStore) Ping(ctx context.Context) error { return b.db.Ping(ctx) }
+
+// Close implements backend.JobStore.
+func (b *JobStore) Close() error { return b.db.Close() }

@@ -1,0 +1,273 @@
+package handlers
+
+import (
+	"bytes"
+	"math"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/storaged/storaged/internal/backend"
+)
+
+// The decoders of the job routes read JSON into the service's params: they
+// check shapes and types (an integer where one is due, no unknown keys)
+// and leave every rule about values to the queue service, which applies
+// each once.
+
+type backoffBody struct {
+	Type       string   `json:"type"`
+	DelayMs    *float64 `json:"delayMs"`
+	MaxDelayMs *float64 `json:"maxDelayMs"`
+}
+
+type enqueueBody struct {
+	Data        json.RawMessage `json:"data"`
+	RunAt       *string         `json:"runAt"`
+	DelayMs     *float64        `json:"delayMs"`
+	Priority    *float64        `json:"priority"`
+	MaxAttempts *float64        `json:"maxAttempts"`
+	Backoff     *backoffBody    `json:"backoff"`
+	Key         *string         `json:"key"`
+}
+
+// wide is the range a JSON number may have before the service's own rules
+// judge it: what fits the Go types without overflow.
+const wide = math.MaxInt64 / int(time.Millisecond)
+
+func ms(name string, v *float64) (time.Duration, error) {
+	if v == nil {
+		return 0, nil
+	}
+	n, err := backend.IntInRange(name, *v, -wide, wide)
+	return time.Duration(n) * time.Millisecond, err
+}
+
+func integer(name string, v *float64) (int, error) {
+	if v == nil {
+		return 0, nil
+	}
+	return backend.IntInRange(name, *v, math.MinInt64>>1, math.MaxInt64>>1)
+}
+
+func (e *enqueueBody) toParams() (backend.EnqueueParams, error) {
+	var p backend.EnqueueParams
+	p.Data = e.Data
+	if e.RunAt != nil {
+		t, err := time.Parse(time.RFC3339Nano, *e.RunAt)
+		if err != nil {
+			return p, backend.Errorf(backend.CodeInvalidArgument, "runAt must be an RFC 3339 time such as 2026-01-02T15:04:05.000Z")
+		}
+		p.RunAt = t
+	}
+	var err error
+	if p.Delay, err = ms("delayMs", e.DelayMs); err != nil {
+		return p, err
+	}
+	if e.RunAt != nil && e.DelayMs != nil {
+		return p, backend.Errorf(backend.CodeInvalidArgument, "give runAt or delayMs, not both")
+	}
+	if p.Priority, err = integer("priority", e.Priority); err != nil {
+		return p, err
+	}
+	if p.MaxAttempts, err = integer("maxAttempts", e.MaxAttempts); err != nil {
+		return p, err
+	}
+	if e.MaxAttempts != nil && p.MaxAttempts == 0 {
+		// Zero means "the default" in EnqueueParams; on the wire it is a
+		// number out of range.
+		return p, backend.ErrMaxAttempts
+	}
+	if e.Backoff != nil {
+		if e.Backoff.Type == "" {
+			return p, backend.Errorf(backend.CodeInvalidArgument, `backoff.type is required ("exponential" or "fixed")`)
+		}
+		p.Backoff.Type = backend.BackoffType(e.Backoff.Type)
+		d, err := ms("backoff.delayMs", e.Backoff.DelayMs)
+		if err != nil {
+			return p, err
+		}
+		if e.Backoff.DelayMs == nil {
+			d = backend.DefaultBackoffBase
+		}
+		c, err := ms("backoff.maxDelayMs", e.Backoff.MaxDelayMs)
+		if err != nil {
+			return p, err
+		}
+		p.Backoff.DelayMs, p.Backoff.MaxDelayMs = d.Milliseconds(), c.Milliseconds()
+	}
+	if e.Key != nil {
+		if *e.Key == "" {
+			return p, backend.Errorf(backend.CodeInvalidArgument, "key must not be empty")
+		}
+		p.Key = *e.Key
+	}
+	return p, nil
+}
+
+// DecodeEnqueue decodes the body of POST /v1/queues/{q}/jobs.
+func DecodeEnqueue(b []byte) (backend.EnqueueParams, error) {
+	var body enqueueBody
+	if err := decodeStrict(b, &body); err != nil {
+		return backend.EnqueueParams{}, err
+	}
+	return body.toParams()
+}
+
+// decodeArray splits a JSON array body into its raw items.
+func decodeArray(b []byte, what string) ([]json.RawMessage, error) {
+	if err := checkBody(b); err != nil {
+		return nil, err
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '[' {
+		return nil, backend.Errorf(backend.CodeInvalidArgument, "request body must be a JSON array of %s", what)
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(b, &raws); err != nil {
+		return nil, backend.Errorf(backend.CodeInvalidArgument, "request body is not valid JSON")
+	}
+	return raws, nil
+}
+
+// eachItem decodes every item of a batch with decode, naming the item of
+// any error.
+func eachItem[T any](raws []json.RawMessage, decode func([]byte) (T, error)) ([]T, error) {
+	out := make([]T, len(raws))
+	for i, raw := range raws {
+		v, err := decode(raw)
+		if err != nil {
+			be := err.(*backend.Error)
+			return nil, backend.Errorf(be.Code, "item %d: %s", i, be.Message)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// DecodeEnqueueBatch decodes the body of POST /v1/queues/{q}/jobs/batch: a
+// JSON array of enqueue bodies.
+func DecodeEnqueueBatch(b []byte) ([]backend.EnqueueParams, error) {
+	raws, err := decodeArray(b, "jobs")
+	if err != nil {
+		return nil, err
+	}
+	return eachItem(raws, DecodeEnqueue)
+}
+
+// DecodeDequeue decodes {waitMs, leaseMs, max}; many tells whether max was
+// given (the answer is then an array).
+func DecodeDequeue(b []byte) (p backend.DequeueParams, many bool, err error) {
+	var body struct {
+		WaitMs  *float64 `json:"waitMs"`
+		LeaseMs *float64 `json:"leaseMs"`
+		Max     *float64 `json:"max"`
+	}
+	if err := decodeStrict(b, &body); err != nil {
+		return p, false, err
+	}
+	if p.Wait, err = ms("waitMs", body.WaitMs); err != nil {
+		return p, false, err
+	}
+	if p.Lease, err = ms("leaseMs", body.LeaseMs); err != nil {
+		return p, false, err
+	}
+	if body.LeaseMs != nil && p.Lease == 0 {
+		return p, false, backend.ErrLeaseMs
+	}
+	if p.Max, err = integer("max", body.Max); err != nil {
+		return p, false, err
+	}
+	if body.Max != nil && p.Max == 0 {
+		return p, false, backend.ErrMax
+	}
+	return p, body.Max != nil, nil
+}
+
+type jobErrorBody struct {
+	Name    string `json:"name"`
+	Message string `json:"message"`
+	Stack   string `json:"stack"`
+}
+
+// settleBody is every settle call's item: {id, lease} and the extras of
+// fail and heartbeat. The id comes from the path on single-job routes.
+type settleBody struct {
+	ID      *string       `json:"id"`
+	Lease   string        `json:"lease"`
+	LeaseMs *float64      `json:"leaseMs"`
+	Error   *jobErrorBody `json:"error"`
+	Retry   *bool         `json:"retry"`
+}
+
+// decodeSettle decodes one item of call; id is the path's (single-job
+// routes, where the body carries no id) or "" (batches, where it must).
+func decodeSettle(call, id string, b []byte) (settleBody, error) {
+	var body settleBody
+	if err := decodeStrict(b, &body); err != nil {
+		return body, err
+	}
+	switch {
+	case id == "" && body.ID == nil:
+		return body, backend.Errorf(backend.CodeInvalidArgument, "id is required")
+	case id != "" && body.ID != nil:
+		return body, backend.Errorf(backend.CodeInvalidArgument, "the job id is in the path; the body takes no id")
+	case id != "":
+		body.ID = &id
+	}
+	extra := ""
+	switch {
+	case body.LeaseMs != nil && call != "heartbeat":
+		extra = "leaseMs"
+	case body.Error != nil && call != "fail":
+		extra = "error"
+	case body.Retry != nil && call != "fail":
+		extra = "retry"
+	}
+	if extra != "" {
+		return body, backend.Errorf(backend.CodeInvalidArgument, "%s does not apply to %s", extra, call)
+	}
+	return body, nil
+}
+
+// DecodeRef decodes the {lease} of ack and release (id from the path, or
+// in the body when id is "").
+func DecodeRef(call, id string, b []byte) (backend.LeaseRef, error) {
+	body, err := decodeSettle(call, id, b)
+	if err != nil {
+		return backend.LeaseRef{}, err
+	}
+	return backend.LeaseRef{ID: *body.ID, Lease: body.Lease}, nil
+}
+
+// DecodeFail decodes {lease, error: {name, message, stack}, retry}.
+func DecodeFail(id string, b []byte) (backend.FailParams, error) {
+	body, err := decodeSettle("fail", id, b)
+	if err != nil {
+		return backend.FailParams{}, err
+	}
+	p := backend.FailParams{ID: *body.ID, Lease: body.Lease, Retry: true}
+	if body.Retry != nil {
+		p.Retry = *body.Retry
+	}
+	if body.Error != nil {
+		p.Error = backend.JobError{Name: body.Error.Name, Message: body.Error.Message, Stack: body.Error.Stack}
+	}
+	return p, nil
+}
+
+// DecodeHeartbeat decodes {lease, leaseMs}.
+func DecodeHeartbeat(id string, b []byte) (backend.HeartbeatParams, error) {
+	body, err := decodeSettle("heartbeat", id, b)
+	if err != nil {
+		return backend.HeartbeatParams{}, err
+	}
+	ext, err := ms("leaseMs", body.LeaseMs)
+	if err != nil {
+		return backend.HeartbeatParams{}, err
+	}
+	if body.LeaseMs != nil && ext == 0 {
+		return backend.HeartbeatParams{}, backend.ErrLeaseMs
+	}
+	return backend.HeartbeatParams{ID: *body.ID, Lease: body.Lease, Extend: ext}, nil
+}
