@@ -329,6 +329,9 @@ func (b *JobStore) analyzeSoon() {
 // $5 ready jobs — pending and due (walking storaged_jobs_claim in claim
 // order), or processing with an expired lease — skipping rows other
 // daemons have locked. A claim's lease is the call's token and the id.
+// The update finds its rows by id = ANY(array): as a join the planner
+// hashed the whole table to update 200 rows (EXPLAIN: 31 of 42 ms on a
+// 20k-job queue, and linear in the table).
 const claimSQL = `WITH swept AS (
 		UPDATE storaged_jobs SET status = 'failed', finished_at = ` + nowSQL + `, updated_at = ` + nowSQL + `,
 			lease_expires_at = NULL, last_error = $6::jsonb
@@ -343,7 +346,7 @@ const claimSQL = `WITH swept AS (
 	next AS (SELECT id FROM (SELECT * FROM p UNION ALL SELECT * FROM e) c ORDER BY priority DESC, run_at, id LIMIT $5)
 	UPDATE storaged_jobs j SET status = 'processing', attempts = j.attempts + 1, lease = $3 || '.' || j.id, lease_ms = $4::bigint,
 		lease_expires_at = ` + nowSQL + ` + $4::bigint * interval '1 millisecond', started_at = ` + nowSQL + `, updated_at = ` + nowSQL + `
-	FROM next WHERE j.id = next.id
+	WHERE j.id = ANY (ARRAY(SELECT id FROM next))
 	RETURNING j.id, j.queue, j.data::text, j.status, j.priority, j.attempts, j.max_attempts, j.backoff::text, j.key, j.run_at,
 		j.created_at, j.updated_at, j.started_at, j.finished_at, j.lease, j.lease_ms, j.lease_expires_at, j.last_error::text`
 
@@ -411,21 +414,26 @@ const leased = `j.status = 'processing' AND j.lease = u.lease`
 
 // settleSQL applies one kind of change to every item that names it, in
 // one statement, and explains the others from the same snapshot; changes
-// that make a job claimable notify every daemon at commit.
+// that make a job claimable notify every daemon at commit. Rows are found
+// by id = ANY(ARRAY(...)), an index lookup each: given a join, or the
+// parameter array itself, the planner hashed the whole table or walked a
+// partial index of every job in flight (EXPLAIN on a 20k-job table: 56 ms
+// for 200 items, then 2 ms).
 func settleSQL(kind backend.SettleKind) string {
 	s := settleSet[kind]
-	notify := ""
+	notify, count := "", ""
 	if kind == backend.Retry || kind == backend.Release {
-		notify = `, woke AS (SELECT pg_notify('` + notifyChannel + `', q.queue) FROM (SELECT DISTINCT queue FROM upd) q)`
-	}
-	sel := `SELECT u.ord, upd.queue, cur.queue, cur.status, cur.lease
-	FROM u LEFT JOIN upd ON upd.id = u.id LEFT JOIN storaged_jobs cur ON upd.id IS NULL AND cur.id = u.id`
-	if notify != "" {
-		sel += ` CROSS JOIN (SELECT count(*) FROM woke) w`
+		notify = `,
+	woke AS (SELECT pg_notify('` + notifyChannel + `', q.queue) FROM (SELECT DISTINCT queue FROM upd) q)`
+		count = ` CROSS JOIN (SELECT count(*) FROM woke) w`
 	}
 	return `WITH u AS (SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY AS u(id, lease, delay_ms, err, ord)),
-	upd AS (UPDATE storaged_jobs j SET ` + s.set + ` FROM u WHERE j.id = u.id AND ` + s.cond + ` RETURNING j.id, j.queue)` + notify + `
-	` + sel
+	cur AS (SELECT id, queue, status, lease FROM storaged_jobs WHERE id = ANY (ARRAY(SELECT id FROM u))),
+	upd AS (UPDATE storaged_jobs j SET ` + s.set + ` FROM u
+		WHERE j.id = ANY (ARRAY(SELECT id FROM u)) AND j.id = u.id AND ` + s.cond + `
+		RETURNING j.id, j.queue)` + notify + `
+	SELECT u.ord, upd.queue, cur.queue, cur.status, cur.lease
+	FROM u LEFT JOIN upd ON upd.id = u.id LEFT JOIN cur ON cur.id = u.id` + count
 }
 
 // reviveSQL brings a failed or cancelled job back unless another active
