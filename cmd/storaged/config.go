@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/storaged/storaged/internal/handlers"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=...".
@@ -21,25 +23,34 @@ var Version = "dev"
 type Config struct {
 	RepositoryBackend    string
 	RepositoryConnection string
-	RepositoryCacheSize  int
-	JobQueueBackend      string
-	JobQueueConnection   string
-	RedisPrefix          string
-	Socket               string
-	SocketMode           os.FileMode
-	LogLevel             slog.Level
-	MaxBodyBytes         int
-	TxIdleTimeout        time.Duration
-	RetentionCompleted   time.Duration
-	RetentionFailed      time.Duration
-	ShutdownTimeout      time.Duration
-	StdinLifeline        bool
-	SQLiteSynchronous    string
-	AutoMigrate          bool
-	PostgresNotify       bool
-	SocketGroup          int // -1: leave the group as created
-	AllowedUIDs          []int
-	AllowedGIDs          []int
+	// RepositoryConnectionVar names the variable RepositoryConnection
+	// came from (REPOSITORY_CONNECTION_STRING, SQLITE_PATH or
+	// POSTGRESQL_URL), for messages about it.
+	RepositoryConnectionVar string
+	RepositoryCacheSize     int
+	JobQueueBackend         string
+	JobQueueConnection      string
+	JobQueueConnectionVar   string
+	RedisPrefix             string
+	Socket                  string
+	SocketMode              os.FileMode
+	LogLevel                slog.Level
+	MaxBodyBytes            int
+	MaxConnections          int
+	ReadTimeout             time.Duration
+	WriteTimeout            time.Duration
+	IdleTimeout             time.Duration
+	TxIdleTimeout           time.Duration
+	RetentionCompleted      time.Duration
+	RetentionFailed         time.Duration
+	ShutdownTimeout         time.Duration
+	StdinLifeline           bool
+	SQLiteSynchronous       string
+	AutoMigrate             bool
+	PostgresNotify          bool
+	SocketGroup             int // -1: leave the group as created
+	AllowedUIDs             []int
+	AllowedGIDs             []int
 }
 
 // setting is one configuration variable: its environment name, the flag
@@ -129,7 +140,7 @@ var settings = []setting{
 	{"STORAGED_LOG_LEVEL", "log-level", "info", "debug|info|warn|error", func(c *Config, v string) error {
 		return c.LogLevel.UnmarshalText([]byte(v))
 	}},
-	{"STORAGED_MAX_BODY_BYTES", "max-body-bytes", strconv.Itoa(16 << 20), "largest request body; larger ones get 413", func(c *Config, v string) error {
+	{"STORAGED_MAX_BODY_BYTES", "max-body-bytes", strconv.Itoa(handlers.DefaultLimits.MaxBodyBytes), "largest request body; larger ones get 413", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1024 || n > 1<<30 {
 			return fmt.Errorf("%q is not a byte count between 1024 and 1073741824", v)
@@ -137,6 +148,17 @@ var settings = []setting{
 		c.MaxBodyBytes = n
 		return nil
 	}},
+	{"STORAGED_MAX_CONNECTIONS", "max-connections", strconv.Itoa(handlers.DefaultLimits.MaxConnections), "connections served at once; past it a connection gets 503 and is closed", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1_000_000 {
+			return fmt.Errorf("%q is not a connection count between 1 and 1000000", v)
+		}
+		c.MaxConnections = n
+		return nil
+	}},
+	{"STORAGED_READ_TIMEOUT", "read-timeout", handlers.DefaultLimits.ReadTimeout.String(), "close a connection whose request (head and body) takes longer than this to arrive", durationIn(func(c *Config) *time.Duration { return &c.ReadTimeout })},
+	{"STORAGED_WRITE_TIMEOUT", "write-timeout", handlers.DefaultLimits.WriteTimeout.String(), "close a connection whose peer takes longer than this to read a response", durationIn(func(c *Config) *time.Duration { return &c.WriteTimeout })},
+	{"STORAGED_IDLE_TIMEOUT", "idle-timeout", handlers.DefaultLimits.IdleTimeout.String(), "close a keep-alive connection idle this long", durationIn(func(c *Config) *time.Duration { return &c.IdleTimeout })},
 	{"STORAGED_TX_IDLE_TIMEOUT", "tx-idle-timeout", "30s", "roll back transactions idle this long", durationIn(func(c *Config) *time.Duration { return &c.TxIdleTimeout })},
 	{"STORAGED_RETENTION_COMPLETED", "retention-completed", "24h", "keep completed and cancelled jobs this long", durationIn(func(c *Config) *time.Duration { return &c.RetentionCompleted })},
 	{"STORAGED_RETENTION_FAILED", "retention-failed", "168h", "keep failed jobs (dead letters) this long", durationIn(func(c *Config) *time.Duration { return &c.RetentionFailed })},
@@ -206,18 +228,15 @@ func durationIn(field func(*Config) *time.Duration) func(*Config, string) error 
 	}
 }
 
-// LoadConfig reads the environment, then the flags, and validates every
-// value. An error names the variable (and its flag) at fault.
-func LoadConfig(args []string, getenv func(string) string) (Config, error) {
+// LoadConfig reads the environment (through lookup, os.LookupEnv in
+// production), then the flags, and validates every value. An error names
+// the variable (and its flag) at fault.
+func LoadConfig(args []string, lookup func(string) (string, bool)) (Config, error) {
 	fs := flag.NewFlagSet("storaged serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	values := make([]*string, len(settings))
 	for i, s := range settings {
-		v := getenv(s.env)
-		if v == "" {
-			v = s.def
-		}
-		values[i] = fs.String(s.flag, v, s.help+" ($"+s.env+")")
+		values[i] = fs.String(s.flag, envOr(lookup, s.env, s.def), s.help+" ($"+s.env+")")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -229,45 +248,63 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	byFlag := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { byFlag[f.Name] = true })
 	var c Config
 	raw := map[string]string{}
 	for i, s := range settings {
-		raw[s.env] = *values[i]
+		v := *values[i]
+		// A variable set to "" is a mistake (an unfinished line in an
+		// environment file) wherever empty is not a meaningful value:
+		// refuse it rather than quietly use the default.
+		if s.def != "" {
+			envV, envSet := lookup(s.env)
+			if (byFlag[s.flag] && v == "") || (!byFlag[s.flag] && envSet && envV == "") {
+				return Config{}, fmt.Errorf("%s (--%s): is set but empty; leave it unset for the default (%s) or give a value", s.env, s.flag, s.def)
+			}
+		}
+		raw[s.env] = v
 		if s.apply == nil {
 			continue
 		}
-		if err := s.apply(&c, *values[i]); err != nil {
+		if err := s.apply(&c, v); err != nil {
 			return Config{}, fmt.Errorf("%s (--%s): %v", s.env, s.flag, err)
 		}
 	}
 	// The seed's fallbacks: a backend's own connection string first, then
-	// the database-specific variable.
-	resolve := func(backend string, conn *string, env string) error {
+	// the database-specific variable. connVar remembers which one was used,
+	// so that later messages name the variable the user actually set.
+	resolve := func(backend string, conn, connVar *string, env string) error {
+		*connVar = env
 		if *conn != "" {
 			return nil
 		}
-		switch backend {
-		case "sqlite":
-			*conn = raw["SQLITE_PATH"]
-		case "postgres":
-			*conn = raw["POSTGRESQL_URL"]
-		case "redis":
-			*conn = raw["REDIS_URL"]
+		alt := map[string]string{"sqlite": "SQLITE_PATH", "postgres": "POSTGRESQL_URL", "redis": "REDIS_URL"}[backend]
+		if alt == "" {
+			return nil
 		}
-		if *conn == "" && backend != "memory" {
-			alt := map[string]string{"sqlite": "SQLITE_PATH", "postgres": "POSTGRESQL_URL", "redis": "REDIS_URL"}[backend]
+		*conn, *connVar = raw[alt], alt
+		if *conn == "" {
 			return fmt.Errorf("%s=%s needs %s or %s", strings.TrimSuffix(env, "_CONNECTION_STRING")+"_BACKEND", backend, env, alt)
 		}
 		return nil
 	}
-	if err := resolve(c.RepositoryBackend, &c.RepositoryConnection, "REPOSITORY_CONNECTION_STRING"); err != nil {
+	if err := resolve(c.RepositoryBackend, &c.RepositoryConnection, &c.RepositoryConnectionVar, "REPOSITORY_CONNECTION_STRING"); err != nil {
 		return Config{}, err
 	}
 	if c.JobQueueBackend == "sqlite" && c.JobQueueConnection == "" && c.RepositoryBackend == "sqlite" {
-		c.JobQueueConnection = c.RepositoryConnection // one file for both, as the issue asks
-	}
-	if err := resolve(c.JobQueueBackend, &c.JobQueueConnection, "JOBQUEUE_CONNECTION_STRING"); err != nil {
+		// One file for both, as the issue asks.
+		c.JobQueueConnection, c.JobQueueConnectionVar = c.RepositoryConnection, c.RepositoryConnectionVar
+	} else if err := resolve(c.JobQueueBackend, &c.JobQueueConnection, &c.JobQueueConnectionVar, "JOBQUEUE_CONNECTION_STRING"); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// envOr is the value of the variable key, or def when it is unset or empty.
+func envOr(lookup func(string) (string, bool), key, def string) string {
+	if v, _ := lookup(key); v != "" {
+		return v
+	}
+	return def
 }

@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/attribute"
@@ -43,10 +46,12 @@ type Main struct {
 	http *fasthttp.Server
 	ln   net.Listener
 
-	ownsSocket bool // false under socket activation: systemd owns the path
+	ownsSocket bool   // false under socket activation: systemd owns the path
+	dialPath   string // where clients (and the watchdog's probe) connect
 	traces     *sdktrace.TracerProvider
 	stop       context.CancelFunc
 	wg         sync.WaitGroup
+	closing    atomic.Bool
 	serveErr   chan error
 }
 
@@ -62,7 +67,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.repo, err = openRepository(ctx, m.cfg, m.log); err != nil {
 		return err
 	}
-	store, err := openJobStore(ctx, m.cfg, m.log)
+	store, err := openJobStore(ctx, shareSQLiteFile(m.cfg), m.log)
 	if err != nil {
 		return err
 	}
@@ -82,15 +87,28 @@ func (m *Main) Run(ctx context.Context) error {
 		},
 	})
 	m.api.RegisterMetrics(metrics)
-	if m.ln, err = m.listen(); err != nil {
+	if m.ln, m.dialPath, err = m.listen(); err != nil {
 		return err
 	}
-	m.http = handlers.NewFastHTTP(m.api.Handler(), m.cfg.MaxBodyBytes, m.log)
-	ln := m.ln
+	m.http = handlers.NewFastHTTP(m.api.Handler(), handlers.Limits{
+		MaxBodyBytes: m.cfg.MaxBodyBytes, MaxConnections: m.cfg.MaxConnections,
+		ReadTimeout: m.cfg.ReadTimeout, WriteTimeout: m.cfg.WriteTimeout, IdleTimeout: m.cfg.IdleTimeout,
+	}, m.log)
+	m.checkDescriptorLimit()
+	var ln net.Listener = &retryListener{Listener: m.ln, log: m.log}
 	if len(m.cfg.AllowedUIDs) > 0 || len(m.cfg.AllowedGIDs) > 0 {
 		ln = &peerCredListener{Listener: ln, uids: m.cfg.AllowedUIDs, gids: m.cfg.AllowedGIDs, log: m.log}
 	}
-	go func() { m.serveErr <- m.http.Serve(ln) }()
+	go func() {
+		err := m.http.Serve(ln)
+		if m.closing.Load() {
+			return // Close stopped it
+		}
+		if err == nil {
+			err = errors.New("the listener was closed")
+		}
+		m.serveErr <- fmt.Errorf("stopped accepting connections on %s: %w", m.dialPath, err)
+	}()
 
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	m.stop = stop
@@ -106,6 +124,28 @@ func (m *Main) Run(ctx context.Context) error {
 	fmt.Fprintf(os.Stdout, "storaged: serving on %s (repository=%s, jobqueue=%s)\n", m.cfg.Socket, m.cfg.RepositoryBackend, m.cfg.JobQueueBackend)
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
 	return nil
+}
+
+// Failed receives an error if serving stops while the daemon is not
+// shutting down: the process must then exit non-zero, so that systemd
+// restarts it, rather than live on with a socket nobody answers.
+func (m *Main) Failed() <-chan error { return m.serveErr }
+
+// checkDescriptorLimit warns when the connection cap does not fit in the
+// file-descriptor limit: connections past what fits would wait in the
+// backlog (accept failing with EMFILE, retried) rather than get a 503.
+func (m *Main) checkDescriptorLimit() {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	// Descriptors the daemon needs besides connections: database pools,
+	// files, the runtime's own.
+	const reserve = 256
+	if uint64(m.cfg.MaxConnections)+reserve > lim.Cur {
+		m.log.Warn("STORAGED_MAX_CONNECTIONS does not fit in the file-descriptor limit; raise LimitNOFILE or lower STORAGED_MAX_CONNECTIONS",
+			"max_connections", m.cfg.MaxConnections, "nofile", lim.Cur, "reserved", reserve)
+	}
 }
 
 // tracing exports spans over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT
@@ -125,58 +165,21 @@ func (m *Main) tracing(ctx context.Context) (trace.Tracer, error) {
 	return m.traces.Tracer("storaged"), nil
 }
 
-// listen takes a socket from systemd (LISTEN_FDS) or creates one,
-// replacing a stale socket file but never any other kind of file.
-func (m *Main) listen() (net.Listener, error) {
-	if lns, err := activation.Listeners(); err == nil && len(lns) > 0 {
-		if len(lns) != 1 || lns[0] == nil {
-			return nil, fmt.Errorf("socket activation passed %d sockets; storaged takes exactly one stream socket", len(lns))
-		}
-		m.log.Info("using the socket passed by systemd")
-		return lns[0], nil
-	}
-	path := m.cfg.Socket
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != fs.ModeSocket {
-			return nil, fmt.Errorf("STORAGED_SOCKET: %s exists and is not a socket; refusing to replace it", path)
-		}
-		if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("STORAGED_SOCKET: another daemon is serving on %s", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("STORAGED_SOCKET: removing stale socket %s: %v", path, err)
-		}
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("STORAGED_SOCKET: %v", err)
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("STORAGED_SOCKET: %v", err)
-	}
-	// We remove the file ourselves on Close, after draining.
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
-	m.ownsSocket = true
-	if err := os.Chmod(path, m.cfg.SocketMode); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("STORAGED_SOCKET_MODE: %v", err)
-	}
-	if m.cfg.SocketGroup >= 0 {
-		if err := os.Chown(path, -1, m.cfg.SocketGroup); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("STORAGED_SOCKET_GROUP: %v", err)
-		}
-	}
-	return ln, nil
-}
-
 // watchdogLoop tells systemd the daemon is alive while its backends
-// answer; if they stop answering, systemd's watchdog restarts it.
+// answer a ping and a request through its socket is answered; if either
+// stops, systemd's watchdog restarts it. The request goes where clients
+// connect, so a daemon that no longer accepts (or whose socket file is
+// gone or taken) counts as dead, not only one whose backends are.
 func (m *Main) watchdogLoop(ctx context.Context, every time.Duration) {
 	defer m.wg.Done()
 	t := time.NewTicker(every)
 	defer t.Stop()
+	probe := &http.Client{Timeout: every, Transport: &http.Transport{
+		DisableKeepAlives: true, // hold no connection (nor a slot under the cap) between probes
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", m.dialPath)
+		},
+	}}
 	for {
 		select {
 		case <-ctx.Done():
@@ -185,13 +188,32 @@ func (m *Main) watchdogLoop(ctx context.Context, every time.Duration) {
 			c, cancel := context.WithTimeout(ctx, every)
 			err := errors.Join(m.repo.Ping(c), m.jobs.Ping(c))
 			cancel()
-			if err == nil {
-				_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
-			} else {
+			if err != nil {
 				m.log.Warn("backends not answering; withholding the watchdog ping", "err", err)
+				continue
 			}
+			if err := m.probeSocket(ctx, probe); err != nil {
+				m.log.Warn("socket not answering; withholding the watchdog ping", "socket", m.dialPath, "err", err)
+				continue
+			}
+			_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
 		}
 	}
+}
+
+// probeSocket sends GET /healthz through the socket. Any HTTP answer will
+// do: even the 503 of a full connection cap proves the accept loop runs.
+func (m *Main) probeSocket(ctx context.Context, c *http.Client) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://storaged/healthz", nil)
+	if err != nil {
+		return err
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	return res.Body.Close()
 }
 
 func (m *Main) pruneLoop(ctx context.Context) {
@@ -217,11 +239,13 @@ func (m *Main) pruneLoop(ctx context.Context) {
 	}
 }
 
-// Close stops accepting, lets requests in flight finish (bounded by
-// STORAGED_SHUTDOWN_TIMEOUT), rolls back open transactions, closes the
-// backends and removes the socket it created. Jobs claimed by workers
-// stay claimed; their leases expire and they are delivered again.
+// Close rolls back open transactions and answers waiting long polls,
+// stops accepting, lets requests in flight finish (bounded by
+// STORAGED_SHUTDOWN_TIMEOUT), closes the backends and removes the socket
+// it created. Jobs claimed by workers stay claimed; their leases expire
+// and they are delivered again.
 func (m *Main) Close() error {
+	m.closing.Store(true)
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
 	var errs []error
 	if m.stop != nil {
@@ -229,10 +253,14 @@ func (m *Main) Close() error {
 	}
 	if m.http != nil {
 		done := make(chan error, 1)
-		// Long polls would hold the drain for up to their wait; they are
-		// answered (204) at once instead.
-		m.api.StopPolls()
-		go func() { done <- m.http.Shutdown() }()
+		go func() {
+			// Transactions first (and no new ones), so that a write waiting
+			// behind one is answered instead of holding the drain until its
+			// request timeout; long polls answer 204 instead of holding it
+			// for their wait.
+			m.api.Close()
+			done <- m.http.Shutdown()
+		}()
 		select {
 		case err := <-done:
 			if err != nil {
@@ -241,13 +269,15 @@ func (m *Main) Close() error {
 		case <-time.After(m.cfg.ShutdownTimeout):
 			m.log.Warn("requests still in flight after the shutdown timeout; closing anyway")
 		}
-	} else if m.ln != nil {
-		m.ln.Close()
+	} else {
+		if m.api != nil {
+			m.api.Close()
+		}
+		if m.ln != nil {
+			m.ln.Close()
+		}
 	}
 	m.wg.Wait()
-	if m.api != nil {
-		m.api.Close()
-	}
 	if m.jobs != nil {
 		errs = append(errs, m.jobs.Close())
 	}
@@ -266,6 +296,25 @@ func (m *Main) Close() error {
 	}
 	m.log.Info("storaged stopped")
 	return errors.Join(errs...)
+}
+
+// shareSQLiteFile points the job queue at the repository's SQLite file,
+// spelled as the repository spells it, when both name the same file in
+// different ways (dir/x.db and dir/./x.db, a symlink): sqlite.Open shares
+// one handle per spelling, and two handles on one file would be two
+// writers contending through SQLite's lock instead of one queue of
+// writes. Call it once the repository has opened (and so created) it.
+func shareSQLiteFile(cfg Config) Config {
+	if cfg.RepositoryBackend != "sqlite" || cfg.JobQueueBackend != "sqlite" ||
+		cfg.RepositoryConnection == cfg.JobQueueConnection || cfg.RepositoryConnection == ":memory:" {
+		return cfg
+	}
+	a, errA := os.Stat(cfg.RepositoryConnection)
+	b, errB := os.Stat(cfg.JobQueueConnection)
+	if errA == nil && errB == nil && os.SameFile(a, b) {
+		cfg.JobQueueConnection = cfg.RepositoryConnection
+	}
+	return cfg
 }
 
 func openSQLite(ctx context.Context, cfg Config, path, env string, log *slog.Logger) (*sqlite.DB, error) {
@@ -299,7 +348,7 @@ func openRepositoryBackend(ctx context.Context, cfg Config, log *slog.Logger) (b
 	case "memory":
 		return memory.NewRepositoryBackend(), nil
 	case "sqlite":
-		db, err := openSQLite(ctx, cfg, cfg.RepositoryConnection, "REPOSITORY_CONNECTION_STRING", log)
+		db, err := openSQLite(ctx, cfg, cfg.RepositoryConnection, cfg.RepositoryConnectionVar, log)
 		if err != nil {
 			return nil, err
 		}
@@ -307,7 +356,7 @@ func openRepositoryBackend(ctx context.Context, cfg Config, log *slog.Logger) (b
 	case "postgres":
 		b, err := postgres.OpenRepository(ctx, postgres.Config{URL: cfg.RepositoryConnection, NoMigrate: !cfg.AutoMigrate, Logger: log})
 		if err != nil {
-			return nil, fmt.Errorf("REPOSITORY_CONNECTION_STRING: %v", err)
+			return nil, fmt.Errorf("%s: %v", cfg.RepositoryConnectionVar, err)
 		}
 		return b, nil
 	}
@@ -319,8 +368,9 @@ func openJobStore(ctx context.Context, cfg Config, log *slog.Logger) (backend.Jo
 	case "memory":
 		return memory.NewJobStore(), nil
 	case "sqlite":
-		// Opening the repository's file again shares its one writer.
-		db, err := openSQLite(ctx, cfg, cfg.JobQueueConnection, "JOBQUEUE_CONNECTION_STRING", log)
+		// Opening the repository's file again (same spelling: see
+		// shareSQLiteFile) shares its one writer.
+		db, err := openSQLite(ctx, cfg, cfg.JobQueueConnection, cfg.JobQueueConnectionVar, log)
 		if err != nil {
 			return nil, err
 		}
@@ -331,13 +381,13 @@ func openJobStore(ctx context.Context, cfg Config, log *slog.Logger) (backend.Jo
 			NoNotify: !cfg.PostgresNotify,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("JOBQUEUE_CONNECTION_STRING: %v", err)
+			return nil, fmt.Errorf("%s: %v", cfg.JobQueueConnectionVar, err)
 		}
 		return b, nil
 	case "redis":
 		b, err := redis.Open(ctx, redis.Config{URL: cfg.JobQueueConnection, Prefix: cfg.RedisPrefix, Logger: log})
 		if err != nil {
-			return nil, fmt.Errorf("JOBQUEUE_CONNECTION_STRING: %v", err)
+			return nil, fmt.Errorf("%s: %v", cfg.JobQueueConnectionVar, err)
 		}
 		return b, nil
 	}

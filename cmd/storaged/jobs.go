@@ -26,14 +26,14 @@ dead-letter tooling, through the daemon's socket ($STORAGED_SOCKET):
 `
 
 // jobsCmd runs `storaged jobs ...` against a running daemon.
-func jobsCmd(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+func jobsCmd(ctx context.Context, args []string, lookup func(string) (string, bool), out io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(jobsUsage)
 	}
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet("storaged jobs "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	socket := fs.String("socket", getenv("STORAGED_SOCKET"), "the daemon's socket ($STORAGED_SOCKET)")
+	socket := fs.String("socket", envOr(lookup, "STORAGED_SOCKET", ""), "the daemon's socket ($STORAGED_SOCKET)")
 	limit := fs.Int("limit", 100, "jobs per page")
 	offset := fs.Int("offset", 0, "jobs to skip")
 	var pos []string

@@ -15,12 +15,7 @@ import (
 // through a running daemon, as an operator would.
 func TestJobsCommand(t *testing.T) {
 	d := testutil.StartDaemon(t)
-	env := func(k string) string {
-		if k == "STORAGED_SOCKET" {
-			return d.Socket
-		}
-		return ""
-	}
+	env := env(map[string]string{"STORAGED_SOCKET": d.Socket})
 	fail := func() string {
 		_, b, _ := call(d.Client, "POST", "/v1/queues/dlq/jobs", `{"data":{"x":1},"maxAttempts":1}`)
 		var r struct{ ID string }
@@ -59,7 +54,7 @@ func TestJobsCommand(t *testing.T) {
 	if err := jobsCmd(context.Background(), []string{"inspect", "nope"}, env, &out); err == nil || !strings.Contains(err.Error(), "not_found") {
 		t.Fatalf("inspect of a missing job: %v", err)
 	}
-	if err := jobsCmd(context.Background(), []string{"retry", "x"}, func(string) string { return "/nonexistent.sock" }, &out); err == nil || !strings.Contains(err.Error(), "STORAGED_SOCKET") {
+	if err := jobsCmd(context.Background(), []string{"retry", "x"}, func(string) (string, bool) { return "/nonexistent.sock", true }, &out); err == nil || !strings.Contains(err.Error(), "STORAGED_SOCKET") {
 		t.Fatalf("no daemon: %v", err)
 	}
 	if err := jobsCmd(context.Background(), []string{"frobnicate", "x"}, env, &out); err == nil {

@@ -13,28 +13,28 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Getenv)
+	code := run(ctx, os.Args[1:], os.LookupEnv)
 	stop()
 	os.Exit(code)
 }
 
 // run dispatches the subcommand; it returns the process exit code.
-func run(ctx context.Context, args []string, getenv func(string) string) int {
+func run(ctx context.Context, args []string, lookup func(string) (string, bool)) int {
 	cmd := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "serve":
-		return serve(ctx, args, getenv)
+		return serve(ctx, args, lookup)
 	case "migrate":
-		if err := migrateCmd(ctx, args, getenv, os.Stdout); err != nil {
+		if err := migrateCmd(ctx, args, lookup, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "storaged:", err)
 			return 1
 		}
 		return 0
 	case "jobs":
-		if err := jobsCmd(ctx, args, getenv, os.Stdout); err != nil {
+		if err := jobsCmd(ctx, args, lookup, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "storaged:", err)
 			return 1
 		}
@@ -64,8 +64,16 @@ Run "storaged serve -h" for the flags; each mirrors an environment variable.
 `)
 }
 
-func serve(ctx context.Context, args []string, getenv func(string) string) int {
-	cfg, err := LoadConfig(args, getenv)
+func serve(ctx context.Context, args []string, lookup func(string) (string, bool)) int {
+	// SIGHUP is a service's "reload" (nginx, PostgreSQL), not a reason to
+	// die mid-request: storaged reads its configuration once and logs to
+	// stderr, so there is nothing to reload or reopen; it says so and goes
+	// on serving. Registered first, so that no SIGHUP finds the default
+	// action (exit) in place.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	cfg, err := LoadConfig(args, lookup)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "storaged:", err)
 		return 2
@@ -87,7 +95,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string) int {
 		m.Close()
 		return 1
 	}
-	<-ctx.Done()
+serving:
+	for {
+		select {
+		case <-hup:
+			m.log.Warn("SIGHUP: nothing to reload (the configuration is read at start, logs go to stderr); still serving. Restart storaged to apply a new configuration.")
+		case err := <-m.Failed():
+			// Exit non-zero so that the service manager restarts us.
+			m.log.Error("serving stopped; shutting down", "err", err)
+			m.Close()
+			fmt.Fprintln(os.Stderr, "storaged:", err)
+			return 1
+		case <-ctx.Done():
+			break serving
+		}
+	}
 	if err := m.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "storaged:", err)
 		return 1

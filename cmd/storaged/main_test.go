@@ -11,8 +11,9 @@ import (
 	"time"
 )
 
-func env(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
+// env is a lookup over m: a key in m is set, even to "".
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
 func TestConfigErrorsNameTheVariable(t *testing.T) {
@@ -35,6 +36,15 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"JOBQUEUE_BACKEND": "redis"}, nil, "REDIS_URL"},
 		{map[string]string{"REPOSITORY_CACHE_SIZE": "-1"}, nil, "REPOSITORY_CACHE_SIZE"},
 		{map[string]string{"STORAGED_REDIS_PREFIX": "a b"}, nil, "STORAGED_REDIS_PREFIX"},
+		{map[string]string{"STORAGED_SOCKET_MODE": ""}, nil, "STORAGED_SOCKET_MODE"},
+		{map[string]string{"STORAGED_REDIS_PREFIX": ""}, nil, "STORAGED_REDIS_PREFIX"},
+		{map[string]string{"STORAGED_LOG_LEVEL": ""}, nil, "STORAGED_LOG_LEVEL"},
+		{nil, []string{"--socket-mode", ""}, "STORAGED_SOCKET_MODE (--socket-mode)"},
+		{map[string]string{"STORAGED_MAX_CONNECTIONS": "0"}, nil, "STORAGED_MAX_CONNECTIONS"},
+		{map[string]string{"STORAGED_MAX_CONNECTIONS": "many"}, nil, "STORAGED_MAX_CONNECTIONS"},
+		{map[string]string{"STORAGED_READ_TIMEOUT": "0s"}, nil, "STORAGED_READ_TIMEOUT"},
+		{map[string]string{"STORAGED_IDLE_TIMEOUT": "forever"}, nil, "STORAGED_IDLE_TIMEOUT"},
+		{map[string]string{"STORAGED_WRITE_TIMEOUT": "-1s"}, nil, "STORAGED_WRITE_TIMEOUT"},
 		{nil, []string{"--repository-backend", "nope"}, "REPOSITORY_BACKEND (--repository-backend)"},
 		{nil, []string{"--no-such-flag"}, "no-such-flag"},
 	}
@@ -192,5 +202,123 @@ func TestMigrateCommand(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOpenErrorsNameTheVariableSet: when a database cannot be opened,
+// the message names the variable the user set (SQLITE_PATH,
+// POSTGRESQL_URL, REDIS_URL), not the connection string it stood in for.
+func TestOpenErrorsNameTheVariableSet(t *testing.T) {
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badSQLite := filepath.Join(notADir, "x.db") // under a regular file
+	const badPG = "postgres://postgres@127.0.0.1:1/none?connect_timeout=5"
+	const badRedis = "redis://127.0.0.1:1/0"
+	cases := []struct {
+		name      string
+		env       map[string]string
+		want, not string
+	}{
+		{"records in SQLITE_PATH", map[string]string{"REPOSITORY_BACKEND": "sqlite", "SQLITE_PATH": badSQLite}, "SQLITE_PATH", "CONNECTION_STRING"},
+		{"records in REPOSITORY_CONNECTION_STRING", map[string]string{"REPOSITORY_BACKEND": "sqlite", "REPOSITORY_CONNECTION_STRING": badSQLite}, "REPOSITORY_CONNECTION_STRING", "SQLITE_PATH"},
+		{"jobs in SQLITE_PATH", map[string]string{"JOBQUEUE_BACKEND": "sqlite", "SQLITE_PATH": badSQLite}, "SQLITE_PATH", "CONNECTION_STRING"},
+		{"records in POSTGRESQL_URL", map[string]string{"REPOSITORY_BACKEND": "postgres", "POSTGRESQL_URL": badPG}, "POSTGRESQL_URL", "CONNECTION_STRING"},
+		{"jobs in POSTGRESQL_URL", map[string]string{"JOBQUEUE_BACKEND": "postgres", "POSTGRESQL_URL": badPG}, "POSTGRESQL_URL", "CONNECTION_STRING"},
+		{"jobs in REDIS_URL", map[string]string{"JOBQUEUE_BACKEND": "redis", "REDIS_URL": badRedis}, "REDIS_URL", "CONNECTION_STRING"},
+		{"jobs in JOBQUEUE_CONNECTION_STRING", map[string]string{"JOBQUEUE_BACKEND": "redis", "JOBQUEUE_CONNECTION_STRING": badRedis}, "JOBQUEUE_CONNECTION_STRING", "REDIS_URL"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.env["STORAGED_SOCKET"] = filepath.Join(t.TempDir(), "s.sock")
+			c.env["STORAGED_LOG_LEVEL"] = "error"
+			cfg, err := LoadConfig(nil, env(c.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := NewMain(cfg)
+			err = m.Run(context.Background())
+			m.Close()
+			if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), c.not) {
+				t.Fatalf("error %v: want one naming %s (and not %s)", err, c.want, c.not)
+			}
+		})
+	}
+}
+
+// TestSQLiteSameFileOneWriter: records at dir/x.db and jobs at the same
+// file spelled another way (dir/./x.db, a symlinked directory) share one
+// database handle, hence one writer: a transaction open in records is
+// the connection the job queue sees in use. A different file does not.
+func TestSQLiteSameFileOneWriter(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	records := filepath.Join(dir, "x.db")
+	cases := []struct {
+		name, jobs string
+		shared     bool
+	}{
+		{"same spelling", records, true},
+		{"dot segment", dir + "/./x.db", true},
+		{"symlinked directory", filepath.Join(link, "x.db"), true},
+		{"another file", filepath.Join(dir, "y.db"), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := LoadConfig(nil, env(map[string]string{
+				"STORAGED_SOCKET": filepath.Join(t.TempDir(), "s.sock"), "STORAGED_LOG_LEVEL": "error",
+				"REPOSITORY_BACKEND": "sqlite", "REPOSITORY_CONNECTION_STRING": records,
+				"JOBQUEUE_BACKEND": "sqlite", "JOBQUEUE_CONNECTION_STRING": c.jobs,
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := NewMain(cfg)
+			if err := m.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			tx, err := m.repo.Begin(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(context.Background())
+			type pooled interface{ PoolStats() (inUse, idle, max int) }
+			inUse := func() int { n, _, _ := m.jobs.Store().(pooled).PoolStats(); return n }
+			if c.shared {
+				// The transaction's connection is the job queue's too.
+				if n := inUse(); n == 0 {
+					t.Fatalf("jobs at %s: the job queue's handle has no connection in use while records hold a transaction: two handles", c.jobs)
+				}
+				return
+			}
+			// Another handle is idle once the queue's own start-up work
+			// (pruning) is done.
+			waitFor(t, "the job queue's own handle to be idle", func() bool { return inUse() == 0 })
+		})
+	}
+}
+
+// TestServeErrorEndsTheDaemon: when serving stops on its own (here the
+// listener is closed under it), Main reports it, so that the process
+// exits non-zero and systemd restarts it, instead of living on deaf.
+func TestServeErrorEndsTheDaemon(t *testing.T) {
+	m := NewMain(testConfig(t))
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.ln.Close()
+	select {
+	case err := <-m.Failed():
+		if err == nil {
+			t.Fatal("nil error")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serving stopped and nobody noticed")
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 // migrateCmd runs `storaged migrate up|status [flags]` on every SQL
 // database the configuration names (each once).
-func migrateCmd(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+func migrateCmd(ctx context.Context, args []string, lookup func(string) (string, bool), out io.Writer) error {
 	action := "up"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		action, args = args[0], args[1:]
@@ -22,7 +22,7 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 	if action != "up" && action != "status" {
 		return fmt.Errorf("migrate: unknown action %q (use up or status)", action)
 	}
-	cfg, err := LoadConfig(args, getenv)
+	cfg, err := LoadConfig(args, lookup)
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func start(t *testing.T, txIdle time.Duration) *daemon {
 	api := handlers.New(handlers.Config{Repository: repo, Jobs: jobs, Logger: log, TxIdleTimeout: txIdle, Metrics: metrics,
 		Info: handlers.Info{Version: "test", RepositoryBackend: "memory", JobQueueBackend: "memory"}})
 	api.RegisterMetrics(metrics)
-	srv := handlers.NewFastHTTP(api.Handler(), 1<<20, log)
+	srv := handlers.NewFastHTTP(api.Handler(), handlers.Limits{MaxBodyBytes: 1 << 20}, log)
 	go srv.Serve(ln)
 	t.Cleanup(func() {
 		api.StopPolls()

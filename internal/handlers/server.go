@@ -87,27 +87,78 @@ func New(cfg Config) *Server {
 // down, before draining (other requests in flight finish normally).
 func (s *Server) StopPolls() { s.jobs.StopPolls() }
 
-// Close rolls back every open transaction; call it after draining.
+// Close answers every waiting long poll, rolls back every open
+// transaction and refuses new ones. Call it before draining: a write
+// waiting behind a transaction (the SQLite writer, the memory writer
+// lock, a row lock) then gets its answer instead of holding the drain.
 func (s *Server) Close() {
 	s.jobs.StopPolls()
 	s.txs.closeAll()
 }
 
+// Limits bound what connections may hold. A zero field takes its value
+// from DefaultLimits.
+type Limits struct {
+	// MaxBodyBytes: a larger request body is answered 413.
+	MaxBodyBytes int
+	// MaxConnections: a connection past it is answered 503 and closed at
+	// once, so that the daemon stays under its file-descriptor limit.
+	MaxConnections int
+	// ReadTimeout bounds reading one request, head and body, from its
+	// first byte (from the connect, for a connection's first request): a
+	// half-sent request cannot hold a connection. A long poll is a
+	// handler running, not a read, so it is not cut by this.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing one response to a peer that does not
+	// read it.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection with no request for this
+	// long; clients keep connections open between calls, so it is long.
+	IdleTimeout time.Duration
+}
+
+// DefaultLimits are the defaults of the STORAGED_* variables.
+var DefaultLimits = Limits{
+	MaxBodyBytes:   16 << 20,
+	MaxConnections: 4096,
+	ReadTimeout:    30 * time.Second,
+	WriteTimeout:   30 * time.Second,
+	IdleTimeout:    5 * time.Minute,
+}
+
 // NewFastHTTP returns a fasthttp server for h with storaged's limits.
-func NewFastHTTP(h fasthttp.RequestHandler, maxBody int, log *slog.Logger) *fasthttp.Server {
+func NewFastHTTP(h fasthttp.RequestHandler, l Limits, log *slog.Logger) *fasthttp.Server {
+	pick := func(v, def time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		return def
+	}
+	if l.MaxBodyBytes <= 0 {
+		l.MaxBodyBytes = DefaultLimits.MaxBodyBytes
+	}
+	if l.MaxConnections <= 0 {
+		l.MaxConnections = DefaultLimits.MaxConnections
+	}
 	return &fasthttp.Server{
 		Handler:                       h,
 		Name:                          "storaged",
-		MaxRequestBodySize:            maxBody,
+		MaxRequestBodySize:            l.MaxBodyBytes,
 		ErrorHandler:                  serverError(log),
 		DisablePreParseMultipartForm:  true,
 		NoDefaultServerHeader:         true,
 		NoDefaultDate:                 true,
 		DisableHeaderNamesNormalizing: false,
-		ReadTimeout:                   0, // clients keep connections open between calls
-		IdleTimeout:                   5 * time.Minute,
-		CloseOnShutdown:               true,
-		Logger:                        fasthttpLogger{log},
+		// Each connection holds one fasthttp worker for its lifetime, so
+		// the worker limit is the connection cap; past it fasthttp
+		// answers 503 and closes. (MaxConnsPerIP does not apply: a Unix
+		// socket peer has no IP.)
+		Concurrency:     l.MaxConnections,
+		ReadTimeout:     pick(l.ReadTimeout, DefaultLimits.ReadTimeout),
+		WriteTimeout:    pick(l.WriteTimeout, DefaultLimits.WriteTimeout),
+		IdleTimeout:     pick(l.IdleTimeout, DefaultLimits.IdleTimeout),
+		CloseOnShutdown: true,
+		Logger:          fasthttpLogger{log},
 	}
 }
 
@@ -147,7 +198,9 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	r.HandleMethodNotAllowed = false
 	r.HandleOPTIONS = false
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
-		writeErrorBody(ctx, backend.Errorf(backend.CodeNotFound, "no route for %s %s", ctx.Method(), truncate(ctx.Path())))
+		// The path as sent: routes match it unresolved (dot segments are
+		// ordinary segments), and ctx.Path() would show it resolved.
+		writeErrorBody(ctx, backend.Errorf(backend.CodeNotFound, "no route for %s %s", ctx.Method(), truncate(ctx.URI().PathOriginal())))
 	}
 	r.PanicHandler = func(ctx *fasthttp.RequestCtx, p any) {
 		s.log.Error("panic in handler", "path", string(ctx.Path()), "panic", p)

@@ -22,6 +22,7 @@ type txManager struct {
 	sessions map[string]*txSession
 	idle     time.Duration
 	log      *slog.Logger
+	closed   bool // shutting down: no new transactions
 }
 
 type txSession struct {
@@ -42,13 +43,20 @@ func (m *txManager) open() int {
 	return len(m.sessions)
 }
 
-func (m *txManager) add(tx backend.Tx) string {
+// add keeps tx open for its client; once closeAll has run it rolls tx
+// back instead, so that nothing takes the writer again during shutdown.
+func (m *txManager) add(tx backend.Tx) (string, error) {
 	sess := &txSession{id: backend.NewID(), tx: tx}
 	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		_ = tx.Rollback(context.Background())
+		return "", backend.Errorf(backend.CodeUnavailable, "the daemon is shutting down")
+	}
 	m.sessions[sess.id] = sess
-	m.mu.Unlock()
 	sess.timer = time.AfterFunc(m.idle, func() { m.expire(sess) })
-	return sess.id
+	m.mu.Unlock()
+	return sess.id, nil
 }
 
 // acquire finds a session and locks it for one call; release must follow.
@@ -99,18 +107,33 @@ func (m *txManager) expire(sess *txSession) {
 
 func (m *txManager) closeAll() {
 	m.mu.Lock()
+	m.closed = true
 	all := make([]*txSession, 0, len(m.sessions))
 	for _, s := range m.sessions {
 		all = append(all, s)
 	}
 	m.mu.Unlock()
-	for _, sess := range all {
-		sess.mu.Lock()
+	rollback := func(sess *txSession) {
 		if !sess.ended {
 			m.end(sess)
 			_ = sess.tx.Rollback(context.Background())
 		}
 		sess.mu.Unlock()
+	}
+	// Idle transactions first: a call in flight in one transaction may be
+	// waiting for a lock another (idle) one holds, and would hold up the
+	// whole shutdown if we waited for it first.
+	var busy []*txSession
+	for _, sess := range all {
+		if sess.mu.TryLock() {
+			rollback(sess)
+		} else {
+			busy = append(busy, sess)
+		}
+	}
+	for _, sess := range busy {
+		sess.mu.Lock()
+		rollback(sess)
 	}
 }
 
@@ -121,7 +144,10 @@ func (s *Server) txBegin(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	id := s.txs.add(tx)
+	id, err := s.txs.add(tx)
+	if err != nil {
+		return err
+	}
 	writeJSON(ctx, fasthttp.StatusCreated, []byte(`{"id":"`+id+`"}`))
 	return nil
 }

@@ -1,8 +1,10 @@
 package testutil
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -47,6 +49,27 @@ type Daemon struct {
 	Cmd    *exec.Cmd
 	Client *http.Client
 	exited chan error
+	logs   syncBuffer
+}
+
+// Logs is what the daemon wrote on stderr so far (its JSON log lines).
+func (d *Daemon) Logs() string { return d.logs.String() }
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // StartDaemon runs the storaged binary with env (KEY=VALUE) on a fresh
@@ -60,14 +83,25 @@ func StartDaemon(t testing.TB, env ...string) *Daemon {
 // StartDaemonOn is StartDaemon on a given socket path.
 func StartDaemonOn(t testing.TB, sock string, env ...string) *Daemon {
 	t.Helper()
+	return StartDaemonShell(t, sock, "", env...)
+}
+
+// StartDaemonShell is StartDaemonOn with shell commands run first in
+// /bin/sh, which then execs the daemon (same pid): "ulimit -n 64" or
+// "umask 000" set what the daemon inherits.
+func StartDaemonShell(t testing.TB, sock, shell string, env ...string) *Daemon {
+	t.Helper()
 	cmd := exec.Command(Binary(t))
+	if shell != "" {
+		cmd = exec.Command("/bin/sh", "-c", shell+` && exec "$0" serve`, Binary(t))
+	}
 	cmd.Env = append(os.Environ(), append([]string{"STORAGED_SOCKET=" + sock, "STORAGED_LOG_LEVEL=warn"}, env...)...)
 	cmd.Stdout = nil // the "serving on" line; readiness is checked on the socket
-	cmd.Stderr = os.Stderr
+	d := &Daemon{Socket: sock, Cmd: cmd, exited: make(chan error, 1)}
+	cmd.Stderr = io.MultiWriter(os.Stderr, &d.logs)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &Daemon{Socket: sock, Cmd: cmd, exited: make(chan error, 1)}
 	go func() { d.exited <- cmd.Wait() }()
 	d.Client = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
