@@ -56,10 +56,16 @@ function toJob<T>(w: WireJob): Job<T> {
   return job;
 }
 
-function wireOptions(o: EnqueueOptions | undefined): Record<string, unknown> {
+/** The wire form of enqueue options; where names the options in messages. */
+function wireOptions(o: EnqueueOptions | undefined, where = ""): Record<string, unknown> {
   if (!o) return {};
   const out: Record<string, unknown> = {};
-  if (o.runAt !== undefined) out["runAt"] = o.runAt instanceof Date ? o.runAt.toISOString() : o.runAt;
+  if (o.runAt instanceof Date) {
+    if (Number.isNaN(o.runAt.getTime())) throw new ValidationError(`${where}runAt is an invalid Date`);
+    out["runAt"] = o.runAt.toISOString();
+  } else if (o.runAt !== undefined) {
+    out["runAt"] = o.runAt;
+  }
   if (o.delayMs !== undefined) out["delayMs"] = o.delayMs;
   if (o.priority !== undefined) out["priority"] = o.priority;
   if (o.maxAttempts !== undefined) out["maxAttempts"] = o.maxAttempts;
@@ -91,14 +97,17 @@ class SocketJobQueue<T> implements JobQueue<T> {
   }
 
   async enqueueMany(jobs: ReadonlyArray<{ data: T } & EnqueueOptions>): Promise<string[]> {
-    const body = jobs.map((j) => ({ data: j.data ?? null, ...wireOptions(j) }));
-    const res = await this.t.request("POST", `${this.base}/jobs/batch`, body);
+    const t = this.t;
+    // The daemon refuses an empty batch; an empty list enqueues nothing.
+    if (jobs.length === 0) return [];
+    const body = jobs.map((j, i) => ({ data: j.data ?? null, ...wireOptions(j, `jobs[${i}].`) }));
+    const res = await t.request("POST", `${this.base}/jobs/batch`, body);
     return (JSON.parse(res.body) as { ids: string[] }).ids;
   }
 
   async dequeue(options: DequeueOptions = {}, signal?: AbortSignal): Promise<Job<T> | null> {
-    const poll = (options.waitMs ?? 0) > 0;
-    const res = await this.t.request("POST", `${this.base}/dequeue`, options, signal ? { poll, signal } : { poll });
+    const waitMs = options.waitMs ?? 0;
+    const res = await this.t.request("POST", `${this.base}/dequeue`, options, signal ? { waitMs, signal } : { waitMs });
     if (res.status === 204) return null;
     const job = toJob<T>(JSON.parse(res.body) as WireJob);
     if (job.lease) this.leases.set(job.id, job.lease);
@@ -311,7 +320,7 @@ export class SocketJobQueueBackend implements JobQueueBackend {
     if (this.t) return;
     const t = new Transport(this.transportOptions);
     try {
-      await t.request("GET", "/healthz");
+      await t.ping();
     } catch (err) {
       await t.close();
       throw err;

@@ -111,7 +111,7 @@ export class SocketRepositoryBackend implements RepositoryBackend {
     if (this.t) return;
     const t = new Transport(this.transportOptions);
     try {
-      await t.request("GET", "/healthz");
+      await t.ping();
     } catch (err) {
       await t.close();
       throw err;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { ConflictError, JobStatus, SocketJobQueueBackend, ValidationError, type Job } from "../src/index.js";
+import { ConflictError, JobStatus, SocketJobQueueBackend, StorageUnavailableError, ValidationError, type Job } from "../src/index.js";
 import { BACKENDS, sleep, startDaemon, uniqueName, type TestDaemon } from "./harness.js";
 
 interface ExecutePlanJob {
@@ -154,6 +154,23 @@ for (const backend of BACKENDS) {
       assert.deepEqual(await queue.listFailed(), []);
       await assert.rejects(queue.enqueue({ k: "x" }, { maxAttempts: 0 }), ValidationError);
       await assert.rejects(queue.dequeue({ waitMs: 120_000 }), ValidationError);
+    });
+
+    it("refuses what cannot be sent with ValidationError, and enqueues no jobs without a request", async () => {
+      const queue = jobs.queue<unknown>(uniqueName("client-errors"));
+      await assert.rejects(queue.enqueue({ n: 10n }), (e: unknown) => e instanceof ValidationError && /BigInt/i.test(e.message));
+      const circular: Record<string, unknown> = {};
+      circular["self"] = circular;
+      await assert.rejects(queue.enqueue(circular), (e: unknown) => e instanceof ValidationError && /circular/i.test(e.message));
+      await assert.rejects(queue.enqueue(1, { runAt: new Date("x") }), (e: unknown) => e instanceof ValidationError && /runAt/.test(e.message));
+      await assert.rejects(
+        queue.enqueueMany([{ data: 1 }, { data: 2, runAt: new Date(NaN) }]),
+        (e: unknown) => e instanceof ValidationError && /jobs\[1\]\.runAt/.test(e.message),
+      );
+      assert.deepEqual(await queue.enqueueMany([]), []);
+      assert.equal((await queue.stats()).pending, 0);
+      const idle = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
+      await assert.rejects(idle.queue().enqueueMany([]), StorageUnavailableError, "not connected is still an error");
     });
 
     it("wakes a long poll on enqueue", async () => {

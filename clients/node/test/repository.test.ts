@@ -214,5 +214,15 @@ for (const backend of BACKENDS) {
       await docs.create({ x: 2, x_u: 1, u: 1 });
       await assert.rejects(docs.create({ x: 1 }), ConflictError, "the unique index on x is not enforced");
     });
+
+    it("refuses records that cannot be sent as JSON with ValidationError", async () => {
+      const docs = repo.repository<{ id: string; n?: unknown; self?: unknown }>(uniqueName("json"));
+      await assert.rejects(docs.create({ n: 10n }), (e: unknown) => e instanceof ValidationError && /BigInt/i.test(e.message));
+      const circular: { self?: unknown } = {};
+      circular.self = circular;
+      await assert.rejects(docs.create(circular), (e: unknown) => e instanceof ValidationError && /circular/i.test(e.message));
+      await assert.rejects(docs.update("x", { n: 1n }), ValidationError);
+      assert.equal(await docs.count(), 0);
+    });
   });
 }

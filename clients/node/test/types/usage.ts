@@ -5,6 +5,8 @@ import Fastify from "fastify";
 import storaged, {
   JobStatus,
   MemoryRepositoryBackend,
+  SocketJobQueueBackend,
+  SocketRepositoryBackend,
   type Filter,
   type Job,
   type JobQueue,
@@ -111,7 +113,12 @@ export async function usage(): Promise<void> {
   }, { concurrency: 4 });
   await worker.stop();
 
-  const mem = new MemoryRepositoryBackend();
+  const jobsWithTimeouts = new SocketJobQueueBackend({ socketPath: "/x.sock", connectTimeoutMs: 1000, requestTimeoutMs: 10_000 });
+  await jobsWithTimeouts.connect();
+  // @ts-expect-error timeouts are numbers of milliseconds
+  new SocketRepositoryBackend({ requestTimeoutMs: "10s" });
+  await Fastify().register(storaged, { connectTimeoutMs: 2000, requestTimeoutMs: 5000 });
+  const mem = new MemoryRepositoryBackend({ requestTimeoutMs: 5000 });
   await mem.connect();
   await mem.disconnect();
 }
