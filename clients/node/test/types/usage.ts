@@ -104,6 +104,15 @@ export async function usage(): Promise<void> {
     const planId: string = job.data.planId;
     void when, planId;
     await queue.acknowledge(job.id);
+    // The claim-bound forms: the Job carries its own lease.
+    await queue.heartbeat(job, 60_000);
+    await queue.acknowledge(job);
+    await queue.fail(job, new Error("x"), false);
+    const other: Job<{ n: number }> = { ...job, data: { n: 1 } };
+    // @ts-expect-error a job of another queue type
+    await queue.acknowledge(other);
+    // @ts-expect-error a number is neither an id nor a Job
+    await queue.fail(42, new Error("x"));
   }
   const status: JobStatus | null = await queue.getStatus("x");
   void status;
