@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,16 +31,31 @@ export function findBinary(): string {
   );
 }
 
-const running = new Set<ChildProcess>();
+/** Private daemons still running, with their sockets. */
+const running = new Map<ChildProcess, string>();
 let exitHookInstalled = false;
+
+function removeSocket(path: string): void {
+  try {
+    rmSync(path, { force: true });
+  } catch {
+    // best effort: nothing more can be done at exit
+  }
+}
 
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  // On a normal exit kill what is left; on a crash or SIGKILL the daemon
-  // sees its stdin close and exits by itself (STORAGED_STDIN_LIFELINE).
+  // On exit (process.exit(), an uncaught exception, the loop running dry)
+  // kill what is left and remove its socket here, synchronously: a daemon
+  // killed with SIGKILL cannot. When this process dies without running
+  // exit handlers (a signal, SIGKILL), the daemon sees its stdin close,
+  // shuts down and removes its socket itself (STORAGED_STDIN_LIFELINE).
   process.on("exit", () => {
-    for (const c of running) c.kill("SIGKILL");
+    for (const [c, socketPath] of running) {
+      c.kill("SIGKILL");
+      removeSocket(socketPath);
+    }
   });
 }
 
@@ -72,10 +87,14 @@ export class PrivateDaemon {
       },
       stdio: ["pipe", "pipe", "inherit"],
     });
-    running.add(child);
+    running.set(child, socketPath);
     installExitHook();
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-    void exited.then(() => running.delete(child));
+    void exited.then(() => {
+      running.delete(child);
+      // A daemon that stopped cleanly removed it already; one that crashed did not.
+      removeSocket(socketPath);
+    });
     // Ready when it prints its "serving on" line: no polling of the socket.
     await new Promise<void>((resolve, reject) => {
       let out = "";

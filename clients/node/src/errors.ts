@@ -22,8 +22,8 @@ export class StorageError extends Error {
 
 /** Bad input: invalid_argument (400) and payload_too_large (413). */
 export class ValidationError extends StorageError {
-  constructor(message: string, status?: number, code: ErrorCode = "invalid_argument") {
-    super(code, message, status);
+  constructor(message: string, status?: number, code: ErrorCode = "invalid_argument", options?: { cause?: unknown }) {
+    super(code, message, status, options);
     this.name = "ValidationError";
   }
 }

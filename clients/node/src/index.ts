@@ -39,3 +39,4 @@ export type {
   WorkOptions,
 } from "./types.js";
 export type { TransportOptions } from "./transport.js";
+export type { MemoryBackendOptions } from "./memory.js";

@@ -1,4 +1,5 @@
 import { setMaxListeners } from "node:events";
+import { Claims, type ClaimTarget } from "./claims.js";
 import { ConflictError, StorageUnavailableError, ValidationError } from "./errors.js";
 import { seg, Transport, type TransportOptions } from "./transport.js";
 import type {
@@ -56,10 +57,16 @@ function toJob<T>(w: WireJob): Job<T> {
   return job;
 }
 
-function wireOptions(o: EnqueueOptions | undefined): Record<string, unknown> {
+/** The wire form of enqueue options; where names the options in messages. */
+function wireOptions(o: EnqueueOptions | undefined, where = ""): Record<string, unknown> {
   if (!o) return {};
   const out: Record<string, unknown> = {};
-  if (o.runAt !== undefined) out["runAt"] = o.runAt instanceof Date ? o.runAt.toISOString() : o.runAt;
+  if (o.runAt instanceof Date) {
+    if (Number.isNaN(o.runAt.getTime())) throw new ValidationError(`${where}runAt is an invalid Date`);
+    out["runAt"] = o.runAt.toISOString();
+  } else if (o.runAt !== undefined) {
+    out["runAt"] = o.runAt;
+  }
   if (o.delayMs !== undefined) out["delayMs"] = o.delayMs;
   if (o.priority !== undefined) out["priority"] = o.priority;
   if (o.maxAttempts !== undefined) out["maxAttempts"] = o.maxAttempts;
@@ -68,15 +75,12 @@ function wireOptions(o: EnqueueOptions | undefined): Record<string, unknown> {
   return out;
 }
 
-/** Lease tokens of the claims this client holds, shared by its queues. */
-type Leases = Map<string, string>;
-
 class SocketJobQueue<T> implements JobQueue<T> {
   private readonly base: string;
   constructor(
     private readonly backend: SocketJobQueueBackend,
     private readonly name: string,
-    private readonly leases: Leases,
+    private readonly claims: Claims,
   ) {
     this.base = `/v1/queues/${seg(name)}`;
   }
@@ -91,45 +95,44 @@ class SocketJobQueue<T> implements JobQueue<T> {
   }
 
   async enqueueMany(jobs: ReadonlyArray<{ data: T } & EnqueueOptions>): Promise<string[]> {
-    const body = jobs.map((j) => ({ data: j.data ?? null, ...wireOptions(j) }));
-    const res = await this.t.request("POST", `${this.base}/jobs/batch`, body);
+    const t = this.t;
+    // The daemon refuses an empty batch; an empty list enqueues nothing.
+    if (jobs.length === 0) return [];
+    const body = jobs.map((j, i) => ({ data: j.data ?? null, ...wireOptions(j, `jobs[${i}].`) }));
+    const res = await t.request("POST", `${this.base}/jobs/batch`, body);
     return (JSON.parse(res.body) as { ids: string[] }).ids;
   }
 
   async dequeue(options: DequeueOptions = {}, signal?: AbortSignal): Promise<Job<T> | null> {
-    const poll = (options.waitMs ?? 0) > 0;
-    const res = await this.t.request("POST", `${this.base}/dequeue`, options, signal ? { poll, signal } : { poll });
+    const waitMs = options.waitMs ?? 0;
+    const res = await this.t.request("POST", `${this.base}/dequeue`, options, signal ? { waitMs, signal } : { waitMs });
     if (res.status === 204) return null;
     const job = toJob<T>(JSON.parse(res.body) as WireJob);
-    if (job.lease) this.leases.set(job.id, job.lease);
+    if (job.lease) this.claims.add(job.id, job.lease);
     return job;
   }
 
-  private lease(jobId: string): string {
-    const lease = this.leases.get(jobId);
-    if (!lease) {
-      throw new ValidationError(`job ${jobId} was not dequeued by this client (or was already acknowledged or failed): no lease to send`);
-    }
-    return lease;
-  }
-
-  async acknowledge(jobId: string): Promise<void> {
-    const lease = this.lease(jobId);
-    await this.t.request("POST", `/v1/jobs/${seg(jobId)}/ack`, { lease });
-    this.leases.delete(jobId);
-  }
-
-  async fail(jobId: string, error: Error, retry = true): Promise<void> {
-    const lease = this.lease(jobId);
-    const e = error instanceof Error ? error : new Error(String(error));
-    const body = { lease, retry, error: { name: e.name || "Error", message: e.message ?? "", stack: e.stack ?? "" } };
+  /** Sends one call on a claim and keeps the claim book in step with its outcome. */
+  private async onClaim(target: ClaimTarget<T>, call: "acknowledge" | "fail" | "heartbeat", body: Record<string, unknown>): Promise<void> {
+    const { claim, bound } = this.claims.resolve(target, call);
+    const route = call === "acknowledge" ? "ack" : call;
+    const settles = call !== "heartbeat";
     try {
-      await this.t.request("POST", `/v1/jobs/${seg(jobId)}/fail`, body);
-    } finally {
-      // Whatever the answer, this claim is over: a conflict means it was
-      // already taken over.
-      this.leases.delete(jobId);
+      await this.t.request("POST", `/v1/jobs/${seg(claim.jobId)}/${route}`, { lease: claim.lease, ...body });
+    } catch (err) {
+      this.claims.done(claim, bound, settles, err);
+      throw err;
     }
+    this.claims.done(claim, bound, settles);
+  }
+
+  async acknowledge(job: ClaimTarget<T>): Promise<void> {
+    await this.onClaim(job, "acknowledge", {});
+  }
+
+  async fail(job: ClaimTarget<T>, error: Error, retry = true): Promise<void> {
+    const e = error instanceof Error ? error : new Error(String(error));
+    await this.onClaim(job, "fail", { retry, error: { name: e.name || "Error", message: e.message ?? "", stack: e.stack ?? "" } });
   }
 
   async getJob(jobId: string): Promise<Job<T> | null> {
@@ -146,14 +149,13 @@ class SocketJobQueue<T> implements JobQueue<T> {
     return (await this.getJob(jobId))?.status ?? null;
   }
 
-  async heartbeat(jobId: string, leaseMs?: number): Promise<void> {
-    const body = leaseMs === undefined ? { lease: this.lease(jobId) } : { lease: this.lease(jobId), leaseMs };
-    await this.t.request("POST", `/v1/jobs/${seg(jobId)}/heartbeat`, body);
+  async heartbeat(job: ClaimTarget<T>, leaseMs?: number): Promise<void> {
+    await this.onClaim(job, "heartbeat", leaseMs === undefined ? {} : { leaseMs });
   }
 
   async cancel(jobId: string): Promise<void> {
     await this.t.request("POST", `/v1/jobs/${seg(jobId)}/cancel`);
-    this.leases.delete(jobId);
+    this.claims.deleteJob(jobId);
   }
 
   async stats(): Promise<QueueStats> {
@@ -238,7 +240,7 @@ class QueueWorker<T> implements Worker {
     // Renew at a third of the lease so two heartbeats may be lost before
     // the claim runs out.
     const timer = setInterval(() => {
-      this.queue.heartbeat(job.id).catch((err) => this.onError(err));
+      this.queue.heartbeat(job).catch((err) => this.onError(err));
     }, Math.max(Math.floor(this.leaseMs / 3), 10));
     let failure: Error | undefined;
     try {
@@ -249,8 +251,10 @@ class QueueWorker<T> implements Worker {
       clearInterval(timer);
     }
     try {
-      if (failure) await this.queue.fail(job.id, failure, true);
-      else await this.queue.acknowledge(job.id);
+      // With the Job, not its id: another loop of this process may hold a
+      // newer claim of the same job (this one's lease ran out).
+      if (failure) await this.queue.fail(job, failure, true);
+      else await this.queue.acknowledge(job);
     } catch (err) {
       // A conflict means the lease was lost (the handler outlived it and
       // another worker took the job); the job is not lost, only this claim.
@@ -279,7 +283,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 export class SocketJobQueueBackend implements JobQueueBackend {
   protected transportOptions: TransportOptions;
   private t: Transport | undefined;
-  private readonly leases: Leases = new Map();
+  private readonly claims = new Claims();
   private readonly workers = new Set<Worker>();
 
   constructor(options: TransportOptions = {}) {
@@ -303,15 +307,20 @@ export class SocketJobQueueBackend implements JobQueueBackend {
     this.workers.add(w);
   }
 
+  /** @internal How many claims this client holds (tests check that none leak). */
+  heldClaims(): number {
+    return this.claims.size;
+  }
+
   queue<T = unknown>(name = "default"): JobQueue<T> {
-    return new SocketJobQueue<T>(this, name, this.leases);
+    return new SocketJobQueue<T>(this, name, this.claims);
   }
 
   async connect(): Promise<void> {
     if (this.t) return;
     const t = new Transport(this.transportOptions);
     try {
-      await t.request("GET", "/healthz");
+      await t.ping();
     } catch (err) {
       await t.close();
       throw err;

@@ -3,15 +3,20 @@ import { SocketJobQueueBackend } from "./jobqueue.js";
 import { SocketRepositoryBackend } from "./repository.js";
 import type { TransportOptions } from "./transport.js";
 
+/** The transport options a Memory backend takes: all but the socket, which is its own daemon's. */
+export type MemoryBackendOptions = Omit<TransportOptions, "socketPath">;
+
 /** What both Memory backends do around their socket twin's connect/disconnect. */
 class PrivateDaemonSlot {
   daemon: PrivateDaemon | undefined;
 
   /** Starts the daemon, points the transport at it, then connects. */
+  constructor(private readonly options: MemoryBackendOptions) {}
+
   async open(setOptions: (o: TransportOptions) => void, connect: () => Promise<void>): Promise<void> {
     if (this.daemon) return;
     this.daemon = await PrivateDaemon.start();
-    setOptions({ socketPath: this.daemon.socketPath });
+    setOptions({ ...this.options, socketPath: this.daemon.socketPath });
     try {
       await connect();
     } catch (err) {
@@ -32,10 +37,12 @@ class PrivateDaemonSlot {
  * stops it. Each instance has its own data.
  */
 export class MemoryRepositoryBackend extends SocketRepositoryBackend {
-  private readonly slot = new PrivateDaemonSlot();
+  private readonly slot: PrivateDaemonSlot;
 
-  constructor() {
+  /** options: timeouts, connections, traceparent (see TransportOptions). */
+  constructor(options: MemoryBackendOptions = {}) {
     super({});
+    this.slot = new PrivateDaemonSlot(options);
   }
 
   /** The private daemon's process id while connected. */
@@ -55,10 +62,12 @@ export class MemoryRepositoryBackend extends SocketRepositoryBackend {
 
 /** The job-queue twin of MemoryRepositoryBackend. */
 export class MemoryJobQueueBackend extends SocketJobQueueBackend {
-  private readonly slot = new PrivateDaemonSlot();
+  private readonly slot: PrivateDaemonSlot;
 
-  constructor() {
+  /** options: timeouts, connections, traceparent (see TransportOptions). */
+  constructor(options: MemoryBackendOptions = {}) {
     super({});
+    this.slot = new PrivateDaemonSlot(options);
   }
 
   /** The private daemon's process id while connected. */

@@ -17,6 +17,12 @@ export interface StoragedPluginOptions {
   socketPath?: string;
   /** The caller's W3C traceparent, sent with every request (see TransportOptions). */
   traceparent?: () => string | undefined;
+  /** Connections for ordinary calls; default 32 (long polls have their own). */
+  connections?: number;
+  /** How long connecting may take before startup fails; default 5 000 ms (see TransportOptions). */
+  connectTimeoutMs?: number;
+  /** How long a call waits for its answer; default 30 000 ms, long polls get their waitMs on top (see TransportOptions). */
+  requestTimeoutMs?: number;
   /** Use these backends instead (e.g. the Memory ones in tests). */
   repository?: RepositoryBackend;
   jobQueue?: JobQueueBackend;
@@ -28,7 +34,7 @@ export interface Storage {
   jobQueue: SocketJobQueueBackend;
 }
 
-/** createStorage({ socketPath? }): both socket backends, not yet connected. */
+/** createStorage({ socketPath?, connectTimeoutMs?, requestTimeoutMs?, ... }): both socket backends, not yet connected. */
 export function createStorage(options: TransportOptions = {}): Storage {
   return { repository: new SocketRepositoryBackend(options), jobQueue: new SocketJobQueueBackend(options) };
 }
@@ -40,6 +46,9 @@ async function storaged(fastify: FastifyInstance, options: StoragedPluginOptions
   const transport: TransportOptions = {};
   if (options.socketPath !== undefined) transport.socketPath = options.socketPath;
   if (options.traceparent !== undefined) transport.traceparent = options.traceparent;
+  if (options.connections !== undefined) transport.connections = options.connections;
+  if (options.connectTimeoutMs !== undefined) transport.connectTimeoutMs = options.connectTimeoutMs;
+  if (options.requestTimeoutMs !== undefined) transport.requestTimeoutMs = options.requestTimeoutMs;
   const made = options.repository && options.jobQueue ? undefined : createStorage(transport);
   const repository = options.repository ?? made!.repository;
   const jobQueue = options.jobQueue ?? made!.jobQueue;

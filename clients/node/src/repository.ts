@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { StorageUnavailableError } from "./errors.js";
 import { Query } from "./query.js";
 import { seg, Transport, type TransportOptions } from "./transport.js";
@@ -57,9 +58,24 @@ class SocketRepository<T extends { id: string }> implements Repository<T> {
   }
 
   async ensureIndex(spec: IndexSpec<T>): Promise<void> {
-    const name = spec.name ?? `idx_${spec.fields.join("_").replace(/[^A-Za-z0-9_]/g, "_")}${spec.unique ? "_u" : ""}`.slice(0, 128);
+    const name = spec.name ?? defaultIndexName(spec);
     await this.req("PUT", `${this.base}/indexes/${seg(name)}`, { fields: spec.fields, unique: spec.unique ?? false });
   }
+}
+
+/**
+ * The name ensureIndex gives a spec without one: readable fields, then a
+ * hash of the exact spec. The readable part alone is ambiguous (["a", "b"],
+ * ["a_b"] and ["a.b"] all read a_b) and may be cut to fit the 128-character
+ * limit, so the hash is what keeps two specs from sharing a name, which the
+ * daemon would refuse as "exists with another definition". The characters
+ * are the daemon's name rule: [A-Za-z0-9_.:-], a letter first.
+ */
+export function defaultIndexName(spec: { fields: ReadonlyArray<string>; unique?: boolean }): string {
+  const canonical = JSON.stringify({ fields: spec.fields, unique: spec.unique ?? false });
+  const hash = createHash("sha256").update(canonical).digest("hex").slice(0, 12);
+  const readable = spec.fields.join("_").replace(/[^A-Za-z0-9_]/g, "_") + (spec.unique ? "_u" : "");
+  return `idx_${readable.slice(0, 128 - 4 - 1 - hash.length)}_${hash}`;
 }
 
 /**
@@ -95,7 +111,7 @@ export class SocketRepositoryBackend implements RepositoryBackend {
     if (this.t) return;
     const t = new Transport(this.transportOptions);
     try {
-      await t.request("GET", "/healthz");
+      await t.ping();
     } catch (err) {
       await t.close();
       throw err;

@@ -1,5 +1,5 @@
-import { errorFromResponse, StorageError, StorageUnavailableError } from "./errors.js";
-import { HttpPool } from "./http.js";
+import { errorFromResponse, StorageError, StorageUnavailableError, ValidationError } from "./errors.js";
+import { HttpPool, type Timeout } from "./http.js";
 
 export interface TransportOptions {
   socketPath?: string;
@@ -11,6 +11,34 @@ export interface TransportOptions {
    * daemon's log lines and spans for it.
    */
   traceparent?: () => string | undefined;
+  /**
+   * How long connect() waits for the daemon to accept and answer, and a
+   * new connection to be accepted; default 5 000 ms. Past it, the call fails
+   * with StorageUnavailableError naming the socket.
+   */
+  connectTimeoutMs?: number;
+  /**
+   * How long a call waits for its answer before it fails with
+   * StorageUnavailableError; default 30 000 ms. A long poll (dequeue with
+   * waitMs) gets its waitMs on top. The connection of a request that timed
+   * out is closed, never reused. A write that timed out may still have
+   * been applied.
+   */
+  requestTimeoutMs?: number;
+}
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+/** Timers take at most 2^31-1 ms; the longest long poll is added on top. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1 - 60_000;
+
+function timeoutOption(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1 || value > MAX_TIMEOUT_MS) {
+    throw new ValidationError(`${name} must be a whole number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${value}`);
+  }
+  return value;
 }
 
 export interface Response {
@@ -39,13 +67,23 @@ export class Transport {
   private readonly pool: HttpPool;
   private readonly pollPool: HttpPool;
   private readonly traceparent: (() => string | undefined) | undefined;
+  private readonly connectTimeout: Timeout;
+  private readonly requestTimeoutMs: number;
   private closed = false;
 
   constructor(opts: TransportOptions = {}) {
+    const connectMs = timeoutOption("connectTimeoutMs", opts.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS);
+    this.requestTimeoutMs = timeoutOption("requestTimeoutMs", opts.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS);
+    this.connectTimeout = { ms: connectMs, name: "connectTimeoutMs" };
     this.socketPath = resolveSocketPath(opts.socketPath);
-    this.pool = new HttpPool(this.socketPath, opts.connections ?? 32);
-    this.pollPool = new HttpPool(this.socketPath, 0);
+    this.pool = new HttpPool(this.socketPath, opts.connections ?? 32, connectMs);
+    this.pollPool = new HttpPool(this.socketPath, 0, connectMs);
     this.traceparent = opts.traceparent;
+  }
+
+  /** The health check of connect(): answered within connectTimeoutMs, or StorageUnavailableError. */
+  async ping(): Promise<void> {
+    await this.request("GET", "/healthz", undefined, { timeout: this.connectTimeout });
   }
 
   /** Sends a request; a non-2xx answer becomes the matching StorageError. */
@@ -53,17 +91,29 @@ export class Transport {
     method: "GET" | "POST" | "PATCH" | "PUT" | "DELETE",
     path: string,
     body?: unknown,
-    opts: { tx?: string; poll?: boolean; signal?: AbortSignal } = {},
+    opts: { tx?: string; waitMs?: number; signal?: AbortSignal; timeout?: Timeout } = {},
   ): Promise<Response> {
     if (this.closed) {
       throw new StorageUnavailableError(`the client for ${this.socketPath} is disconnected`);
     }
+    let json: string | undefined;
+    try {
+      json = body === undefined ? undefined : JSON.stringify(body);
+    } catch (err) {
+      // A BigInt, a cycle, a throwing toJSON: the caller's value, not the daemon.
+      throw new ValidationError(`the request body cannot be sent as JSON: ${(err as Error).message}`, undefined, "invalid_argument", { cause: err });
+    }
+    const poll = opts.waitMs !== undefined && opts.waitMs > 0;
+    const timeout = opts.timeout ?? {
+      ms: this.requestTimeoutMs + (poll && Number.isFinite(opts.waitMs) ? Math.min(opts.waitMs!, 60_000) : 0),
+      name: poll ? "requestTimeoutMs + waitMs" : "requestTimeoutMs",
+    };
     let headers: Record<string, string> | undefined = opts.tx ? { [TX_HEADER]: opts.tx } : undefined;
     const tp = this.traceparent?.();
     if (tp && /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(tp)) headers = { ...headers, traceparent: tp };
     let res;
     try {
-      res = await (opts.poll ? this.pollPool : this.pool).request(method, path, body === undefined ? undefined : JSON.stringify(body), headers, opts.signal);
+      res = await (poll ? this.pollPool : this.pool).request(method, path, json, headers, timeout, opts.signal);
     } catch (err) {
       if (opts.signal?.aborted) throw err;
       throw new StorageUnavailableError(`storaged is not answering on ${this.socketPath}: ${(err as Error).message}`, undefined, {

@@ -182,11 +182,21 @@ export interface JobQueue<T> {
   enqueue(data: T, options?: EnqueueOptions): Promise<string>;
   enqueueMany(jobs: ReadonlyArray<{ data: T } & EnqueueOptions>): Promise<string[]>;
   dequeue(options?: DequeueOptions): Promise<Job<T> | null>;
-  acknowledge(jobId: string): Promise<void>;
-  fail(jobId: string, error: Error, retry?: boolean): Promise<void>;
+  /**
+   * Completes a claimed job. Pass the Job that dequeue returned: it settles
+   * exactly that claim (a stale one gets ConflictError). The seed's
+   * `acknowledge(job.id)` settles the one claim this client holds for the
+   * id, and is refused with ConflictError while it holds more than one (the
+   * job's lease ran out and another loop of this process claimed it again).
+   * The same holds for fail and heartbeat.
+   */
+  acknowledge(job: Job<T> | string): Promise<void>;
+  /** Fails a claimed job: pending again after its backoff while attempts remain (retry), else failed. */
+  fail(job: Job<T> | string, error: Error, retry?: boolean): Promise<void>;
   getStatus(jobId: string): Promise<JobStatus | null>;
   getJob(jobId: string): Promise<Job<T> | null>;
-  heartbeat(jobId: string, leaseMs?: number): Promise<void>;
+  /** Extends a claim's lease to now + leaseMs (default: the claim's own leaseMs). */
+  heartbeat(job: Job<T> | string, leaseMs?: number): Promise<void>;
   cancel(jobId: string): Promise<void>;
   stats(): Promise<QueueStats>;
   listFailed(options?: { limit?: number; offset?: number }): Promise<Job<T>[]>;

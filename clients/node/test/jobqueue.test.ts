@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { ConflictError, JobStatus, SocketJobQueueBackend, ValidationError, type Job } from "../src/index.js";
+import { after, afterEach, before, describe, it } from "node:test";
+import { ConflictError, JobStatus, SocketJobQueueBackend, StorageUnavailableError, ValidationError, type Job, type JobQueue } from "../src/index.js";
 import { BACKENDS, sleep, startDaemon, uniqueName, type TestDaemon } from "./harness.js";
 
 interface ExecutePlanJob {
@@ -21,6 +21,10 @@ for (const backend of BACKENDS) {
     after(async () => {
       await jobs.disconnect();
       await daemon.stop();
+    });
+    afterEach(() => {
+      // Every test settles what it claims, refused settles included: no claim may stay behind.
+      assert.equal(jobs.heldClaims(), 0, "claims left in the client's book");
     });
 
     it("runs the seed's processJobs loop, retrying a failing job", async () => {
@@ -154,6 +158,91 @@ for (const backend of BACKENDS) {
       assert.deepEqual(await queue.listFailed(), []);
       await assert.rejects(queue.enqueue({ k: "x" }, { maxAttempts: 0 }), ValidationError);
       await assert.rejects(queue.dequeue({ waitMs: 120_000 }), ValidationError);
+    });
+
+    /** Claims job id again after its first claim (leaseMs 100) ran out: the second claim, in this process. */
+    async function claimAgain<T>(queue: JobQueue<T>, id: string): Promise<Job<T>> {
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        assert.ok(Date.now() < deadline, "the expired claim was never handed out again");
+        const again = await queue.dequeue({ leaseMs: 60_000 });
+        if (again) {
+          assert.equal(again.id, id);
+          return again;
+        }
+        await sleep(20);
+      }
+    }
+
+    it("fences two claims of one job in one process: the stale one cannot settle the live one", async () => {
+      const queue = jobs.queue<string>(uniqueName("fence1p"));
+      const id = await queue.enqueue("x");
+      const first = (await queue.dequeue({ leaseMs: 100 }))!;
+      assert.equal(first.id, id);
+      const second = await claimAgain(queue, id);
+      assert.notEqual(second.lease, first.lease);
+      assert.equal(jobs.heldClaims(), 2);
+      // By id alone the client cannot tell whose claim is meant: refused, nothing sent.
+      for (const settle of [() => queue.acknowledge(id), () => queue.fail(id, new Error("slow")), () => queue.heartbeat(id)]) {
+        await assert.rejects(settle(), (e: unknown) => e instanceof ConflictError && /pass the Job/.test(e.message));
+      }
+      assert.equal(await queue.getStatus(id), JobStatus.PROCESSING);
+      // The first claim's own token is stale.
+      await assert.rejects(queue.heartbeat(first), ConflictError);
+      await assert.rejects(queue.acknowledge(first), ConflictError);
+      await assert.rejects(queue.fail(first, new Error("slow")), ConflictError);
+      assert.equal(jobs.heldClaims(), 1, "a refused settle left its claim behind");
+      assert.equal(await queue.getStatus(id), JobStatus.PROCESSING);
+      await queue.heartbeat(second, 60_000);
+      await queue.acknowledge(second);
+      assert.equal(await queue.getStatus(id), JobStatus.COMPLETED);
+      assert.equal(jobs.heldClaims(), 0);
+      // The seed's form still works when one claim is held.
+      const id2 = await queue.enqueue("y");
+      const job = (await queue.dequeue())!;
+      assert.equal(job.id, id2);
+      await queue.fail(job.id, new Error("once"), true);
+      assert.equal(jobs.heldClaims(), 0);
+    });
+
+    it("work() settles its own claim, not a stale claim of the same job held elsewhere in the process", async () => {
+      const queue = jobs.queue<string>(uniqueName("fencework"));
+      const id = await queue.enqueue("x");
+      const stale = (await queue.dequeue({ leaseMs: 100 }))!;
+      await sleep(150);
+      const ran: string[] = [];
+      const errors: unknown[] = [];
+      const worker = queue.work(async (job) => {
+        ran.push(job.lease!);
+      }, { concurrency: 2, waitMs: 1000, onError: (e) => errors.push(e) });
+      const deadline = Date.now() + 15_000;
+      while ((await queue.getStatus(id)) !== JobStatus.COMPLETED) {
+        assert.ok(Date.now() < deadline, `the worker did not complete its claim: ${errors.map(String).join("; ")}`);
+        await sleep(20);
+      }
+      await worker.stop();
+      assert.equal(ran.length, 1);
+      assert.notEqual(ran[0], stale.lease);
+      assert.deepEqual(errors, []);
+      await assert.rejects(queue.acknowledge(stale), ConflictError);
+      assert.equal(jobs.heldClaims(), 0);
+    });
+
+    it("refuses what cannot be sent with ValidationError, and enqueues no jobs without a request", async () => {
+      const queue = jobs.queue<unknown>(uniqueName("client-errors"));
+      await assert.rejects(queue.enqueue({ n: 10n }), (e: unknown) => e instanceof ValidationError && /BigInt/i.test(e.message));
+      const circular: Record<string, unknown> = {};
+      circular["self"] = circular;
+      await assert.rejects(queue.enqueue(circular), (e: unknown) => e instanceof ValidationError && /circular/i.test(e.message));
+      await assert.rejects(queue.enqueue(1, { runAt: new Date("x") }), (e: unknown) => e instanceof ValidationError && /runAt/.test(e.message));
+      await assert.rejects(
+        queue.enqueueMany([{ data: 1 }, { data: 2, runAt: new Date(NaN) }]),
+        (e: unknown) => e instanceof ValidationError && /jobs\[1\]\.runAt/.test(e.message),
+      );
+      assert.deepEqual(await queue.enqueueMany([]), []);
+      assert.equal((await queue.stats()).pending, 0);
+      const idle = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
+      await assert.rejects(idle.queue().enqueueMany([]), StorageUnavailableError, "not connected is still an error");
     });
 
     it("wakes a long poll on enqueue", async () => {

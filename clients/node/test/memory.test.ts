@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { readdirSync } from "node:fs";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { JobStatus, MemoryJobQueueBackend, MemoryRepositoryBackend } from "../src/index.js";
-import { sleep } from "./harness.js";
+import { sleep, tempDir } from "./harness.js";
 
 interface TestPlanV1 {
   id: string;
@@ -100,6 +101,43 @@ describe("private daemons never outlive their owner", () => {
       const deadline = Date.now() + 5000;
       while (alive(pid) && Date.now() < deadline) await sleep(20);
       assert.ok(!alive(pid), `daemon ${pid} outlived its owner`);
+    });
+  }
+
+  for (const how of ["calls process.exit()", "throws an uncaught exception", "is killed with SIGKILL"] as const) {
+    it(`leaves nothing in TMPDIR when the owning process ${how}`, async () => {
+      const tmp = tempDir(); // the child's own TMPDIR
+      const script = `
+        import { MemoryJobQueueBackend, MemoryRepositoryBackend } from ${JSON.stringify(new URL("../src/index.js", import.meta.url).href)};
+        const r = new MemoryRepositoryBackend();
+        const q = new MemoryJobQueueBackend();
+        await r.connect();
+        await q.connect();
+        console.log(r.pid + " " + q.pid);
+        // The parent says when, once it has seen the sockets.
+        process.stdin.once("data", () => {
+          ${how === "calls process.exit()" ? "process.exit(3);" : how === "throws an uncaught exception" ? "throw new Error('boom');" : "setInterval(() => {}, 1000);"}
+        });
+      `;
+      const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+        env: { ...process.env, TMPDIR: tmp },
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      const pids = await new Promise<number[]>((resolve, reject) => {
+        child.stdout.on("data", (b: Buffer) => resolve(b.toString().trim().split(" ").map(Number)));
+        child.once("exit", (code) => reject(new Error(`child exited ${code} before connecting`)));
+      });
+      assert.equal(readdirSync(tmp).filter((f) => f.endsWith(".sock")).length, 2, "the daemons' sockets are not in the child's TMPDIR");
+      if (how === "is killed with SIGKILL") child.kill("SIGKILL");
+      else child.stdin.write("now\n");
+      const code = await exited;
+      if (how === "calls process.exit()") assert.equal(code, 3);
+      if (how === "throws an uncaught exception") assert.equal(code, 1);
+      const deadline = Date.now() + 10_000;
+      while (pids.some(alive) && Date.now() < deadline) await sleep(20);
+      assert.ok(!pids.some(alive), "a private daemon outlived its owner");
+      assert.deepEqual(readdirSync(tmp), [], "files left in the owner's TMPDIR");
     });
   }
 });

@@ -11,6 +11,7 @@ import {
   type QueryOptions,
   type Sort,
 } from "../src/index.js";
+import { defaultIndexName } from "../src/repository.js";
 import { BACKENDS, loadVectors, sleep, startDaemon, uniqueName, type TestDaemon } from "./harness.js";
 
 interface TestPlanV1 {
@@ -20,6 +21,30 @@ interface TestPlanV1 {
   priority?: number;
   owner?: { team: string };
 }
+
+describe("default index names", () => {
+  const rule = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/; // backend.ValidateName
+  it("are distinct for distinct specs and valid index names", () => {
+    const specs = [
+      { fields: ["a", "b"] },
+      { fields: ["a_b"] },
+      { fields: ["a.b"] },
+      { fields: ["x"], unique: true },
+      { fields: ["x_u"] },
+      { fields: ["x", "u"] },
+      { fields: ["b", "a"] },
+      { fields: ["a", "b"], unique: true },
+      { fields: ["ü"] },
+      { fields: ["_"] },
+      { fields: Array.from({ length: 8 }, (_, i) => `a_very_long_field_name_number_${i}.with.some.nesting`) },
+      { fields: Array.from({ length: 8 }, (_, i) => `a_very_long_field_name_number_${i}.with.some.nesting_`) },
+    ];
+    const names = specs.map((s) => defaultIndexName(s));
+    assert.equal(new Set(names).size, names.length, names.join("\n"));
+    for (const n of names) assert.match(n, rule);
+    assert.equal(defaultIndexName({ fields: ["x"] }), defaultIndexName({ fields: ["x"], unique: false }));
+  });
+});
 
 for (const backend of BACKENDS) {
   describe(`repository on ${backend}`, () => {
@@ -169,6 +194,35 @@ for (const backend of BACKENDS) {
       await users.ensureIndex({ fields: ["email"], unique: true });
       await users.create({ email: "a@x" });
       await assert.rejects(users.create({ email: "a@x" }), ConflictError);
+    });
+
+    it("gives distinct specs distinct default index names, and re-ensuring one is a no-op", async () => {
+      type Doc = { id: string; a?: { b: number }; a_b?: number; b?: number; x?: number; x_u?: number; u?: number };
+      const docs = repo.repository<Doc>(uniqueName("ix"));
+      const specs = [
+        { fields: ["a", "b"] as const },
+        { fields: ["a_b"] as const },
+        { fields: ["a.b"] as const },
+        { fields: ["x"] as const, unique: true },
+        { fields: ["x_u"] as const },
+        { fields: ["x", "u"] as const },
+      ];
+      for (const s of specs) await docs.ensureIndex({ fields: [...s.fields], unique: s.unique ?? false });
+      for (const s of specs) await docs.ensureIndex({ fields: [...s.fields], unique: s.unique ?? false });
+      await docs.ensureIndex({ fields: ["x"], unique: true });
+      await docs.create({ x: 1, x_u: 1, u: 1 });
+      await docs.create({ x: 2, x_u: 1, u: 1 });
+      await assert.rejects(docs.create({ x: 1 }), ConflictError, "the unique index on x is not enforced");
+    });
+
+    it("refuses records that cannot be sent as JSON with ValidationError", async () => {
+      const docs = repo.repository<{ id: string; n?: unknown; self?: unknown }>(uniqueName("json"));
+      await assert.rejects(docs.create({ n: 10n }), (e: unknown) => e instanceof ValidationError && /BigInt/i.test(e.message));
+      const circular: { self?: unknown } = {};
+      circular.self = circular;
+      await assert.rejects(docs.create(circular), (e: unknown) => e instanceof ValidationError && /circular/i.test(e.message));
+      await assert.rejects(docs.update("x", { n: 1n }), ValidationError);
+      assert.equal(await docs.count(), 0);
     });
   });
 }

@@ -5,6 +5,8 @@ import Fastify from "fastify";
 import storaged, {
   JobStatus,
   MemoryRepositoryBackend,
+  SocketJobQueueBackend,
+  SocketRepositoryBackend,
   type Filter,
   type Job,
   type JobQueue,
@@ -102,6 +104,15 @@ export async function usage(): Promise<void> {
     const planId: string = job.data.planId;
     void when, planId;
     await queue.acknowledge(job.id);
+    // The claim-bound forms: the Job carries its own lease.
+    await queue.heartbeat(job, 60_000);
+    await queue.acknowledge(job);
+    await queue.fail(job, new Error("x"), false);
+    const other: Job<{ n: number }> = { ...job, data: { n: 1 } };
+    // @ts-expect-error a job of another queue type
+    await queue.acknowledge(other);
+    // @ts-expect-error a number is neither an id nor a Job
+    await queue.fail(42, new Error("x"));
   }
   const status: JobStatus | null = await queue.getStatus("x");
   void status;
@@ -111,7 +122,12 @@ export async function usage(): Promise<void> {
   }, { concurrency: 4 });
   await worker.stop();
 
-  const mem = new MemoryRepositoryBackend();
+  const jobsWithTimeouts = new SocketJobQueueBackend({ socketPath: "/x.sock", connectTimeoutMs: 1000, requestTimeoutMs: 10_000 });
+  await jobsWithTimeouts.connect();
+  // @ts-expect-error timeouts are numbers of milliseconds
+  new SocketRepositoryBackend({ requestTimeoutMs: "10s" });
+  await Fastify().register(storaged, { connectTimeoutMs: 2000, requestTimeoutMs: 5000 });
+  const mem = new MemoryRepositoryBackend({ requestTimeoutMs: 5000 });
   await mem.connect();
   await mem.disconnect();
 }
