@@ -23,6 +23,8 @@ export type {
   FieldOperators,
   Filter,
   IndexSpec,
+  FailItem,
+  ItemResult,
   Job,
   JobError,
   JobQueue,

@@ -1,10 +1,11 @@
-import { setMaxListeners } from "node:events";
-import { Claims, type ClaimTarget } from "./claims.js";
-import { ConflictError, StorageUnavailableError, ValidationError } from "./errors.js";
+import { Claims, type Claim, type ClaimTarget } from "./claims.js";
+import { errorFromResponse, StorageError, StorageUnavailableError, ValidationError } from "./errors.js";
 import { seg, Transport, type TransportOptions } from "./transport.js";
 import type {
   DequeueOptions,
   EnqueueOptions,
+  FailItem,
+  ItemResult,
   Job,
   JobQueue,
   JobQueueBackend,
@@ -13,6 +14,18 @@ import type {
   WorkOptions,
   Worker,
 } from "./types.js";
+import { QueueWorker } from "./worker.js";
+
+/** The most items one batch call carries (DESIGN §3a). */
+export const MAX_BATCH = 1000;
+
+type SettleCall = "acknowledge" | "fail" | "heartbeat" | "release";
+const ROUTE: Record<SettleCall, string> = { acknowledge: "ack", fail: "fail", heartbeat: "heartbeat", release: "release" };
+
+function errorBody(e: Error): { name: string; message: string; stack: string } {
+  const err = e instanceof Error ? e : new Error(String(e));
+  return { name: err.name || "Error", message: err.message ?? "", stack: err.stack ?? "" };
+}
 
 interface WireJob {
   id: string;
@@ -75,7 +88,12 @@ function wireOptions(o: EnqueueOptions | undefined, where = ""): Record<string, 
   return out;
 }
 
-class SocketJobQueue<T> implements JobQueue<T> {
+/** @internal A queue as the worker drives it (the signal ends a waiting poll). */
+export interface WorkerQueue<T> extends JobQueue<T> {
+  dequeueMany(max: number, options?: DequeueOptions, signal?: AbortSignal): Promise<Job<T>[]>;
+}
+
+class SocketJobQueue<T> implements WorkerQueue<T> {
   private readonly base: string;
   constructor(
     private readonly backend: SocketJobQueueBackend,
@@ -112,18 +130,91 @@ class SocketJobQueue<T> implements JobQueue<T> {
     return job;
   }
 
+  async dequeueMany(max: number, options: DequeueOptions = {}, signal?: AbortSignal): Promise<Job<T>[]> {
+    if (!Number.isInteger(max) || max < 1 || max > MAX_BATCH) {
+      throw new ValidationError(`max must be a whole number from 1 to ${MAX_BATCH}, got ${max}`);
+    }
+    const waitMs = options.waitMs ?? 0;
+    const res = await this.t.request("POST", `${this.base}/dequeue`, { ...options, max }, signal ? { waitMs, signal } : { waitMs });
+    if (res.status === 204) return [];
+    const jobs = (JSON.parse(res.body) as WireJob[]).map((w) => toJob<T>(w));
+    for (const j of jobs) if (j.lease) this.claims.add(j.id, j.lease);
+    return jobs;
+  }
+
   /** Sends one call on a claim and keeps the claim book in step with its outcome. */
-  private async onClaim(target: ClaimTarget<T>, call: "acknowledge" | "fail" | "heartbeat", body: Record<string, unknown>): Promise<void> {
+  private async onClaim(target: ClaimTarget<T>, call: SettleCall, body: Record<string, unknown>): Promise<void> {
     const { claim, bound } = this.claims.resolve(target, call);
-    const route = call === "acknowledge" ? "ack" : call;
-    const settles = call !== "heartbeat";
+    const ends = call !== "heartbeat";
     try {
-      await this.t.request("POST", `/v1/jobs/${seg(claim.jobId)}/${route}`, { lease: claim.lease, ...body });
+      await this.t.request("POST", `/v1/jobs/${seg(claim.jobId)}/${ROUTE[call]}`, { lease: claim.lease, ...body });
     } catch (err) {
-      this.claims.done(claim, bound, settles, err);
+      this.claims.done(claim, bound, ends, err);
       throw err;
     }
-    this.claims.done(claim, bound, settles);
+    this.claims.done(claim, bound, ends);
+  }
+
+  /**
+   * Sends a settle-many call: items the claim book cannot resolve (an id
+   * this client holds no claim for, or several) get their error without
+   * being sent; the others go in one request (or several of MAX_BATCH).
+   */
+  private async onClaims(
+    call: SettleCall,
+    targets: ReadonlyArray<ClaimTarget<T>>,
+    extra: (i: number) => Record<string, unknown> = () => ({}),
+  ): Promise<ItemResult[]> {
+    const out: ItemResult[] = new Array<ItemResult>(targets.length).fill(null);
+    const sent: { i: number; claim: Claim; bound: boolean }[] = [];
+    targets.forEach((target, i) => {
+      try {
+        const { claim, bound } = this.claims.resolve(target, call);
+        sent.push({ i, claim, bound });
+      } catch (err) {
+        out[i] = err instanceof StorageError ? err : new ValidationError(String(err));
+      }
+    });
+    const ends = call !== "heartbeat";
+    for (let k = 0; k < sent.length; k += MAX_BATCH) {
+      const chunk = sent.slice(k, k + MAX_BATCH);
+      const body = chunk.map((x) => ({ id: x.claim.jobId, lease: x.claim.lease, ...extra(x.i) }));
+      let outcomes: Array<{ code: string; message: string } | null>;
+      try {
+        const res = await this.t.request("POST", `/v1/jobs/${ROUTE[call]}`, body);
+        outcomes = JSON.parse(res.body) as typeof outcomes;
+      } catch (err) {
+        for (const x of sent.slice(k)) this.claims.done(x.claim, x.bound, ends, err);
+        throw err;
+      }
+      chunk.forEach((x, n) => {
+        const o = outcomes[n];
+        const err = o ? errorFromResponse(200, o.code, o.message) : undefined;
+        this.claims.done(x.claim, x.bound, ends, err);
+        out[x.i] = err ?? null;
+      });
+    }
+    return out;
+  }
+
+  async acknowledgeMany(jobs: ReadonlyArray<ClaimTarget<T>>): Promise<ItemResult[]> {
+    return this.onClaims("acknowledge", jobs);
+  }
+
+  async failMany(items: ReadonlyArray<FailItem<T>>): Promise<ItemResult[]> {
+    return this.onClaims("fail", items.map((x) => x.job), (i) => ({ retry: items[i]!.retry ?? true, error: errorBody(items[i]!.error) }));
+  }
+
+  async heartbeatMany(jobs: ReadonlyArray<ClaimTarget<T>>, leaseMs?: number): Promise<ItemResult[]> {
+    return this.onClaims("heartbeat", jobs, () => (leaseMs === undefined ? {} : { leaseMs }));
+  }
+
+  async release(job: ClaimTarget<T>): Promise<void> {
+    await this.onClaim(job, "release", {});
+  }
+
+  async releaseMany(jobs: ReadonlyArray<ClaimTarget<T>>): Promise<ItemResult[]> {
+    return this.onClaims("release", jobs);
   }
 
   async acknowledge(job: ClaimTarget<T>): Promise<void> {
@@ -131,8 +222,7 @@ class SocketJobQueue<T> implements JobQueue<T> {
   }
 
   async fail(job: ClaimTarget<T>, error: Error, retry = true): Promise<void> {
-    const e = error instanceof Error ? error : new Error(String(error));
-    await this.onClaim(job, "fail", { retry, error: { name: e.name || "Error", message: e.message ?? "", stack: e.stack ?? "" } });
+    await this.onClaim(job, "fail", { retry, error: errorBody(error) });
   }
 
   async getJob(jobId: string): Promise<Job<T> | null> {
@@ -186,97 +276,6 @@ class SocketJobQueue<T> implements JobQueue<T> {
     this.backend.track(w);
     return w;
   }
-}
-
-/**
- * The seed's processing loop, done right: `concurrency` loops each long-poll
- * for a job, renew its lease while the handler runs, acknowledge on success
- * and fail (with retry) on a throw. stop() stops claiming, aborts the
- * waiting polls and resolves once the jobs in flight are finished.
- */
-class QueueWorker<T> implements Worker {
-  private stopping = false;
-  private readonly abort = new AbortController();
-  private readonly loops: Promise<void>[] = [];
-  private readonly onError: (err: unknown) => void;
-  private readonly leaseMs: number;
-  private readonly waitMs: number;
-  stopped: Promise<void>;
-
-  constructor(
-    private readonly queue: SocketJobQueue<T>,
-    private readonly handler: (job: Job<T>) => Promise<void>,
-    options: WorkOptions,
-  ) {
-    const concurrency = options.concurrency ?? 1;
-    if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw new ValidationError(`concurrency must be a positive integer, got ${concurrency}`);
-    }
-    this.leaseMs = options.leaseMs ?? 30_000;
-    this.waitMs = options.waitMs ?? 30_000;
-    this.onError = options.onError ?? ((err) => process.emitWarning(`storaged worker: ${(err as Error).message ?? err}`));
-    // Every waiting poll listens on the one stop signal.
-    setMaxListeners(0, this.abort.signal);
-    for (let i = 0; i < concurrency; i++) this.loops.push(this.loop());
-    this.stopped = Promise.all(this.loops).then(() => undefined);
-  }
-
-  private async loop(): Promise<void> {
-    while (!this.stopping) {
-      let job: Job<T> | null;
-      try {
-        job = await this.queue.dequeue({ waitMs: this.waitMs, leaseMs: this.leaseMs }, this.abort.signal);
-      } catch (err) {
-        if (this.stopping) return;
-        this.onError(err);
-        await sleep(1000, this.abort.signal);
-        continue;
-      }
-      if (job) await this.run(job);
-    }
-  }
-
-  private async run(job: Job<T>): Promise<void> {
-    // Renew at a third of the lease so two heartbeats may be lost before
-    // the claim runs out.
-    const timer = setInterval(() => {
-      this.queue.heartbeat(job).catch((err) => this.onError(err));
-    }, Math.max(Math.floor(this.leaseMs / 3), 10));
-    let failure: Error | undefined;
-    try {
-      await this.handler(job);
-    } catch (err) {
-      failure = err instanceof Error ? err : new Error(String(err));
-    } finally {
-      clearInterval(timer);
-    }
-    try {
-      // With the Job, not its id: another loop of this process may hold a
-      // newer claim of the same job (this one's lease ran out).
-      if (failure) await this.queue.fail(job, failure, true);
-      else await this.queue.acknowledge(job);
-    } catch (err) {
-      // A conflict means the lease was lost (the handler outlived it and
-      // another worker took the job); the job is not lost, only this claim.
-      this.onError(err instanceof ConflictError ? new ConflictError(`job ${job.id}: ${err.message}`) : err);
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.stopping = true;
-    this.abort.abort();
-    await this.stopped;
-  }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
-  });
 }
 
 /** The seed's JobQueueBackend, served by storaged over its Unix socket. */

@@ -1,3 +1,4 @@
+import type { StorageError } from "./errors.js";
 import type { Query } from "./query.js";
 
 /** A JSON scalar: what equality and $in compare against. */
@@ -162,8 +163,16 @@ export interface QueueStats {
 }
 
 export interface WorkOptions {
-  /** Jobs run at once; default 1. */
+  /** Handlers run at once; default 1. */
   concurrency?: number;
+  /**
+   * Claims held beyond those running, so that the next job is at hand when
+   * a handler finishes and a dequeue brings many jobs at once (DESIGN §3a).
+   * Their leases are renewed with the running ones; stop() hands them back.
+   * Default: 4 × concurrency, at least 16, at most 1 000 (see README,
+   * "Tuning workers"). 0 claims only what can start at once.
+   */
+  prefetch?: number;
   /** Lease per claim; heartbeats renew it at a third of its length. Default 30 000. */
   leaseMs?: number;
   /** Long-poll wait per dequeue; default 30 000. */
@@ -173,9 +182,27 @@ export interface WorkOptions {
 }
 
 export interface Worker {
-  /** Stops taking jobs and resolves when the jobs in flight have finished. */
+  /**
+   * Stops taking jobs: hands prefetched claims back at once (release),
+   * waits for the jobs in flight and sends their outcomes, then resolves.
+   */
   stop(): Promise<void>;
 }
+
+/** One item of failMany. */
+export interface FailItem<T> {
+  job: Job<T> | string;
+  error: Error;
+  /** Default true. */
+  retry?: boolean;
+}
+
+/**
+ * The outcome of one item of a batch call, in request order: null when it
+ * was done, else the error that call alone would have raised (a stale
+ * lease is a ConflictError, an unknown job a NotFoundError).
+ */
+export type ItemResult = StorageError | null;
 
 /** A queue (the seed's JobQueue<T> with DESIGN's extensions). */
 export interface JobQueue<T> {
@@ -204,6 +231,18 @@ export interface JobQueue<T> {
   /** Deletes the queue's dead letters; returns how many. */
   purgeFailed(): Promise<number>;
   work(handler: (job: Job<T>) => Promise<void>, options?: WorkOptions): Worker;
+
+  // Batches (DESIGN §3a): one call, many jobs, one outcome per item.
+
+  /** Claims up to max (1-1 000) ready jobs in claim order; [] when none came within waitMs. */
+  dequeueMany(max: number, options?: DequeueOptions): Promise<Job<T>[]>;
+  acknowledgeMany(jobs: ReadonlyArray<Job<T> | string>): Promise<ItemResult[]>;
+  failMany(items: ReadonlyArray<FailItem<T>>): Promise<ItemResult[]>;
+  /** Extends each claim's lease to now + leaseMs (default: each claim's own leaseMs). */
+  heartbeatMany(jobs: ReadonlyArray<Job<T> | string>, leaseMs?: number): Promise<ItemResult[]>;
+  /** Hands a claim back unstarted: pending again at once, its attempt not counted. */
+  release(job: Job<T> | string): Promise<void>;
+  releaseMany(jobs: ReadonlyArray<Job<T> | string>): Promise<ItemResult[]>;
 }
 
 /** The jobs port (the seed's JobQueueBackend). */

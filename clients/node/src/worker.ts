@@ -1,0 +1,248 @@
+import { setMaxListeners } from "node:events";
+import { ConflictError, NotFoundError, ValidationError } from "./errors.js";
+import type { WorkerQueue } from "./jobqueue.js";
+import type { FailItem, ItemResult, Job, WorkOptions, Worker } from "./types.js";
+
+/** The most items one batch call carries (DESIGN §3a). */
+const MAX_BATCH = 1000;
+
+/** The prefetch of a worker that names none: see README, "Tuning workers". */
+export function defaultPrefetch(concurrency: number): number {
+  return Math.min(Math.max(4 * concurrency, 16), MAX_BATCH);
+}
+
+function positiveInteger(name: string, v: number | undefined, fallback: number, min = 1): number {
+  if (v === undefined) return fallback;
+  if (!Number.isInteger(v) || v < min) throw new ValidationError(`${name} must be a whole number of at least ${min}, got ${v}`);
+  return v;
+}
+
+/**
+ * The seed's processing loop, batched (DESIGN §3a). One fetcher keeps up to
+ * concurrency + prefetch claims at hand with dequeueMany (one long poll at a
+ * time); handlers take them in claim order, at most concurrency at once;
+ * outcomes are sent in batches: each completion joins the acknowledgeMany
+ * (or failMany) that leaves on the next turn of the event loop, or, while
+ * one is on its way, the one after it. One heartbeatMany at a third of the
+ * lease renews every claim held, running or waiting. stop() ends the poll,
+ * releases the waiting claims so that other workers get them at once, lets
+ * the running handlers finish and sends their outcomes.
+ */
+export class QueueWorker<T> implements Worker {
+  private readonly concurrency: number;
+  private readonly prefetch: number;
+  private readonly leaseMs: number;
+  private readonly waitMs: number;
+  private readonly onError: (err: unknown) => void;
+  private readonly abort = new AbortController();
+
+  /** Claimed and not started, in claim order. */
+  private readonly buffer: Job<T>[] = [];
+  /** Every claim whose lease we keep: waiting and running. */
+  private readonly held = new Set<Job<T>>();
+  private running = 0;
+  private acks: Job<T>[] = [];
+  private fails: Array<FailItem<T> & { job: Job<T> }> = [];
+  private flushing: Promise<void> | undefined;
+  private flushQueued = false;
+  private beating = false;
+  private readonly heartbeat: NodeJS.Timeout;
+  private stopping = false;
+  /** Wakes the fetcher when a slot frees. */
+  private slotFreed: (() => void) | undefined;
+  /** Wake stop() when the last handler ends. */
+  private idle: (() => void)[] = [];
+  private readonly fetched: Promise<void>;
+  stopped: Promise<void> | undefined;
+
+  constructor(
+    private readonly queue: WorkerQueue<T>,
+    private readonly handler: (job: Job<T>) => Promise<void>,
+    options: WorkOptions,
+  ) {
+    this.concurrency = positiveInteger("concurrency", options.concurrency, 1);
+    this.prefetch = positiveInteger("prefetch", options.prefetch, defaultPrefetch(this.concurrency), 0);
+    this.leaseMs = positiveInteger("leaseMs", options.leaseMs, 30_000);
+    this.waitMs = positiveInteger("waitMs", options.waitMs, 30_000, 0);
+    this.onError = options.onError ?? ((err) => process.emitWarning(`storaged worker: ${(err as Error).message ?? err}`));
+    setMaxListeners(0, this.abort.signal);
+    // A third of the lease, so that two renewals may be lost before a
+    // claim runs out.
+    this.heartbeat = setInterval(() => void this.renew(), Math.max(Math.floor(this.leaseMs / 3), 10));
+    this.fetched = this.fetch();
+  }
+
+  /** How many more claims the worker may hold. */
+  private room(): number {
+    return this.concurrency + this.prefetch - this.buffer.length - this.running;
+  }
+
+  private async fetch(): Promise<void> {
+    let backoff = 100;
+    while (!this.stopping) {
+      // Fetch when a slot is free and the waiting claims run low, so that
+      // each dequeue brings a batch rather than one job at a time.
+      if (this.room() < 1 || this.buffer.length > this.prefetch / 2) {
+        await new Promise<void>((resolve) => (this.slotFreed = resolve));
+        continue;
+      }
+      let jobs: Job<T>[];
+      try {
+        jobs = await this.queue.dequeueMany(Math.min(this.room(), MAX_BATCH), { waitMs: this.waitMs, leaseMs: this.leaseMs }, this.abort.signal);
+        backoff = 100;
+      } catch (err) {
+        if (this.stopping) return;
+        this.onError(err);
+        await sleep(backoff, this.abort.signal);
+        backoff = Math.min(backoff * 2, 5_000);
+        continue;
+      }
+      if (this.stopping) {
+        // Claimed as stop() began: they are not ours to start.
+        await this.releaseClaims(jobs);
+        return;
+      }
+      for (const j of jobs) {
+        this.buffer.push(j);
+        this.held.add(j);
+      }
+      this.dispatch();
+    }
+  }
+
+  private dispatch(): void {
+    while (!this.stopping && this.running < this.concurrency && this.buffer.length > 0) {
+      void this.run(this.buffer.shift()!);
+    }
+  }
+
+  private async run(job: Job<T>): Promise<void> {
+    this.running++;
+    try {
+      await this.handler(job);
+      this.acks.push(job);
+    } catch (err) {
+      this.fails.push({ job, error: err instanceof Error ? err : new Error(String(err)), retry: true });
+    }
+    this.held.delete(job);
+    this.running--;
+    this.scheduleFlush();
+    this.dispatch();
+    this.slotFreed?.();
+    this.slotFreed = undefined;
+    if (this.running === 0) for (const wake of this.idle.splice(0)) wake();
+  }
+
+  /** Sends the outcomes gathered so far on the next turn of the event loop. */
+  private scheduleFlush(): void {
+    if (this.flushQueued || this.flushing) return; // the flush under way takes them next
+    this.flushQueued = true;
+    setImmediate(() => {
+      this.flushQueued = false;
+      this.flushing = this.flush().finally(() => (this.flushing = undefined));
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.acks.length > 0 || this.fails.length > 0) {
+      const acks = this.acks.splice(0, MAX_BATCH);
+      const fails = this.fails.splice(0, MAX_BATCH);
+      await Promise.all([
+        acks.length > 0 ? this.send("acknowledge", acks, () => this.queue.acknowledgeMany(acks)) : undefined,
+        fails.length > 0 ? this.send("fail", fails.map((f) => f.job), () => this.queue.failMany(fails)) : undefined,
+      ]);
+    }
+  }
+
+  /**
+   * Sends one batch of outcomes. A batch the daemon did not answer is sent
+   * again a few times (a repeated ack of the same claim is harmless); after
+   * that its jobs run again once their leases end, as after a crash. Items
+   * refused one by one (a lease lost to another worker) are reported.
+   */
+  private async send(what: string, jobs: Job<T>[], call: () => Promise<ItemResult[]>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const results = await call();
+        results.forEach((r, i) => {
+          if (r) this.onError(r instanceof ConflictError ? new ConflictError(`job ${jobs[i]!.id}: ${r.message}`) : r);
+        });
+        return;
+      } catch (err) {
+        this.onError(err);
+        if (attempt >= 3) return;
+        await sleep(200 * attempt);
+      }
+    }
+  }
+
+  /** Renews every claim held; a claim lost meanwhile is dropped if it has not started. */
+  private async renew(): Promise<void> {
+    if (this.beating || this.held.size === 0) return;
+    this.beating = true;
+    const jobs = [...this.held];
+    try {
+      for (let k = 0; k < jobs.length; k += MAX_BATCH) {
+        const chunk = jobs.slice(k, k + MAX_BATCH);
+        const results = await this.queue.heartbeatMany(chunk);
+        results.forEach((r, i) => {
+          if (!r) return;
+          const job = chunk[i]!;
+          const waiting = this.buffer.indexOf(job);
+          if (waiting >= 0 && (r instanceof ConflictError || r instanceof NotFoundError)) {
+            // Cancelled, or its lease ran out and another worker has it.
+            this.buffer.splice(waiting, 1);
+            this.held.delete(job);
+          }
+          this.onError(r);
+        });
+      }
+    } catch (err) {
+      this.onError(err);
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  private async releaseClaims(jobs: Job<T>[]): Promise<void> {
+    if (jobs.length === 0) return;
+    for (const j of jobs) this.held.delete(j);
+    try {
+      const results = await this.queue.releaseMany(jobs);
+      for (const r of results) if (r) this.onError(r);
+    } catch (err) {
+      // Not released: they run again once their leases end.
+      this.onError(err);
+    }
+  }
+
+  stop(): Promise<void> {
+    this.stopped ??= this.shutdown();
+    return this.stopped;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.stopping = true;
+    this.abort.abort();
+    this.slotFreed?.();
+    await this.fetched;
+    await this.releaseClaims(this.buffer.splice(0));
+    if (this.running > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+    while (this.flushing || this.flushQueued || this.acks.length > 0 || this.fails.length > 0) {
+      if (this.flushing) await this.flushing;
+      else if (this.flushQueued) await new Promise((r) => setImmediate(r));
+      else this.scheduleFlush();
+    }
+    clearInterval(this.heartbeat);
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}
