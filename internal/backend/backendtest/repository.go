@@ -3,6 +3,7 @@ package backendtest
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -33,6 +34,7 @@ func RunRepository(t *testing.T, newBackend NewRepository) {
 		{"DocumentsRoundTrip", testRoundTrip},
 		{"EnsureIndex", testEnsureIndex},
 		{"UniqueIndex", testUniqueIndex},
+		{"UniqueIndexZeroIsNegativeZero", testUniqueNegativeZero},
 		{"TransactionCommit", testTxCommit},
 		{"TransactionRollbackRestoresEverything", testTxRollback},
 		{"TransactionEnded", testTxEnded},
@@ -366,6 +368,29 @@ func testUniqueIndex(t *testing.T, b backend.RepositoryBackend) {
 	// Deleting frees the value.
 	must(t, r.Delete(ctx(t), "5"))
 	create(t, r, map[string]any{"id": "14", "email": "a@x"})
+}
+
+// testUniqueNegativeZero: 0 and -0 are one number (they compare equal
+// everywhere, and JSON numbers are doubles), so a unique index holds only
+// one of them, whichever comes first and however it is written.
+func testUniqueNegativeZero(t *testing.T, b backend.RepositoryBackend) {
+	negZero := math.Copysign(0, -1)
+	spec := backend.IndexSpec{Name: "n", Fields: []backend.Path{{"n"}}, Unique: true}
+	for _, order := range [][2]float64{{0, negZero}, {negZero, 0}, {negZero, negZero}} {
+		r := repo(t, b)
+		must(t, r.EnsureIndex(ctx(t), spec))
+		create(t, r, map[string]any{"id": "first", "n": order[0]})
+		_, err := r.Create(ctx(t), map[string]any{"id": "second", "n": order[1]})
+		wantCode(t, err, backend.CodeConflict)
+		create(t, r, map[string]any{"id": "other", "n": 1.0})
+		_, err = r.Update(ctx(t), "other", map[string]any{"n": order[1]})
+		wantCode(t, err, backend.CodeConflict)
+	}
+	// Building the index over records holding both is a conflict too.
+	r := repo(t, b)
+	create(t, r, map[string]any{"id": "zero", "n": 0.0})
+	create(t, r, map[string]any{"id": "neg", "n": negZero})
+	wantCode(t, r.EnsureIndex(ctx(t), spec), backend.CodeConflict)
 }
 
 func testTxCommit(t *testing.T, b backend.RepositoryBackend) {
