@@ -42,6 +42,7 @@ func RunRepository(t *testing.T, newBackend NewRepository) {
 		{"TransactionsAreSerializable", testTxSerializable},
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"FilterVectors", runVectors},
+		{"LargeFiltersAreAnsweredOrRefused", testLargeFilters},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -99,16 +99,20 @@ func (c *compiler) cond(n *backend.Cond) string {
 	case backend.OpEq:
 		return c.eq(v, n.Value)
 	case backend.OpIn:
+		// The values go as one jsonb[] parameter: a $in of any length is
+		// one parameter (the protocol allows 65535 in a statement), and
+		// "= ANY" is served by an index as an IN list is.
 		var parts, list []string
 		for _, x := range n.Values {
 			if x == nil {
 				parts = append(parts, c.eq(v, nil))
 				continue
 			}
-			list = append(list, c.jsonArg(x))
+			b, _ := json.Marshal(x)
+			list = append(list, string(b))
 		}
 		if len(list) > 0 {
-			parts = append(parts, "("+v+" IN ("+strings.Join(list, ", ")+"))")
+			parts = append(parts, "("+v+" = ANY("+c.bind(list)+"::jsonb[]))")
 		}
 		if len(parts) == 0 {
 			return "false"

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	json "github.com/goccy/go-json"
+
 	"github.com/storaged/storaged/internal/backend"
 )
 
@@ -51,12 +53,47 @@ func (c *compiler) bind(v any) string {
 	return "?"
 }
 
-func (c *compiler) bindAll(vs []any) string {
-	ph := make([]string, len(vs))
-	for i, v := range vs {
-		ph[i] = c.bind(v)
+// Lists of $in values: a short list is bound value by value, which lets
+// the planner count its values (with one opaque parameter it assumes a
+// long list, and prefers scanning in id order to an index); past
+// inlineList values, or once the statement holds inlineBudget
+// parameters, a list is bound as one JSON array that json_each expands.
+// Every other condition binds at most two values, so a filter within the
+// parser's limits stays far below SQLite's limit on bound parameters
+// (32766), however many long lists it holds.
+const (
+	inlineList   = 16
+	inlineBudget = 1000
+)
+
+// bindList binds a list of values for "x IN <list>".
+func (c *compiler) bindList(vs []any) string {
+	if len(vs) <= inlineList && len(c.args)+len(vs) <= inlineBudget {
+		ph := make([]string, len(vs))
+		for i, v := range vs {
+			ph[i] = c.bind(v)
+		}
+		return "(" + strings.Join(ph, ", ") + ")"
 	}
-	return strings.Join(ph, ", ")
+	b, err := json.Marshal(vs)
+	if err != nil {
+		panic(fmt.Sprintf("sqlite: a scalar list cannot be encoded: %v", err))
+	}
+	// json_each gives JSON numbers back as numbers and strings as text,
+	// so the list compares as the bound scalars would.
+	return "(SELECT value FROM json_each(" + c.bind(string(b)) + "))"
+}
+
+// balanced joins conditions with op as a balanced tree of parentheses.
+// SQLite parses "a AND b AND c …" into a chain as deep as the list is
+// long, and refuses an expression deeper than 1000: a filter with
+// 1000 fields would not compile. Balanced, the depth is log2 of it.
+func balanced(parts []string, op string) string {
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	mid := len(parts) / 2
+	return "(" + balanced(parts[:mid], op) + " " + op + " " + balanced(parts[mid:], op) + ")"
 }
 
 func (c *compiler) filter(f backend.Filter) string {
@@ -69,13 +106,13 @@ func (c *compiler) filter(f backend.Filter) string {
 		for i, ch := range n.Children {
 			parts[i] = c.filter(ch)
 		}
-		return "(" + strings.Join(parts, " AND ") + ")"
+		return "(" + balanced(parts, "AND") + ")"
 	case *backend.Or:
 		parts := make([]string, len(n.Children))
 		for i, ch := range n.Children {
 			parts[i] = c.filter(ch)
 		}
-		return "(" + strings.Join(parts, " OR ") + ")"
+		return "(" + balanced(parts, "OR") + ")"
 	case *backend.Not:
 		return "(NOT " + c.filter(n.Child) + ")"
 	case *backend.Cond:
@@ -125,15 +162,15 @@ func (c *compiler) cond(n *backend.Cond) string {
 			}
 		}
 		if len(strs) > 0 {
-			parts = append(parts, "("+t+" IS 'text' AND "+val+" IN ("+c.bindAll(strs)+"))")
+			parts = append(parts, "("+t+" IS 'text' AND "+val+" IN "+c.bindList(strs)+")")
 		}
 		if len(nums) > 0 {
-			parts = append(parts, "(coalesce("+t+", '') IN ('integer', 'real') AND "+val+" IN ("+c.bindAll(nums)+"))")
+			parts = append(parts, "(coalesce("+t+", '') IN ('integer', 'real') AND "+val+" IN "+c.bindList(nums)+")")
 		}
 		if len(parts) == 0 {
 			return "0"
 		}
-		return "(" + strings.Join(parts, " OR ") + ")"
+		return "(" + balanced(parts, "OR") + ")"
 	case backend.OpExists:
 		return "(" + t + " IS NOT NULL)"
 	case backend.OpGt, backend.OpGte, backend.OpLt, backend.OpLte:
