@@ -72,8 +72,12 @@ func testLargeFilters(t *testing.T, b backend.RepositoryBackend) {
 		{"$or of 500 equalities", orOf(500, func(i int) map[string]any { return map[string]any{"v": float64(i)} }), false},
 		{"$or of 1000 equalities", orOf(1000, func(i int) map[string]any { return map[string]any{"v": float64(i)} }), false},
 		{"$or of 1001 equalities", orOf(1001, func(i int) map[string]any { return map[string]any{"v": float64(i)} }), true},
-		{"$or of 1000 $in", orOf(1000, func(i int) map[string]any { return map[string]any{"s": map[string]any{"$in": []any{fmt.Sprint("s", i)}}} }), false},
-		{"$or of 1000 $startsWith", orOf(1000, func(i int) map[string]any { return map[string]any{"s": map[string]any{"$startsWith": fmt.Sprint("s", i)}} }), false},
+		{"$or of 1000 $in", orOf(1000, func(i int) map[string]any {
+			return map[string]any{"s": map[string]any{"$in": []any{fmt.Sprint("s", i)}}}
+		}), false},
+		{"$or of 1000 $startsWith", orOf(1000, func(i int) map[string]any {
+			return map[string]any{"s": map[string]any{"$startsWith": fmt.Sprint("s", i)}}
+		}), false},
 		{"$and of 1000 $contains", map[string]any{"$and": orOf(1000, func(i int) map[string]any {
 			return map[string]any{"tags": map[string]any{"$contains": float64(i % 2)}}
 		})["$or"]}, false},
