@@ -30,14 +30,19 @@ func checkSegment(seg string) {
 	}
 }
 
-// valueExpr is the JSONB value at a validated path: doc #> '{"a","b"}'.
+// valueExpr is the JSONB value at a validated path: doc -> 'a' -> 'b'.
+// With a text key, -> reads an object's field and gives NULL for anything
+// else, so a path reaches into objects only, as DESIGN §2 says: "0" is a
+// key, never an array index (doc #> '{t,0}' would index the array).
 func valueExpr(p backend.Path) string {
-	parts := make([]string, len(p))
-	for i, seg := range p {
+	var sb strings.Builder
+	sb.WriteString("(doc")
+	for _, seg := range p {
 		checkSegment(seg)
-		parts[i] = `"` + seg + `"`
+		sb.WriteString(" -> '" + seg + "'")
 	}
-	return "(doc #> '{" + strings.Join(parts, ",") + "}')"
+	sb.WriteString(")")
+	return sb.String()
 }
 
 func collectionLit(name string) string {
