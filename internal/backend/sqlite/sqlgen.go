@@ -11,10 +11,11 @@ import (
 	"github.com/storaged/storaged/internal/backend"
 )
 
-// This file compiles the filter and sort AST to SQLite SQL. Paths and
-// collection names appear in the SQL text — indexes only match literal
-// expressions — so both are checked again here, even though the parser
-// and the HTTP layer validated them; every value is a bound parameter.
+// This file compiles the filter and sort AST to SQLite SQL. Paths appear
+// in the SQL text — indexes only match literal expressions — so they are
+// checked again here, even though the parser validated them; every value
+// is a bound parameter. Tables are named after catalog ids, never after
+// collection names (collections.go).
 //
 // Every condition evaluates to 0 or 1, never NULL, so that NOT keeps its
 // meaning for missing fields.
@@ -37,14 +38,6 @@ func jsonPath(p backend.Path) string {
 
 func valueExpr(p backend.Path) string { return "json_extract(doc, '" + jsonPath(p) + "')" }
 func typeExpr(p backend.Path) string  { return "json_type(doc, '" + jsonPath(p) + "')" }
-
-// collectionLit renders a collection name as a SQL string literal.
-func collectionLit(name string) string {
-	if err := backend.ValidateName("collection", name); err != nil {
-		panic(fmt.Sprintf("sqlite: unvalidated collection name %q reached the SQL compiler", name))
-	}
-	return "'" + name + "'"
-}
 
 type compiler struct{ args []any }
 
@@ -217,16 +210,15 @@ func orderBy(keys []backend.SortKey) string {
 	return strings.Join(parts, ", ")
 }
 
-// indexSQL renders ensureIndex as a partial expression index on the
-// collection's rows, which the filter SQL uses (its WHERE names the
-// collection literally, as the index does). A unique index adds a second
-// one that enforces it: it covers only records whose indexed values are
-// all scalars, keyed by JSON type as well, so that 1, "1" and true are
-// three values — a partial index the lookups cannot use, hence two.
-func indexSQL(collection string, spec backend.IndexSpec) (name string, ddl []string) {
+// indexSQL renders ensureIndex as expression indexes on the collection's
+// table, which the filter SQL uses. A unique index adds a second one that
+// enforces it: it covers only records whose indexed values are all
+// scalars, keyed by JSON type as well, so that 1, "1" and true are three
+// values — a partial index the lookups cannot use, hence two. Index names
+// are global in SQLite: they come from the collection and index names.
+func indexSQL(table, collection string, spec backend.IndexSpec) (name string, ddl []string) {
 	sum := sha256.Sum256([]byte(collection + "\x00" + spec.Name))
 	name = "ix_" + hex.EncodeToString(sum[:10])
-	coll := "collection = " + collectionLit(collection)
 	var cols, ucols, uwhere []string
 	for _, p := range spec.Fields {
 		t := typeExpr(p)
@@ -236,10 +228,10 @@ func indexSQL(collection string, spec backend.IndexSpec) (name string, ddl []str
 		ucols = append(ucols, valueExpr(p), "CASE "+t+" WHEN 'integer' THEN 'n' WHEN 'real' THEN 'n' WHEN 'text' THEN 's' ELSE 'b' END")
 		uwhere = append(uwhere, t+" IN ('integer', 'real', 'text', 'true', 'false')")
 	}
-	ddl = append(ddl, fmt.Sprintf(`CREATE INDEX IF NOT EXISTS "%s" ON records (%s) WHERE %s`, name, strings.Join(cols, ", "), coll))
+	ddl = append(ddl, fmt.Sprintf(`CREATE INDEX IF NOT EXISTS "%s" ON %s (%s)`, name, table, strings.Join(cols, ", ")))
 	if spec.Unique {
-		ddl = append(ddl, fmt.Sprintf(`CREATE UNIQUE INDEX IF NOT EXISTS "u%s" ON records (%s) WHERE %s AND %s`,
-			name, strings.Join(ucols, ", "), coll, strings.Join(uwhere, " AND ")))
+		ddl = append(ddl, fmt.Sprintf(`CREATE UNIQUE INDEX IF NOT EXISTS "u%s" ON %s (%s) WHERE %s`,
+			name, table, strings.Join(ucols, ", "), strings.Join(uwhere, " AND ")))
 	}
 	return name, ddl
 }
