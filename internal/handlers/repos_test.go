@@ -1,6 +1,8 @@
 package handlers_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/storaged/storaged/internal/backend"
@@ -47,4 +49,30 @@ func TestRepositoryBodiesAreStrict(t *testing.T) {
 	id := d.do(t, "POST", "/v1/tx", ``).want(t, 201).json(t)["id"].(string)
 	d.do(t, "POST", "/v1/tx/"+id+"/commit", `{"force":true}`).wantError(t, 400, backend.CodeInvalidArgument)
 	d.do(t, "POST", "/v1/tx/"+id+"/commit", ``).want(t, 204)
+}
+
+// TestFilterLimitsOverHTTP (issue 13, item 18): an $or of 500 equalities
+// is 500 conditions, answered; past 1000 the refusal names the limit.
+func TestFilterLimitsOverHTTP(t *testing.T) {
+	d := start(t, 0)
+	d.do(t, "POST", "/v1/repos/c", `{"id":"a","v":7}`).want(t, 201)
+	or := func(n int) string {
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = fmt.Sprintf(`{"v":%d}`, i)
+		}
+		return `{"filter":{"$or":[` + strings.Join(parts, ",") + `]}}`
+	}
+	for _, path := range []string{"/v1/repos/c/find", "/v1/repos/c/count"} {
+		r := d.do(t, "POST", path, or(500)).want(t, 200)
+		if !strings.Contains(string(r.body), `"a"`) && !strings.Contains(string(r.body), `"count":1`) {
+			t.Fatalf("%s with an $or of 500 equalities: %s", path, r.body)
+		}
+		d.do(t, "POST", path, or(1000)).want(t, 200)
+		r = d.do(t, "POST", path, or(1001))
+		r.wantError(t, 400, backend.CodeInvalidArgument)
+		if !strings.Contains(string(r.body), "1000 conditions") {
+			t.Fatalf("the refusal does not name the limit: %s", r.body)
+		}
+	}
 }

@@ -75,6 +75,9 @@ func testLargeFilters(t *testing.T, b backend.RepositoryBackend) {
 		{"$or of 1000 $in", orOf(1000, func(i int) map[string]any {
 			return map[string]any{"s": map[string]any{"$in": []any{fmt.Sprint("s", i)}}}
 		}), false},
+		{"$or of 1000 $in of 20 values", orOf(1000, func(i int) map[string]any {
+			return map[string]any{"s": map[string]any{"$in": values(20, i)}}
+		}), false},
 		{"$or of 1000 $startsWith", orOf(1000, func(i int) map[string]any {
 			return map[string]any{"s": map[string]any{"$startsWith": fmt.Sprint("s", i)}}
 		}), false},
