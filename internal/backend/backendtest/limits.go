@@ -64,33 +64,33 @@ func testLargeFilters(t *testing.T, b backend.RepositoryBackend) {
 		}
 		return f
 	}
+	// count: also through Count, for the shapes of the issue. Every case
+	// is a statement of thousands of terms to compile, which is slow
+	// under the race detector; the others go through FindMany only.
 	cases := []struct {
-		name   string
-		filter map[string]any
-		refuse bool
+		name          string
+		filter        map[string]any
+		refuse, count bool
 	}{
-		{"$or of 500 equalities", orOf(500, func(i int) map[string]any { return map[string]any{"v": float64(i)} }), false},
-		{"$or of 1000 equalities", orOf(1000, func(i int) map[string]any { return map[string]any{"v": float64(i)} }), false},
-		{"$or of 1001 equalities", orOf(1001, func(i int) map[string]any { return map[string]any{"v": float64(i)} }), true},
-		{"$or of 1000 $in", orOf(1000, func(i int) map[string]any {
-			return map[string]any{"s": map[string]any{"$in": []any{fmt.Sprint("s", i)}}}
-		}), false},
+		{"$or of 500 equalities", orOf(500, func(i int) map[string]any { return map[string]any{"v": float64(i)} }), false, true},
+		{"$or of 1000 equalities", orOf(1000, func(i int) map[string]any { return map[string]any{"v": float64(i)} }), false, false},
+		{"$or of 1001 equalities", orOf(1001, func(i int) map[string]any { return map[string]any{"v": float64(i)} }), true, false},
 		{"$or of 1000 $in of 20 values", orOf(1000, func(i int) map[string]any {
 			return map[string]any{"s": map[string]any{"$in": values(20, i)}}
-		}), false},
+		}), false, false},
 		{"$or of 1000 $startsWith", orOf(1000, func(i int) map[string]any {
 			return map[string]any{"s": map[string]any{"$startsWith": fmt.Sprint("s", i)}}
-		}), false},
+		}), false, false},
 		{"$and of 1000 $contains", map[string]any{"$and": orOf(1000, func(i int) map[string]any {
 			return map[string]any{"tags": map[string]any{"$contains": float64(i % 2)}}
-		})["$or"]}, false},
-		{"33 × $nin of 1000", ninFields(33, 1000), false},
-		{"66 × $nin of 1000", ninFields(66, 1000), false},
-		{"object with 1000 fields", manyFields(1000), false},
-		{"object with 1001 fields", manyFields(1001), true},
-		{"$in of 1001 values", map[string]any{"v": map[string]any{"$in": values(1001, 0)}}, true},
-		{"$or of 1000 empty filters", orOf(1000, func(int) map[string]any { return map[string]any{} }), false},
-		{"$or of 1001 empty filters", orOf(1001, func(int) map[string]any { return map[string]any{} }), true},
+		})["$or"]}, false, false},
+		{"33 × $nin of 1000", ninFields(33, 1000), false, true},
+		{"66 × $nin of 1000", ninFields(66, 1000), false, true},
+		{"object with 1000 fields", manyFields(1000), false, true},
+		{"object with 1001 fields", manyFields(1001), true, false},
+		{"$in of 1001 values", map[string]any{"v": map[string]any{"$in": values(1001, 0)}}, true, false},
+		{"$or of 1000 empty filters", orOf(1000, func(int) map[string]any { return map[string]any{} }), false, false},
+		{"$or of 1001 empty filters", orOf(1001, func(int) map[string]any { return map[string]any{} }), true, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -114,6 +114,9 @@ func testLargeFilters(t *testing.T, b backend.RepositoryBackend) {
 			}
 			if w, g := ids(t, want), ids(t, got); !slices.Equal(w, g) {
 				t.Fatalf("findMany: memory %v, backend %v", w, g)
+			}
+			if !c.count {
+				return
 			}
 			n, err := r.Count(ctx(t), q.Filter)
 			if err != nil {
