@@ -26,7 +26,6 @@ func tableName(id int64) string { return `"records_` + strconv.FormatInt(id, 10)
 // that name them prepared. Collections are never dropped, so a table seen
 // committed stays valid for good.
 type catalog struct {
-	db     *DB
 	tables sync.Map // collection name → table, committed
 	stmts  sync.Map // stmtKey → *sql.Stmt
 	nstmts atomic.Int64

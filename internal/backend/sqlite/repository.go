@@ -24,7 +24,7 @@ type RepositoryBackend struct {
 
 // NewRepositoryBackend serves records from db; Close releases db.
 func NewRepositoryBackend(db *DB) *RepositoryBackend {
-	return &RepositoryBackend{db: db, cat: &catalog{db: db}}
+	return &RepositoryBackend{db: db, cat: &catalog{}}
 }
 
 // Repository implements backend.RepositoryBackend.
