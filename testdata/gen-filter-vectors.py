@@ -162,7 +162,20 @@ people = [
     {"id": "p12", "name": "😀 smile", "age": 5, "tags": ["😀"], "addr": {"city": "Tōkyō"}, "active": False, "score": 100},
 ]
 
-DATASETS = {"mixed": mixed, "people": people}
+# Paths reach into objects only: a segment that looks like an index is an
+# object key, and an array on the way makes the path missing (issue 13).
+arrays = [
+    {"id": "a1", "t": ["x", "y", "z"]},
+    {"id": "a2", "t": {"0": "x", "1": "y", "-1": "z"}},
+    {"id": "a3", "t": [["x"], ["z"]]},
+    {"id": "a4", "t": "xyz"},
+    {"id": "a5"},
+    {"id": "a6", "t": [{"a": 1}, {"a": 2}]},
+    {"id": "a7", "t": {"a": 1, "0": {"a": 2}}},
+    {"id": "a8", "t": [0, 1], "n": [10]},
+]
+
+DATASETS = {"mixed": mixed, "people": people, "arrays": arrays}
 
 vectors = []
 
@@ -225,6 +238,24 @@ add("mixed: full sort", "mixed", {"sort": {"v": "asc"}},
      "m12", "m13", "m14", "m15", "m17", "m24", "m16", "m19", "m18", "m33", "m30", "m31", "m21", "m20", "m22", "m23",
      "m26", "m25", "m27", "m28", "m29"])
 
+add("arrays: a numeric segment is an object key, never an index", "arrays", {"filter": {"t.0": "x"}}, ["a2"])
+add("arrays: a negative segment is an object key", "arrays", {"filter": {"t.-1": "z"}}, ["a2"])
+add("arrays: a path through an array is missing", "arrays", {"filter": {"t.0": {"$exists": True}}}, ["a2", "a7"])
+add("arrays: missing through an array matches null", "arrays", {"filter": {"t.1": None}}, ["a1", "a3", "a4", "a5", "a6", "a7", "a8"])
+add("arrays: $ne through an array", "arrays", {"filter": {"t.0": {"$ne": "x"}}}, ["a1", "a3", "a4", "a5", "a6", "a7", "a8"])
+add("arrays: nested key under a numeric key", "arrays", {"filter": {"t.0.a": 2}}, ["a7"])
+add("arrays: no element's field through an array", "arrays", {"filter": {"t.a": {"$gte": 1}}}, ["a7"])
+add("arrays: $in through an array", "arrays", {"filter": {"t.0": {"$in": ["x", 0]}}}, ["a2"])
+add("arrays: $contains needs the array itself", "arrays", {"filter": {"t.0": {"$contains": "x"}}}, [])
+add("arrays: range through an array", "arrays", {"filter": {"n.0": {"$gt": 1}}}, [])
+add("arrays: $startsWith through an array", "arrays", {"filter": {"t.0": {"$startsWith": "x"}}}, ["a2"])
+add("arrays: sort on a numeric segment ascending", "arrays", {"sort": {"t.0": "asc"}},
+    ["a1", "a3", "a4", "a5", "a6", "a8", "a2", "a7"])
+add("arrays: sort on a numeric segment descending", "arrays", {"sort": {"t.0": "desc"}},
+    ["a7", "a2", "a1", "a3", "a4", "a5", "a6", "a8"])
+add("arrays: sort on a negative segment", "arrays", {"sort": {"t.-1": "desc", "t.1": "asc"}},
+    ["a2", "a1", "a3", "a4", "a5", "a6", "a7", "a8"])
+
 # --------------------------------------------------------- generated
 # Every comparison operator against a spread of operands of every type, on
 # both datasets and several paths.
@@ -251,6 +282,12 @@ for path in ["tags", "name", "addr.city"]:
 for path in ["name", "addr.city", "age"]:
     for prefix in ["", "A", "a", "al", "Al", "P", "p", "Z", "é", "😀", "Tō"]:
         add(f"people: {path} $startsWith {prefix!r}", "people", {"filter": {path: {"$startsWith": prefix}}})
+for path in ["t.0", "t.1", "t.-1", "t.a", "t.0.a", "n.0", "t"]:
+    for op, arg in [("$eq", "x"), ("$eq", 0), ("$eq", None), ("$ne", "y"), ("$exists", True), ("$exists", False),
+                    ("$gte", 0), ("$lt", "z"), ("$in", ["x", "y", 1]), ("$nin", ["z", 2])]:
+        add(f"arrays: {path} {op} {json.dumps(arg)}", "arrays", {"filter": {path: {op: arg}}})
+    for direction in ["asc", "desc"]:
+        add(f"arrays: sort {path} {direction}", "arrays", {"sort": {path: direction}})
 rng = random.Random(7)
 paths = ["age", "score", "name", "active", "addr.city", "addr.geo.lat", "tags", "nope"]
 def rand_leaf():

@@ -450,13 +450,19 @@ async function scale() {
   log("Scale: equality findMany (limit 10) and count, indexed vs not");
   const out = { sqlite: {}, postgres: {} };
   for (const size of N.scale) {
-    // SQLite: migrate through the daemon, bulk-load the file directly, serve.
+    // SQLite: migrate through the daemon and give the collection its
+    // table (its first record), bulk-load the file directly, serve.
     const path = join(tmp, `scale-${size}.db`);
     let d = await daemon({ REPOSITORY_BACKEND: "sqlite", JOBQUEUE_BACKEND: "memory", SQLITE_PATH: path });
+    await seed(d.socket);
     await d.stop();
     const db = new Database(path);
-    const ins = db.prepare("INSERT INTO records (collection, id, doc) VALUES ('scale', ?, ?)");
-    db.transaction(() => { for (let i = 0; i < size; i++) { const id = `r${String(i).padStart(8, "0")}`; ins.run(id, JSON.stringify({ id, ...docFor(i) })); } })();
+    const table = `records_${db.prepare("SELECT id FROM collections WHERE name = 'scale'").get().id}`;
+    const ins = db.prepare(`INSERT INTO ${table} (id, doc) VALUES (?, ?)`);
+    db.transaction(() => {
+      db.prepare(`DELETE FROM ${table}`).run();
+      for (let i = 0; i < size; i++) { const id = `r${String(i).padStart(8, "0")}`; ins.run(id, JSON.stringify({ id, ...docFor(i) })); }
+    })();
     db.close();
     d = await daemon({ REPOSITORY_BACKEND: "sqlite", JOBQUEUE_BACKEND: "memory", SQLITE_PATH: path });
     out.sqlite[size] = await measureScale(d.socket);
@@ -465,18 +471,28 @@ async function scale() {
 
     const url = await freshDb();
     d = await daemon({ REPOSITORY_BACKEND: "postgres", JOBQUEUE_BACKEND: "memory", POSTGRESQL_URL: url });
+    await seed(d.socket);
     const c = new pg.Client({ connectionString: url });
     await c.connect();
-    await c.query(`INSERT INTO storaged_records (collection, id, doc)
-      SELECT 'scale', 'r' || lpad(i::text, 8, '0'), jsonb_build_object('id', 'r' || lpad(i::text, 8, '0'), 'name', 'plan ' || i,
+    const pgTable = `storaged_records_${(await c.query("SELECT id FROM storaged_collections WHERE name = 'scale'")).rows[0].id}`;
+    await c.query(`DELETE FROM ${pgTable}`);
+    await c.query(`INSERT INTO ${pgTable} (id, doc)
+      SELECT 'r' || lpad(i::text, 8, '0'), jsonb_build_object('id', 'r' || lpad(i::text, 8, '0'), 'name', 'plan ' || i,
         'status', 's' || (i % 100), 'n', i, 'steps', '["a","b"]'::jsonb, 'owner', jsonb_build_object('team', 't' || (i % 10)))
       FROM generate_series(0, $1::int - 1) AS i`, [size]);
-    await c.query("ANALYZE storaged_records");
+    await c.query(`ANALYZE ${pgTable}`);
     await c.end();
     out.postgres[size] = await measureScale(d.socket);
     await d.stop();
   }
   results.sections.scale = out;
+  // A collection has a table once it has a record (docs/decisions.md).
+  async function seed(sock) {
+    const repo = new SocketRepositoryBackend({ socketPath: sock });
+    await repo.connect();
+    await repo.repository("scale").create({ id: "seed" });
+    await repo.disconnect();
+  }
   async function measureScale(sock) {
     const repo = new SocketRepositoryBackend({ socketPath: sock });
     await repo.connect();
@@ -491,6 +507,44 @@ async function scale() {
     await repo.disconnect();
     return m;
   }
+}
+
+// Issue 13, item 11: a write to one collection must not pay for the
+// indexes of others. The same unindexed collection is written before and
+// after OTHERS other collections get a record and an index each.
+async function isolation() {
+  const others = 1000;
+  log(`Writes to an unindexed collection, then beside ${others} indexed collections`);
+  const out = {};
+  const setups = [
+    ["sqlite", async () => ({ REPOSITORY_BACKEND: "sqlite", JOBQUEUE_BACKEND: "memory", SQLITE_PATH: join(tmp, "isolation.db") })],
+    ["postgres", async () => ({ REPOSITORY_BACKEND: "postgres", JOBQUEUE_BACKEND: "memory", POSTGRESQL_URL: await freshDb() })],
+  ];
+  for (const [name, env] of setups) {
+    const d = await daemon(await env());
+    const repo = new SocketRepositoryBackend({ socketPath: d.socket });
+    await repo.connect();
+    const plain = repo.repository("plain");
+    const writes = async () => {
+      for (let i = 0; i < 200; i++) await plain.create(docFor(i)); // warm up
+      const runs = [];
+      for (let r = 0; r < N.rounds; r++) runs.push(await serial((i) => plain.create(docFor(i)), Math.floor(N.serial / N.rounds)));
+      return { p50_us: median(runs.map((x) => x.p50)), p99_us: median(runs.map((x) => x.p99)) };
+    };
+    const alone = await writes();
+    const t = now();
+    for (let i = 0; i < others; i++) {
+      const r = repo.repository(`indexed_${i}`);
+      await r.create(docFor(i));
+      await r.ensureIndex({ name: "by_status", fields: ["status"] });
+    }
+    log(`  ${name}: ${others} indexed collections made in ${(us(t) / 1e6).toFixed(1)} s`);
+    const beside = await writes();
+    out[name] = { others, alone, beside };
+    await repo.disconnect();
+    await d.stop();
+  }
+  results.sections.isolation = out;
 }
 
 // ---------------------------------------------------------------- report
@@ -571,6 +625,12 @@ function report() {
       target(`${b} indexed count p50 at 100k`, x.indexed_count_ms, 2, "<=", "ms");
     }
   }
+  if (r.isolation) {
+    md.push("## Writes beside indexed collections (create in an unindexed collection)", "", "| backend | other indexed collections | p50 µs alone | p50 µs beside | ×alone | p99 µs alone | p99 µs beside |", "|---|---|---|---|---|---|---|");
+    for (const [b, x] of Object.entries(r.isolation)) md.push(`| ${b} | ${x.others} | ${f(x.alone.p50_us)} | ${f(x.beside.p50_us)} | ${f(x.beside.p50_us / x.alone.p50_us, 2)} | ${f(x.alone.p99_us)} | ${f(x.beside.p99_us)} |`);
+    md.push("");
+    for (const [b, x] of Object.entries(r.isolation)) target(`${b} create p50 beside ${x.others} indexed collections / alone`, x.beside.p50_us / x.alone.p50_us, 1.5, "<=", "×");
+  }
   if (results.footprint) {
     md.push("## Footprint (memory backend)", "", `Daemon RSS idle ${f(results.footprint.idle_rss_mib)} MiB, peak under the 64-in-flight load ${f(results.footprint.load_rss_mib)} MiB.`, "");
     target("daemon RSS idle", results.footprint.idle_rss_mib, 30, "<=", "MiB");
@@ -584,7 +644,7 @@ function report() {
 async function main() {
   results.machine = machine();
   const only = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
-  const sections = { ipc: ipcFloor, sqlite: sqliteRepo, postgres: pgRepo, queues, latency: latencyAll, scale };
+  const sections = { ipc: ipcFloor, sqlite: sqliteRepo, postgres: pgRepo, queues, latency: latencyAll, scale, isolation };
   try {
     for (const [name, fn] of Object.entries(sections)) {
       if (only.length && !only.includes(name)) continue;
@@ -599,8 +659,10 @@ async function main() {
   const md = report();
   const dir = join(here, "..", "results");
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, "latest.md"), md);
-  writeFileSync(join(dir, "latest.json"), JSON.stringify(results, null, 1));
+  // A run of some sections (BENCH_ONLY) leaves the full report alone.
+  const base = only.length ? `only-${only.join("-")}` : "latest";
+  writeFileSync(join(dir, `${base}.md`), md);
+  writeFileSync(join(dir, `${base}.json`), JSON.stringify(results, null, 1));
   console.log(md);
 }
 

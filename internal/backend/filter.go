@@ -112,27 +112,34 @@ func FilterFromValue(v any) (Filter, error) {
 	return p.object(v, 0)
 }
 
-type filterParser struct{ nodes int }
+// filterParser counts conditions: each operator on a field is one (an
+// equality too), and so is an empty filter object, which matches
+// everything. $and, $or, $not and the objects holding conditions are
+// free: every one of them holds at least one condition, and nesting is
+// bounded, so the tree stays within maxFilterDepth × maxFilterNodes.
+type filterParser struct{ conditions int }
 
-func (p *filterParser) count(depth int) error {
-	p.nodes++
-	if p.nodes > maxFilterNodes {
+func (p *filterParser) condition() error {
+	p.conditions++
+	if p.conditions > maxFilterNodes {
 		return Errorf(CodeInvalidArgument, "filter has more than %d conditions", maxFilterNodes)
-	}
-	if depth > maxFilterDepth {
-		return Errorf(CodeInvalidArgument, "filter is nested deeper than %d levels", maxFilterDepth)
 	}
 	return nil
 }
 
 // object parses {k: v, ...}: an implicit AND of its entries.
 func (p *filterParser) object(v any, depth int) (Filter, error) {
-	if err := p.count(depth); err != nil {
-		return nil, err
+	if depth > maxFilterDepth {
+		return nil, Errorf(CodeInvalidArgument, "filter is nested deeper than %d levels", maxFilterDepth)
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
 		return nil, Errorf(CodeInvalidArgument, "a filter must be a JSON object, got %s", jsonType(v))
+	}
+	if len(m) == 0 {
+		if err := p.condition(); err != nil {
+			return nil, err
+		}
 	}
 	var out []Filter
 	for _, k := range sortedKeys(m) {
@@ -149,7 +156,7 @@ func (p *filterParser) object(v any, depth int) (Filter, error) {
 		if err != nil {
 			return nil, err
 		}
-		f, err := p.field(path, val, depth)
+		f, err := p.field(path, val)
 		if err != nil {
 			return nil, err
 		}
@@ -192,13 +199,13 @@ func (p *filterParser) combinator(op string, val any, depth int) (Filter, error)
 
 // field parses the value of a field entry: a scalar (equality) or an
 // operator object whose keys all start with $.
-func (p *filterParser) field(path Path, val any, depth int) (Filter, error) {
+func (p *filterParser) field(path Path, val any) (Filter, error) {
 	m, isObj := val.(map[string]any)
 	if !isObj {
 		if !isScalar(val) {
 			return nil, Errorf(CodeInvalidArgument, "field %q: equality needs a string, number, boolean or null, got %s", path, jsonType(val))
 		}
-		if err := p.count(depth + 1); err != nil {
+		if err := p.condition(); err != nil {
 			return nil, err
 		}
 		return &Cond{Path: path, Op: OpEq, Value: val}, nil
@@ -211,7 +218,7 @@ func (p *filterParser) field(path Path, val any, depth int) (Filter, error) {
 		if !strings.HasPrefix(op, "$") {
 			return nil, Errorf(CodeInvalidArgument, "field %q: equality with an object is not supported; operators start with $", path)
 		}
-		if err := p.count(depth + 1); err != nil {
+		if err := p.condition(); err != nil {
 			return nil, err
 		}
 		f, err := operator(path, op, m[op])

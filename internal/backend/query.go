@@ -2,6 +2,7 @@ package backend
 
 import (
 	"bytes"
+	"io"
 	"math"
 
 	json "github.com/goccy/go-json"
@@ -39,17 +40,8 @@ func ParseQuery(raw []byte) (Query, error) {
 		Offset json.RawMessage `json:"offset"`
 	}
 	q := Query{Filter: MatchAll}
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return q, nil
-	}
-	if raw[0] != '{' {
-		return q, Errorf(CodeInvalidArgument, "request body must be a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		return q, Errorf(CodeInvalidArgument, "request body is not valid JSON or has a key other than filter, sort, limit, offset")
+	if err := decodeBody(raw, &body, "filter, sort, limit, offset"); err != nil {
+		return q, err
 	}
 	var err error
 	if q.Filter, err = ParseFilter(body.Filter); err != nil {
@@ -69,20 +61,36 @@ func ParseQuery(raw []byte) (Query, error) {
 
 // ParseCountFilter parses the body of POST /v1/repos/{c}/count: {filter}.
 func ParseCountFilter(raw []byte) (Filter, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return MatchAll, nil
-	}
-	if raw[0] != '{' {
-		return nil, Errorf(CodeInvalidArgument, "request body must be a JSON object")
-	}
 	var body struct {
 		Filter json.RawMessage `json:"filter"`
 	}
-	if err := json.Unmarshal(raw, &body); err != nil {
-		return nil, Errorf(CodeInvalidArgument, "request body is not valid JSON")
+	if err := decodeBody(raw, &body, "filter"); err != nil {
+		return nil, err
 	}
 	return ParseFilter(body.Filter)
+}
+
+// decodeBody decodes a find or count body into v. A key v does not
+// declare is refused, as is anything after the object: a misspelt
+// "filters" must not silently count or return everything. An empty body
+// leaves v as it is.
+func decodeBody(raw []byte, v any, keys string) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return nil
+	}
+	if raw[0] != '{' {
+		return Errorf(CodeInvalidArgument, "request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return Errorf(CodeInvalidArgument, "request body is not valid JSON or has a key other than %s", keys)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Errorf(CodeInvalidArgument, "request body has data after the JSON object")
+	}
+	return nil
 }
 
 // ParseSort parses {"a.b": "asc", "c": "desc"} keeping key order, which a

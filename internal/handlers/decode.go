@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"time"
 	"unicode/utf8"
@@ -84,10 +85,18 @@ func decodeStrict(b []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
-	if dec.More() {
+	// More() is false before a stray ']' or '}': only EOF means nothing
+	// follows.
+	if _, err := dec.Token(); err != io.EOF {
 		return backend.Errorf(backend.CodeInvalidArgument, "request body has data after the JSON object")
 	}
 	return nil
+}
+
+// noOptions accepts the body of a route that takes no options: none, or
+// {}. Anything else would be an option silently ignored.
+func noOptions(b []byte) error {
+	return decodeStrict(b, &struct{}{})
 }
 
 func jsonError(err error) error {

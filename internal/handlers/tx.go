@@ -138,6 +138,9 @@ func (m *txManager) closeAll() {
 }
 
 func (s *Server) txBegin(ctx *fasthttp.RequestCtx) error {
+	if err := noOptions(ctx.PostBody()); err != nil {
+		return err
+	}
 	c, cancel := s.ctx(0)
 	defer cancel()
 	tx, err := s.repo.Begin(c)
@@ -155,6 +158,9 @@ func (s *Server) txBegin(ctx *fasthttp.RequestCtx) error {
 func (s *Server) txEnd(ctx *fasthttp.RequestCtx, commit bool) error {
 	id, err := pathParam(ctx.UserValue("id"))
 	if err != nil {
+		return err
+	}
+	if err := noOptions(ctx.PostBody()); err != nil {
 		return err
 	}
 	sess, err := s.txs.acquire(id)

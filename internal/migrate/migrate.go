@@ -23,6 +23,11 @@ type Migration struct {
 	Name     string
 	SQL      string
 	Checksum string
+	// Step, when set, runs after SQL in the same transaction: the part
+	// of a migration that SQL alone cannot say, such as moving data into
+	// tables whose names are data (set by the adapter that owns the
+	// schema; the checksum covers the SQL file only).
+	Step func(ctx context.Context, tx *sql.Tx) error
 }
 
 // Status is a migration and whether (and when) it was applied.
@@ -113,6 +118,12 @@ func Up(ctx context.Context, db *sql.DB, d Dialect, migs []Migration) ([]int, er
 		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 			tx.Rollback()
 			return done, fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
+		}
+		if m.Step != nil {
+			if err := m.Step(ctx, tx); err != nil {
+				tx.Rollback()
+				return done, fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
+			}
 		}
 		q := fmt.Sprintf(`INSERT INTO %s (version, name, checksum, applied_at) VALUES (%s, %s, %s, %s)`,
 			table, d.Placeholder(1), d.Placeholder(2), d.Placeholder(3), d.Placeholder(4))

@@ -3,6 +3,7 @@ package migrate_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -127,5 +128,39 @@ func TestEmbeddedMigrationsLoad(t *testing.T) {
 		if _, err := migrate.Load(fsys, "m"); err == nil {
 			t.Errorf("bad names %v accepted", bad)
 		}
+	}
+}
+
+func TestStepRunsInTheMigrationsTransaction(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	migs := load(t, map[string]string{"0001_a.sql": "CREATE TABLE a (x INTEGER);", "0002_b.sql": "CREATE TABLE b (x INTEGER);"})
+	migs[1].Step = func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO b VALUES (1)"); err != nil {
+			return err
+		}
+		return errors.New("step failed")
+	}
+	done, err := migrate.Up(ctx, db, dialect, migs)
+	if err == nil || len(done) != 1 || !strings.Contains(err.Error(), "0002_b: step failed") {
+		t.Fatalf("up: %v %v", done, err)
+	}
+	if _, err := db.Exec("SELECT * FROM b"); err == nil {
+		t.Fatal("a failed step left its migration's SQL applied")
+	}
+	ran := 0
+	migs[1].Step = func(ctx context.Context, tx *sql.Tx) error {
+		ran++
+		_, err := tx.ExecContext(ctx, "INSERT INTO b VALUES (2)")
+		return err
+	}
+	for range 2 {
+		if _, err := migrate.Up(ctx, db, dialect, migs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var x int
+	if err := db.QueryRow("SELECT x FROM b").Scan(&x); err != nil || x != 2 || ran != 1 {
+		t.Fatalf("step: x=%d ran %d times, %v", x, ran, err)
 	}
 }

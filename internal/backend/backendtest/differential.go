@@ -86,7 +86,7 @@ func randomValue(rng *rand.Rand, depth int) any {
 		if depth > 1 {
 			return randomScalar(rng)
 		}
-		return map[string]any{"d": randomValue(rng, depth+1), "e": randomScalar(rng)}
+		return map[string]any{"d": randomValue(rng, depth+1), "e": randomScalar(rng), "0": randomScalar(rng)}
 	}
 }
 
@@ -103,7 +103,9 @@ func randomDoc(rng *rand.Rand, i int) map[string]any {
 	return doc
 }
 
-var diffPaths = []string{"a", "b", "c", "c.d", "c.e", "tags", "c.d.d", "nope"}
+// Numeric segments are object keys: "c.0" reaches {"0": …}, "tags.0"
+// never an array element.
+var diffPaths = []string{"a", "b", "c", "c.d", "c.e", "tags", "c.d.d", "nope", "c.0", "tags.0", "c.d.0"}
 
 func randomLeaf(rng *rand.Rand) map[string]any {
 	p := diffPaths[rng.IntN(len(diffPaths))]

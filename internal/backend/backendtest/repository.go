@@ -3,6 +3,7 @@ package backendtest
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -30,16 +31,20 @@ func RunRepository(t *testing.T, newBackend NewRepository) {
 		{"FindManyPagingIsStable", testPaging},
 		{"CountMatchesFindMany", testCount},
 		{"CollectionsAreSeparate", testCollectionsSeparate},
+		{"CollectionNames", testCollectionNames},
 		{"DocumentsRoundTrip", testRoundTrip},
 		{"EnsureIndex", testEnsureIndex},
 		{"UniqueIndex", testUniqueIndex},
+		{"UniqueIndexZeroIsNegativeZero", testUniqueNegativeZero},
 		{"TransactionCommit", testTxCommit},
 		{"TransactionRollbackRestoresEverything", testTxRollback},
 		{"TransactionEnded", testTxEnded},
+		{"TransactionCreatesCollections", testTxNewCollections},
 		{"TransactionHelper", testTxHelper},
 		{"TransactionsAreSerializable", testTxSerializable},
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"FilterVectors", runVectors},
+		{"LargeFiltersAreAnsweredOrRefused", testLargeFilters},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -284,6 +289,83 @@ func testCollectionsSeparate(t *testing.T, b backend.RepositoryBackend) {
 	}
 }
 
+// testCollectionNames: every valid name is a collection of its own, the
+// longest too, and names differing only in case or in the last of 128
+// characters do not share records.
+func testCollectionNames(t *testing.T, b backend.RepositoryBackend) {
+	base := testutil.Name(t, "n")
+	long := base + strings.Repeat("x", 128-len(base))
+	names := []string{base + "a", base + "A", base + ".v2:eu-1_x", long, long[:127] + "y", base + "-"}
+	for _, name := range names {
+		must(t, backend.ValidateName("collection", name))
+		r := b.Repository(name)
+		create(t, r, map[string]any{"id": "same", "in": name})
+		must(t, r.EnsureIndex(ctx(t), backend.IndexSpec{Name: "in", Fields: []backend.Path{{"in"}}, Unique: true}))
+	}
+	for _, name := range names {
+		r := b.Repository(name)
+		if got := find(t, r, "same"); got["in"] != name {
+			t.Fatalf("collection %q holds %v", name, got)
+		}
+		f, _ := backend.ParseFilter([]byte(`{"in": {"$startsWith": ""}}`))
+		if n, err := r.Count(ctx(t), f); err != nil || n != 1 {
+			t.Fatalf("collection %q counts %d (%v)", name, n, err)
+		}
+	}
+}
+
+// testTxNewCollections: collections first written inside a transaction
+// exist only if it commits; a rollback leaves no trace that later writes
+// could trip on (a table, an index, a remembered name).
+func testTxNewCollections(t *testing.T, b backend.RepositoryBackend) {
+	a, c := testutil.Name(t, "new_a"), testutil.Name(t, "new_c")
+	spec := backend.IndexSpec{Name: "v", Fields: []backend.Path{{"v"}}, Unique: true}
+	for _, commit := range []bool{false, true} {
+		tx, err := b.Begin(ctx(t))
+		must(t, err)
+		create(t, tx.Repository(a), map[string]any{"id": "x", "v": 1.0})
+		must(t, tx.Repository(c).EnsureIndex(ctx(t), spec))
+		create(t, tx.Repository(c), map[string]any{"id": "y", "v": 1.0})
+		if got := find(t, tx.Repository(a), "x"); got == nil {
+			t.Fatal("a transaction does not see the collection it created")
+		}
+		_, err = tx.Repository(c).Create(ctx(t), map[string]any{"id": "z", "v": 1.0})
+		wantCode(t, err, backend.CodeConflict)
+		if commit {
+			must(t, tx.Commit(ctx(t)))
+			break
+		}
+		must(t, tx.Rollback(ctx(t)))
+		for _, name := range []string{a, c} {
+			r := b.Repository(name)
+			if n := len(all(t, r)); n != 0 {
+				t.Fatalf("rolled back collection %s holds %d records", name, n)
+			}
+			n, err := r.Count(ctx(t), backend.MatchAll)
+			if err != nil || n != 0 {
+				t.Fatalf("rolled back collection %s counts %d (%v)", name, n, err)
+			}
+			if find(t, r, "x") != nil || find(t, r, "y") != nil {
+				t.Fatalf("rolled back collection %s still has a record", name)
+			}
+			must(t, r.Delete(ctx(t), "x"))
+			_, err = r.Update(ctx(t), "x", map[string]any{"v": 2.0})
+			wantCode(t, err, backend.CodeNotFound)
+		}
+		// Written again outside a transaction, they work as new, and the
+		// rolled back unique index is gone.
+		create(t, b.Repository(c), map[string]any{"id": "p", "v": 1.0})
+		create(t, b.Repository(c), map[string]any{"id": "q", "v": 1.0})
+		must(t, b.Repository(c).Delete(ctx(t), "p"))
+		must(t, b.Repository(c).Delete(ctx(t), "q"))
+	}
+	if find(t, b.Repository(a), "x") == nil || find(t, b.Repository(c), "y") == nil {
+		t.Fatal("collections created by a committed transaction are not visible")
+	}
+	_, err := b.Repository(c).Create(ctx(t), map[string]any{"id": "z", "v": 1.0})
+	wantCode(t, err, backend.CodeConflict)
+}
+
 func testRoundTrip(t *testing.T, b backend.RepositoryBackend) {
 	r := repo(t, b)
 	doc := map[string]any{
@@ -366,6 +448,29 @@ func testUniqueIndex(t *testing.T, b backend.RepositoryBackend) {
 	// Deleting frees the value.
 	must(t, r.Delete(ctx(t), "5"))
 	create(t, r, map[string]any{"id": "14", "email": "a@x"})
+}
+
+// testUniqueNegativeZero: 0 and -0 are one number (they compare equal
+// everywhere, and JSON numbers are doubles), so a unique index holds only
+// one of them, whichever comes first and however it is written.
+func testUniqueNegativeZero(t *testing.T, b backend.RepositoryBackend) {
+	negZero := math.Copysign(0, -1)
+	spec := backend.IndexSpec{Name: "n", Fields: []backend.Path{{"n"}}, Unique: true}
+	for _, order := range [][2]float64{{0, negZero}, {negZero, 0}, {negZero, negZero}} {
+		r := repo(t, b)
+		must(t, r.EnsureIndex(ctx(t), spec))
+		create(t, r, map[string]any{"id": "first", "n": order[0]})
+		_, err := r.Create(ctx(t), map[string]any{"id": "second", "n": order[1]})
+		wantCode(t, err, backend.CodeConflict)
+		create(t, r, map[string]any{"id": "other", "n": 1.0})
+		_, err = r.Update(ctx(t), "other", map[string]any{"n": order[1]})
+		wantCode(t, err, backend.CodeConflict)
+	}
+	// Building the index over records holding both is a conflict too.
+	r := repo(t, b)
+	create(t, r, map[string]any{"id": "zero", "n": 0.0})
+	create(t, r, map[string]any{"id": "neg", "n": negZero})
+	wantCode(t, r.EnsureIndex(ctx(t), spec), backend.CodeConflict)
 }
 
 func testTxCommit(t *testing.T, b backend.RepositoryBackend) {

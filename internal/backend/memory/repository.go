@@ -401,6 +401,9 @@ func uniqueKey(fields []backend.Path, doc map[string]any) (string, bool) {
 		v, present := Lookup(doc, p)
 		switch x := v.(type) {
 		case float64:
+			if x == 0 {
+				x = 0 // -0 is the number 0, as in SQL; FormatFloat would keep its sign
+			}
 			sb.WriteString("n" + strconv.FormatFloat(x, 'g', -1, 64))
 		case string:
 			sb.WriteString("s" + strconv.Quote(x))

@@ -13,8 +13,9 @@ import (
 
 var _ backend.ChangeFeed = (*RepositoryBackend)(nil)
 
-// recordsChannel is what the storaged_record_changed trigger (migration
-// 0002) notifies, with "collection/id" as the payload.
+// recordsChannel is what the storaged_record_changed trigger of every
+// collection's table (migrations 0002, 0003) notifies, with
+// "collection/id" as the payload.
 const recordsChannel = "storaged_records"
 
 // changeCheck is how long the feed waits for a notification before it
@@ -23,20 +24,11 @@ const recordsChannel = "storaged_records"
 // cache off within 2×changeCheck: the bound on a stale read.
 const changeCheck = 500 * time.Millisecond
 
-// WatchChanges implements backend.ChangeFeed: it enables the trigger and
+// WatchChanges implements backend.ChangeFeed: it turns the feed on and
 // LISTENs on a connection of its own, reconnecting with backoff.
 func (b *RepositoryBackend) WatchChanges(ctx context.Context, changed func(collection, id string), live func(bool)) error {
-	// ALTER TABLE waits for every open write of the table, so only when
-	// the trigger is still off (the first cache on this database).
-	var enabled string
-	err := b.pool.QueryRow(ctx, `SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'storaged_record_changed'`).Scan(&enabled)
-	if err != nil {
+	if err := b.enableFeed(ctx); err != nil {
 		return translate(err)
-	}
-	if enabled == "D" {
-		if _, err := b.pool.Exec(ctx, "ALTER TABLE storaged_records ENABLE TRIGGER storaged_record_changed"); err != nil {
-			return translate(err)
-		}
 	}
 	cfg := b.pool.Config().ConnConfig.Copy()
 	cfg.RuntimeParams["application_name"] = "storaged change feed"
@@ -95,4 +87,32 @@ func follow(ctx context.Context, conn *pgx.Conn, changed func(collection, id str
 			return err
 		}
 	}
+}
+
+// enableFeed turns the change feed on for every collection, for good
+// (another daemon's cache may rely on it). The flag goes first: tables
+// created from then on get an enabled trigger, and the UPDATE waits for
+// creations under way, which hold the flag FOR SHARE. Then the trigger of
+// every table created while the feed was off is enabled, each ALTER
+// TABLE on its own, since it waits for the open writes of its table.
+func (b *RepositoryBackend) enableFeed(ctx context.Context) error {
+	if _, err := b.pool.Exec(ctx, `UPDATE storaged_record_feed SET enabled = true WHERE NOT enabled`); err != nil {
+		return err
+	}
+	rows, err := b.pool.Query(ctx, `SELECT c.id FROM storaged_collections c
+		JOIN pg_trigger t ON t.tgrelid = to_regclass('storaged_records_' || c.id)
+		WHERE t.tgname = 'storaged_record_changed' AND t.tgenabled = 'D' ORDER BY c.id`)
+	if err != nil {
+		return err
+	}
+	off, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return err
+	}
+	for _, id := range off {
+		if _, err := b.pool.Exec(ctx, `ALTER TABLE `+tableName(id)+` ENABLE TRIGGER storaged_record_changed`); err != nil {
+			return err
+		}
+	}
+	return nil
 }

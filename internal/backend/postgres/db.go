@@ -78,8 +78,15 @@ var dialect = migrate.Dialect{
 	},
 }
 
-// Migrations lists the embedded PostgreSQL migrations.
-func Migrations() ([]migrate.Migration, error) { return migrate.Load(migrations.FS, "postgres") }
+// Migrations lists the embedded PostgreSQL migrations, with the steps in
+// Go of those that need one (collections.go).
+func Migrations() ([]migrate.Migration, error) {
+	migs, err := migrate.Load(migrations.FS, "postgres")
+	if err != nil {
+		return nil, err
+	}
+	return withSteps(migs)
+}
 
 // Migrate applies the embedded migrations through pool.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {

@@ -19,10 +19,12 @@ var (
 	_ backend.Repository        = (*repository)(nil)
 )
 
-// RepositoryBackend stores records as JSONB in one table.
+// RepositoryBackend stores records as JSONB, in a table per collection
+// (collections.go).
 type RepositoryBackend struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
+	cat  *catalog
 	// txSlots bounds the transactions clients hold open, each pinning a
 	// connection, so that they can never take the whole pool.
 	txSlots chan struct{}
@@ -39,12 +41,12 @@ func OpenRepository(ctx context.Context, cfg Config) (*RepositoryBackend, error)
 	if log == nil {
 		log = slog.Default()
 	}
-	return &RepositoryBackend{pool: pool, log: log, txSlots: make(chan struct{}, slots)}, nil
+	return &RepositoryBackend{pool: pool, log: log, cat: &catalog{}, txSlots: make(chan struct{}, slots)}, nil
 }
 
 // Repository implements backend.RepositoryBackend.
 func (b *RepositoryBackend) Repository(name string) backend.Repository {
-	return &repository{q: b.pool, name: name}
+	return &repository{q: b.pool, cat: b.cat, name: name}
 }
 
 // Begin implements backend.RepositoryBackend: a SERIALIZABLE transaction
@@ -81,7 +83,7 @@ type tx struct {
 }
 
 func (t *tx) Repository(name string) backend.Repository {
-	return &repository{q: &txQuerier{t}, name: name}
+	return &repository{q: &txQuerier{t}, cat: t.b.cat, name: name}
 }
 
 func (t *tx) end(ctx context.Context, commit bool) error {
@@ -179,7 +181,35 @@ func (r *deferredRow) Scan(dest ...any) error { return r.run(dest...) }
 
 type repository struct {
 	q    querier
+	cat  *catalog
 	name string
+}
+
+// table returns the collection's table, or "" while it has none.
+func (r *repository) table(ctx context.Context) (string, error) {
+	_, inTx := r.q.(*txQuerier)
+	t, err := r.cat.table(ctx, r.q, r.name, !inTx)
+	return t, translate(err)
+}
+
+// tableForWrite returns the collection's table, created first if need
+// be: in the caller's transaction, or committed at once.
+func (r *repository) tableForWrite(ctx context.Context) (string, error) {
+	if t, ok := r.cat.tables.Load(r.name); ok {
+		return t.(string), nil
+	}
+	var t string
+	err := atomically(ctx, r.q, func(q querier) (err error) {
+		t, err = r.cat.createTable(ctx, q, r.name)
+		return err
+	})
+	if err != nil {
+		return "", translate(err)
+	}
+	if _, inTx := r.q.(*txQuerier); !inTx {
+		r.cat.tables.Store(r.name, t)
+	}
+	return t, nil
 }
 
 func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Record, error) {
@@ -187,9 +217,16 @@ func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Re
 	if err != nil {
 		return nil, err
 	}
+	table, err := r.tableForWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out string
-	err = r.q.QueryRow(ctx, `INSERT INTO storaged_records (collection, id, doc) VALUES ($1, $2, $3::jsonb) RETURNING doc::text`,
-		r.name, id, string(rec)).Scan(&out)
+	err = r.q.QueryRow(ctx, `INSERT INTO `+table+` (id, doc) VALUES ($1, $2::jsonb) RETURNING doc::text`, id, string(rec)).Scan(&out)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == table+"_pkey" {
+		return nil, backend.Errorf(backend.CodeConflict, "a record with id %q already exists in %s", id, r.name)
+	}
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -197,8 +234,12 @@ func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Re
 }
 
 func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, error) {
+	table, err := r.table(ctx)
+	if err != nil || table == "" {
+		return nil, err
+	}
 	var doc string
-	err := r.q.QueryRow(ctx, `SELECT doc::text FROM storaged_records WHERE collection = $1 AND id = $2`, r.name, id).Scan(&doc)
+	err = r.q.QueryRow(ctx, `SELECT doc::text FROM `+table+` WHERE id = $1`, id).Scan(&doc)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -209,10 +250,14 @@ func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, e
 }
 
 func (r *repository) FindMany(ctx context.Context, qy backend.Query) ([]backend.Record, error) {
+	out := []backend.Record{}
+	table, err := r.table(ctx)
+	if err != nil || table == "" {
+		return out, err
+	}
 	c := &compiler{}
 	where := c.filter(qy.Filter)
-	sql := `SELECT doc::text FROM storaged_records WHERE collection = ` + collectionLit(r.name) + ` AND ` + where +
-		` ORDER BY ` + orderBy(qy.Sort)
+	sql := `SELECT doc::text FROM ` + table + ` WHERE ` + where + ` ORDER BY ` + orderBy(qy.Sort)
 	if qy.Limit > 0 {
 		sql += " LIMIT " + c.bind(qy.Limit)
 	}
@@ -224,7 +269,6 @@ func (r *repository) FindMany(ctx context.Context, qy backend.Query) ([]backend.
 		return nil, translate(err)
 	}
 	defer rows.Close()
-	out := []backend.Record{}
 	for rows.Next() {
 		var doc string
 		if err := rows.Scan(&doc); err != nil {
@@ -236,10 +280,14 @@ func (r *repository) FindMany(ctx context.Context, qy backend.Query) ([]backend.
 }
 
 func (r *repository) Count(ctx context.Context, f backend.Filter) (int64, error) {
+	table, err := r.table(ctx)
+	if err != nil || table == "" {
+		return 0, err
+	}
 	c := &compiler{}
 	where := c.filter(f)
 	var n int64
-	err := r.q.QueryRow(ctx, `SELECT count(*) FROM storaged_records WHERE collection = `+collectionLit(r.name)+` AND `+where, c.args...).Scan(&n)
+	err = r.q.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE `+where, c.args...).Scan(&n)
 	return n, translate(err)
 }
 
@@ -253,11 +301,18 @@ func (r *repository) Update(ctx context.Context, id string, patch map[string]any
 	if err != nil {
 		return nil, err
 	}
+	notFound := backend.Errorf(backend.CodeNotFound, "no record with id %q in %s", id, r.name)
+	table, err := r.table(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if table == "" {
+		return nil, notFound
+	}
 	var doc string
-	err = r.q.QueryRow(ctx, `UPDATE storaged_records SET doc = doc || $3::jsonb WHERE collection = $1 AND id = $2 RETURNING doc::text`,
-		r.name, id, string(p)).Scan(&doc)
+	err = r.q.QueryRow(ctx, `UPDATE `+table+` SET doc = doc || $2::jsonb WHERE id = $1 RETURNING doc::text`, id, string(p)).Scan(&doc)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, backend.Errorf(backend.CodeNotFound, "no record with id %q in %s", id, r.name)
+		return nil, notFound
 	}
 	if err != nil {
 		return nil, translate(err)
@@ -266,7 +321,11 @@ func (r *repository) Update(ctx context.Context, id string, patch map[string]any
 }
 
 func (r *repository) Delete(ctx context.Context, id string) error {
-	_, err := r.q.Exec(ctx, `DELETE FROM storaged_records WHERE collection = $1 AND id = $2`, r.name, id)
+	table, err := r.table(ctx)
+	if err != nil || table == "" {
+		return err
+	}
+	_, err = r.q.Exec(ctx, `DELETE FROM `+table+` WHERE id = $1`, id)
 	return translate(err)
 }
 
@@ -274,14 +333,18 @@ func (r *repository) Delete(ctx context.Context, id string) error {
 // (the caller's, or its own), so that a failed unique build leaves nothing.
 func (r *repository) EnsureIndex(ctx context.Context, spec backend.IndexSpec) error {
 	want := spec.Canonical()
-	name, ddl := indexSQL(r.name, spec)
-	run := func(q querier) error {
+	var table string
+	err := atomically(ctx, r.q, func(q querier) error {
 		// Serialize ensureIndex of one collection across daemons.
 		if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "storaged_ix:"+r.name); err != nil {
 			return err
 		}
+		var err error
+		if table, err = r.cat.createTable(ctx, q, r.name); err != nil {
+			return err
+		}
 		var have string
-		err := q.QueryRow(ctx, `SELECT spec FROM storaged_record_indexes WHERE collection = $1 AND name = $2`, r.name, spec.Name).Scan(&have)
+		err = q.QueryRow(ctx, `SELECT spec FROM storaged_record_indexes WHERE collection = $1 AND name = $2`, r.name, spec.Name).Scan(&have)
 		switch {
 		case err == nil && have == want:
 			return nil
@@ -290,6 +353,7 @@ func (r *repository) EnsureIndex(ctx context.Context, spec backend.IndexSpec) er
 		case !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
+		name, ddl := indexSQL(table, r.name, spec)
 		for _, stmt := range ddl {
 			if _, err := q.Exec(ctx, stmt); err != nil {
 				if backend.IsCode(translate(err), backend.CodeConflict) {
@@ -300,10 +364,12 @@ func (r *repository) EnsureIndex(ctx context.Context, spec backend.IndexSpec) er
 		}
 		_, err = q.Exec(ctx, `INSERT INTO storaged_record_indexes (collection, name, spec, sql_name) VALUES ($1, $2, $3, $4)`, r.name, spec.Name, want, name)
 		return err
+	})
+	if err != nil {
+		return translate(err)
 	}
-	if _, inTx := r.q.(*txQuerier); inTx {
-		return translate(run(r.q))
+	if _, inTx := r.q.(*txQuerier); !inTx {
+		r.cat.tables.Store(r.name, table)
 	}
-	pool := r.q.(*pgxpool.Pool)
-	return translate(pgx.BeginFunc(ctx, pool, func(t pgx.Tx) error { return run(t) }))
+	return nil
 }

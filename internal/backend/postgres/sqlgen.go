@@ -12,10 +12,11 @@ import (
 	"github.com/storaged/storaged/internal/backend"
 )
 
-// This file compiles the filter and sort AST to PostgreSQL. Paths and
-// collection names appear in the SQL text — expression indexes match only
-// literal expressions — so both are checked again here; every value is a
-// bound parameter.
+// This file compiles the filter and sort AST to PostgreSQL. Paths appear
+// in the SQL text — expression indexes match only literal expressions —
+// so they are checked again here; every value is a bound parameter.
+// Tables are named after catalog ids, never after collection names
+// (collections.go).
 //
 // A condition on a missing field evaluates to NULL, which AND and OR
 // treat as false in a WHERE clause; only NOT needs coalesce() to keep
@@ -30,21 +31,19 @@ func checkSegment(seg string) {
 	}
 }
 
-// valueExpr is the JSONB value at a validated path: doc #> '{"a","b"}'.
+// valueExpr is the JSONB value at a validated path: doc -> 'a' -> 'b'.
+// With a text key, -> reads an object's field and gives NULL for anything
+// else, so a path reaches into objects only, as DESIGN §2 says: "0" is a
+// key, never an array index (doc #> '{t,0}' would index the array).
 func valueExpr(p backend.Path) string {
-	parts := make([]string, len(p))
-	for i, seg := range p {
+	var sb strings.Builder
+	sb.WriteString("(doc")
+	for _, seg := range p {
 		checkSegment(seg)
-		parts[i] = `"` + seg + `"`
+		sb.WriteString(" -> '" + seg + "'")
 	}
-	return "(doc #> '{" + strings.Join(parts, ",") + "}')"
-}
-
-func collectionLit(name string) string {
-	if err := backend.ValidateName("collection", name); err != nil {
-		panic(fmt.Sprintf("postgres: unvalidated collection name %q reached the SQL compiler", name))
-	}
-	return "'" + name + "'"
+	sb.WriteString(")")
+	return sb.String()
 }
 
 type compiler struct{ args []any }
@@ -99,16 +98,20 @@ func (c *compiler) cond(n *backend.Cond) string {
 	case backend.OpEq:
 		return c.eq(v, n.Value)
 	case backend.OpIn:
+		// The values go as one jsonb[] parameter: a $in of any length is
+		// one parameter (the protocol allows 65535 in a statement), and
+		// "= ANY" is served by an index as an IN list is.
 		var parts, list []string
 		for _, x := range n.Values {
 			if x == nil {
 				parts = append(parts, c.eq(v, nil))
 				continue
 			}
-			list = append(list, c.jsonArg(x))
+			b, _ := json.Marshal(x)
+			list = append(list, string(b))
 		}
 		if len(list) > 0 {
-			parts = append(parts, "("+v+" IN ("+strings.Join(list, ", ")+"))")
+			parts = append(parts, "("+v+" = ANY("+c.bind(list)+"::jsonb[]))")
 		}
 		if len(parts) == 0 {
 			return "false"
@@ -127,7 +130,13 @@ func (c *compiler) cond(n *backend.Cond) string {
 	case backend.OpStartsWith:
 		return "(jsonb_typeof(" + v + ") = 'string' AND starts_with(" + v + " #>> '{}', " + c.bind(n.Value.(string)) + "))"
 	case backend.OpContains:
-		return "(jsonb_typeof(" + v + ") = 'array' AND EXISTS (SELECT 1 FROM jsonb_array_elements(" + v + ") AS e(x) WHERE e.x = " + c.jsonArg(n.Value) + "))"
+		// Containment of a one-element array: true when a top-level
+		// element equals the operand (jsonb equality, type-strict), not
+		// one nested deeper. An EXISTS over jsonb_array_elements says the
+		// same, but the planner turns each into a join, and a filter
+		// with a thousand of them took minutes to plan.
+		b, _ := json.Marshal([]any{n.Value})
+		return "(jsonb_typeof(" + v + ") = 'array' AND " + v + " @> " + c.bind(string(b)) + "::jsonb)"
 	}
 	panic(fmt.Sprintf("postgres: unknown operator %d", n.Op))
 }
@@ -151,24 +160,24 @@ func orderBy(keys []backend.SortKey) string {
 	return strings.Join(parts, ", ")
 }
 
-// indexSQL renders ensureIndex as partial expression indexes on the
-// collection's rows: a plain one the filter SQL uses, and for a unique
-// spec a second one that enforces uniqueness over scalar values only
-// (jsonb equality keeps 1, "1" and true apart).
-func indexSQL(collection string, spec backend.IndexSpec) (name string, ddl []string) {
+// indexSQL renders ensureIndex as expression indexes on the collection's
+// table: a plain one the filter SQL uses, and for a unique spec a second
+// one that enforces uniqueness over scalar values only (jsonb equality
+// keeps 1, "1" and true apart). Index names are per schema: they come
+// from the collection and index names.
+func indexSQL(table, collection string, spec backend.IndexSpec) (name string, ddl []string) {
 	sum := sha256.Sum256([]byte(collection + "\x00" + spec.Name))
 	name = "storaged_ix_" + hex.EncodeToString(sum[:10])
-	coll := "collection = " + collectionLit(collection)
 	var cols, scalar []string
 	for _, p := range spec.Fields {
 		v := valueExpr(p)
 		cols = append(cols, v)
 		scalar = append(scalar, "jsonb_typeof("+v+") IN ('string', 'number', 'boolean')")
 	}
-	ddl = append(ddl, fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON storaged_records (%s) WHERE %s`, name, strings.Join(cols, ", "), coll))
+	ddl = append(ddl, fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s)`, name, table, strings.Join(cols, ", ")))
 	if spec.Unique {
-		ddl = append(ddl, fmt.Sprintf(`CREATE UNIQUE INDEX IF NOT EXISTS u%s ON storaged_records (%s) WHERE %s AND %s`,
-			name, strings.Join(cols, ", "), coll, strings.Join(scalar, " AND ")))
+		ddl = append(ddl, fmt.Sprintf(`CREATE UNIQUE INDEX IF NOT EXISTS u%s ON %s (%s) WHERE %s`,
+			name, table, strings.Join(cols, ", "), strings.Join(scalar, " AND ")))
 	}
 	return name, ddl
 }

@@ -237,8 +237,15 @@ func Migrate(ctx context.Context, db *sql.DB) ([]int, error) {
 	return done, nil
 }
 
-// Migrations lists the embedded SQLite migrations.
-func Migrations() ([]migrate.Migration, error) { return migrate.Load(migrations.FS, "sqlite") }
+// Migrations lists the embedded SQLite migrations, with the steps in Go
+// of those that need one (collections.go).
+func Migrations() ([]migrate.Migration, error) {
+	migs, err := migrate.Load(migrations.FS, "sqlite")
+	if err != nil {
+		return nil, err
+	}
+	return withSteps(migs)
+}
 
 var dialect = migrate.Dialect{Placeholder: func(int) string { return "?" }}
 

@@ -80,12 +80,16 @@ func TestIndexesAreUsed(t *testing.T) {
 				spec = s
 			}
 		}
-		name, _ := indexSQL("plans", spec)
+		table, err := r.cat.table(ctx, db.reader, "plans", true)
+		if err != nil || table == "" {
+			t.Fatalf("no table for plans: %v", err)
+		}
+		name, _ := indexSQL(table, "plans", spec)
 		comp := &compiler{}
 		where := comp.filter(f)
 		for _, q := range []string{
-			`SELECT doc FROM records WHERE collection = ` + collectionLit("plans") + ` AND ` + where + ` ORDER BY ` + orderBy(nil) + ` LIMIT 10`,
-			`SELECT count(*) FROM records WHERE collection = ` + collectionLit("plans") + ` AND ` + where,
+			`SELECT doc FROM ` + table + ` WHERE ` + where + ` ORDER BY ` + orderBy(nil) + ` LIMIT 10`,
+			`SELECT count(*) FROM ` + table + ` WHERE ` + where,
 		} {
 			plan := explain(t, db, q, comp.args...)
 			if !strings.Contains(plan, name) {

@@ -15,17 +15,21 @@ var (
 	_ backend.Repository        = (*repository)(nil)
 )
 
-// RepositoryBackend stores records as JSON text in one table.
+// RepositoryBackend stores records as JSON text, in a table per
+// collection (collections.go).
 type RepositoryBackend struct {
-	db *DB
+	db  *DB
+	cat *catalog
 }
 
 // NewRepositoryBackend serves records from db; Close releases db.
-func NewRepositoryBackend(db *DB) *RepositoryBackend { return &RepositoryBackend{db: db} }
+func NewRepositoryBackend(db *DB) *RepositoryBackend {
+	return &RepositoryBackend{db: db, cat: &catalog{}}
+}
 
 // Repository implements backend.RepositoryBackend.
 func (b *RepositoryBackend) Repository(name string) backend.Repository {
-	return &repository{db: b.db, name: name}
+	return &repository{db: b.db, cat: b.cat, name: name}
 }
 
 // Begin implements backend.RepositoryBackend: it takes the writer
@@ -42,17 +46,18 @@ func (b *RepositoryBackend) Begin(ctx context.Context) (backend.Tx, error) {
 		conn.Close()
 		return nil, translate(err)
 	}
-	return &tx{db: b.db, conn: conn, tx: t}, nil
+	return &tx{db: b.db, cat: b.cat, conn: conn, tx: t}, nil
 }
 
 // Ping implements backend.RepositoryBackend.
 func (b *RepositoryBackend) Ping(ctx context.Context) error { return b.db.Ping(ctx) }
 
 // Close implements backend.RepositoryBackend.
-func (b *RepositoryBackend) Close() error { return b.db.Close() }
+func (b *RepositoryBackend) Close() error { return errors.Join(b.cat.close(), b.db.Close()) }
 
 type tx struct {
 	db   *DB
+	cat  *catalog
 	mu   sync.Mutex
 	conn *sql.Conn
 	tx   *sql.Tx
@@ -60,7 +65,7 @@ type tx struct {
 }
 
 func (t *tx) Repository(name string) backend.Repository {
-	return &repository{db: t.db, tx: t, name: name}
+	return &repository{db: t.db, cat: t.cat, tx: t, name: name}
 }
 
 func (t *tx) end(commit bool) error {
@@ -89,32 +94,69 @@ type querier interface {
 
 type repository struct {
 	db   *DB
+	cat  *catalog
 	tx   *tx
 	name string
 }
 
-// read runs fn on the reader pool, or on the transaction.
-func (r *repository) read(fn func(q querier) error) error {
+// read runs fn with the collection's table on the reader pool, or in the
+// transaction. fn is not called while the collection has no table: it
+// has no records.
+func (r *repository) read(ctx context.Context, fn func(q querier, table string) error) error {
 	if r.tx != nil {
-		return r.inTx(fn)
+		return r.inTx(func(q querier) error {
+			t, err := r.cat.table(ctx, q, r.name, false)
+			if err != nil || t == "" {
+				return err
+			}
+			return fn(q, t)
+		})
 	}
-	return translate(fn(r.db.reader))
+	t, err := r.cat.table(ctx, r.db.reader, r.name, true)
+	if err != nil || t == "" {
+		return translate(err)
+	}
+	return translate(fn(r.db.reader, t))
 }
 
-// write runs fn in a writer transaction of its own, or in the caller's.
-func (r *repository) write(ctx context.Context, fn func(q querier) error) error {
+// write runs fn with the collection's table in a writer transaction of
+// its own, or in the caller's. With create, a collection without a table
+// gets one first; without, fn gets "" for it.
+func (r *repository) write(ctx context.Context, create bool, fn func(q querier, table string) error) error {
+	find := func(q querier) (string, error) {
+		if create {
+			return r.cat.createTable(ctx, q, r.name)
+		}
+		return r.cat.table(ctx, q, r.name, false)
+	}
 	if r.tx != nil {
-		return r.inTx(fn)
+		return r.inTx(func(q querier) error {
+			t, err := find(q)
+			if err != nil {
+				return err
+			}
+			return fn(q, t)
+		})
 	}
 	t, err := r.db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return translate(err)
 	}
-	if err := fn(t); err != nil {
+	table, err := find(t)
+	if err == nil {
+		err = fn(t, table)
+	}
+	if err != nil {
 		t.Rollback()
 		return translate(err)
 	}
-	return translate(t.Commit())
+	if err := t.Commit(); err != nil {
+		return translate(err)
+	}
+	if table != "" {
+		r.cat.tables.Store(r.name, table)
+	}
+	return nil
 }
 
 func (r *repository) inTx(fn func(q querier) error) error {
@@ -126,19 +168,25 @@ func (r *repository) inTx(fn func(q querier) error) error {
 	return translate(fn(r.tx.tx))
 }
 
+func insertSQL(table string) string { return `INSERT INTO ` + table + ` (id, doc) VALUES (?, ?)` }
+
 func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Record, error) {
 	id, rec, err := backend.PrepareCreate(doc)
 	if err != nil {
 		return nil, err
 	}
-	const insert = `INSERT INTO records (collection, id, doc) VALUES (?, ?, ?)`
-	if r.tx == nil {
+	if table, ok := r.cat.tables.Load(r.name); ok && r.tx == nil {
 		// One statement needs no transaction of its own.
-		_, err = r.db.exec(ctx, nil, insert, r.name, id, string(rec))
+		q := insertSQL(table.(string))
+		if s := r.cat.stmt(ctx, r.db.writer, q); s != nil {
+			_, err = s.ExecContext(ctx, id, string(rec))
+		} else {
+			_, err = r.db.writer.ExecContext(ctx, q, id, string(rec))
+		}
 		err = translate(err)
 	} else {
-		err = r.inTx(func(q querier) error {
-			_, err := q.ExecContext(ctx, insert, r.name, id, string(rec))
+		err = r.write(ctx, true, func(q querier, table string) error {
+			_, err := q.ExecContext(ctx, insertSQL(table), id, string(rec))
 			return err
 		})
 	}
@@ -151,21 +199,24 @@ func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Re
 func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, error) {
 	var doc string
 	found := false
-	const q = `SELECT doc FROM records WHERE collection = ? AND id = ?`
-	scan := func(row *sql.Row) error {
+	err := r.read(ctx, func(q querier, table string) error {
+		sqlText := `SELECT doc FROM ` + table + ` WHERE id = ?`
+		row := (*sql.Row)(nil)
+		if r.tx == nil {
+			if s := r.cat.stmt(ctx, r.db.reader, sqlText); s != nil {
+				row = s.QueryRowContext(ctx, id)
+			}
+		}
+		if row == nil {
+			row = q.QueryRowContext(ctx, sqlText, id)
+		}
 		err := row.Scan(&doc)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
 		found = err == nil
 		return err
-	}
-	var err error
-	if r.tx == nil {
-		err = translate(scan(r.db.queryRow(ctx, r.db.reader, nil, q, r.name, id)))
-	} else {
-		err = r.inTx(func(qr querier) error { return scan(qr.QueryRowContext(ctx, q, r.name, id)) })
-	}
+	})
 	if err != nil || !found {
 		return nil, err
 	}
@@ -179,11 +230,10 @@ func (r *repository) FindMany(ctx context.Context, qy backend.Query) ([]backend.
 	if qy.Limit > 0 {
 		limit = qy.Limit
 	}
-	sqlText := `SELECT doc FROM records WHERE collection = ` + collectionLit(r.name) + ` AND ` + where +
-		` ORDER BY ` + orderBy(qy.Sort) + ` LIMIT ? OFFSET ?`
 	args := append(c.args, limit, qy.Offset)
 	out := []backend.Record{}
-	err := r.read(func(q querier) error {
+	err := r.read(ctx, func(q querier, table string) error {
+		sqlText := `SELECT doc FROM ` + table + ` WHERE ` + where + ` ORDER BY ` + orderBy(qy.Sort) + ` LIMIT ? OFFSET ?`
 		rows, err := q.QueryContext(ctx, sqlText, args...)
 		if err != nil {
 			return err
@@ -205,8 +255,8 @@ func (r *repository) Count(ctx context.Context, f backend.Filter) (int64, error)
 	c := &compiler{}
 	where := c.filter(f)
 	var n int64
-	err := r.read(func(q querier) error {
-		return q.QueryRowContext(ctx, `SELECT count(*) FROM records WHERE collection = `+collectionLit(r.name)+` AND `+where, c.args...).Scan(&n)
+	err := r.read(ctx, func(q querier, table string) error {
+		return q.QueryRowContext(ctx, `SELECT count(*) FROM `+table+` WHERE `+where, c.args...).Scan(&n)
 	})
 	return n, err
 }
@@ -216,11 +266,15 @@ func (r *repository) Update(ctx context.Context, id string, patch map[string]any
 		return nil, err
 	}
 	var rec backend.Record
-	err := r.write(ctx, func(q querier) error {
+	err := r.write(ctx, false, func(q querier, table string) error {
+		notFound := backend.Errorf(backend.CodeNotFound, "no record with id %q in %s", id, r.name)
+		if table == "" {
+			return notFound
+		}
 		var cur string
-		err := q.QueryRowContext(ctx, `SELECT doc FROM records WHERE collection = ? AND id = ?`, r.name, id).Scan(&cur)
+		err := q.QueryRowContext(ctx, `SELECT doc FROM `+table+` WHERE id = ?`, id).Scan(&cur)
 		if errors.Is(err, sql.ErrNoRows) {
-			return backend.Errorf(backend.CodeNotFound, "no record with id %q in %s", id, r.name)
+			return notFound
 		}
 		if err != nil {
 			return err
@@ -232,7 +286,7 @@ func (r *repository) Update(ctx context.Context, id string, patch map[string]any
 		if rec, err = backend.Encode(backend.Merge(doc, patch)); err != nil {
 			return err
 		}
-		_, err = q.ExecContext(ctx, `UPDATE records SET doc = ? WHERE collection = ? AND id = ?`, string(rec), r.name, id)
+		_, err = q.ExecContext(ctx, `UPDATE `+table+` SET doc = ? WHERE id = ?`, string(rec), id)
 		return err
 	})
 	if err != nil {
@@ -242,16 +296,18 @@ func (r *repository) Update(ctx context.Context, id string, patch map[string]any
 }
 
 func (r *repository) Delete(ctx context.Context, id string) error {
-	return r.write(ctx, func(q querier) error {
-		_, err := q.ExecContext(ctx, `DELETE FROM records WHERE collection = ? AND id = ?`, r.name, id)
+	return r.write(ctx, false, func(q querier, table string) error {
+		if table == "" {
+			return nil
+		}
+		_, err := q.ExecContext(ctx, `DELETE FROM `+table+` WHERE id = ?`, id)
 		return err
 	})
 }
 
 func (r *repository) EnsureIndex(ctx context.Context, spec backend.IndexSpec) error {
 	want := spec.Canonical()
-	sqlName, ddl := indexSQL(r.name, spec)
-	return r.write(ctx, func(q querier) error {
+	return r.write(ctx, true, func(q querier, table string) error {
 		var have string
 		err := q.QueryRowContext(ctx, `SELECT spec FROM record_indexes WHERE collection = ? AND name = ?`, r.name, spec.Name).Scan(&have)
 		switch {
@@ -262,6 +318,7 @@ func (r *repository) EnsureIndex(ctx context.Context, spec backend.IndexSpec) er
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
+		sqlName, ddl := indexSQL(table, r.name, spec)
 		for _, stmt := range ddl {
 			if _, err := q.ExecContext(ctx, stmt); err != nil {
 				if backend.IsCode(translate(err), backend.CodeConflict) {

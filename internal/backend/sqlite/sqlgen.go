@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"strings"
 
+	json "github.com/goccy/go-json"
+
 	"github.com/storaged/storaged/internal/backend"
 )
 
-// This file compiles the filter and sort AST to SQLite SQL. Paths and
-// collection names appear in the SQL text — indexes only match literal
-// expressions — so both are checked again here, even though the parser
-// and the HTTP layer validated them; every value is a bound parameter.
+// This file compiles the filter and sort AST to SQLite SQL. Paths appear
+// in the SQL text — indexes only match literal expressions — so they are
+// checked again here, even though the parser validated them; every value
+// is a bound parameter. Tables are named after catalog ids, never after
+// collection names (collections.go).
 //
 // Every condition evaluates to 0 or 1, never NULL, so that NOT keeps its
 // meaning for missing fields.
@@ -36,14 +39,6 @@ func jsonPath(p backend.Path) string {
 func valueExpr(p backend.Path) string { return "json_extract(doc, '" + jsonPath(p) + "')" }
 func typeExpr(p backend.Path) string  { return "json_type(doc, '" + jsonPath(p) + "')" }
 
-// collectionLit renders a collection name as a SQL string literal.
-func collectionLit(name string) string {
-	if err := backend.ValidateName("collection", name); err != nil {
-		panic(fmt.Sprintf("sqlite: unvalidated collection name %q reached the SQL compiler", name))
-	}
-	return "'" + name + "'"
-}
-
 type compiler struct{ args []any }
 
 func (c *compiler) bind(v any) string {
@@ -51,12 +46,47 @@ func (c *compiler) bind(v any) string {
 	return "?"
 }
 
-func (c *compiler) bindAll(vs []any) string {
-	ph := make([]string, len(vs))
-	for i, v := range vs {
-		ph[i] = c.bind(v)
+// Lists of $in values: a short list is bound value by value, which lets
+// the planner count its values (with one opaque parameter it assumes a
+// long list, and prefers scanning in id order to an index); past
+// inlineList values, or once the statement holds inlineBudget
+// parameters, a list is bound as one JSON array that json_each expands.
+// Every other condition binds at most two values, so a filter within the
+// parser's limits stays far below SQLite's limit on bound parameters
+// (32766), however many long lists it holds.
+const (
+	inlineList   = 16
+	inlineBudget = 1000
+)
+
+// bindList binds a list of values for "x IN <list>".
+func (c *compiler) bindList(vs []any) string {
+	if len(vs) <= inlineList && len(c.args)+len(vs) <= inlineBudget {
+		ph := make([]string, len(vs))
+		for i, v := range vs {
+			ph[i] = c.bind(v)
+		}
+		return "(" + strings.Join(ph, ", ") + ")"
 	}
-	return strings.Join(ph, ", ")
+	b, err := json.Marshal(vs)
+	if err != nil {
+		panic(fmt.Sprintf("sqlite: a scalar list cannot be encoded: %v", err))
+	}
+	// json_each gives JSON numbers back as numbers and strings as text,
+	// so the list compares as the bound scalars would.
+	return "(SELECT value FROM json_each(" + c.bind(string(b)) + "))"
+}
+
+// balanced joins conditions with op as a balanced tree of parentheses.
+// SQLite parses "a AND b AND c …" into a chain as deep as the list is
+// long, and refuses an expression deeper than 1000: a filter with
+// 1000 fields would not compile. Balanced, the depth is log2 of it.
+func balanced(parts []string, op string) string {
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	mid := len(parts) / 2
+	return "(" + balanced(parts[:mid], op) + " " + op + " " + balanced(parts[mid:], op) + ")"
 }
 
 func (c *compiler) filter(f backend.Filter) string {
@@ -69,13 +99,13 @@ func (c *compiler) filter(f backend.Filter) string {
 		for i, ch := range n.Children {
 			parts[i] = c.filter(ch)
 		}
-		return "(" + strings.Join(parts, " AND ") + ")"
+		return "(" + balanced(parts, "AND") + ")"
 	case *backend.Or:
 		parts := make([]string, len(n.Children))
 		for i, ch := range n.Children {
 			parts[i] = c.filter(ch)
 		}
-		return "(" + strings.Join(parts, " OR ") + ")"
+		return "(" + balanced(parts, "OR") + ")"
 	case *backend.Not:
 		return "(NOT " + c.filter(n.Child) + ")"
 	case *backend.Cond:
@@ -125,15 +155,15 @@ func (c *compiler) cond(n *backend.Cond) string {
 			}
 		}
 		if len(strs) > 0 {
-			parts = append(parts, "("+t+" IS 'text' AND "+val+" IN ("+c.bindAll(strs)+"))")
+			parts = append(parts, "("+t+" IS 'text' AND "+val+" IN "+c.bindList(strs)+")")
 		}
 		if len(nums) > 0 {
-			parts = append(parts, "(coalesce("+t+", '') IN ('integer', 'real') AND "+val+" IN ("+c.bindAll(nums)+"))")
+			parts = append(parts, "(coalesce("+t+", '') IN ('integer', 'real') AND "+val+" IN "+c.bindList(nums)+")")
 		}
 		if len(parts) == 0 {
 			return "0"
 		}
-		return "(" + strings.Join(parts, " OR ") + ")"
+		return "(" + balanced(parts, "OR") + ")"
 	case backend.OpExists:
 		return "(" + t + " IS NOT NULL)"
 	case backend.OpGt, backend.OpGte, backend.OpLt, backend.OpLte:
@@ -180,16 +210,15 @@ func orderBy(keys []backend.SortKey) string {
 	return strings.Join(parts, ", ")
 }
 
-// indexSQL renders ensureIndex as a partial expression index on the
-// collection's rows, which the filter SQL uses (its WHERE names the
-// collection literally, as the index does). A unique index adds a second
-// one that enforces it: it covers only records whose indexed values are
-// all scalars, keyed by JSON type as well, so that 1, "1" and true are
-// three values — a partial index the lookups cannot use, hence two.
-func indexSQL(collection string, spec backend.IndexSpec) (name string, ddl []string) {
+// indexSQL renders ensureIndex as expression indexes on the collection's
+// table, which the filter SQL uses. A unique index adds a second one that
+// enforces it: it covers only records whose indexed values are all
+// scalars, keyed by JSON type as well, so that 1, "1" and true are three
+// values — a partial index the lookups cannot use, hence two. Index names
+// are global in SQLite: they come from the collection and index names.
+func indexSQL(table, collection string, spec backend.IndexSpec) (name string, ddl []string) {
 	sum := sha256.Sum256([]byte(collection + "\x00" + spec.Name))
 	name = "ix_" + hex.EncodeToString(sum[:10])
-	coll := "collection = " + collectionLit(collection)
 	var cols, ucols, uwhere []string
 	for _, p := range spec.Fields {
 		t := typeExpr(p)
@@ -199,10 +228,10 @@ func indexSQL(collection string, spec backend.IndexSpec) (name string, ddl []str
 		ucols = append(ucols, valueExpr(p), "CASE "+t+" WHEN 'integer' THEN 'n' WHEN 'real' THEN 'n' WHEN 'text' THEN 's' ELSE 'b' END")
 		uwhere = append(uwhere, t+" IN ('integer', 'real', 'text', 'true', 'false')")
 	}
-	ddl = append(ddl, fmt.Sprintf(`CREATE INDEX IF NOT EXISTS "%s" ON records (%s) WHERE %s`, name, strings.Join(cols, ", "), coll))
+	ddl = append(ddl, fmt.Sprintf(`CREATE INDEX IF NOT EXISTS "%s" ON %s (%s)`, name, table, strings.Join(cols, ", ")))
 	if spec.Unique {
-		ddl = append(ddl, fmt.Sprintf(`CREATE UNIQUE INDEX IF NOT EXISTS "u%s" ON records (%s) WHERE %s AND %s`,
-			name, strings.Join(ucols, ", "), coll, strings.Join(uwhere, " AND ")))
+		ddl = append(ddl, fmt.Sprintf(`CREATE UNIQUE INDEX IF NOT EXISTS "u%s" ON %s (%s) WHERE %s`,
+			name, table, strings.Join(ucols, ", "), strings.Join(uwhere, " AND ")))
 	}
 	return name, ddl
 }
