@@ -25,7 +25,7 @@ type JobStore struct {
 
 // NewJobStore serves jobs from db; Close releases db.
 func NewJobStore(db *DB) *JobStore {
-	db.prepare(sweepSQL, claimSQL, insertSQL, holderSQL)
+	db.prepare(sweepSQL, claimSQL, insertJobSQL, holderSQL)
 	for _, q := range settleSQL {
 		db.prepare(q)
 	}
@@ -101,7 +101,7 @@ func (b *JobStore) inWriter(ctx context.Context, fn func(tx *sql.Tx) error) erro
 	return translate(t.Commit())
 }
 
-const insertSQL = `INSERT INTO jobs (id, queue, data, status, priority, attempts, max_attempts, backoff, key, run_at, created_at, updated_at)
+const insertJobSQL = `INSERT INTO jobs (id, queue, data, status, priority, attempts, max_attempts, backoff, key, run_at, created_at, updated_at)
 	VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?)`
 
 // holderSQL finds the active job holding a dedupe key. The single writer
@@ -139,7 +139,7 @@ func (b *JobStore) insertTx(ctx context.Context, tx *sql.Tx, p backend.InsertPar
 			runAt = now.Add(nj.Delay)
 		}
 		bo, _ := json.Marshal(nj.Backoff)
-		if _, err := b.db.exec(ctx, tx, insertSQL, nj.ID, p.Queue, string(nj.Data), nj.Priority, nj.MaxAttempts, string(bo), key,
+		if _, err := b.db.exec(ctx, tx, insertJobSQL, nj.ID, p.Queue, string(nj.Data), nj.Priority, nj.MaxAttempts, string(bo), key,
 			runAt.UnixMilli(), now.UnixMilli(), now.UnixMilli()); err != nil {
 			return nil, err
 		}
