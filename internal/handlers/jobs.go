@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 
-	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
 	"github.com/storaged/storaged/internal/backend"
@@ -65,7 +64,7 @@ func (s *Server) enqueueMany(ctx *fasthttp.RequestCtx) error {
 		return err
 	}
 	s.metrics.enqueued.WithLabelValues(queue).Add(float64(len(ids)))
-	b, _ := json.Marshal(struct {
+	b, _ := backend.Marshal(struct {
 		IDs []string `json:"ids"`
 	}{ids})
 	writeJSON(ctx, fasthttp.StatusCreated, b)
@@ -98,7 +97,7 @@ func (s *Server) dequeue(ctx *fasthttp.RequestCtx) error {
 }
 
 func writeJob(ctx *fasthttp.RequestCtx, job *backend.Job) error {
-	b, err := json.Marshal(job)
+	b, err := backend.Marshal(job)
 	if err != nil {
 		return err
 	}
@@ -238,7 +237,7 @@ func (s *Server) stats(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(st)
+	b, _ := backend.Marshal(st)
 	writeJSON(ctx, fasthttp.StatusOK, b)
 	return nil
 }
@@ -260,7 +259,7 @@ func (s *Server) listFailed(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(jobs)
+	b, _ := backend.Marshal(jobs)
 	writeJSON(ctx, fasthttp.StatusOK, b)
 	return nil
 }

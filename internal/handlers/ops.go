@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
 	"github.com/storaged/storaged/internal/backend"
@@ -30,7 +29,7 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) error {
 }
 
 func (s *Server) infoHandler(ctx *fasthttp.RequestCtx) error {
-	b, _ := json.Marshal(s.info)
+	b, _ := backend.Marshal(s.info)
 	writeJSON(ctx, fasthttp.StatusOK, b)
 	return nil
 }

@@ -244,3 +244,12 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
 	ctx.SetContentType("application/json")
 	ctx.SetBody(body)
 }
+
+// writeRecord answers with a record without copying it: a record is never
+// changed once encoded, and a copy of a large one would double what the
+// request costs in memory.
+func writeRecord(ctx *fasthttp.RequestCtx, status int, rec []byte) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.Response.SetBodyRaw(rec)
+}

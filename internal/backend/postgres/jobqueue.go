@@ -465,7 +465,7 @@ func (b *JobQueueBackend) ackRefusal(ctx context.Context, id, lease string) erro
 
 // Fail implements backend.JobQueueBackend.
 func (b *JobQueueBackend) Fail(ctx context.Context, p backend.FailParams) error {
-	le, _ := json.Marshal(p.Error)
+	le, _ := backend.Marshal(p.Error)
 	err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
 		var queue, bo string
 		var attempts, maxAttempts int

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	json "github.com/goccy/go-json"
-
 	"github.com/storaged/storaged/internal/backend"
 )
 
@@ -57,7 +55,7 @@ func (c *compiler) bind(v any) string {
 // jsonArg binds a scalar as its JSON text, compared as jsonb: jsonb
 // equality is type-strict (1, "1" and true differ) and numeric (1 = 1.0).
 func (c *compiler) jsonArg(v any) string {
-	b, _ := json.Marshal(v)
+	b, _ := backend.Marshal(v)
 	return c.bind(string(b)) + "::jsonb"
 }
 

@@ -275,7 +275,7 @@ func (b *JobQueueBackend) ackBatch(ctx context.Context, reqs []ackReq) ([]error,
 
 // Fail implements backend.JobQueueBackend.
 func (b *JobQueueBackend) Fail(ctx context.Context, p backend.FailParams) error {
-	lastErr, err := json.Marshal(p.Error)
+	lastErr, err := backend.Marshal(p.Error)
 	if err != nil {
 		return backend.Errorf(backend.CodeInvalidArgument, "error: %v", err)
 	}

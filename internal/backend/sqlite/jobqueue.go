@@ -347,7 +347,7 @@ func (b *JobQueueBackend) Fail(ctx context.Context, p backend.FailParams) error 
 		if err != nil {
 			return err
 		}
-		le, _ := json.Marshal(p.Error)
+		le, _ := backend.Marshal(p.Error)
 		now := backend.Now()
 		if p.Retry && attempts < maxAttempts {
 			var backoff backend.Backoff
