@@ -82,6 +82,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string) int {
 		}()
 	}
 	m := NewMain(cfg)
+	cfg.applyMemoryLimit(getenv, m.log)
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "storaged:", err)
 		m.Close()
