@@ -3,11 +3,13 @@ package testutil
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -46,6 +48,7 @@ type Daemon struct {
 	Socket string
 	Cmd    *exec.Cmd
 	Client *http.Client
+	Log    *LogBuffer // set by StartDaemonLogged
 	exited chan error
 }
 
@@ -60,10 +63,44 @@ func StartDaemon(t testing.TB, env ...string) *Daemon {
 // StartDaemonOn is StartDaemon on a given socket path.
 func StartDaemonOn(t testing.TB, sock string, env ...string) *Daemon {
 	t.Helper()
+	return startDaemon(t, sock, os.Stderr, env...)
+}
+
+// StartDaemonLogged is StartDaemon with the daemon's log (stderr) kept in
+// Log as well as shown.
+func StartDaemonLogged(t testing.TB, env ...string) *Daemon {
+	t.Helper()
+	log := &LogBuffer{}
+	d := startDaemon(t, filepath.Join(t.TempDir(), "storaged.sock"), io.MultiWriter(os.Stderr, log), env...)
+	d.Log = log
+	return d
+}
+
+// LogBuffer collects what a daemon writes, for a test to read while the
+// daemon runs.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func startDaemon(t testing.TB, sock string, stderr io.Writer, env ...string) *Daemon {
+	t.Helper()
 	cmd := exec.Command(Binary(t))
 	cmd.Env = append(os.Environ(), append([]string{"STORAGED_SOCKET=" + sock, "STORAGED_LOG_LEVEL=warn"}, env...)...)
 	cmd.Stdout = nil // the "serving on" line; readiness is checked on the socket
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
