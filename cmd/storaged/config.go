@@ -45,6 +45,7 @@ type Config struct {
 	AllowedUIDs          []int
 	AllowedGIDs          []int
 	MemoryLimit          int64 // bytes; memoryLimitAuto or 0 (off)
+	MetricsQueues        int
 }
 
 // setting is one configuration variable: its environment name, the flag
@@ -187,6 +188,14 @@ var settings = []setting{
 			return fmt.Errorf("%q is not auto, off or a size of at least 32MiB such as 512MiB or 2GiB", v)
 		}
 		c.MemoryLimit = n
+		return nil
+	}},
+	{"STORAGED_METRICS_QUEUES", "metrics-queues", "1000", "queues /metrics shows at most: those used in the last 15 minutes, the most recent first", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100_000 {
+			return fmt.Errorf("%q is not a queue count between 1 and 100000", v)
+		}
+		c.MetricsQueues = n
 		return nil
 	}},
 	{"STORAGED_SHUTDOWN_TIMEOUT", "shutdown-timeout", "10s", "on SIGTERM, wait this long for requests in flight", durationIn(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},

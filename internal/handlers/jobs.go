@@ -17,8 +17,8 @@ func queueName(ctx *fasthttp.RequestCtx) (string, error) {
 	return name, backend.ValidateName("queue", name)
 }
 
-// seen remembers a queue for the queue-depth gauge.
-func (s *Server) seen(queue string) { s.queues.LoadOrStore(queue, struct{}{}) }
+// seen marks a queue as used, for the queue series of /metrics.
+func (s *Server) seen(queue string) *queueActivity { return s.queues.use(queue) }
 
 func jobID(ctx *fasthttp.RequestCtx) (string, error) {
 	return recordID(ctx)
@@ -35,13 +35,13 @@ func (s *Server) enqueue(ctx *fasthttp.RequestCtx) error {
 	}
 	c, cancel := s.ctx(0)
 	defer cancel()
-	s.seen(queue)
+	active := s.seen(queue)
 	defer s.metrics.op("jobqueue", "enqueue")()
 	ids, err := s.jobs.Enqueue(c, queue, []backend.EnqueueParams{p})
 	if err != nil {
 		return err
 	}
-	s.metrics.enqueued.WithLabelValues(queue).Add(1)
+	active.enqueued.Add(1)
 	writeJSON(ctx, fasthttp.StatusCreated, []byte(`{"id":"`+ids[0]+`"}`))
 	return nil
 }
@@ -57,13 +57,13 @@ func (s *Server) enqueueMany(ctx *fasthttp.RequestCtx) error {
 	}
 	c, cancel := s.ctx(0)
 	defer cancel()
-	s.seen(queue)
+	active := s.seen(queue)
 	defer s.metrics.op("jobqueue", "enqueueMany")()
 	ids, err := s.jobs.Enqueue(c, queue, ps)
 	if err != nil {
 		return err
 	}
-	s.metrics.enqueued.WithLabelValues(queue).Add(float64(len(ids)))
+	active.enqueued.Add(uint64(len(ids)))
 	b, _ := backend.Marshal(struct {
 		IDs []string `json:"ids"`
 	}{ids})

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/fasthttp/router"
@@ -37,6 +36,9 @@ type Config struct {
 	// Tracer, if set, records a span per request, continuing the trace of
 	// the client's traceparent.
 	Tracer trace.Tracer
+	// MetricsQueues is how many queues /metrics shows at most (the most
+	// recently used); 0 is DefaultMetricsQueues.
+	MetricsQueues int
 }
 
 // Info is what GET /v1/info shows.
@@ -61,7 +63,7 @@ type Server struct {
 	// flight finish normally.
 	polls     context.Context
 	stopPolls context.CancelFunc
-	queues    sync.Map // queue names served, for the queue-depth gauge
+	queues    *activeQueues // the queues /metrics shows
 	tracer    trace.Tracer
 }
 
@@ -84,6 +86,7 @@ func New(cfg Config) *Server {
 		repo: cfg.Repository, jobs: cfg.Jobs, log: cfg.Logger, metrics: cfg.Metrics, info: cfg.Info,
 		txs:     newTxManager(cfg.TxIdleTimeout, cfg.Logger),
 		timeout: cfg.RequestTimeout, polls: polls, stopPolls: stopPolls, tracer: cfg.Tracer,
+		queues: newActiveQueues(cfg.MetricsQueues),
 	}
 }
 

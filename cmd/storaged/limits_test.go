@@ -70,3 +70,17 @@ func TestMemoryLimitApplied(t *testing.T) {
 		t.Fatalf("the limit was not logged: %s", logged.String())
 	}
 }
+
+func TestMetricsQueuesSetting(t *testing.T) {
+	if c, err := LoadConfig(nil, env(nil)); err != nil || c.MetricsQueues != 1000 {
+		t.Fatalf("default %d %v", c.MetricsQueues, err)
+	}
+	if c, err := LoadConfig(nil, env(map[string]string{"STORAGED_METRICS_QUEUES": "50"})); err != nil || c.MetricsQueues != 50 {
+		t.Fatalf("50: %d %v", c.MetricsQueues, err)
+	}
+	for _, bad := range []string{"0", "-1", "many", "1000000"} {
+		if _, err := LoadConfig(nil, env(map[string]string{"STORAGED_METRICS_QUEUES": bad})); err == nil || !strings.Contains(err.Error(), "STORAGED_METRICS_QUEUES") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

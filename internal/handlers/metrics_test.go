@@ -1,0 +1,147 @@
+package handlers_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/storaged/storaged/internal/backend"
+	"github.com/storaged/storaged/internal/backend/memory"
+	"github.com/storaged/storaged/internal/handlers"
+)
+
+// serveJobs serves the API with the given job queue backend (records on
+// memory) on a Unix socket and returns a client for it.
+func serveJobs(t *testing.T, jobs backend.JobQueueBackend) *daemon {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "m.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	metrics := handlers.NewMetrics()
+	api := handlers.New(handlers.Config{Repository: memory.NewRepositoryBackend(), Jobs: jobs, Logger: log, Metrics: metrics})
+	api.RegisterMetrics(metrics)
+	srv := handlers.NewFastHTTP(api.Handler(), 1<<20, log)
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		api.StopPolls()
+		srv.Shutdown()
+		api.Close()
+	})
+	tr := &http.Transport{MaxIdleConnsPerHost: 16, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}
+	return &daemon{sock: sock, client: &http.Client{Transport: tr}}
+}
+
+// series counts the lines of a metric family in a Prometheus text answer.
+func series(body, name string) int {
+	n := 0
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestMetricsQueueCardinality: 20 000 queue names used once each must
+// not make /metrics (and each scrape's queries) grow with them: only the
+// most recently used queues, at most the cap (1000 by default), appear.
+// Every name used to stay, and each scrape queried all of them.
+func TestMetricsQueueCardinality(t *testing.T) {
+	d := serveJobs(t, memory.NewJobQueueBackend())
+	const queues, workers = 20_000, 8
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < queues; i += workers {
+				res, err := d.client.Post(fmt.Sprintf("http://storaged/v1/queues/q%05d/jobs", i), "application/json", strings.NewReader(`{"data":1}`))
+				if err != nil {
+					errs <- err
+					return
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != 201 {
+					errs <- fmt.Errorf("enqueue: %d", res.StatusCode)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// The last one used is among those shown.
+	d.do(t, "POST", "/v1/queues/latest/jobs", `{"data":1}`).want(t, 201)
+
+	body := string(d.do(t, "GET", "/metrics", "").want(t, 200).body)
+	const limit = handlers.DefaultMetricsQueues
+	depth, enqueued := series(body, "storaged_queue_jobs"), series(body, "storaged_jobs_enqueued_total")
+	t.Logf("%d queues used: /metrics is %d bytes, %d queue-depth series, %d enqueue counters", queues+1, len(body), depth, enqueued)
+	if depth > 5*limit || enqueued > limit {
+		t.Fatalf("/metrics shows %d queue-depth series and %d enqueue counters for %d queues: more than %d queues", depth, enqueued, queues, limit)
+	}
+	if len(body) > 64<<10+limit*1024 {
+		t.Fatalf("/metrics is %d bytes", len(body))
+	}
+	if !strings.Contains(body, `storaged_queue_jobs{queue="latest",status="pending"} 1`) || !strings.Contains(body, `storaged_jobs_enqueued_total{queue="latest"} 1`) {
+		t.Fatal("the queue used last is not shown")
+	}
+	if !strings.Contains(body, "storaged_metrics_scrape_truncated 0") {
+		t.Fatal("a complete scrape is not marked as such (storaged_metrics_scrape_truncated 0)")
+	}
+}
+
+// slowStats is a job queue whose stats of queues named slow* never come
+// back before the caller gives up, as on a database that stalls.
+type slowStats struct{ backend.JobQueueBackend }
+
+func (s slowStats) Stats(ctx context.Context, queue string) (backend.QueueStats, error) {
+	if strings.HasPrefix(queue, "slow") {
+		<-ctx.Done()
+		return backend.QueueStats{}, backend.Errorf(backend.CodeUnavailable, "timed out")
+	}
+	return s.JobQueueBackend.Stats(ctx, queue)
+}
+
+// TestMetricsScrapeTruncated: a scrape that runs out of time answers what
+// it has and says so, rather than stopping silently.
+func TestMetricsScrapeTruncated(t *testing.T) {
+	d := serveJobs(t, slowStats{memory.NewJobQueueBackend()})
+	for _, q := range []string{"fast1", "slow1", "fast2"} {
+		d.do(t, "POST", "/v1/queues/"+q+"/jobs", `{"data":1}`).want(t, 201)
+	}
+	body := string(d.do(t, "GET", "/metrics", "").want(t, 200).body)
+	if !strings.Contains(body, "storaged_metrics_scrape_truncated 1") {
+		t.Fatalf("a scrape that could not read every queue is not marked truncated:\n%s", grep(body, "storaged_"))
+	}
+	if !strings.Contains(body, `storaged_queue_jobs{queue="fast2",status="pending"} 1`) {
+		t.Fatalf("the scrape lost the queues it could read:\n%s", grep(body, "storaged_queue"))
+	}
+}
+
+func grep(body, prefix string) string {
+	var out []string
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
