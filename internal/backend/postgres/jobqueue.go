@@ -201,7 +201,7 @@ func (b *JobQueueBackend) Enqueue(ctx context.Context, queue string, params []ba
 				key = &k
 			}
 			var runAt any = p.FirstRunAt(now)
-			if p.RunAt.IsZero() {
+			if !p.HasRunAt() {
 				runAt = nil // the database's clock plus the delay
 			}
 			batch.Queue(`INSERT INTO storaged_jobs (id, queue, data, status, priority, max_attempts, backoff, key, run_at, created_at, updated_at)

@@ -190,7 +190,7 @@ func (b *JobQueueBackend) Enqueue(ctx context.Context, queue string, jobs []back
 			return nil, err
 		}
 		runAt := ""
-		if !p.RunAt.IsZero() {
+		if p.HasRunAt() {
 			runAt = strconv.FormatInt(p.RunAt.UnixMilli(), 10)
 		}
 		args = append(args, backend.NewID(), []byte(p.Data), p.Priority, p.MaxAttempts,
