@@ -2,7 +2,12 @@ package handlers_test
 
 import (
 	"bytes"
+	"fmt"
+	"io"
+	"strings"
 	"testing"
+
+	json "github.com/goccy/go-json"
 )
 
 // TestAnswersAreNotHTMLEscaped: records, job data, job errors and error
@@ -37,4 +42,32 @@ func TestAnswersAreNotHTMLEscaped(t *testing.T) {
 	d.do(t, "POST", "/v1/jobs/"+jid+"/fail", `{"lease":"`+lease+`","retry":false,"error":{"name":"Error","message":"<b>&","stack":"at <anonymous>"}}`).want(t, 204)
 	escaped("getJob", d.do(t, "GET", "/v1/jobs/"+jid, "").want(t, 200))
 	escaped("listFailed", d.do(t, "GET", "/v1/queues/html/failed", "").want(t, 200))
+}
+
+// TestFindAnswers: the streamed answer of findMany is a JSON array for no,
+// one and several records, with a Content-Length.
+func TestFindAnswers(t *testing.T) {
+	d := start(t, 0)
+	for n := range 4 {
+		r := d.do(t, "POST", "/v1/repos/few/find", `{"sort":{"i":"asc"}}`).want(t, 200)
+		var got []map[string]any
+		if err := json.Unmarshal(r.body, &got); err != nil || len(got) != n {
+			t.Fatalf("%d records: %q %v", n, r.body, err)
+		}
+		for i, rec := range got {
+			if rec["i"] != float64(i) {
+				t.Fatalf("%d records: record %d is %v", n, i, rec)
+			}
+		}
+		d.do(t, "POST", "/v1/repos/few", fmt.Sprintf(`{"i":%d}`, n)).want(t, 201)
+	}
+	res, err := d.client.Post("http://storaged/v1/repos/few/find", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.ContentLength <= 0 || len(res.TransferEncoding) > 0 {
+		t.Fatalf("findMany answered without a Content-Length: %d %v", res.ContentLength, res.TransferEncoding)
+	}
 }
