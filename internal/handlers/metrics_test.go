@@ -143,6 +143,56 @@ func TestMetricsScrapeTruncated(t *testing.T) {
 	}
 }
 
+// grouped is a job queue that counts many queues in one call; per-queue
+// Stats must then not be used by a scrape.
+type grouped struct {
+	backend.JobQueueBackend
+	mu           sync.Mutex
+	calls, stats int
+}
+
+func (g *grouped) StatsMany(ctx context.Context, queues []string) ([]backend.QueueStats, error) {
+	g.mu.Lock()
+	g.calls++
+	g.mu.Unlock()
+	out := make([]backend.QueueStats, 0, len(queues))
+	for _, q := range queues {
+		st, err := g.JobQueueBackend.Stats(ctx, q)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func (g *grouped) Stats(ctx context.Context, queue string) (backend.QueueStats, error) {
+	g.mu.Lock()
+	g.stats++
+	g.mu.Unlock()
+	return g.JobQueueBackend.Stats(ctx, queue)
+}
+
+// TestMetricsGroupedStats: a job queue that implements
+// handlers.QueueStatser is asked once per scrape for every queue shown.
+func TestMetricsGroupedStats(t *testing.T) {
+	g := &grouped{JobQueueBackend: memory.NewJobQueueBackend()}
+	d := serveJobs(t, g)
+	for i := range 5 {
+		d.do(t, "POST", fmt.Sprintf("/v1/queues/g%d/jobs", i), `{"data":1}`).want(t, 201)
+	}
+	body := string(d.do(t, "GET", "/metrics", "").want(t, 200).body)
+	g.mu.Lock()
+	calls, stats := g.calls, g.stats
+	g.mu.Unlock()
+	if calls != 1 || stats != 0 {
+		t.Fatalf("a scrape made %d grouped calls and %d per-queue ones", calls, stats)
+	}
+	if series(body, "storaged_queue_jobs") != 25 || !strings.Contains(body, "storaged_metrics_scrape_truncated 0") {
+		t.Fatalf("scrape:\n%s", grep(body, "storaged_"))
+	}
+}
+
 func grep(body, prefix string) string {
 	var out []string
 	for _, line := range strings.Split(body, "\n") {
