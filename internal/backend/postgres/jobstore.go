@@ -229,7 +229,7 @@ func (b *JobStore) insert(ctx context.Context, q jobQuerier, p backend.InsertPar
 	var wanted []string
 	for i, j := range p.Jobs {
 		ids[i], data[i] = j.ID, string(j.Data)
-		bo, _ := json.Marshal(j.Backoff)
+		bo, _ := backend.Marshal(j.Backoff)
 		backoff[i] = string(bo)
 		prio[i], maxAtt[i] = int32(j.Priority), int32(j.MaxAttempts)
 		if j.Key != "" {
@@ -237,7 +237,7 @@ func (b *JobStore) insert(ctx context.Context, q jobQuerier, p backend.InsertPar
 			keys[i] = &k
 			wanted = append(wanted, k)
 		}
-		if !j.RunAt.IsZero() {
+		if j.HasRunAt {
 			t := j.RunAt
 			runAt[i] = &t
 		}
@@ -358,7 +358,7 @@ const nextSQL = `SELECT extract(epoch FROM least(
 // Claim implements backend.JobStore.
 func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claimed, error) {
 	var out backend.Claimed
-	expired, _ := json.Marshal(p.Expired)
+	expired, _ := backend.Marshal(p.Expired)
 	rows, err := b.pool.Query(ctx, claimSQL, nowArg(p.Now), p.Queue, p.Token, p.Lease.Milliseconds(), p.Max, string(expired))
 	if err != nil {
 		return out, translate(err)
@@ -493,7 +493,7 @@ func (b *JobStore) settle(ctx context.Context, q jobQuerier, p backend.SettlePar
 			it := p.Items[i]
 			ids[k], leases[k], delays[k] = it.ID, it.Lease, it.Delay.Milliseconds()
 			if it.Error != nil {
-				e, _ := json.Marshal(it.Error)
+				e, _ := backend.Marshal(it.Error)
 				s := string(e)
 				errs[k] = &s
 			}
