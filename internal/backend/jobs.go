@@ -1,8 +1,10 @@
 package backend
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"math"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -127,7 +129,7 @@ func (b Backoff) Delay(attempt int) time.Duration {
 	if d > float64(limit) {
 		d = float64(limit)
 	}
-	d -= d * 0.25 * rand.Float64()
+	d -= d * 0.25 * mrand.Float64()
 	return time.Duration(d).Truncate(time.Millisecond)
 }
 
@@ -274,5 +276,12 @@ func (p *ListParams) Validate() error {
 // is what every database here stores exactly.
 func Now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 
-// NewLease returns a fresh fencing token for a claim.
-func NewLease() string { return NewID() }
+// NewLease returns a fresh fencing token for a claim call: 96 random bits
+// in 16 characters. Stores make each claim's lease from it and the job's
+// id; it travels with every job of a batch and every settle, so it is kept
+// short.
+func NewLease() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

@@ -247,6 +247,11 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	r.GET("/healthz", s.route("healthz", s.healthz))
 	r.GET("/readyz", s.route("readyz", s.readyz))
 	r.GET("/metrics", s.metrics.handler())
+	// Go's profiler, for operators chasing where the daemon's time goes
+	// (`go tool pprof unix:/run/storaged/storaged.sock` does not exist, so:
+	// curl --unix-socket ... localhost/debug/pprof/profile?seconds=10 > cpu.out).
+	// It reveals nothing a peer allowed on the socket could not read anyway.
+	r.GET("/debug/pprof/{name?}", pprofHandler)
 	r.GET("/v1/info", s.route("info", s.infoHandler))
 	return r.Handler
 }

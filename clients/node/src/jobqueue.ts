@@ -88,9 +88,13 @@ function wireOptions(o: EnqueueOptions | undefined, where = ""): Record<string, 
   return out;
 }
 
-/** @internal A queue as the worker drives it (the signal ends a waiting poll). */
+/**
+ * @internal A queue as the worker drives it: the signal ends a waiting
+ * poll, and untracked claims stay out of the claim book (the worker settles
+ * each with its Job, never by id).
+ */
 export interface WorkerQueue<T> extends JobQueue<T> {
-  dequeueMany(max: number, options?: DequeueOptions, signal?: AbortSignal): Promise<Job<T>[]>;
+  dequeueMany(max: number, options?: DequeueOptions, signal?: AbortSignal, untracked?: boolean): Promise<Job<T>[]>;
 }
 
 class SocketJobQueue<T> implements WorkerQueue<T> {
@@ -130,7 +134,7 @@ class SocketJobQueue<T> implements WorkerQueue<T> {
     return job;
   }
 
-  async dequeueMany(max: number, options: DequeueOptions = {}, signal?: AbortSignal): Promise<Job<T>[]> {
+  async dequeueMany(max: number, options: DequeueOptions = {}, signal?: AbortSignal, untracked = false): Promise<Job<T>[]> {
     if (!Number.isInteger(max) || max < 1 || max > MAX_BATCH) {
       throw new ValidationError(`max must be a whole number from 1 to ${MAX_BATCH}, got ${max}`);
     }
@@ -138,7 +142,7 @@ class SocketJobQueue<T> implements WorkerQueue<T> {
     const res = await this.t.request("POST", `${this.base}/dequeue`, { ...options, max }, signal ? { waitMs, signal } : { waitMs });
     if (res.status === 204) return [];
     const jobs = (JSON.parse(res.body) as WireJob[]).map((w) => toJob<T>(w));
-    for (const j of jobs) if (j.lease) this.claims.add(j.id, j.lease);
+    if (!untracked) for (const j of jobs) if (j.lease) this.claims.add(j.id, j.lease);
     return jobs;
   }
 

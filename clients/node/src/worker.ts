@@ -113,7 +113,7 @@ export class QueueWorker<T> implements Worker {
       let jobs: Job<T>[];
       try {
         const sent = performance.now();
-        jobs = await this.queue.dequeueMany(Math.min(room, MAX_BATCH), { waitMs: this.waitMs, leaseMs: this.leaseMs }, this.abort.signal);
+        jobs = await this.queue.dequeueMany(Math.min(room, MAX_BATCH), { waitMs: this.waitMs, leaseMs: this.leaseMs }, this.abort.signal, true);
         // A dequeue that waited for work says nothing of the round trip.
         if (jobs.length === Math.min(room, MAX_BATCH)) this.rtt = 0.7 * this.rtt + 0.3 * (performance.now() - sent);
         backoff = 100;

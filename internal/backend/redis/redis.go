@@ -200,13 +200,24 @@ func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Cl
 	if next, _ := res[0].(int64); next > 0 {
 		out.Next = time.Duration(next) * time.Millisecond
 	}
-	for _, r := range res[1:] {
-		flat, _ := r.([]any)
-		j, err := parseJob(flat)
+	if len(res) < 2 {
+		return out, nil
+	}
+	var flats [][]string
+	if err := json.Unmarshal([]byte(str(res[1])), &flats); err != nil {
+		return out, backend.Wrap(err, backend.CodeInternal, "redis: the claim script's answer is not JSON")
+	}
+	out.Jobs = make([]*backend.Job, len(flats))
+	for i, flat := range flats {
+		m := make(map[string]string, len(flat)/2)
+		for k := 0; k+1 < len(flat); k += 2 {
+			m[flat[k]] = flat[k+1]
+		}
+		j, err := jobFromMap(m)
 		if err != nil {
 			return out, err
 		}
-		out.Jobs = append(out.Jobs, j)
+		out.Jobs[i] = j
 	}
 	return out, nil
 }
@@ -381,17 +392,6 @@ func (b *JobStore) Close() error {
 
 // str reads a string out of a script's answer (nil for a missing value).
 func str(v any) string { s, _ := v.(string); return s }
-
-// parseJob reads the flat field/value list HGETALL returns in a script.
-func parseJob(flat []any) (*backend.Job, error) {
-	m := make(map[string]string, len(flat)/2)
-	for i := 0; i+1 < len(flat); i += 2 {
-		k, _ := flat[i].(string)
-		v, _ := flat[i+1].(string)
-		m[k] = v
-	}
-	return jobFromMap(m)
-}
 
 func jobFromMap(m map[string]string) (*backend.Job, error) {
 	var bad error

@@ -3,7 +3,9 @@
 -- to ready (or fails claims whose attempts are spent), then claims up to
 -- max ready jobs in claim order, each with the lease token .. '.' .. id.
 -- Returns {ms until the next scheduled job or lease expiry (-1 if none,
--- 0 if every wanted job came), {field, value, ...} of each claimed job}.
+-- 0 if every wanted job came), the claimed jobs as one JSON array of
+-- [field, value, ...] arrays}: one string instead of a reply element per
+-- field, which cost more than the claim itself.
 local q, lease_ms, token, want, expired = ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local now = now_ms()
 local ready, sched, leases = qkey(q, 'ready'), qkey(q, 'scheduled'), qkey(q, 'leases')
@@ -30,6 +32,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0,
 end
 
 local out = {0}
+local claimed = {}
 local got, fresh = 0, 0
 local leased = {}
 while got < want do
@@ -60,7 +63,7 @@ while got < want do
       for name, value in pairs(set) do
         if f[name] then h[f[name]] = value else h[#h + 1] = name; h[#h + 1] = value end
       end
-      out[#out + 1] = h
+      claimed[#claimed + 1] = h
       got = got + 1
     end
   end
@@ -81,4 +84,5 @@ if got < want then
     end
   end
 end
+if #claimed > 0 then out[2] = cjson.encode(claimed) end
 return out
