@@ -60,14 +60,6 @@ type JobStore struct {
 
 // OpenJobStore connects and migrates; Watch starts the listener.
 func OpenJobStore(ctx context.Context, cfg JobStoreConfig) (*JobStore, error) {
-	// Every statement of the queue is planned with its arguments. pgx
-	// prepares statements, and after five runs PostgreSQL may switch to a
-	// generic plan, which cannot see how many ids a batch carries nor which
-	// partial index its conditions match: the settle of a batch then went
-	// from 20 ms to 380 ms (1000 acks, a seq scan of the jobs). Planning
-	// costs well under a millisecond a statement, and a statement carries
-	// a whole batch.
-	cfg.Config.runtimeParams = map[string]string{"plan_cache_mode": "force_custom_plan"}
 	pool, err := openPool(ctx, cfg.Config)
 	if err != nil {
 		return nil, err
@@ -421,15 +413,15 @@ var settleSet = map[backend.SettleKind]struct{ set, cond string }{
 const leased = `j.status = 'processing' AND j.lease = u.lease`
 
 // settleSQL applies one kind of change to every item that names it, in
-// one statement, and explains the others from the same snapshot; changes
-// that make a job claimable notify every daemon at commit. The rows are
-// looked up once by id (an index lookup each) and updated by ctid (a TID
-// scan): given a join, or the ids themselves, the planner hashed the whole
-// table or walked the partial index of every job in flight, testing each
-// against the id list (EXPLAIN on a 20k-job table: 56 ms for 200 items;
-// 7 of 19 ms for 1000). A row changed by another transaction meanwhile is
-// followed to its new version and the precondition tested again, as for
-// any UPDATE under READ COMMITTED.
+// one statement, and answers two kinds of rows: the jobs it changed, and
+// the state before the statement of every job it was asked about (which
+// explains the items that did not apply). Changes that make a job
+// claimable notify every daemon at commit.
+//
+// The statement has no join but the update's own, which looks each job up
+// by id: prepared statements run generic plans, which guess every array
+// holds ten elements, and joins of the batch with itself then became
+// nested loops over it (EXPLAIN, 1000 acks: 240 ms, a million comparisons).
 func settleSQL(kind backend.SettleKind) string {
 	s := settleSet[kind]
 	notify, count := "", ""
@@ -438,13 +430,12 @@ func settleSQL(kind backend.SettleKind) string {
 	woke AS (SELECT pg_notify('` + notifyChannel + `', q.queue) FROM (SELECT DISTINCT queue FROM upd) q)`
 		count = ` CROSS JOIN (SELECT count(*) FROM woke) w`
 	}
-	return `WITH u AS (SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY AS u(id, lease, delay_ms, err, ord)),
-	cur AS (SELECT ctid, id, queue, status, lease FROM storaged_jobs WHERE id = ANY (ARRAY(SELECT id FROM u))),
-	upd AS (UPDATE storaged_jobs j SET ` + s.set + ` FROM u
-		WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM cur)) AND j.id = u.id AND ` + s.cond + `
+	return `WITH u AS (SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[]) AS u(id, lease, delay_ms, err)),
+	upd AS (UPDATE storaged_jobs j SET ` + s.set + ` FROM u WHERE j.id = u.id AND ` + s.cond + `
 		RETURNING j.id, j.queue)` + notify + `
-	SELECT u.ord, upd.queue, cur.queue, cur.status, cur.lease
-	FROM u LEFT JOIN upd ON upd.id = u.id LEFT JOIN cur ON cur.id = u.id` + count
+	SELECT true, upd.id, upd.queue, NULL::text, NULL::text FROM upd` + count + `
+	UNION ALL
+	SELECT false, id, queue, status, lease FROM storaged_jobs WHERE id = ANY($2)`
 }
 
 // reviveSQL brings a failed or cancelled job back unless another active
@@ -528,18 +519,37 @@ func (b *JobStore) settle(ctx context.Context, q jobQuerier, p backend.SettlePar
 		if err != nil {
 			return nil, err
 		}
+		applied := make(map[string]string, len(g.index))
+		before := make(map[string]backend.Settled, len(g.index))
 		for rows.Next() {
-			var ord int
-			var applied, queue, status, lease *string
-			if err := rows.Scan(&ord, &applied, &queue, &status, &lease); err != nil {
+			var done bool
+			var id, queue string
+			var status, lease *string
+			if err := rows.Scan(&done, &id, &queue, &status, &lease); err != nil {
 				rows.Close()
 				return nil, err
 			}
-			out[g.index[ord-1]] = settled(applied, queue, status, lease)
+			if done {
+				applied[id] = queue
+				continue
+			}
+			st := backend.Settled{Found: true, Queue: queue, Status: backend.JobStatus(*status)}
+			if lease != nil {
+				st.Lease = *lease
+			}
+			before[id] = st
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return nil, err
+		}
+		for _, i := range g.index {
+			id := p.Items[i].ID
+			if q, ok := applied[id]; ok {
+				out[i] = backend.Settled{Applied: true, Found: true, Queue: q}
+			} else {
+				out[i] = before[id] // the zero Settled (not found) if absent
+			}
 		}
 	}
 	return out, nil
