@@ -40,7 +40,7 @@ test-node: build ## Node client: install, build, type tests, node:test against a
 test-reliability: build ## Crash, fault, load and hostile-input tests at full size, then every fuzzer for FUZZTIME; see docs/RELIABILITY.md.
 	@mkdir -p var
 	STORAGED_RELIABILITY=1 STORAGED_LOAD_SECONDS=$(LOAD_SECONDS) $(GO) test -count=1 -v -timeout 20m \
-		-run 'TestAbandonedPolls|TestKill9|TestPostgresRestart|TestTwoDaemons|TestLoad|TestDiskFull|TestReadOnly|TestHostileInput|TestRawBytes|TestBodyTooLarge|TestPeerCredentials|TestSIGTERM|TestBehaviour|TestOtherProcessWrites|TestFeedLoss|TestEMFILE|TestHalfSent|TestConnectionCap' \
+		-run 'TestAbandonedPolls|TestKill9|TestPostgresRestart|TestTwoDaemons|TestLoad|TestDiskFull|TestReadOnly|TestHostileInput|TestRawBytes|TestBodyTooLarge|TestPeerCredentials|TestSIGTERM|TestBehaviour|TestOtherProcessWrites|TestFeedLoss|TestEMFILE|TestHalfSent|TestConnectionCap|TestDeletedFile|TestMemoryPeak|TestMetricsQueue' \
 		./cmd/storaged/ ./internal/backend/sqlite/ ./internal/handlers/ ./internal/backend/cache/ > var/reliability.log 2>&1 || { cat var/reliability.log; exit 1; }
 	@grep -E '^(--- |ok|FAIL)|_test\.go:[0-9]+: ' var/reliability.log | grep -v -- '--- PASS: TestHostileInput/'
 	cd $(NODE_DIR) && npm run -s build:test && STORAGED_BIN=$(CURDIR)/bin/storaged STORAGED_TEST_BACKENDS=$(NODE_TEST_BACKENDS) node --test --test-concurrency=1 build/test/faults.test.js

@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/user"
+	"path"
+	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +55,8 @@ type Config struct {
 	SocketGroup             int // -1: leave the group as created
 	AllowedUIDs             []int
 	AllowedGIDs             []int
+	MemoryLimit             int64 // bytes; memoryLimitAuto or 0 (off)
+	MetricsQueues           int
 }
 
 // setting is one configuration variable: its environment name, the flag
@@ -190,6 +196,30 @@ var settings = []setting{
 		c.PostgresNotify = b
 		return nil
 	}},
+	{"STORAGED_MEMORY_LIMIT", "memory-limit", "auto", "soft limit of the Go heap: a size (512MiB, 2GiB), auto (90% of the cgroup limit, else 3/4 of the RAM) or off; GOMEMLIMIT, if set, wins", func(c *Config, v string) error {
+		switch v {
+		case "auto":
+			c.MemoryLimit = memoryLimitAuto
+			return nil
+		case "off":
+			c.MemoryLimit = 0
+			return nil
+		}
+		n, err := parseSize(v)
+		if err != nil || n < minMemoryLimit {
+			return fmt.Errorf("%q is not auto, off or a size of at least 32MiB such as 512MiB or 2GiB", v)
+		}
+		c.MemoryLimit = n
+		return nil
+	}},
+	{"STORAGED_METRICS_QUEUES", "metrics-queues", "1000", "queues /metrics shows at most: those used in the last 15 minutes, the most recent first", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100_000 {
+			return fmt.Errorf("%q is not a queue count between 1 and 100000", v)
+		}
+		c.MetricsQueues = n
+		return nil
+	}},
 	{"STORAGED_SHUTDOWN_TIMEOUT", "shutdown-timeout", "10s", "on SIGTERM, wait this long for requests in flight", durationIn(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 }
 
@@ -307,4 +337,111 @@ func envOr(lookup func(string) (string, bool), key, def string) string {
 		return v
 	}
 	return def
+}
+
+const (
+	memoryLimitAuto = -1
+	minMemoryLimit  = 32 << 20
+)
+
+// parseSize reads a byte count, with an optional binary unit: 1073741824,
+// 1024MiB, 1GiB.
+func parseSize(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		shift  uint
+	}{{"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}, {"B", 0}, {"", 0}}
+	for _, u := range units {
+		num, ok := strings.CutSuffix(v, u.suffix)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+		if err != nil || n < 0 || n > math.MaxInt64>>u.shift {
+			return 0, fmt.Errorf("%q is not a size", v)
+		}
+		return n << u.shift, nil
+	}
+	return 0, fmt.Errorf("%q is not a size", v)
+}
+
+// applyMemoryLimit sets the Go runtime's soft memory limit, so that the
+// collector works harder before the process grows past it rather than
+// letting garbage from large requests pile up to twice the live heap.
+// GOMEMLIMIT, read by the runtime itself, wins over STORAGED_MEMORY_LIMIT.
+// The limit is soft: past it the collector takes more CPU (at most about
+// half), nothing fails.
+func (c Config) applyMemoryLimit(lookup func(string) (string, bool), log *slog.Logger) {
+	source, limit := "STORAGED_MEMORY_LIMIT", c.MemoryLimit
+	switch {
+	case envOr(lookup, "GOMEMLIMIT", "") != "":
+		source, limit = "GOMEMLIMIT", debug.SetMemoryLimit(-1)
+	case limit == 0:
+		log.Info("no memory limit (STORAGED_MEMORY_LIMIT=off)")
+		return
+	case limit == memoryLimitAuto:
+		if n := cgroupMemoryLimit(); n > 0 {
+			source, limit = "90% of the cgroup memory limit", n/10*9
+		} else if n := physicalMemory(); n > 0 {
+			source, limit = "3/4 of the RAM", n/4*3
+		} else {
+			log.Warn("no memory limit: neither a cgroup limit nor the RAM size could be read; set STORAGED_MEMORY_LIMIT")
+			return
+		}
+		limit = max(limit, minMemoryLimit)
+	}
+	debug.SetMemoryLimit(limit)
+	log.Info("memory limit", "bytes", limit, "from", source)
+}
+
+// cgroupMemoryLimit is the smallest memory limit of this process's cgroup
+// and its parents (cgroup v2 memory.max, or v1 memory.limit_in_bytes), or
+// 0 when there is none: a systemd MemoryMax= or a container's limit.
+func cgroupMemoryLimit() int64 {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return 0
+	}
+	var best int64
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		var root, file string
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			root, file = "/sys/fs/cgroup", "memory.max"
+		case slices.Contains(strings.Split(parts[1], ","), "memory"):
+			root, file = "/sys/fs/cgroup/memory", "memory.limit_in_bytes"
+		default:
+			continue
+		}
+		for dir := parts[2]; ; dir = path.Dir(dir) {
+			raw, err := os.ReadFile(path.Join(root, dir, file))
+			// v1 writes "no limit" as a huge number, v2 as "max".
+			if n, perr := strconv.ParseInt(strings.TrimSpace(string(raw)), 10, 64); err == nil && perr == nil && n > 0 && n < 1<<60 && (best == 0 || n < best) {
+				best = n
+			}
+			if dir == "/" || dir == "." {
+				break
+			}
+		}
+	}
+	return best
+}
+
+// physicalMemory is MemTotal of /proc/meminfo in bytes, or 0.
+func physicalMemory() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -81,6 +81,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.api = handlers.New(handlers.Config{
 		Repository: m.repo, Jobs: m.jobs, Logger: m.log, Metrics: metrics, Tracer: tracer,
 		TxIdleTimeout: m.cfg.TxIdleTimeout, MaxBodyBytes: m.cfg.MaxBodyBytes,
+		MetricsQueues: m.cfg.MetricsQueues,
 		Info: handlers.Info{
 			Version: Version, RepositoryBackend: m.cfg.RepositoryBackend, JobQueueBackend: m.cfg.JobQueueBackend,
 			StartedAt: time.Now().UTC().Format(time.RFC3339),

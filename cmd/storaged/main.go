@@ -90,6 +90,7 @@ func serve(ctx context.Context, args []string, lookup func(string) (string, bool
 		}()
 	}
 	m := NewMain(cfg)
+	cfg.applyMemoryLimit(lookup, m.log)
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "storaged:", err)
 		m.Close()

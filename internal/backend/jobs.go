@@ -132,11 +132,16 @@ func (b Backoff) Delay(attempt int) time.Duration {
 }
 
 // EnqueueParams are one job to enqueue. Zero values mean defaults:
-// RunAt zero is now+Delay, MaxAttempts 0 is DefaultMaxAttempts, a zero
-// Backoff is DefaultBackoff. Call Validate, which also fills them in.
+// RunAt not given is now+Delay, MaxAttempts 0 is DefaultMaxAttempts, a
+// zero Backoff is DefaultBackoff. Call Validate, which also fills them in.
 type EnqueueParams struct {
-	Data        json.RawMessage
+	Data json.RawMessage
+	// RunAt is when the job is first ready. The zero time.Time is "not
+	// given" unless RunAtGiven is set: a client may well ask for
+	// 0001-01-01T00:00:00Z, which is that same instant, and it must then
+	// get that date (the earliest there is), not "now".
 	RunAt       time.Time
+	RunAtGiven  bool
 	Delay       time.Duration
 	Priority    int
 	MaxAttempts int
@@ -157,8 +162,14 @@ func (p *EnqueueParams) Validate() error {
 	if len(p.Data) == 0 {
 		p.Data = json.RawMessage("null")
 	}
-	if !p.RunAt.IsZero() && p.Delay != 0 {
-		return Errorf(CodeInvalidArgument, "give runAt or delayMs, not both")
+	if p.HasRunAt() {
+		if p.Delay != 0 {
+			return Errorf(CodeInvalidArgument, "give runAt or delayMs, not both")
+		}
+		if p.RunAt.Before(MinRunAt) || p.RunAt.After(MaxRunAt) {
+			return Errorf(CodeInvalidArgument, "runAt must be between %s and %s", MinRunAt.Format(time.RFC3339Nano), MaxRunAt.Format(time.RFC3339Nano))
+		}
+		p.RunAtGiven = true
 	}
 	if p.Delay < 0 || p.Delay > MaxDelay {
 		return Errorf(CodeInvalidArgument, "delayMs must be between 0 and %d", MaxDelay.Milliseconds())
@@ -208,9 +219,21 @@ func (b *Backoff) validate() error {
 	return nil
 }
 
+// The range of runAt: what every backend stores and orders (the Redis
+// ready set's members start at year 0) and what a JSON time can say
+// (years 0000-9999). A date string with an offset can name an instant
+// just outside, and is refused.
+var (
+	MinRunAt = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxRunAt = time.Date(9999, 12, 31, 23, 59, 59, 999_000_000, time.UTC)
+)
+
+// HasRunAt reports whether RunAt was given (see EnqueueParams).
+func (p *EnqueueParams) HasRunAt() bool { return p.RunAtGiven || !p.RunAt.IsZero() }
+
 // FirstRunAt resolves when a validated job first becomes ready.
 func (p *EnqueueParams) FirstRunAt(now time.Time) time.Time {
-	if !p.RunAt.IsZero() {
+	if p.HasRunAt() {
 		return p.RunAt.UTC().Truncate(time.Millisecond)
 	}
 	return now.Add(p.Delay)

@@ -73,10 +73,11 @@ type NewJob struct {
 	MaxAttempts int
 	Backoff     Backoff
 	Key         string // "" for none
-	// RunAt is when the job becomes ready; if zero, Delay after the
-	// store's now.
-	RunAt time.Time
-	Delay time.Duration
+	// RunAt is when the job becomes ready if HasRunAt, else Delay after
+	// the store's now (RunAt's zero value is a valid date: year 1).
+	RunAt    time.Time
+	HasRunAt bool
+	Delay    time.Duration
 }
 
 // InsertParams insert jobs into one queue.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"log/slog"
 
-	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
 	"github.com/storaged/storaged/internal/backend"
@@ -65,7 +64,7 @@ func writeErrorBody(ctx *fasthttp.RequestCtx, be *backend.Error) {
 	var body errorBody
 	body.Error.Code = be.Code
 	body.Error.Message = be.Message
-	b, _ := json.Marshal(body)
+	b, _ := backend.Marshal(body)
 	ctx.Response.Reset()
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")

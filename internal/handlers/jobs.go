@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 
-	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
 	"github.com/storaged/storaged/internal/backend"
@@ -21,8 +20,8 @@ func jobID(ctx *fasthttp.RequestCtx) (string, error) {
 	return pathParam(ctx.UserValue("id"))
 }
 
-// seen remembers a queue for the queue-depth gauge.
-func (s *Server) seen(queue string) { s.queues.LoadOrStore(queue, struct{}{}) }
+// seen marks a queue as used, for the queue series of /metrics.
+func (s *Server) seen(queue string) *queueActivity { return s.queues.use(queue) }
 
 func (s *Server) enqueue(ctx *fasthttp.RequestCtx) error {
 	queue, err := queueName(ctx)
@@ -270,7 +269,7 @@ func (s *Server) purgeFailed(ctx *fasthttp.RequestCtx) error {
 
 // writeValue answers with v as JSON.
 func writeValue(ctx *fasthttp.RequestCtx, status int, v any) error {
-	b, err := json.MarshalNoEscape(v)
+	b, err := backend.Marshal(v)
 	if err != nil {
 		return err
 	}

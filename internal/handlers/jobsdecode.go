@@ -58,7 +58,7 @@ func (e *enqueueBody) toParams() (backend.EnqueueParams, error) {
 		if err != nil {
 			return p, backend.Errorf(backend.CodeInvalidArgument, "runAt must be an RFC 3339 time such as 2026-01-02T15:04:05.000Z")
 		}
-		p.RunAt = t
+		p.RunAt, p.RunAtGiven = t, true
 	}
 	var err error
 	if p.Delay, err = ms("delayMs", e.DelayMs); err != nil {

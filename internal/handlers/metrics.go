@@ -1,8 +1,11 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,9 +23,11 @@ type Metrics struct {
 	reg       *prometheus.Registry
 	requests  *prometheus.HistogramVec
 	backend   *prometheus.HistogramVec
-	enqueued  *prometheus.CounterVec
 	completed prometheus.Counter
 	failed    prometheus.Counter
+	// active is the server's set of recently used queues, where the queue
+	// service's enqueue counts go (see QueueObserver).
+	active atomic.Pointer[activeQueues]
 }
 
 // NewMetrics registers storaged's series and the Go runtime's.
@@ -38,12 +43,9 @@ func NewMetrics() *Metrics {
 		Help:    "Time spent in the backend for one operation, by port and operation.",
 		Buckets: []float64{.00002, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1, 5, 30},
 	}, []string{"port", "op"})
-	m.enqueued = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "storaged_jobs_enqueued_total", Help: "Jobs accepted by enqueue, by queue (dedupe hits included).",
-	}, []string{"queue"})
 	m.completed = prometheus.NewCounter(prometheus.CounterOpts{Name: "storaged_jobs_completed_total", Help: "Jobs acknowledged."})
 	m.failed = prometheus.NewCounter(prometheus.CounterOpts{Name: "storaged_jobs_failed_total", Help: "Fail calls (retried or dead-lettered)."})
-	m.reg.MustRegister(m.requests, m.backend, m.enqueued, m.completed, m.failed,
+	m.reg.MustRegister(m.requests, m.backend, m.completed, m.failed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -136,31 +138,161 @@ func (s *Server) RegisterMetrics(m *Metrics) {
 			}, func() float64 { a, b, c := ps.PoolStats(); return float64(k.pick(a, b, c)) }))
 		}
 	}
-	m.Register(&queueDepth{s: s, desc: prometheus.NewDesc("storaged_queue_jobs",
-		"Jobs by queue and status (queues this daemon has served).", []string{"queue", "status"}, nil)})
+	m.Register(&queueMetrics{s: s,
+		depth: prometheus.NewDesc("storaged_queue_jobs",
+			"Jobs by queue and status, for the queues used most recently (see STORAGED_METRICS_QUEUES).", []string{"queue", "status"}, nil),
+		enqueued: prometheus.NewDesc("storaged_jobs_enqueued_total",
+			"Jobs accepted by enqueue (dedupe hits included), by queue, for the queues used most recently; a queue's counter goes when the queue leaves the list.", []string{"queue"}, nil),
+		tracked: prometheus.NewDesc("storaged_metrics_queues",
+			"Queues /metrics shows: those used in the last 15 minutes, at most STORAGED_METRICS_QUEUES.", nil, nil),
+		truncated: prometheus.NewDesc("storaged_metrics_scrape_truncated",
+			"1 when this scrape ran out of its time budget (or met errors) before it had read the depth of every queue shown.", nil, nil),
+	})
 }
 
-// queueDepth reads the stats of every queue this daemon has seen at each
-// scrape, with a short timeout so a slow database cannot stall /metrics.
-type queueDepth struct {
-	s    *Server
-	desc *prometheus.Desc
+// The queue series are bounded: every queue name ever used used to stay in
+// /metrics, and each scrape queried every one of them, so 20 000 queues
+// made 6 MB scrapes that stopped silently at their timeout on PostgreSQL.
+// Now /metrics shows the queues used in the last queueIdleAfter, at most
+// Config.MetricsQueues of them (the least recently used go first), and a
+// scrape reads their depths within queueStatsBudget, saying when it could
+// not read them all.
+const (
+	// DefaultMetricsQueues is how many queues /metrics shows by default.
+	DefaultMetricsQueues = 1000
+	queueIdleAfter       = 15 * time.Minute
+	queueStatsBudget     = 2 * time.Second
+)
+
+// activeQueues remembers the queues used recently, with their enqueue
+// counts. Using a known queue takes no lock; a new one takes none either
+// until the list outgrows its bound by a quarter, when one caller trims it.
+type activeQueues struct {
+	max      int
+	idle     time.Duration
+	now      func() time.Time
+	m        sync.Map // queue name → *queueActivity
+	n        atomic.Int64
+	trimming sync.Mutex
 }
 
-func (q *queueDepth) Describe(ch chan<- *prometheus.Desc) { ch <- q.desc }
+type queueActivity struct {
+	last     atomic.Int64 // Unix nanoseconds of the last use
+	enqueued atomic.Uint64
+}
 
-func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	q.s.queues.Range(func(k, _ any) bool {
-		sts, err := q.s.jobs.Stats(ctx, k.(string))
-		if err != nil {
-			return false
+func newActiveQueues(max int) *activeQueues {
+	if max <= 0 {
+		max = DefaultMetricsQueues
+	}
+	return &activeQueues{max: max, idle: queueIdleAfter, now: time.Now}
+}
+
+// use records a use of queue and returns its entry.
+func (a *activeQueues) use(queue string) *queueActivity {
+	now := a.now().UnixNano()
+	if v, ok := a.m.Load(queue); ok {
+		q := v.(*queueActivity)
+		// Busy queues are used thousands of times a second; a write per
+		// second is enough to know they are.
+		if now-q.last.Load() > int64(time.Second) {
+			q.last.Store(now)
 		}
-		st := sts[0]
-		for status, n := range map[string]int64{"pending": st.Pending, "processing": st.Processing, "completed": st.Completed, "failed": st.Failed, "cancelled": st.Cancelled} {
-			ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, float64(n), st.Queue, status)
+		return q
+	}
+	q := &queueActivity{}
+	q.last.Store(now)
+	if v, loaded := a.m.LoadOrStore(queue, q); loaded {
+		return v.(*queueActivity)
+	}
+	if a.n.Add(1) > int64(a.max+a.max/4) {
+		a.trim()
+	}
+	return q
+}
+
+type activeQueue struct {
+	name string
+	q    *queueActivity
+	last int64
+}
+
+// trim forgets the queues idle too long and then, beyond the bound, the
+// least recently used; it returns those it kept, most recent first.
+func (a *activeQueues) trim() []activeQueue {
+	a.trimming.Lock()
+	defer a.trimming.Unlock()
+	cutoff := a.now().Add(-a.idle).UnixNano()
+	var keep []activeQueue
+	a.m.Range(func(k, v any) bool {
+		q := v.(*queueActivity)
+		if last := q.last.Load(); last < cutoff {
+			a.forget(k.(string), q)
+		} else {
+			keep = append(keep, activeQueue{k.(string), q, last})
 		}
 		return true
 	})
+	slices.SortFunc(keep, func(x, y activeQueue) int { return cmp.Compare(y.last, x.last) })
+	if len(keep) > a.max {
+		for _, e := range keep[a.max:] {
+			a.forget(e.name, e.q)
+		}
+		keep = keep[:a.max]
+	}
+	return keep
+}
+
+func (a *activeQueues) forget(name string, q *queueActivity) {
+	if a.m.CompareAndDelete(name, q) {
+		a.n.Add(-1)
+	}
+}
+
+// queueMetrics exports the queue series of the active queues at each
+// scrape.
+type queueMetrics struct {
+	s                                   *Server
+	depth, enqueued, tracked, truncated *prometheus.Desc
+}
+
+func (q *queueMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- q.depth
+	ch <- q.enqueued
+	ch <- q.tracked
+	ch <- q.truncated
+}
+
+func (q *queueMetrics) Collect(ch chan<- prometheus.Metric) {
+	active := q.s.queues.trim()
+	names := make([]string, len(active))
+	for i, e := range active {
+		names[i] = e.name
+		ch <- prometheus.MustNewConstMetric(q.enqueued, prometheus.CounterValue, float64(e.q.enqueued.Load()), e.name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), queueStatsBudget)
+	defer cancel()
+	stats, err := q.stats(ctx, names)
+	for _, st := range stats {
+		for status, n := range map[string]int64{"pending": st.Pending, "processing": st.Processing, "completed": st.Completed, "failed": st.Failed, "cancelled": st.Cancelled} {
+			ch <- prometheus.MustNewConstMetric(q.depth, prometheus.GaugeValue, float64(n), st.Queue, status)
+		}
+	}
+	truncated := 0.0
+	if len(stats) < len(names) {
+		truncated = 1
+		q.s.log.Warn("metrics: the scrape read the depth of only some queues", "read", len(stats), "queues", len(names), "err", err)
+	}
+	ch <- prometheus.MustNewConstMetric(q.tracked, prometheus.GaugeValue, float64(len(names)))
+	ch <- prometheus.MustNewConstMetric(q.truncated, prometheus.GaugeValue, truncated)
+}
+
+// stats reads the depth of queues in one grouped call of the queue
+// service (one query, one pipeline) within ctx; a call that fails or runs
+// out of time leaves the depths out, and the scrape says it was truncated.
+func (q *queueMetrics) stats(ctx context.Context, queues []string) ([]backend.QueueStats, error) {
+	if len(queues) == 0 {
+		return nil, nil
+	}
+	return q.s.jobs.Stats(ctx, queues...)
 }

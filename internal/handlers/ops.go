@@ -2,9 +2,9 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"time"
 
-	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
 	"github.com/storaged/storaged/internal/backend"
@@ -20,17 +20,27 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) error {
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := s.repo.Ping(c); err != nil {
-		return backend.Errorf(backend.CodeUnavailable, "repository backend %s is not ready", s.info.RepositoryBackend)
+		return backend.Errorf(backend.CodeUnavailable, "repository backend %s is not ready%s", s.info.RepositoryBackend, because(err))
 	}
 	if err := s.jobs.Ping(c); err != nil {
-		return backend.Errorf(backend.CodeUnavailable, "job queue backend %s is not ready", s.info.JobQueueBackend)
+		return backend.Errorf(backend.CodeUnavailable, "job queue backend %s is not ready%s", s.info.JobQueueBackend, because(err))
 	}
 	writeJSON(ctx, fasthttp.StatusOK, []byte(`{"status":"ready"}`))
 	return nil
 }
 
 func (s *Server) infoHandler(ctx *fasthttp.RequestCtx) error {
-	b, _ := json.Marshal(s.info)
+	b, _ := backend.Marshal(s.info)
 	writeJSON(ctx, fasthttp.StatusOK, b)
 	return nil
+}
+
+// because is ": " and the message of err when err is a *backend.Error,
+// whose messages are written for clients; other errors stay in the log.
+func because(err error) string {
+	var be *backend.Error
+	if errors.As(err, &be) && be.Code != backend.CodeInternal {
+		return ": " + be.Message
+	}
+	return ""
 }

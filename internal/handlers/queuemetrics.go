@@ -19,7 +19,9 @@ func (o queueObserver) Op(op string, d time.Duration, _ error) {
 func (o queueObserver) Jobs(event, queue string, n int) {
 	switch event {
 	case "enqueued":
-		o.m.enqueued.WithLabelValues(queue).Add(float64(n))
+		if a := o.m.active.Load(); a != nil {
+			a.use(queue).enqueued.Add(uint64(n))
+		}
 	case "completed":
 		o.m.completed.Add(float64(n))
 	case "failed", "retried":

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"net"
 	"strconv"
 
 	"github.com/valyala/fasthttp"
@@ -55,7 +56,7 @@ func (s *Server) create(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(ctx, fasthttp.StatusCreated, rec)
+	writeRecord(ctx, fasthttp.StatusCreated, rec)
 	return nil
 }
 
@@ -79,7 +80,7 @@ func (s *Server) findByID(ctx *fasthttp.RequestCtx) error {
 	if rec == nil {
 		return backend.Errorf(backend.CodeNotFound, "no record with id %q", id)
 	}
-	writeJSON(ctx, fasthttp.StatusOK, rec)
+	writeRecord(ctx, fasthttp.StatusOK, rec)
 	return nil
 }
 
@@ -104,22 +105,37 @@ func (s *Server) findMany(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	n := 2
-	for _, r := range recs {
-		n += len(r) + 1
-	}
-	out := make([]byte, 0, n)
-	out = append(out, '[')
-	for i, r := range recs {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = append(out, r...)
-	}
-	out = append(out, ']')
-	writeJSON(ctx, fasthttp.StatusOK, out)
+	writeRecords(ctx, recs)
 	return nil
 }
+
+// writeRecords answers with a JSON array of records, streamed from the
+// records themselves: a page of large records is not copied into one
+// buffer (and that again into the response), which used to cost twice
+// the size of the answer.
+func writeRecords(ctx *fasthttp.RequestCtx, recs []backend.Record) {
+	parts := make(net.Buffers, 0, 2*len(recs)+1)
+	n := 0
+	for i, r := range recs {
+		sep := commaBytes
+		if i == 0 {
+			sep = openBytes
+		}
+		parts = append(parts, sep, r)
+		n += 1 + len(r)
+	}
+	if len(recs) == 0 {
+		parts = append(parts, openBytes)
+		n++
+	}
+	parts = append(parts, closeBytes)
+	n++
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("application/json")
+	ctx.SetBodyStream(&parts, n)
+}
+
+var openBytes, commaBytes, closeBytes = []byte("["), []byte(","), []byte("]")
 
 func (s *Server) count(ctx *fasthttp.RequestCtx) error {
 	body := ctx.PostBody()
@@ -168,7 +184,7 @@ func (s *Server) update(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(ctx, fasthttp.StatusOK, rec)
+	writeRecord(ctx, fasthttp.StatusOK, rec)
 	return nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/fasthttp/router"
@@ -39,6 +38,9 @@ type Config struct {
 	// Tracer, if set, records a span per request, continuing the trace of
 	// the client's traceparent.
 	Tracer trace.Tracer
+	// MetricsQueues is how many queues /metrics shows at most (the most
+	// recently used); 0 is DefaultMetricsQueues.
+	MetricsQueues int
 }
 
 // Info is what GET /v1/info shows.
@@ -58,7 +60,7 @@ type Server struct {
 	info    Info
 	txs     *txManager
 	timeout time.Duration
-	queues  sync.Map // queue names served, for the queue-depth gauge
+	queues  *activeQueues // the queues /metrics shows
 	tracer  trace.Tracer
 }
 
@@ -76,11 +78,16 @@ func New(cfg Config) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
-	return &Server{
+	s := &Server{
 		repo: cfg.Repository, jobs: cfg.Jobs, log: cfg.Logger, metrics: cfg.Metrics, info: cfg.Info,
 		txs:     newTxManager(cfg.TxIdleTimeout, cfg.Logger),
 		timeout: cfg.RequestTimeout, tracer: cfg.Tracer,
+		queues: newActiveQueues(cfg.MetricsQueues),
 	}
+	// The queue service counts enqueues through the metrics' observer;
+	// they land on this server's active queues.
+	cfg.Metrics.active.Store(s.queues)
+	return s
 }
 
 // StopPolls answers every waiting long poll now; call it when shutting
@@ -319,4 +326,13 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(body)
+}
+
+// writeRecord answers with a record without copying it: a record is never
+// changed once encoded, and a copy of a large one would double what the
+// request costs in memory.
+func writeRecord(ctx *fasthttp.RequestCtx, status int, rec []byte) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.Response.SetBodyRaw(rec)
 }

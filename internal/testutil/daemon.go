@@ -48,28 +48,37 @@ type Daemon struct {
 	Socket string
 	Cmd    *exec.Cmd
 	Client *http.Client
+	// Log is what the daemon wrote on stderr so far (its JSON log lines).
+	Log    *LogBuffer
 	exited chan error
-	logs   syncBuffer
 }
 
-// Logs is what the daemon wrote on stderr so far (its JSON log lines).
-func (d *Daemon) Logs() string { return d.logs.String() }
+// Logs is what the daemon wrote on stderr so far.
+func (d *Daemon) Logs() string { return d.Log.String() }
 
-type syncBuffer struct {
+// LogBuffer collects what a daemon writes, for a test to read while the
+// daemon runs.
+type LogBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// StartDaemonLogged is StartDaemon; every daemon keeps its log in Log.
+func StartDaemonLogged(t testing.TB, env ...string) *Daemon {
+	t.Helper()
+	return StartDaemon(t, env...)
 }
 
 // StartDaemon runs the storaged binary with env (KEY=VALUE) on a fresh
@@ -97,8 +106,8 @@ func StartDaemonShell(t testing.TB, sock, shell string, env ...string) *Daemon {
 	}
 	cmd.Env = append(os.Environ(), append([]string{"STORAGED_SOCKET=" + sock, "STORAGED_LOG_LEVEL=warn"}, env...)...)
 	cmd.Stdout = nil // the "serving on" line; readiness is checked on the socket
-	d := &Daemon{Socket: sock, Cmd: cmd, exited: make(chan error, 1)}
-	cmd.Stderr = io.MultiWriter(os.Stderr, &d.logs)
+	d := &Daemon{Socket: sock, Cmd: cmd, Log: &LogBuffer{}, exited: make(chan error, 1)}
+	cmd.Stderr = io.MultiWriter(os.Stderr, d.Log)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -5,12 +5,14 @@ package testutil
 import (
 	"crypto/rand"
 	"encoding/hex"
+	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	json "github.com/goccy/go-json"
 )
@@ -68,4 +70,13 @@ func MustJSON(t testing.TB, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// RetryDelay is the pause before retry attempt+1 of an operation that
+// lost a race (a serialization failure): exponential from 1 ms, capped at
+// 100 ms, with full jitter, so that contenders that collided do not
+// collide again in step.
+func RetryDelay(attempt int) time.Duration {
+	ceiling := min(time.Millisecond<<min(attempt, 7), 100*time.Millisecond)
+	return time.Duration(mathrand.Int64N(int64(ceiling)) + 1)
 }

@@ -34,6 +34,9 @@ interface Pending {
 
 const CRLF2 = Buffer.from("\r\n\r\n");
 
+/** How long an aborted request may take to bring the answer already on its way. */
+const WRAP_UP_MS = 5_000;
+
 function abortError(): Error {
   return Object.assign(new Error("request aborted"), { name: "AbortError" });
 }
@@ -43,6 +46,8 @@ class Connection {
   private buf: Buffer = Buffer.alloc(0);
   private cur: Pending | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
+  /** The write side is shut (wrapUp): no request may follow. */
+  private ending = false;
   closed = false;
 
   constructor(
@@ -82,6 +87,21 @@ class Connection {
    */
   cancel(p: Pending, err: Error): void {
     if (this.cur === p) this.fail(err);
+  }
+
+  /**
+   * Ends p early without losing its answer: the write side is shut, which
+   * the daemon sees as the client leaving (a long poll then answers at
+   * once, and releases what it claimed if it had not answered yet), while
+   * an answer already on its way is still read and delivered. The
+   * connection is not reused. Past graceMs without an answer, p fails.
+   */
+  wrapUp(p: Pending, graceMs: number): void {
+    if (this.cur !== p || this.closed || this.ending) return;
+    this.ending = true;
+    this.socket.end();
+    const t = setTimeout(() => this.fail(abortError()), graceMs);
+    t.unref();
   }
 
   private finish(): Pending | undefined {
@@ -127,7 +147,7 @@ class Connection {
     const body = this.buf.toString("utf8", start, start + length);
     this.buf = this.buf.subarray(start + length);
     const p = this.finish();
-    if (close) {
+    if (close || this.ending) {
       this.closed = true;
       this.socket.end();
       this.drop(this);
@@ -193,7 +213,9 @@ export class HttpPool {
         if (i >= 0) this.waiting.splice(i, 1);
         p.reject(err);
       };
-      const onAbort = () => giveUp(abortError());
+      // A request under way when aborted is wrapped up, not cut: its
+      // answer (a long poll's claimed jobs) may already be on its way.
+      const onAbort = () => (p.conn ? p.conn.wrapUp(p, WRAP_UP_MS) : giveUp(abortError()));
       const timer = setTimeout(() => giveUp(new Error(`no answer within ${timeout.ms} ms (${timeout.name})`)), timeout.ms);
       signal?.addEventListener("abort", onAbort, { once: true });
       function done(): void {

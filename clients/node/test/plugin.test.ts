@@ -76,13 +76,18 @@ for (const backend of BACKENDS) {
         await app2.ready();
         const queue = app2.jobQueue.queue<ExecutePlanJob>(uniqueName("bg"));
         const id = await queue.enqueue({ planId: "plan-123" }, { runAt: new Date(Date.now() + 50) });
+        let started = false;
         let done = false;
         queue.work(async (job) => {
           assert.equal(job.data.planId, "plan-123");
+          started = true;
           await sleep(200);
           done = true;
         }, { waitMs: 5000 });
-        while ((await queue.getStatus(id)) !== JobStatus.PROCESSING) await sleep(10);
+        // Started, not just claimed: a claim the worker holds but has not
+        // started is handed back on close, not run (DESIGN §3a).
+        while (!started) await sleep(10);
+        assert.equal(await queue.getStatus(id), JobStatus.PROCESSING);
         await app2.close(); // drains the job in flight
         assert.ok(done);
         const check = Fastify();

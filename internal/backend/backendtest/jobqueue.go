@@ -27,6 +27,7 @@ func RunJobQueue(t *testing.T, newStore NewJobStore) {
 		{"ClaimOrder", testClaimOrder},
 		{"BatchClaimOrder", testBatchClaimOrder},
 		{"RunAtAndDelay", testRunAt},
+		{"RunAtYearOneAndRange", testRunAtYearOne},
 		{"FailRetriesThenDeadLetters", testFailRetries},
 		{"FailWithoutRetry", testFailNoRetry},
 		{"ExponentialBackoff", testExponentialBackoff},
@@ -1075,5 +1076,35 @@ func testConcurrentBatchWorkers(t *testing.T, b *jq) {
 	must(t, err)
 	if st.Completed != jobs {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// testRunAtYearOne: 0001-01-01T00:00:00Z is Go's zero time, which used to
+// mean "runAt not given" (so "now"). Given, it is a date: stored as given,
+// claimed first. The range every backend stores is 0001-01-01 to
+// 9999-12-31; outside it, enqueue is invalid_argument everywhere.
+func testRunAtYearOne(t *testing.T, b *jq) {
+	q := qname(t)
+	year1 := time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := enqueue(t, b, q, backend.EnqueueParams{})
+	last := enqueue(t, b, q, backend.EnqueueParams{RunAt: backend.MaxRunAt})
+	first := enqueue(t, b, q, backend.EnqueueParams{RunAt: year1, RunAtGiven: true})
+	second := enqueue(t, b, q, backend.EnqueueParams{RunAt: year1.Add(time.Millisecond)})
+	for id, want := range map[string]time.Time{first: year1, second: year1.Add(time.Millisecond), last: backend.MaxRunAt} {
+		if got := getJob(t, b, id).RunAt; !got.Equal(want) {
+			t.Fatalf("runAt %v stored as %v", want, got)
+		}
+	}
+	for _, want := range []string{first, second, now} {
+		if j := dequeue(t, b, q, backend.DequeueParams{}); j == nil || j.ID != want {
+			t.Fatalf("claimed %+v, want %s", j, want)
+		}
+	}
+	if j := dequeue(t, b, q, backend.DequeueParams{}); j != nil {
+		t.Fatalf("the job of year 9999 ran: %+v", j)
+	}
+	for _, at := range []time.Time{year1.Add(-time.Millisecond), backend.MaxRunAt.Add(time.Millisecond)} {
+		_, err := b.Enqueue(ctx(t), q, []backend.EnqueueParams{{Data: json.RawMessage(`1`), RunAt: at}})
+		wantCode(t, err, backend.CodeInvalidArgument)
 	}
 }

@@ -177,7 +177,7 @@ func (b *JobStore) Insert(_ context.Context, p backend.InsertParams) ([]backend.
 			}
 		}
 		runAt := nj.RunAt
-		if runAt.IsZero() {
+		if !nj.HasRunAt {
 			runAt = now.Add(nj.Delay)
 		}
 		j := &mjob{Job: backend.Job{

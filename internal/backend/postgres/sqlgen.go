@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	json "github.com/goccy/go-json"
-
 	"github.com/storaged/storaged/internal/backend"
 )
 
@@ -56,7 +54,7 @@ func (c *compiler) bind(v any) string {
 // jsonArg binds a scalar as its JSON text, compared as jsonb: jsonb
 // equality is type-strict (1, "1" and true differ) and numeric (1 = 1.0).
 func (c *compiler) jsonArg(v any) string {
-	b, _ := json.Marshal(v)
+	b, _ := backend.Marshal(v)
 	return c.bind(string(b)) + "::jsonb"
 }
 
@@ -107,7 +105,7 @@ func (c *compiler) cond(n *backend.Cond) string {
 				parts = append(parts, c.eq(v, nil))
 				continue
 			}
-			b, _ := json.Marshal(x)
+			b, _ := backend.Marshal(x)
 			list = append(list, string(b))
 		}
 		if len(list) > 0 {
@@ -135,7 +133,7 @@ func (c *compiler) cond(n *backend.Cond) string {
 		// one nested deeper. An EXISTS over jsonb_array_elements says the
 		// same, but the planner turns each into a join, and a filter
 		// with a thousand of them took minutes to plan.
-		b, _ := json.Marshal([]any{n.Value})
+		b, _ := backend.Marshal([]any{n.Value})
 		return "(jsonb_typeof(" + v + ") = 'array' AND " + v + " @> " + c.bind(string(b)) + "::jsonb)"
 	}
 	panic(fmt.Sprintf("postgres: unknown operator %d", n.Op))

@@ -35,8 +35,8 @@ func (s *Service) Enqueue(ctx context.Context, queue string, jobs []backend.Enqu
 		}
 		nj[i] = backend.NewJob{ID: backend.NewID(), Data: p.Data, Priority: p.Priority, MaxAttempts: p.MaxAttempts,
 			Backoff: p.Backoff, Key: p.Key, Delay: p.Delay}
-		if !p.RunAt.IsZero() {
-			nj[i].RunAt = p.RunAt.UTC().Truncate(1e6)
+		if p.HasRunAt() {
+			nj[i].RunAt, nj[i].HasRunAt = p.RunAt.UTC().Truncate(1e6), true
 		}
 	}
 	out, err = s.store.Insert(ctx, backend.InsertParams{Queue: queue, Jobs: nj, Now: s.now()})

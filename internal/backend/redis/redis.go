@@ -172,7 +172,7 @@ func (b *JobStore) Insert(ctx context.Context, p backend.InsertParams) ([]backen
 	args = append(args, b.prefix, nowArg(p.Now), p.Queue)
 	for _, j := range p.Jobs {
 		runAt := ""
-		if !j.RunAt.IsZero() {
+		if j.HasRunAt {
 			runAt = strconv.FormatInt(j.RunAt.UnixMilli(), 10)
 		}
 		args = append(args, j.ID, []byte(j.Data), j.Priority, j.MaxAttempts,
@@ -192,7 +192,7 @@ func (b *JobStore) Insert(ctx context.Context, p backend.InsertParams) ([]backen
 // Claim implements backend.JobStore.
 func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claimed, error) {
 	var out backend.Claimed
-	expired, _ := json.Marshal(p.Expired)
+	expired, _ := backend.Marshal(p.Expired)
 	res, err := claimScript.Run(ctx, b.rdb, nil, b.prefix, nowArg(p.Now), p.Queue, p.Lease.Milliseconds(), p.Token, p.Max, expired).Slice()
 	if err != nil {
 		return out, translate(err)
@@ -227,7 +227,7 @@ func (b *JobStore) Settle(ctx context.Context, p backend.SettleParams) ([]backen
 		}
 		errText := ""
 		if it.Error != nil {
-			e, _ := json.Marshal(it.Error)
+			e, _ := backend.Marshal(it.Error)
 			errText = string(e)
 		}
 		args = append(args, word, it.ID, it.Lease, it.Delay.Milliseconds(), errText)

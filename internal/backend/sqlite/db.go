@@ -9,15 +9,21 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -53,6 +59,10 @@ type DB struct {
 	wg     sync.WaitGroup
 	refs   int
 	stmts  sync.Map // stmtKey → *sql.Stmt
+	// file is the identity of the file opened, which checkFile compares
+	// the path with; zero for ":memory:".
+	file fileID
+	lost atomic.Bool // the path no longer names file; logged once
 }
 
 type stmtKey struct {
@@ -154,6 +164,9 @@ func dsn(path string, sync string, readOnly bool) string {
 	q.Add("_pragma", "temp_store(MEMORY)")
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
+		// A reader never creates the file: were it gone, an empty one
+		// would appear in its place.
+		q.Set("mode", "rw")
 	} else {
 		q.Set("_txlock", "immediate")
 	}
@@ -187,18 +200,26 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			return db, nil
 		}
 	}
-	writer, err := sql.Open("sqlite", dsn(cfg.Path, cfg.Synchronous, false))
+	db := &DB{path: cfg.Path, log: cfg.Logger, stop: make(chan struct{}), refs: 1}
+	wc, err := msqlite.NewConnector(dsn(cfg.Path, cfg.Synchronous, false))
 	if err != nil {
 		return nil, err
 	}
+	writer := sql.OpenDB(writerConnector{wc, db})
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
 	writer.SetConnMaxIdleTime(0)
-	db := &DB{path: cfg.Path, writer: writer, reader: writer, log: cfg.Logger, stop: make(chan struct{}), refs: 1}
+	db.writer, db.reader = writer, writer
 	if err := writer.PingContext(ctx); err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("sqlite: opening %s: %w", cfg.Path, err)
+	}
+	if cfg.Path != ":memory:" {
+		if db.file, err = identify(cfg.Path); err != nil {
+			writer.Close()
+			return nil, fmt.Errorf("sqlite: opening %s: %w", cfg.Path, err)
+		}
 	}
 	if !cfg.NoMigrate {
 		if _, err := Migrate(ctx, writer); err != nil {
@@ -208,11 +229,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	// A private in-memory database exists only on its one connection.
 	if cfg.Path != ":memory:" {
-		reader, err := sql.Open("sqlite", dsn(cfg.Path, cfg.Synchronous, true))
+		rc, err := msqlite.NewConnector(dsn(cfg.Path, cfg.Synchronous, true))
 		if err != nil {
 			writer.Close()
 			return nil, err
 		}
+		reader := sql.OpenDB(readerConnector{rc, db})
 		n := max(4, runtime.GOMAXPROCS(0)*2)
 		reader.SetMaxOpenConns(n)
 		reader.SetMaxIdleConns(n)
@@ -284,8 +306,11 @@ func (db *DB) checkpointLoop(every time.Duration) {
 	}
 }
 
-// Ping checks both pools.
+// Ping checks the file and both pools.
 func (db *DB) Ping(ctx context.Context) error {
+	if err := db.checkFile(); err != nil {
+		return err
+	}
 	if err := db.reader.PingContext(ctx); err != nil {
 		return translate(err)
 	}
@@ -342,6 +367,9 @@ func translate(err error) error {
 	}
 	var se *msqlite.Error
 	if errors.As(err, &se) {
+		if se.Code() == sqlite3.SQLITE_CONSTRAINT_COMMITHOOK {
+			return errFileGone // the only reason the commit hook refuses
+		}
 		switch se.Code() & 0xff {
 		case sqlite3.SQLITE_CONSTRAINT:
 			if se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
@@ -377,3 +405,155 @@ func (b *RepositoryBackend) PoolStats() (inUse, idle, max int) { return b.db.Poo
 
 // PoolStats implements handlers.PoolStater.
 func (b *JobStore) PoolStats() (inUse, idle, max int) { return b.db.PoolStats() }
+
+// The database file can be deleted, moved or replaced under a running
+// daemon (a cleanup script, a restore done wrong). SQLite keeps writing to
+// the file it has open, now unlinked, so writes were acknowledged and then
+// lost at the next start, while new readers opened an empty file at the
+// path. Every commit, every reader taken from the pool and every ping now
+// checks that the path still names the file opened (one stat, about a
+// microsecond) and refuses with unavailable when it does not.
+
+var errFileGone = backend.Errorf(backend.CodeUnavailable,
+	"the database file was deleted or replaced under storaged; nothing is read or written until it is back (see the daemon's log)")
+
+// fileID is what makes a file the same file: its device and inode, as
+// os.SameFile compares them.
+type fileID struct{ dev, ino uint64 }
+
+// identify stats path, without the allocations of os.Stat: this runs at
+// every commit.
+func identify(path string) (fileID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fileID{}, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return fileID{uint64(st.Dev), uint64(st.Ino)}, nil
+}
+
+// checkFile returns errFileGone unless the path names the file opened. It
+// logs the loss once, with where the open file can still be copied from,
+// and the return of the file.
+func (db *DB) checkFile() error {
+	if db.file == (fileID{}) {
+		return nil
+	}
+	id, err := identify(db.path)
+	if err == nil && id == db.file {
+		if db.lost.CompareAndSwap(true, false) {
+			db.log.Warn("sqlite: the database file is back; serving again", "path", db.path)
+		}
+		return nil
+	}
+	if db.lost.CompareAndSwap(false, true) {
+		db.log.Error("sqlite: the database file was deleted or replaced; refusing reads and writes (503) until it is back, "+
+			"restarting would lose every write since it was opened: copy the open file back to the path first",
+			"path", db.path, "open_file", db.openFileCopy(), "stat", errString(err))
+	}
+	return errFileGone
+}
+
+// openFileCopy is where the file this process still holds open can be
+// copied from (/proc/<pid>/fd/<n>), when it can be found.
+func (db *DB) openFileCopy() string {
+	dir := "/proc/self/fd"
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		return ""
+	}
+	for _, fd := range fds {
+		if id, err := identify(filepath.Join(dir, fd.Name())); err == nil && id == db.file {
+			return filepath.Join("/proc", strconv.Itoa(os.Getpid()), "fd", fd.Name())
+		}
+	}
+	return ""
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "another file is at the path"
+	}
+	return err.Error()
+}
+
+// writerConnector opens the writer's connection with a commit hook that
+// turns the commit of any transaction into a rollback when the file is
+// gone: nothing is acknowledged that the next start would not find.
+type writerConnector struct {
+	driver.Connector
+	db *DB
+}
+
+func (c writerConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hooks, ok := conn.(msqlite.HookRegisterer)
+	if !ok {
+		conn.Close()
+		return nil, errors.New("sqlite: the driver offers no commit hook")
+	}
+	hooks.RegisterCommitHook(func() int32 {
+		if c.db.checkFile() != nil {
+			return 1
+		}
+		return 0
+	})
+	return conn, nil
+}
+
+// readerConnector opens read connections only while the file is there,
+// and drops a pooled one when it is gone (it would read the unlinked
+// file).
+type readerConnector struct {
+	driver.Connector
+	db *DB
+}
+
+func (c readerConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	if err := c.db.checkFile(); err != nil {
+		return nil, err
+	}
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	full, ok := conn.(fullConn)
+	if !ok {
+		conn.Close()
+		return nil, errors.New("sqlite: the driver's connection lacks an interface database/sql uses")
+	}
+	return readerConn{full, c.db}, nil
+}
+
+// fullConn is every interface the driver's connections implement, so that
+// a wrapper hides none of them from database/sql.
+type fullConn interface {
+	driver.Conn
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+	driver.ExecerContext
+	driver.QueryerContext
+	driver.Pinger
+	driver.SessionResetter
+	driver.Validator
+}
+
+type readerConn struct {
+	fullConn
+	db *DB
+}
+
+// ResetSession runs each time database/sql takes the connection from the
+// pool again: a bad connection is closed, and the retry's Connect answers
+// errFileGone.
+func (c readerConn) ResetSession(ctx context.Context) error {
+	if c.db.checkFile() != nil {
+		return driver.ErrBadConn
+	}
+	return c.fullConn.ResetSession(ctx)
+}
+
+// Unwrap gives the driver's connection to code that looks for it.
+func (c readerConn) Unwrap() driver.Conn { return c.fullConn }

@@ -135,10 +135,10 @@ func (b *JobStore) insertTx(ctx context.Context, tx *sql.Tx, p backend.InsertPar
 			key = nj.Key
 		}
 		runAt := nj.RunAt
-		if runAt.IsZero() {
+		if !nj.HasRunAt {
 			runAt = now.Add(nj.Delay)
 		}
-		bo, _ := json.Marshal(nj.Backoff)
+		bo, _ := backend.Marshal(nj.Backoff)
 		if _, err := b.db.exec(ctx, tx, insertJobSQL, nj.ID, p.Queue, string(nj.Data), nj.Priority, nj.MaxAttempts, string(bo), key,
 			runAt.UnixMilli(), now.UnixMilli(), now.UnixMilli()); err != nil {
 			return nil, err
@@ -171,7 +171,7 @@ const claimSQL = `UPDATE jobs SET status = 'processing', attempts = attempts + 1
 // Claim implements backend.JobStore.
 func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claimed, error) {
 	var out backend.Claimed
-	expired, _ := json.Marshal(p.Expired)
+	expired, _ := backend.Marshal(p.Expired)
 	err := b.inWriter(ctx, func(tx *sql.Tx) error {
 		now := backend.NowOr(p.Now).UnixMilli()
 		if _, err := b.db.exec(ctx, tx, sweepSQL, now, p.Queue, string(expired)); err != nil {
@@ -272,7 +272,7 @@ func (b *JobStore) settleTx(ctx context.Context, tx *sql.Tx, p backend.SettlePar
 		}
 		var lastErr any
 		if it.Error != nil {
-			e, _ := json.Marshal(it.Error)
+			e, _ := backend.Marshal(it.Error)
 			lastErr = string(e)
 		}
 		var queue string
