@@ -409,7 +409,7 @@ function report() {
     target("daemon RSS idle", results.footprint.idle_rss_mib, 30, "<=", "MiB");
   }
   md.push("## Targets", "", "| target | measured | goal | met |", "|---|---|---|---|");
-  for (const t of results.targets) md.push(`| ${t.name} | ${f(t.value, 2)} ${t.unit} | ${t.cmp} ${t.limit} ${t.unit} | ${t.met ? "yes" : "**no**"} |`);
+  for (const t of results.targets) md.push(`| ${t.name} | ${t.unit === "/s" ? k(t.value) : f(t.value, 2)} ${t.unit} | ${t.cmp} ${t.unit === "/s" ? k(t.limit) : t.limit} ${t.unit} | ${t.met ? "yes" : "**no**"} |`);
   md.push("");
   return md.join("\n");
 }

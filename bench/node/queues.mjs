@@ -534,6 +534,7 @@ export function queueReport(md) {
     md.push("");
 
     md.push(`## enqueueMany (${Q.jobs} jobs in calls of ${Q.enqueue_batch}, into an empty queue)`, "",
+      `Every contender sends the same calls of ${Q.enqueue_batch} jobs, a chunk a user would send (storaged takes up to 10 000 a call; the deep-queue fill below uses that).`, "",
       "| contender | call | backend | jobs/s | CPU µs/job (node / daemon / postgres / redis) |", "|---|---|---|---|---|");
     for (const [name, x] of Object.entries(C)) {
       if (x.extra) continue;
