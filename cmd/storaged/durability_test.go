@@ -62,12 +62,36 @@ func load(d *testutil.Daemon, log *ackLog, stop chan struct{}, wg *sync.WaitGrou
 			json.Unmarshal(b, &r)
 			log.add(&log.jobs, r.ID)
 		}
-		st, b, err = call(d.Client, "POST", "/v1/queues/durable/dequeue", `{"leaseMs":500}`)
+		if worker%2 == 0 {
+			st, b, err = call(d.Client, "POST", "/v1/queues/durable/dequeue", `{"leaseMs":500}`)
+			if err == nil && st == 200 {
+				var j struct{ ID, Lease string }
+				json.Unmarshal(b, &j)
+				if st, _, err := call(d.Client, "POST", "/v1/jobs/"+j.ID+"/ack", `{"lease":"`+j.Lease+`"}`); err == nil && st == 204 {
+					log.add(&log.done, j.ID)
+				}
+			}
+			continue
+		}
+		// Batches (DESIGN §3a): a kill may come between the claim and the
+		// ack, or in the middle of either; only items acknowledged one by
+		// one in the answer count as done.
+		st, b, err = call(d.Client, "POST", "/v1/queues/durable/dequeue", `{"leaseMs":500,"max":20}`)
 		if err == nil && st == 200 {
-			var j struct{ ID, Lease string }
-			json.Unmarshal(b, &j)
-			if st, _, err := call(d.Client, "POST", "/v1/jobs/"+j.ID+"/ack", `{"lease":"`+j.Lease+`"}`); err == nil && st == 204 {
-				log.add(&log.done, j.ID)
+			var jobs []struct{ ID, Lease string }
+			json.Unmarshal(b, &jobs)
+			items := make([]string, len(jobs))
+			for k, j := range jobs {
+				items[k] = `{"id":"` + j.ID + `","lease":"` + j.Lease + `"}`
+			}
+			st, b, err := call(d.Client, "POST", "/v1/jobs/ack", "["+strings.Join(items, ",")+"]")
+			var outcomes []*struct{ Code string }
+			if err == nil && st == 200 && json.Unmarshal(b, &outcomes) == nil && len(outcomes) == len(jobs) {
+				for k, o := range outcomes {
+					if o == nil {
+						log.add(&log.done, jobs[k].ID)
+					}
+				}
 			}
 		}
 	}

@@ -63,8 +63,15 @@ func eachJobOnce(t *testing.T, daemons []*testutil.Daemon) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				// Half the workers take one job per call, half batches
+				// (DESIGN §3a): both must see every job exactly once.
+				batched := w%2 == 1
 				for {
-					st, b, err := call(d.Client, "POST", "/v1/queues/multi/dequeue", `{"waitMs":500,"leaseMs":30000}`)
+					body := `{"waitMs":500,"leaseMs":30000}`
+					if batched {
+						body = `{"waitMs":500,"leaseMs":30000,"max":50}`
+					}
+					st, b, err := call(d.Client, "POST", "/v1/queues/multi/dequeue", body)
 					if err != nil {
 						t.Error(err)
 						return
@@ -72,14 +79,31 @@ func eachJobOnce(t *testing.T, daemons []*testutil.Daemon) {
 					if st == 204 {
 						return
 					}
-					var j struct{ ID, Lease string }
-					json.Unmarshal(b, &j)
+					var jobs []struct{ ID, Lease string }
+					if batched {
+						json.Unmarshal(b, &jobs)
+					} else {
+						jobs = make([]struct{ ID, Lease string }, 1)
+						json.Unmarshal(b, &jobs[0])
+					}
+					items := make([]string, len(jobs))
 					mu.Lock()
-					delivered[j.ID]++
-					perDaemon[di]++
+					for k, j := range jobs {
+						delivered[j.ID]++
+						items[k] = `{"id":"` + j.ID + `","lease":"` + j.Lease + `"}`
+					}
+					perDaemon[di] += len(jobs)
 					mu.Unlock()
-					if st, b, err := call(d.Client, "POST", "/v1/jobs/"+j.ID+"/ack", `{"lease":"`+j.Lease+`"}`); err != nil || st != 204 {
-						t.Errorf("ack: %d %s %v", st, b, err)
+					if !batched {
+						if st, b, err := call(d.Client, "POST", "/v1/jobs/"+jobs[0].ID+"/ack", `{"lease":"`+jobs[0].Lease+`"}`); err != nil || st != 204 {
+							t.Errorf("ack: %d %s %v", st, b, err)
+							return
+						}
+						continue
+					}
+					st, b, err = call(d.Client, "POST", "/v1/jobs/ack", "["+strings.Join(items, ",")+"]")
+					if err != nil || st != 200 || strings.Contains(string(b), "code") {
+						t.Errorf("ack many: %d %s %v", st, b, err)
 						return
 					}
 				}

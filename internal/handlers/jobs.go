@@ -130,20 +130,20 @@ func (s *Server) getJob(ctx *fasthttp.RequestCtx) error {
 }
 
 // settleOne serves POST /v1/jobs/{id}/<call>: one item, 204 or its error.
-func settleOne[T any](s *Server, decode func(id string, body []byte) (T, error),
-	call func(context.Context, []T) ([]error, error)) handlerFunc {
+func settleOne[T any](s *Server, call string, of func(settleBody) (T, error),
+	settle func(context.Context, []T) ([]error, error)) handlerFunc {
 	return func(ctx *fasthttp.RequestCtx) error {
 		id, err := jobID(ctx)
 		if err != nil {
 			return err
 		}
-		item, err := decode(id, ctx.PostBody())
+		item, err := decodeOne(call, id, ctx.PostBody(), of)
 		if err != nil {
 			return err
 		}
 		c, cancel := s.callCtx(ctx, 0)
 		defer cancel()
-		outcomes, err := call(c, []T{item})
+		outcomes, err := settle(c, []T{item})
 		if err == nil {
 			err = outcomes[0]
 		}
@@ -158,20 +158,16 @@ func settleOne[T any](s *Server, decode func(id string, body []byte) (T, error),
 // settleMany serves POST /v1/jobs/<call> (DESIGN §3a): an array of items,
 // 200 with one outcome per item in order, null or the error body's
 // {"code", "message"}.
-func settleMany[T any](s *Server, what string, decode func(id string, body []byte) (T, error),
-	call func(context.Context, []T) ([]error, error)) handlerFunc {
+func settleMany[T any](s *Server, call string, of func(settleBody) (T, error),
+	settle func(context.Context, []T) ([]error, error)) handlerFunc {
 	return func(ctx *fasthttp.RequestCtx) error {
-		raws, err := decodeArray(ctx.PostBody(), what)
-		if err != nil {
-			return err
-		}
-		items, err := eachItem(raws, func(b []byte) (T, error) { return decode("", b) })
+		items, err := decodeMany(call, ctx.PostBody(), of)
 		if err != nil {
 			return err
 		}
 		c, cancel := s.callCtx(ctx, 0)
 		defer cancel()
-		outcomes, err := call(c, items)
+		outcomes, err := settle(c, items)
 		if err != nil {
 			return err
 		}
@@ -183,10 +179,6 @@ func settleMany[T any](s *Server, what string, decode func(id string, body []byt
 		}
 		return writeValue(ctx, fasthttp.StatusOK, out)
 	}
-}
-
-func refDecoder(call string) func(id string, b []byte) (backend.LeaseRef, error) {
-	return func(id string, b []byte) (backend.LeaseRef, error) { return DecodeRef(call, id, b) }
 }
 
 // noBody refuses a body on calls that take none, so that a client sending

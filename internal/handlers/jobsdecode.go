@@ -207,11 +207,16 @@ func decodeSettle(call, id string, b []byte) (settleBody, error) {
 	if err := decodeStrict(b, &body); err != nil {
 		return body, err
 	}
+	return body, body.check(call, id)
+}
+
+// check applies the rules of one item of call that JSON types cannot say.
+func (body *settleBody) check(call, id string) error {
 	switch {
 	case id == "" && body.ID == nil:
-		return body, backend.Errorf(backend.CodeInvalidArgument, "id is required")
+		return backend.Errorf(backend.CodeInvalidArgument, "id is required")
 	case id != "" && body.ID != nil:
-		return body, backend.Errorf(backend.CodeInvalidArgument, "the job id is in the path; the body takes no id")
+		return backend.Errorf(backend.CodeInvalidArgument, "the job id is in the path; the body takes no id")
 	case id != "":
 		body.ID = &id
 	}
@@ -225,27 +230,47 @@ func decodeSettle(call, id string, b []byte) (settleBody, error) {
 		extra = "retry"
 	}
 	if extra != "" {
-		return body, backend.Errorf(backend.CodeInvalidArgument, "%s does not apply to %s", extra, call)
+		return backend.Errorf(backend.CodeInvalidArgument, "%s does not apply to %s", extra, call)
 	}
-	return body, nil
+	return nil
 }
 
-// DecodeRef decodes the {lease} of ack and release (id from the path, or
-// in the body when id is "").
-func DecodeRef(call, id string, b []byte) (backend.LeaseRef, error) {
-	body, err := decodeSettle(call, id, b)
-	if err != nil {
-		return backend.LeaseRef{}, err
+// decodeSettleBatch decodes the array of a settle-many call in one pass
+// (the batch is the hot path of every worker); a body that does not
+// decode is decoded again item by item, so that the error names the item.
+func decodeSettleBatch(call string, b []byte) ([]settleBody, error) {
+	if err := checkBody(b); err != nil {
+		return nil, err
 	}
+	trimmed := bytes.TrimSpace(b)
+	if len(trimmed) == 0 || trimmed[0] != '[' {
+		return nil, backend.Errorf(backend.CodeInvalidArgument, "request body must be a JSON array of claims")
+	}
+	var items []settleBody
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&items); err != nil || dec.More() {
+		raws, err := decodeArray(b, "claims")
+		if err != nil {
+			return nil, err
+		}
+		return eachItem(raws, func(x []byte) (settleBody, error) { return decodeSettle(call, "", x) })
+	}
+	for i := range items {
+		if err := items[i].check(call, ""); err != nil {
+			return nil, backend.Errorf(backend.CodeInvalidArgument, "item %d: %s", i, err.(*backend.Error).Message)
+		}
+	}
+	return items, nil
+}
+
+// The settle calls' items, from their decoded bodies.
+
+func refOf(body settleBody) (backend.LeaseRef, error) {
 	return backend.LeaseRef{ID: *body.ID, Lease: body.Lease}, nil
 }
 
-// DecodeFail decodes {lease, error: {name, message, stack}, retry}.
-func DecodeFail(id string, b []byte) (backend.FailParams, error) {
-	body, err := decodeSettle("fail", id, b)
-	if err != nil {
-		return backend.FailParams{}, err
-	}
+func failOf(body settleBody) (backend.FailParams, error) {
 	p := backend.FailParams{ID: *body.ID, Lease: body.Lease, Retry: true}
 	if body.Retry != nil {
 		p.Retry = *body.Retry
@@ -256,12 +281,7 @@ func DecodeFail(id string, b []byte) (backend.FailParams, error) {
 	return p, nil
 }
 
-// DecodeHeartbeat decodes {lease, leaseMs}.
-func DecodeHeartbeat(id string, b []byte) (backend.HeartbeatParams, error) {
-	body, err := decodeSettle("heartbeat", id, b)
-	if err != nil {
-		return backend.HeartbeatParams{}, err
-	}
+func heartbeatOf(body settleBody) (backend.HeartbeatParams, error) {
 	ext, err := ms("leaseMs", body.LeaseMs)
 	if err != nil {
 		return backend.HeartbeatParams{}, err
@@ -270,4 +290,43 @@ func DecodeHeartbeat(id string, b []byte) (backend.HeartbeatParams, error) {
 		return backend.HeartbeatParams{}, backend.ErrLeaseMs
 	}
 	return backend.HeartbeatParams{ID: *body.ID, Lease: body.Lease, Extend: ext}, nil
+}
+
+// decodeOne decodes the body of POST /v1/jobs/{id}/<call>.
+func decodeOne[T any](call, id string, b []byte, of func(settleBody) (T, error)) (T, error) {
+	body, err := decodeSettle(call, id, b)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return of(body)
+}
+
+// decodeMany decodes the body of POST /v1/jobs/<call>.
+func decodeMany[T any](call string, b []byte, of func(settleBody) (T, error)) ([]T, error) {
+	bodies, err := decodeSettleBatch(call, b)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, len(bodies))
+	for i, body := range bodies {
+		if out[i], err = of(body); err != nil {
+			if len(bodies) > 1 {
+				return nil, backend.Errorf(backend.CodeInvalidArgument, "item %d: %s", i, err.(*backend.Error).Message)
+			}
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// DecodeRef decodes the {lease} of ack and release.
+func DecodeRef(call, id string, b []byte) (backend.LeaseRef, error) { return decodeOne(call, id, b, refOf) }
+
+// DecodeFail decodes {lease, error: {name, message, stack}, retry}.
+func DecodeFail(id string, b []byte) (backend.FailParams, error) { return decodeOne("fail", id, b, failOf) }
+
+// DecodeHeartbeat decodes {lease, leaseMs}.
+func DecodeHeartbeat(id string, b []byte) (backend.HeartbeatParams, error) {
+	return decodeOne("heartbeat", id, b, heartbeatOf)
 }

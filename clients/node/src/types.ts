@@ -166,11 +166,13 @@ export interface WorkOptions {
   /** Handlers run at once; default 1. */
   concurrency?: number;
   /**
-   * Claims held beyond those running, so that the next job is at hand when
-   * a handler finishes and a dequeue brings many jobs at once (DESIGN §3a).
-   * Their leases are renewed with the running ones; stop() hands them back.
-   * Default: 4 × concurrency, at least 16, at most 1 000 (see README,
-   * "Tuning workers"). 0 claims only what can start at once.
+   * The most claims held beyond those running, so that the next job is at
+   * hand when a handler finishes and one dequeue brings many jobs
+   * (DESIGN §3a). Below it the worker holds what its handlers finish in two
+   * dequeue round trips, never more than they finish in a third of the
+   * lease; waiting claims are renewed with the running ones and stop()
+   * hands them back. Default 1 000 (the largest batch); 0 claims only what
+   * can start at once. See README, "Tuning workers".
    */
   prefetch?: number;
   /** Lease per claim; heartbeats renew it at a third of its length. Default 30 000. */

@@ -6,10 +6,8 @@ import type { FailItem, ItemResult, Job, WorkOptions, Worker } from "./types.js"
 /** The most items one batch call carries (DESIGN §3a). */
 const MAX_BATCH = 1000;
 
-/** The prefetch of a worker that names none: see README, "Tuning workers". */
-export function defaultPrefetch(concurrency: number): number {
-  return Math.min(Math.max(4 * concurrency, 16), MAX_BATCH);
-}
+/** The most claims a worker holds beyond those running, unless told: see README, "Tuning workers". */
+export const DEFAULT_PREFETCH = MAX_BATCH;
 
 function positiveInteger(name: string, v: number | undefined, fallback: number, min = 1): number {
   if (v === undefined) return fallback;
@@ -18,15 +16,22 @@ function positiveInteger(name: string, v: number | undefined, fallback: number, 
 }
 
 /**
- * The seed's processing loop, batched (DESIGN §3a). One fetcher keeps up to
- * concurrency + prefetch claims at hand with dequeueMany (one long poll at a
- * time); handlers take them in claim order, at most concurrency at once;
- * outcomes are sent in batches: each completion joins the acknowledgeMany
- * (or failMany) that leaves on the next turn of the event loop, or, while
- * one is on its way, the one after it. One heartbeatMany at a third of the
- * lease renews every claim held, running or waiting. stop() ends the poll,
- * releases the waiting claims so that other workers get them at once, lets
- * the running handlers finish and sends their outcomes.
+ * The seed's processing loop, batched (DESIGN §3a). One fetcher keeps
+ * claims at hand with dequeueMany (one long poll at a time); handlers take
+ * them in claim order, at most concurrency at once; outcomes are sent in
+ * batches: each completion joins the acknowledgeMany (or failMany) that
+ * leaves on the next turn of the event loop, or, while one is on its way,
+ * the one after it. One heartbeatMany at a third of the lease renews every
+ * claim held, running or waiting. stop() ends the poll, releases the
+ * waiting claims so that other workers get them at once, lets the running
+ * handlers finish and sends their outcomes.
+ *
+ * How many claims wait beyond the running ones adapts to the work: as many
+ * as the handlers finish in two dequeue round trips, so that the next
+ * batch arrives before the last one runs out, and never more than they
+ * finish in a third of the lease (nor more than prefetch). Fast handlers
+ * thus get big batches (hundreds of jobs per round trip), slow ones hold
+ * next to nothing that other workers could be running.
  */
 export class QueueWorker<T> implements Worker {
   private readonly concurrency: number;
@@ -55,13 +60,18 @@ export class QueueWorker<T> implements Worker {
   private readonly fetched: Promise<void>;
   stopped: Promise<void> | undefined;
 
+  // What the adaptive prefetch knows, as moving averages: how long a
+  // handler takes and a dequeue's round trip, in ms (0: not known yet).
+  private took = 0;
+  private rtt = 1;
+
   constructor(
     private readonly queue: WorkerQueue<T>,
     private readonly handler: (job: Job<T>) => Promise<void>,
     options: WorkOptions,
   ) {
     this.concurrency = positiveInteger("concurrency", options.concurrency, 1);
-    this.prefetch = positiveInteger("prefetch", options.prefetch, defaultPrefetch(this.concurrency), 0);
+    this.prefetch = Math.min(positiveInteger("prefetch", options.prefetch, DEFAULT_PREFETCH, 0), MAX_BATCH);
     this.leaseMs = positiveInteger("leaseMs", options.leaseMs, 30_000);
     this.waitMs = positiveInteger("waitMs", options.waitMs, 30_000, 0);
     this.onError = options.onError ?? ((err) => process.emitWarning(`storaged worker: ${(err as Error).message ?? err}`));
@@ -72,9 +82,22 @@ export class QueueWorker<T> implements Worker {
     this.fetched = this.fetch();
   }
 
+  /**
+   * How many claims should wait beyond the running ones: what the
+   * handlers can finish in two dequeue round trips (their own pace, not
+   * the pace the batches so far allowed), and no more than in a third of
+   * the lease.
+   */
+  private target(): number {
+    if (this.took === 0) return Math.min(this.concurrency, this.prefetch);
+    const rate = this.concurrency / Math.max(this.took, 0.001); // jobs per ms
+    const want = Math.ceil(Math.min(rate * this.rtt * 2, (rate * this.leaseMs) / 3));
+    return Math.min(Math.max(want, this.concurrency), this.prefetch);
+  }
+
   /** How many more claims the worker may hold. */
   private room(): number {
-    return this.concurrency + this.prefetch - this.buffer.length - this.running;
+    return this.concurrency + this.target() - this.buffer.length - this.running;
   }
 
   private async fetch(): Promise<void> {
@@ -82,13 +105,17 @@ export class QueueWorker<T> implements Worker {
     while (!this.stopping) {
       // Fetch when a slot is free and the waiting claims run low, so that
       // each dequeue brings a batch rather than one job at a time.
-      if (this.room() < 1 || this.buffer.length > this.prefetch / 2) {
+      const room = this.room();
+      if (room < 1 || this.buffer.length > this.target() / 2) {
         await new Promise<void>((resolve) => (this.slotFreed = resolve));
         continue;
       }
       let jobs: Job<T>[];
       try {
-        jobs = await this.queue.dequeueMany(Math.min(this.room(), MAX_BATCH), { waitMs: this.waitMs, leaseMs: this.leaseMs }, this.abort.signal);
+        const sent = performance.now();
+        jobs = await this.queue.dequeueMany(Math.min(room, MAX_BATCH), { waitMs: this.waitMs, leaseMs: this.leaseMs }, this.abort.signal);
+        // A dequeue that waited for work says nothing of the round trip.
+        if (jobs.length === Math.min(room, MAX_BATCH)) this.rtt = 0.7 * this.rtt + 0.3 * (performance.now() - sent);
         backoff = 100;
       } catch (err) {
         if (this.stopping) return;
@@ -118,12 +145,15 @@ export class QueueWorker<T> implements Worker {
 
   private async run(job: Job<T>): Promise<void> {
     this.running++;
+    const start = performance.now();
     try {
       await this.handler(job);
       this.acks.push(job);
     } catch (err) {
       this.fails.push({ job, error: err instanceof Error ? err : new Error(String(err)), retry: true });
     }
+    const took = performance.now() - start;
+    this.took = this.took === 0 ? took : 0.9 * this.took + 0.1 * took;
     this.held.delete(job);
     this.running--;
     this.scheduleFlush();

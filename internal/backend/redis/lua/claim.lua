@@ -21,7 +21,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0,
   if f[6] == 'processing' then
     if tonumber(f[1]) >= tonumber(f[2]) then
       redis.call('HSET', jkey(id), 'lastError', expired)
-      finish(id, q, 'processing', f[4], f[5] or '', 'failed', now)
+      finish(id, q, 'processing', f[4], f[5] or '', 'failed', now, now)
     else
       -- Still "processing" until claimed again: its holder may yet ack.
       redis.call('ZADD', ready, -tonumber(f[3]), ready_member(f[4], id))
@@ -31,24 +31,45 @@ end
 
 local out = {0}
 local got, fresh = 0, 0
+local leased = {}
 while got < want do
-  local top = redis.call('ZPOPMIN', ready)
+  -- One pop for the whole batch; an entry whose job has moved on since it
+  -- was filed (cancelled, say) is skipped and the loop pops again.
+  local top = redis.call('ZPOPMIN', ready, want - got)
   if #top == 0 then break end
-  local id = string.sub(top[1], 17)
-  local k = jkey(id)
-  local status = redis.call('HGET', k, 'status')
-  if status == 'pending' or status == 'processing' then
-    local expires = now + lease_ms
-    redis.call('HINCRBY', k, 'attempts', 1)
-    redis.call('HSET', k, 'status', 'processing', 'lease', token .. '.' .. id, 'leaseMs', lease_ms,
-      'startedAt', now, 'updatedAt', now, 'leaseExpiresAt', expires)
-    redis.call('ZADD', leases, expires, id)
-    if status == 'pending' then fresh = fresh + 1 end
-    out[#out + 1] = redis.call('HGETALL', k)
-    got = got + 1
+  for i = 1, #top, 2 do
+    local id = string.sub(top[i], 17)
+    local k = jkey(id)
+    local h = redis.call('HGETALL', k)
+    local f = {}
+    for n = 1, #h, 2 do f[h[n]] = n + 1 end
+    local status = f.status and h[f.status]
+    if status == 'pending' or status == 'processing' then
+      local expires = now + lease_ms
+      local lease = token .. '.' .. id
+      local attempts = tonumber(h[f.attempts]) + 1
+      redis.call('HSET', k, 'status', 'processing', 'attempts', attempts, 'lease', lease, 'leaseMs', lease_ms,
+        'startedAt', now, 'updatedAt', now, 'leaseExpiresAt', expires)
+      leased[#leased + 1] = expires
+      leased[#leased + 1] = id
+      if status == 'pending' then fresh = fresh + 1 end
+      -- The answer is the hash as read, with what the claim changed (as
+      -- strings, as HGETALL gives them).
+      local set = {status = 'processing', attempts = tostring(attempts), lease = lease, leaseMs = string.format('%.0f', lease_ms),
+        startedAt = string.format('%.0f', now), updatedAt = string.format('%.0f', now), leaseExpiresAt = string.format('%.0f', expires)}
+      for name, value in pairs(set) do
+        if f[name] then h[f[name]] = value else h[#h + 1] = name; h[#h + 1] = value end
+      end
+      out[#out + 1] = h
+      got = got + 1
+    end
   end
 end
+for i = 1, #leased, 1000 do
+  redis.call('ZADD', leases, unpack(leased, i, math.min(i + 999, #leased)))
+end
 if fresh > 0 then count(q, 'pending', 'processing', fresh) end
+flush_counts()
 -- Only a call left short needs to know when to look again.
 if got < want then
   out[1] = -1

@@ -37,7 +37,8 @@ end
 if added then
   local c = 0
   for i = 2, #out, 2 do if out[i] == '0' then c = c + 1 end end
-  redis.call('HINCRBY', qkey(q, 'counts'), 'pending', c)
+  count(q, nil, 'pending', c)
+  flush_counts()
   wake(q)
 end
 return out

@@ -25,29 +25,46 @@ local function ready_member(run_at, id)
   return string.format('%015d', tonumber(run_at) + year0) .. ':' .. id
 end
 
--- count moves n jobs (default 1) from one status count to another.
+-- count moves n jobs (default 1) from one status count to another. The
+-- moves are summed and written once per queue and status by
+-- flush_counts, which every script that counts calls before it returns:
+-- a batch of 500 acks is two HINCRBYs, not a thousand.
+local counts = {}
 local function count(q, from, to, n)
   n = n or 1
-  local c = qkey(q, 'counts')
-  if from then redis.call('HINCRBY', c, from, -n) end
-  if to then redis.call('HINCRBY', c, to, n) end
+  local c = counts[q]
+  if not c then c = {}; counts[q] = c end
+  if from then c[from] = (c[from] or 0) - n end
+  if to then c[to] = (c[to] or 0) + n end
+end
+
+local function flush_counts()
+  for q, c in pairs(counts) do
+    for status, n in pairs(c) do
+      if n ~= 0 then redis.call('HINCRBY', qkey(q, 'counts'), status, n) end
+    end
+  end
+  counts = {}
 end
 
 local function wake(q) redis.call('PUBLISH', P .. ':wake', q) end
 
 -- finish ends a job for good: out of every claimable set, into the set of
--- its final status, its dedupe key released.
-local function finish(id, q, from, run_at, key, status, now)
+-- its final status, its dedupe key released. expires is the claim's lease
+-- expiry: a claim whose lease has not run out cannot wait in ready (only
+-- the claim script files expired claims there), so it is not looked for.
+local function finish(id, q, from, run_at, key, status, now, expires)
   if from == 'processing' then
     redis.call('ZREM', qkey(q, 'leases'), id)
   else
     redis.call('ZREM', qkey(q, 'scheduled'), id)
   end
-  -- A pending job, or an expired claim waiting to be claimed again.
-  redis.call('ZREM', qkey(q, 'ready'), ready_member(run_at, id))
+  if from ~= 'processing' or not expires or tonumber(expires) <= now then
+    redis.call('ZREM', qkey(q, 'ready'), ready_member(run_at, id))
+  end
   local k = jkey(id)
-  redis.call('HSET', k, 'status', status, 'finishedAt', now, 'updatedAt', now)
-  redis.call('HDEL', k, 'leaseExpiresAt')
+  -- An empty leaseExpiresAt reads as none, and saves an HDEL.
+  redis.call('HSET', k, 'status', status, 'finishedAt', now, 'updatedAt', now, 'leaseExpiresAt', '')
   redis.call('ZADD', qkey(q, status), now, id)
   if key ~= '' and redis.call('HGET', qkey(q, 'keys'), key) == id then
     redis.call('HDEL', qkey(q, 'keys'), key)

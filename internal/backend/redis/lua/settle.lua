@@ -11,14 +11,15 @@ local woken = {}
 for i = 3, #ARGV, 5 do
   local kind, id, lease, delay, err = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
   local k = jkey(id)
-  local f = redis.call('HMGET', k, 'status', 'lease', 'queue', 'runAt', 'key', 'priority', 'leaseMs')
-  local status, cur, q, run_at, key, prio = f[1], f[2] or '', f[3], f[4], f[5] or '', f[6]
+  local f = redis.call('HMGET', k, 'status', 'lease', 'queue', 'runAt', 'key', 'priority', 'leaseMs', 'leaseExpiresAt')
+  local status, cur, q, run_at, key, prio, expires = f[1], f[2] or '', f[3], f[4], f[5] or '', f[6], f[8]
+  if expires == '' then expires = nil end
   local answer = nil
   if not status then
     answer = {'nf'}
   elseif kind == 'cancel' then
     if status == 'pending' or status == 'processing' then
-      finish(id, q, status, run_at, key, 'cancelled', now)
+      finish(id, q, status, run_at, key, 'cancelled', now, expires)
       answer = {'ok', q}
     end
   elseif kind == 'revive' then
@@ -41,17 +42,16 @@ for i = 3, #ARGV, 5 do
   elseif status == 'processing' and cur == lease then
     answer = {'ok', q}
     if kind == 'complete' then
-      finish(id, q, 'processing', run_at, key, 'completed', now)
+      finish(id, q, 'processing', run_at, key, 'completed', now, expires)
     elseif kind == 'fail' then
       redis.call('HSET', k, 'lastError', err)
-      finish(id, q, 'processing', run_at, key, 'failed', now)
+      finish(id, q, 'processing', run_at, key, 'failed', now, expires)
     elseif kind == 'retry' then
       redis.call('HSET', k, 'lastError', err)
       redis.call('ZREM', qkey(q, 'leases'), id)
       redis.call('ZREM', qkey(q, 'ready'), ready_member(run_at, id))
       local at = now + delay
-      redis.call('HSET', k, 'status', 'pending', 'runAt', at, 'updatedAt', now)
-      redis.call('HDEL', k, 'leaseExpiresAt')
+      redis.call('HSET', k, 'status', 'pending', 'runAt', at, 'updatedAt', now, 'leaseExpiresAt', '')
       if delay <= 0 then
         redis.call('ZADD', qkey(q, 'ready'), -tonumber(prio), ready_member(at, id))
       else
@@ -68,8 +68,7 @@ for i = 3, #ARGV, 5 do
       redis.call('ZREM', qkey(q, 'ready'), ready_member(run_at, id))
     elseif kind == 'release' then
       redis.call('HINCRBY', k, 'attempts', -1)
-      redis.call('HSET', k, 'status', 'pending', 'updatedAt', now)
-      redis.call('HDEL', k, 'leaseExpiresAt')
+      redis.call('HSET', k, 'status', 'pending', 'updatedAt', now, 'leaseExpiresAt', '')
       redis.call('ZREM', qkey(q, 'leases'), id)
       redis.call('ZADD', qkey(q, 'ready'), -tonumber(prio), ready_member(run_at, id))
       count(q, 'processing', 'pending')
@@ -80,5 +79,6 @@ for i = 3, #ARGV, 5 do
   end
   out[#out + 1] = answer or {'no', q, status, cur, ''}
 end
+flush_counts()
 for q in pairs(woken) do wake(q) end
 return out
