@@ -1,42 +1,24 @@
 // make bench: storaged beside the alternatives a user would pick, in one
 // run, as ratios. Peers and storaged run alternately in this one process,
 // several rounds each, and the medians are reported, because the machine
-// is shared and noisy. QUICK=1 shrinks every section.
-import { spawn, execFileSync } from "node:child_process";
+// is shared and noisy. QUICK=1 shrinks every section; BENCH_ONLY=<names>
+// (comma-separated keys of `sections` in main) runs only those.
+// The job queue sections live in queues.mjs, the shared helpers in harness.mjs.
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
+import { writeFileSync, mkdirSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import Database from "better-sqlite3";
 import pg from "pg";
-import { run as runGraphile, makeWorkerUtils } from "graphile-worker";
-import PgBoss from "pg-boss";
-import { Queue as BullQueue, Worker as BullWorker } from "bullmq";
-import IORedis from "ioredis";
-import { SocketRepositoryBackend, SocketJobQueueBackend } from "../../clients/node/dist/index.js";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, "..", "..");
-const BIN = process.env.STORAGED_BIN ?? join(root, "bin", "storaged");
-const QUICK = process.env.QUICK === "1";
-const REDIS_URL = process.env.STORAGED_TEST_REDIS_URL ?? "redis://127.0.0.1:6379/0";
-const ADMIN_URL = process.env.STORAGED_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
-const N = QUICK ? { serial: 1000, rounds: 3, ms: 1000, drain: 5000, lat: 100, scale: [10_000, 100_000] }
-  : { serial: 3000, rounds: 5, ms: 2000, drain: 20_000, lat: 300, scale: [10_000, 100_000, 1_000_000] };
-
-const tmp = mkdtempSync(join(os.tmpdir(), "storaged-bench-"));
-const cleanups = [];
-const results = { sections: {}, targets: [] };
-const log = (...a) => console.error("#", ...a);
+import { SocketRepositoryBackend } from "../../clients/node/dist/index.js";
+import {
+  N, QUICK, BIN, ADMIN_URL, here, tmp, cleanups, results, log, pct, median, us, now, rss, daemon, freshDb, f, k, target,
+} from "./harness.mjs";
+import { queues, deepQueue, latencyAll, queueReport } from "./queues.mjs";
 
 // ---------------------------------------------------------------- helpers
-const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
-const median = (xs) => pct(xs, 50);
-const us = (t0) => Number(process.hrtime.bigint() - t0) / 1000;
-const now = () => process.hrtime.bigint();
-
 async function serial(fn, n) {
   const lat = new Array(n);
   for (let i = 0; i < n; i++) { const t = now(); await fn(i); lat[i] = us(t); }
@@ -82,44 +64,6 @@ async function compare(contenders) {
     out[c.name] = { p50_us: median(a.p50), p99_us: median(a.p99), per_s_64: a.tput.length ? median(a.tput) : null };
   }
   return out;
-}
-
-function rss(pid) {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
-async function daemon(env) {
-  const socket = join(tmp, `d-${randomBytes(4).toString("hex")}.sock`);
-  const child = spawn(BIN, ["serve"], {
-    env: { ...process.env, STORAGED_SOCKET: socket, STORAGED_LOG_LEVEL: "warn", STORAGED_STDIN_LIFELINE: "true", ...env },
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  await new Promise((resolve, reject) => {
-    let out = "";
-    child.stdout.on("data", (b) => { out += b; if (out.includes("serving on")) resolve(); });
-    child.once("exit", (c) => reject(new Error(`storaged exited ${c}`)));
-  });
-  const stop = () => new Promise((r) => { if (child.exitCode !== null) return r(); child.once("exit", r); child.kill("SIGTERM"); });
-  cleanups.push(stop);
-  return { socket, pid: child.pid, stop };
-}
-
-async function freshDb() {
-  const name = `storaged_bench_${randomBytes(5).toString("hex")}`;
-  const c = new pg.Client({ connectionString: ADMIN_URL });
-  await c.connect();
-  await c.query(`CREATE DATABASE ${name}`);
-  await c.end();
-  cleanups.push(async () => {
-    const d = new pg.Client({ connectionString: ADMIN_URL });
-    await d.connect();
-    await d.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
-    await d.end();
-  });
-  const u = new URL(ADMIN_URL);
-  u.pathname = `/${name}`;
-  return u.toString();
 }
 
 function rawClient(socketPath) {
@@ -294,158 +238,6 @@ async function pgRepo() {
   await dc.stop();
 }
 
-async function drainStoraged(env, label) {
-  const d = await daemon(env);
-  const jobs = new SocketJobQueueBackend({ socketPath: d.socket });
-  await jobs.connect();
-  const q = jobs.queue("drain");
-  for (let i = 0; i < N.drain; i += 1000) await q.enqueueMany(Array.from({ length: Math.min(1000, N.drain - i) }, (_, k) => ({ data: { i: i + k } })));
-  let seen = 0, resolve;
-  const done = new Promise((r) => (resolve = r));
-  const t = now();
-  const w = q.work(async () => { if (++seen === N.drain) resolve(); }, { concurrency: 16, waitMs: 1000 });
-  await done;
-  while ((await q.stats()).completed < N.drain) await new Promise((r) => setTimeout(r, 2));
-  const secs = us(t) / 1e6;
-  await w.stop();
-  await jobs.disconnect();
-  await d.stop();
-  log(`  ${label}: ${Math.round(N.drain / secs)} jobs/s`);
-  return N.drain / secs;
-}
-
-async function drainGraphile() {
-  const url = await freshDb();
-  const utils = await makeWorkerUtils({ connectionString: url });
-  await utils.migrate();
-  for (let i = 0; i < N.drain; i += 1000) {
-    await utils.addJobs(Array.from({ length: Math.min(1000, N.drain - i) }, (_, k) => ({ identifier: "noop", payload: { i: i + k } })));
-  }
-  await utils.release();
-  let seen = 0, resolve;
-  const done = new Promise((r) => (resolve = r));
-  const t = now();
-  const runner = await runGraphile({
-    connectionString: url, concurrency: 16, noHandleSignals: true, pollInterval: 1000, logger: quietGraphileLogger(),
-    taskList: { noop: async () => { if (++seen === N.drain) resolve(); } },
-    preset: { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0 } },
-  });
-  await done;
-  const secs = us(t) / 1e6;
-  await runner.stop();
-  log(`  graphile-worker: ${Math.round(N.drain / secs)} jobs/s`);
-  return N.drain / secs;
-}
-
-function quietGraphileLogger() {
-  return new (class { constructor() {} scope() { return this; } debug() {} info() {} warn() {} error(m) { console.error(m); } })();
-}
-
-async function drainPgBoss() {
-  const url = await freshDb();
-  const boss = new PgBoss({ connectionString: url, max: 10 });
-  boss.on("error", (e) => console.error(e));
-  await boss.start();
-  await boss.createQueue("noop");
-  for (let i = 0; i < N.drain; i += 1000) {
-    await boss.insert(Array.from({ length: Math.min(1000, N.drain - i) }, (_, k) => ({ name: "noop", data: { i: i + k } })));
-  }
-  let seen = 0, resolve;
-  const done = new Promise((r) => (resolve = r));
-  const t = now();
-  // pg-boss 10 (the last release for Node 20) has no localConcurrency: four
-  // work() registrations are the same thing.
-  for (let k = 0; k < 4; k++) {
-    await boss.work("noop", { batchSize: 100, pollingIntervalSeconds: 0.5 }, async (batch) => { seen += batch.length; if (seen >= N.drain) resolve(); });
-  }
-  await done;
-  const secs = us(t) / 1e6;
-  await boss.stop({ graceful: true, wait: true, timeout: 5000 });
-  log(`  pg-boss: ${Math.round(N.drain / secs)} jobs/s`);
-  return N.drain / secs;
-}
-
-// BullMQ: the Redis queue a Node user would pick. Same shape as the
-// others: enqueue first, then 16 concurrent no-op handlers in one worker.
-async function drainBullMQ(round) {
-  const redis = () => new IORedis(REDIS_URL, { maxRetriesPerRequest: null });
-  const prefix = `storaged-bench-bull-${process.pid}-${round}`;
-  const queueConn = redis(), workerConn = redis();
-  const queue = new BullQueue("noop", { connection: queueConn, prefix });
-  for (let i = 0; i < N.drain; i += 1000) {
-    await queue.addBulk(Array.from({ length: Math.min(1000, N.drain - i) }, (_, k) => ({ name: "noop", data: { i: i + k } })));
-  }
-  let seen = 0, resolve;
-  const done = new Promise((r) => (resolve = r));
-  const t = now();
-  const worker = new BullWorker("noop", async () => {}, { connection: workerConn, prefix, concurrency: 16 });
-  worker.on("completed", () => { if (++seen === N.drain) resolve(); });
-  await done;
-  const secs = us(t) / 1e6;
-  await worker.close();
-  await queue.obliterate({ force: true });
-  await queue.close();
-  queueConn.disconnect();
-  workerConn.disconnect();
-  log(`  BullMQ: ${Math.round(N.drain / secs)} jobs/s`);
-  return N.drain / secs;
-}
-
-async function queues() {
-  log(`Queue drain: ${N.drain} no-op jobs`);
-  const rounds = QUICK ? 1 : 2;
-  const acc = { "storaged memory": [], "storaged sqlite": [], "storaged postgres": [], "graphile-worker": [], "pg-boss": [], "storaged redis": [], "BullMQ": [] };
-  for (let r = 0; r < rounds; r++) {
-    acc["graphile-worker"].push(await drainGraphile());
-    acc["storaged postgres"].push(await drainStoraged({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "postgres", POSTGRESQL_URL: await freshDb() }, "storaged postgres"));
-    acc["pg-boss"].push(await drainPgBoss());
-    acc["storaged memory"].push(await drainStoraged({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "memory" }, "storaged memory"));
-    acc["storaged sqlite"].push(await drainStoraged({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "sqlite", JOBQUEUE_CONNECTION_STRING: join(tmp, `q${r}.db`) }, "storaged sqlite"));
-    acc["BullMQ"].push(await drainBullMQ(r));
-    const prefix = `storaged-bench-${process.pid}-${r}`;
-    acc["storaged redis"].push(await drainStoraged({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "redis", REDIS_URL, STORAGED_REDIS_PREFIX: prefix }, "storaged redis"));
-    execFileSync("redis-cli", ["-u", REDIS_URL, "eval", "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end", "0", `${prefix}:*`], { stdio: "ignore" });
-  }
-  results.sections.drain = Object.fromEntries(Object.entries(acc).map(([k, v]) => [k, median(v)]));
-}
-
-async function latencyAll() {
-  // memory needs its own daemon; the postgres pair shares one database.
-  log("Enqueue → start latency with a long-polling worker");
-  const out = {};
-  const mem = await daemon({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "memory" });
-  const url = await freshDb();
-  const env = { REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "postgres", POSTGRESQL_URL: url };
-  const a = await daemon(env);
-  const b = await daemon(env);
-  for (const [name, p, w] of [["memory, one daemon", mem, mem], ["postgres, one daemon", a, a], ["postgres, enqueue on A, work on B", a, b]]) {
-    out[name] = await measure(p.socket, w.socket);
-  }
-  results.sections.latency = out;
-  async function measure(prodSock, workSock) {
-    const prod = new SocketJobQueueBackend({ socketPath: prodSock });
-    const work = new SocketJobQueueBackend({ socketPath: workSock });
-    await prod.connect(); await work.connect();
-    const qn = `lat_${randomBytes(3).toString("hex")}`;
-    let started = () => {};
-    const w = work.queue(qn).work(async () => started(), { concurrency: 1, waitMs: 30000 });
-    await new Promise((r) => setTimeout(r, 300));
-    const pq = prod.queue(qn);
-    const lats = [];
-    for (let i = 0; i < N.lat; i++) {
-      const p = new Promise((r) => (started = r));
-      const t = performance.now();
-      await pq.enqueue({ i });
-      await p;
-      lats.push(performance.now() - t);
-      await new Promise((r) => setTimeout(r, 3));
-    }
-    await w.stop();
-    await prod.disconnect(); await work.disconnect();
-    return { p50_ms: pct(lats, 50), p99_ms: pct(lats, 99) };
-  }
-}
-
 async function scale() {
   log("Scale: equality findMany (limit 10) and count, indexed vs not");
   const out = { sqlite: {}, postgres: {} };
@@ -562,14 +354,6 @@ function machine() {
   };
 }
 
-const f = (x, d = 1) => (x == null || Number.isNaN(x) ? "–" : Number(x).toFixed(d));
-const k = (x) => (x == null ? "–" : x >= 1000 ? `${(x / 1000).toFixed(1)}k` : x.toFixed(0));
-
-function target(name, value, limit, cmp, unit) {
-  const met = cmp === "<=" ? value <= limit : value >= limit;
-  results.targets.push({ name, value, limit, cmp, unit, met });
-}
-
 function report() {
   const r = results.sections;
   const md = [];
@@ -602,18 +386,7 @@ function report() {
     target("PostgreSQL findById p50 / node-postgres", s.p50_us / p.p50_us, 1.2, "<=", "×");
     target("PostgreSQL findById/s 64 in flight / node-postgres", s.per_s_64 / p.per_s_64, 1.0, ">=", "×");
   }
-  if (r.drain) {
-    md.push(`## Queue drain (${N.drain} no-op jobs; storaged: work(concurrency 16); BullMQ: one Worker, concurrency 16)`, "", "| contender | jobs/s | ×storaged memory |", "|---|---|---|");
-    for (const [name, v] of Object.entries(r.drain)) md.push(`| ${name} | ${k(v)} | ${f(v / r.drain["storaged memory"], 2)} |`);
-    md.push("", `storaged redis / BullMQ: ${f(r.drain["storaged redis"] / r.drain["BullMQ"], 2)}×`, "");
-    const best = Math.max(r.drain["graphile-worker"], r.drain["pg-boss"]);
-    target("PostgreSQL drain / faster of graphile-worker, pg-boss", r.drain["storaged postgres"] / best, 1.5, ">=", "×");
-  }
-  if (r.latency) {
-    md.push("## Enqueue → start latency (long-polling worker)", "", "| setup | p50 ms | p99 ms |", "|---|---|---|");
-    for (const [name, x] of Object.entries(r.latency)) md.push(`| ${name} | ${f(x.p50_ms, 2)} | ${f(x.p99_ms, 2)} |`);
-    md.push("");
-  }
+  queueReport(md);
   if (r.scale) {
     md.push("## Scale: equality filter on one field (100 distinct values)", "", "| backend | records | unindexed findMany ms | unindexed count ms | indexed findMany ms | indexed count ms |", "|---|---|---|---|---|---|");
     for (const [b, bySize] of Object.entries(r.scale)) for (const [size, x] of Object.entries(bySize)) md.push(`| ${b} | ${size} | ${f(x.unindexed_find_ms, 2)} | ${f(x.unindexed_count_ms, 2)} | ${f(x.indexed_find_ms, 2)} | ${f(x.indexed_count_ms, 2)} |`);
@@ -636,7 +409,7 @@ function report() {
     target("daemon RSS idle", results.footprint.idle_rss_mib, 30, "<=", "MiB");
   }
   md.push("## Targets", "", "| target | measured | goal | met |", "|---|---|---|---|");
-  for (const t of results.targets) md.push(`| ${t.name} | ${f(t.value, 2)} ${t.unit} | ${t.cmp} ${t.limit} ${t.unit} | ${t.met ? "yes" : "**no**"} |`);
+  for (const t of results.targets) md.push(`| ${t.name} | ${t.unit === "/s" ? k(t.value) : f(t.value, 2)} ${t.unit} | ${t.cmp} ${t.unit === "/s" ? k(t.limit) : t.limit} ${t.unit} | ${t.met ? "yes" : "**no**"} |`);
   md.push("");
   return md.join("\n");
 }
@@ -644,7 +417,7 @@ function report() {
 async function main() {
   results.machine = machine();
   const only = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
-  const sections = { ipc: ipcFloor, sqlite: sqliteRepo, postgres: pgRepo, queues, latency: latencyAll, scale, isolation };
+  const sections = { ipc: ipcFloor, sqlite: sqliteRepo, postgres: pgRepo, queues, deep: deepQueue, latency: latencyAll, scale, isolation };
   try {
     for (const [name, fn] of Object.entries(sections)) {
       if (only.length && !only.includes(name)) continue;
