@@ -43,7 +43,11 @@ export class QueueWorker<T> implements Worker {
 
   /** Claimed and not started, in claim order. */
   private readonly buffer: Job<T>[] = [];
-  /** Every claim whose lease we keep: waiting and running. */
+  /**
+   * Every claim not yet settled, whose lease we keep: waiting, running, and
+   * finished with its outcome still on its way (a slow acknowledgement
+   * must not let the lease run out and the job run again).
+   */
   private readonly held = new Set<Job<T>>();
   private running = 0;
   private acks: Job<T>[] = [];
@@ -95,9 +99,14 @@ export class QueueWorker<T> implements Worker {
     return Math.min(Math.max(want, this.concurrency), this.prefetch);
   }
 
-  /** How many more claims the worker may hold. */
+  /**
+   * How many more claims the worker may take. Every claim counts until it
+   * is settled, so that when acknowledgements fall behind the claims (a
+   * store settles more slowly than it claims), the worker slows down
+   * instead of piling up finished jobs whose leases may run out.
+   */
   private room(): number {
-    return this.concurrency + this.target() - this.buffer.length - this.running;
+    return this.concurrency + this.target() - this.held.size;
   }
 
   private async fetch(): Promise<void> {
@@ -154,7 +163,6 @@ export class QueueWorker<T> implements Worker {
     }
     const took = performance.now() - start;
     this.took = this.took === 0 ? took : 0.9 * this.took + 0.1 * took;
-    this.held.delete(job);
     this.running--;
     this.scheduleFlush();
     this.dispatch();
@@ -169,7 +177,11 @@ export class QueueWorker<T> implements Worker {
     this.flushQueued = true;
     setImmediate(() => {
       this.flushQueued = false;
-      this.flushing = this.flush().finally(() => (this.flushing = undefined));
+      this.flushing = this.flush().finally(() => {
+        this.flushing = undefined;
+        // Outcomes that came between the flush's last look and now.
+        if (this.acks.length > 0 || this.fails.length > 0) this.scheduleFlush();
+      });
     });
   }
 
@@ -181,6 +193,11 @@ export class QueueWorker<T> implements Worker {
         acks.length > 0 ? this.send("acknowledge", acks, () => this.queue.acknowledgeMany(acks)) : undefined,
         fails.length > 0 ? this.send("fail", fails.map((f) => f.job), () => this.queue.failMany(fails)) : undefined,
       ]);
+      // Settled (or given up on): no longer ours to renew, and room for more.
+      for (const j of acks) this.held.delete(j);
+      for (const f of fails) this.held.delete(f.job);
+      this.slotFreed?.();
+      this.slotFreed = undefined;
     }
   }
 

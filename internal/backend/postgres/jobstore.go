@@ -435,7 +435,8 @@ func settleSQL(kind backend.SettleKind) string {
 		RETURNING j.id, j.queue)` + notify + `
 	SELECT true, upd.id, upd.queue, NULL::text, NULL::text FROM upd` + count + `
 	UNION ALL
-	SELECT false, id, queue, status, lease FROM storaged_jobs WHERE id = ANY($2)`
+	SELECT false, c.id, c.queue, c.status, c.lease FROM unnest($2::text[]) x(id)
+		CROSS JOIN LATERAL (SELECT id, queue, status, lease FROM storaged_jobs WHERE id = x.id) c`
 }
 
 // reviveSQL brings a failed or cancelled job back unless another active
@@ -597,7 +598,10 @@ func (b *JobStore) Get(ctx context.Context, ids []string) ([]*backend.Job, error
 
 // Stats implements backend.JobStore: one grouped query for every queue.
 func (b *JobStore) Stats(ctx context.Context, queues []string) ([]backend.QueueStats, error) {
-	rows, err := b.pool.Query(ctx, `SELECT queue, status, count(*) FROM storaged_jobs WHERE queue = ANY($1) GROUP BY queue, status`, queues)
+	// Queue by queue (an index range each): with the whole list as one
+	// condition the planner could not see its size and scanned the table.
+	rows, err := b.pool.Query(ctx, `SELECT q.queue, s.status, s.n FROM unnest($1::text[]) q(queue)
+		CROSS JOIN LATERAL (SELECT status, count(*) AS n FROM storaged_jobs WHERE queue = q.queue GROUP BY status) s`, queues)
 	if err != nil {
 		return nil, translate(err)
 	}

@@ -1,0 +1,97 @@
+// The batching worker's own rules, against a fake queue whose timings the
+// test sets: claims wait for their acknowledgements (backpressure), every
+// claim held is renewed until it is settled, and stop() releases what has
+// not started.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { JobStatus, type Job, type ItemResult } from "../src/index.js";
+import type { WorkerQueue } from "../src/jobqueue.js";
+import { QueueWorker } from "../src/worker.js";
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function job(n: number): Job<number> {
+  const now = new Date();
+  return {
+    id: `j${n}`, queue: "q", data: n, status: JobStatus.PROCESSING, priority: 0, attempts: 1, maxAttempts: 3,
+    backoff: { type: "fixed", delayMs: 0, maxDelayMs: 0 }, runAt: now, createdAt: now, updatedAt: now, lease: `l${n}`,
+  };
+}
+
+/** A queue with `total` jobs whose acknowledgements take ackMs each call. */
+function fakeQueue(total: number, ackMs: number) {
+  let next = 0;
+  const unsettled = new Set<string>();
+  const stats = { maxUnsettled: 0, renewed: new Set<string>(), released: [] as string[], acked: 0 };
+  const q: Partial<WorkerQueue<number>> = {
+    async dequeueMany(max: number) {
+      const n = Math.min(max, total - next);
+      if (n <= 0) {
+        await sleep(5);
+        return [];
+      }
+      const out = Array.from({ length: n }, () => job(next++));
+      for (const j of out) unsettled.add(j.id);
+      stats.maxUnsettled = Math.max(stats.maxUnsettled, unsettled.size);
+      return out;
+    },
+    async acknowledgeMany(jobs: ReadonlyArray<Job<number> | string>): Promise<ItemResult[]> {
+      await sleep(ackMs);
+      for (const j of jobs) unsettled.delete((j as Job<number>).id);
+      stats.acked += jobs.length;
+      return jobs.map(() => null);
+    },
+    async failMany(items) {
+      return items.map(() => null);
+    },
+    async heartbeatMany(jobs: ReadonlyArray<Job<number> | string>): Promise<ItemResult[]> {
+      for (const j of jobs) stats.renewed.add((j as Job<number>).id);
+      return jobs.map(() => null);
+    },
+    async releaseMany(jobs: ReadonlyArray<Job<number> | string>): Promise<ItemResult[]> {
+      for (const j of jobs) {
+        stats.released.push((j as Job<number>).id);
+        unsettled.delete((j as Job<number>).id);
+      }
+      return jobs.map(() => null);
+    },
+  };
+  return { queue: q as WorkerQueue<number>, stats };
+}
+
+describe("the batching worker", () => {
+  it("takes no more claims while acknowledgements lag, so nothing waits past its lease", async () => {
+    const { queue, stats } = fakeQueue(3000, 50);
+    const w = new QueueWorker<number>(queue, async () => {}, { concurrency: 4, prefetch: 100, leaseMs: 30_000, waitMs: 10 });
+    const deadline = Date.now() + 20_000;
+    while (stats.acked < 3000) {
+      assert.ok(Date.now() < deadline, `acked ${stats.acked} of 3000`);
+      await sleep(10);
+    }
+    await w.stop();
+    // Claims held (waiting, running, or finished and not yet acknowledged)
+    // stay within concurrency + prefetch.
+    assert.ok(stats.maxUnsettled <= 104, `held ${stats.maxUnsettled} claims at once, bound 104`);
+  });
+
+  it("renews finished claims until their acknowledgement lands, and releases unstarted ones on stop", async () => {
+    const { queue, stats } = fakeQueue(50, 400);
+    let started = 0;
+    // Quick jobs first, so that the worker learns it may hold claims ahead
+    // (its adaptive prefetch), then a slow one while those wait.
+    const w = new QueueWorker<number>(queue, async () => {
+      started++;
+      if (started >= 6) await sleep(1000);
+    }, { concurrency: 1, prefetch: 10, leaseMs: 90, waitMs: 10 });
+    while (started < 6) await sleep(5);
+    // The first job finished and its acknowledgement takes 400 ms: meanwhile
+    // its claim is still renewed (every 30 ms, a third of the lease).
+    stats.renewed.clear();
+    await sleep(100);
+    assert.equal(stats.acked, 0);
+    assert.ok(stats.renewed.has("j0"), "a finished claim whose ack is on its way was not renewed");
+    await w.stop();
+    assert.ok(stats.released.length > 0, "prefetched claims were not released on stop");
+    for (let n = 0; n < 6; n++) assert.ok(!stats.released.includes(`j${n}`), `started claim j${n} was released`);
+  });
+});
