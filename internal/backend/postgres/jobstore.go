@@ -50,12 +50,6 @@ type JobStore struct {
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
 
-	// A burst of inserts outruns autovacuum's statistics; without them the
-	// planner guesses the queue is tiny and sorts all of it for each claim
-	// (measured on a fresh 20k-job queue: 760 jobs/s, 5 100 after ANALYZE).
-	// So a big insert schedules an ANALYZE shortly after the burst ends.
-	analyzeMu    sync.Mutex
-	analyzeTimer *time.Timer
 }
 
 // OpenJobStore connects and migrates; Watch starts the listener.
@@ -213,9 +207,6 @@ func (b *JobStore) Insert(ctx context.Context, p backend.InsertParams) ([]backen
 	if err != nil {
 		return nil, translate(err)
 	}
-	if len(p.Jobs) >= 100 {
-		b.analyzeSoon()
-	}
 	return out, nil
 }
 
@@ -305,24 +296,6 @@ func (b *JobStore) insert(ctx context.Context, q jobQuerier, p backend.InsertPar
 		out[i] = backend.Inserted{ID: holder, Deduplicated: true}
 	}
 	return out, nil
-}
-
-// analyzeSoon runs ANALYZE on the jobs table 200 ms after the last big
-// insert of a burst.
-func (b *JobStore) analyzeSoon() {
-	b.analyzeMu.Lock()
-	defer b.analyzeMu.Unlock()
-	if b.analyzeTimer != nil {
-		b.analyzeTimer.Reset(200 * time.Millisecond)
-		return
-	}
-	b.analyzeTimer = time.AfterFunc(200*time.Millisecond, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := b.pool.Exec(ctx, "ANALYZE storaged_jobs"); err != nil && !b.closed.Load() {
-			b.log.Warn("postgres: ANALYZE storaged_jobs failed", "err", err)
-		}
-	})
 }
 
 // claimSQL fails expired claims with no attempts left, then claims up to
@@ -708,11 +681,6 @@ func (b *JobStore) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
-	b.analyzeMu.Lock()
-	if b.analyzeTimer != nil {
-		b.analyzeTimer.Stop()
-	}
-	b.analyzeMu.Unlock()
 	if b.stop != nil {
 		b.stop()
 	}
