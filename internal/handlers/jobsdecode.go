@@ -321,10 +321,14 @@ func decodeMany[T any](call string, b []byte, of func(settleBody) (T, error)) ([
 }
 
 // DecodeRef decodes the {lease} of ack and release.
-func DecodeRef(call, id string, b []byte) (backend.LeaseRef, error) { return decodeOne(call, id, b, refOf) }
+func DecodeRef(call, id string, b []byte) (backend.LeaseRef, error) {
+	return decodeOne(call, id, b, refOf)
+}
 
 // DecodeFail decodes {lease, error: {name, message, stack}, retry}.
-func DecodeFail(id string, b []byte) (backend.FailParams, error) { return decodeOne("fail", id, b, failOf) }
+func DecodeFail(id string, b []byte) (backend.FailParams, error) {
+	return decodeOne("fail", id, b, failOf)
+}
 
 // DecodeHeartbeat decodes {lease, leaseMs}.
 func DecodeHeartbeat(id string, b []byte) (backend.HeartbeatParams, error) {

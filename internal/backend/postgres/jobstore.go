@@ -49,7 +49,6 @@ type JobStore struct {
 	closed    atomic.Bool
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
-
 }
 
 // OpenJobStore connects and migrates; Watch starts the listener.
