@@ -32,6 +32,9 @@ type Config struct {
 	// NoMigrate skips applying migrations at open.
 	NoMigrate bool
 	Logger    *slog.Logger
+
+	// runtimeParams are session settings of the pool's connections.
+	runtimeParams map[string]string
 }
 
 // openPool connects, migrates (under an advisory lock) and returns the pool.
@@ -44,6 +47,11 @@ func openPool(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 		pc.MaxConns = cfg.MaxConns
 	} else if pc.MaxConns < 8 {
 		pc.MaxConns = 8
+	}
+	for k, v := range cfg.runtimeParams {
+		if _, set := pc.ConnConfig.RuntimeParams[k]; !set { // the URL's own settings win
+			pc.ConnConfig.RuntimeParams[k] = v
+		}
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {

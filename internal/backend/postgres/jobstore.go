@@ -53,6 +53,14 @@ type JobStore struct {
 
 // OpenJobStore connects and migrates; Watch starts the listener.
 func OpenJobStore(ctx context.Context, cfg JobStoreConfig) (*JobStore, error) {
+	// A queue's working set (the jobs ready, claimed and just finished) is
+	// in memory, so the planner is told that looking a row up by index costs
+	// little more than reading it in sequence. With the default (4, a disk
+	// seek) it scanned the whole table to settle 500 jobs of 40 000 (5.8 of
+	// 11 ms, and growing with the finished jobs kept); with 1.1, the
+	// common setting for data in memory or on SSDs, it looks each one up.
+	// A connection string that sets random_page_cost itself wins.
+	cfg.Config.runtimeParams = map[string]string{"random_page_cost": "1.1"}
 	pool, err := openPool(ctx, cfg.Config)
 	if err != nil {
 		return nil, err
