@@ -188,3 +188,54 @@ func NowOr(now time.Time) time.Time {
 	}
 	return now.UTC().Truncate(time.Millisecond)
 }
+
+// TxJobStore is a JobStore whose jobs can be written inside a transaction
+// of a records backend that lives in the same database (DESIGN §4,
+// transactional jobs): memory with memory, SQLite on the same file,
+// PostgreSQL on the same database. What the writer does then commits or
+// rolls back with the records; nobody sees it before commit.
+type TxJobStore interface {
+	JobStore
+	// SharesDatabase reports whether transactions of records (which may
+	// be a decorator: see UnwrapRepository) reach this store's jobs.
+	// Asked once, at start.
+	SharesDatabase(records RepositoryBackend) bool
+	// InTx returns the store's writes bound to tx, a transaction of a
+	// records backend that SharesDatabase accepted. Errors:
+	// invalid_argument (tx is not of such a backend), tx_not_found (tx
+	// has ended).
+	InTx(tx Tx) (JobWriter, error)
+}
+
+// JobWriter is what a transaction may do to jobs: insert them and settle
+// claims, as JobStore's methods of the same names. A change of a job made
+// in an open transaction holds that job (or, for an insert, its dedupe
+// key) until the transaction ends: other writers wait for it, claims pass
+// over it.
+type JobWriter interface {
+	Insert(ctx context.Context, p InsertParams) ([]Inserted, error)
+	Settle(ctx context.Context, p SettleParams) ([]Settled, error)
+}
+
+// UnwrapRepository returns the backend under any decorators of b (the
+// read cache), which is the one that knows its database.
+func UnwrapRepository(b RepositoryBackend) RepositoryBackend {
+	for {
+		u, ok := b.(interface{ Unwrap() RepositoryBackend })
+		if !ok {
+			return b
+		}
+		b = u.Unwrap()
+	}
+}
+
+// UnwrapTx returns the transaction under any decorators of tx.
+func UnwrapTx(tx Tx) Tx {
+	for {
+		u, ok := tx.(interface{ Unwrap() Tx })
+		if !ok {
+			return tx
+		}
+		tx = u.Unwrap()
+	}
+}

@@ -32,9 +32,14 @@ func (s *Server) enqueue(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
+	jobs, done, err := s.jobsIn(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	c, cancel := s.callCtx(ctx, 0)
 	defer cancel()
-	res, err := s.jobs.Enqueue(c, queue, []backend.EnqueueParams{p})
+	res, err := jobs.Enqueue(c, queue, []backend.EnqueueParams{p})
 	if err != nil {
 		return err
 	}
@@ -56,9 +61,14 @@ func (s *Server) enqueueMany(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
+	jobs, done, err := s.jobsIn(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	c, cancel := s.callCtx(ctx, 0)
 	defer cancel()
-	res, err := s.jobs.Enqueue(c, queue, ps)
+	res, err := jobs.Enqueue(c, queue, ps)
 	if err != nil {
 		return err
 	}
@@ -129,9 +139,12 @@ func (s *Server) getJob(ctx *fasthttp.RequestCtx) error {
 	return writeValue(ctx, fasthttp.StatusOK, job)
 }
 
+// settleFunc is a settle call of the service or of a transaction's queue
+// (jobCalls.Ack, for one).
+type settleFunc[T any] func(j jobCalls, ctx context.Context, items []T) ([]error, error)
+
 // settleOne serves POST /v1/jobs/{id}/<call>: one item, 204 or its error.
-func settleOne[T any](s *Server, call string, of func(settleBody) (T, error),
-	settle func(context.Context, []T) ([]error, error)) handlerFunc {
+func settleOne[T any](s *Server, call string, of func(settleBody) (T, error), settle settleFunc[T]) handlerFunc {
 	return func(ctx *fasthttp.RequestCtx) error {
 		id, err := jobID(ctx)
 		if err != nil {
@@ -141,9 +154,14 @@ func settleOne[T any](s *Server, call string, of func(settleBody) (T, error),
 		if err != nil {
 			return err
 		}
+		jobs, done, err := s.jobsIn(ctx)
+		if err != nil {
+			return err
+		}
+		defer done()
 		c, cancel := s.callCtx(ctx, 0)
 		defer cancel()
-		outcomes, err := settle(c, []T{item})
+		outcomes, err := settle(jobs, c, []T{item})
 		if err == nil {
 			err = outcomes[0]
 		}
@@ -158,16 +176,20 @@ func settleOne[T any](s *Server, call string, of func(settleBody) (T, error),
 // settleMany serves POST /v1/jobs/<call> (DESIGN §3a): an array of items,
 // 200 with one outcome per item in order, null or the error body's
 // {"code", "message"}.
-func settleMany[T any](s *Server, call string, of func(settleBody) (T, error),
-	settle func(context.Context, []T) ([]error, error)) handlerFunc {
+func settleMany[T any](s *Server, call string, of func(settleBody) (T, error), settle settleFunc[T]) handlerFunc {
 	return func(ctx *fasthttp.RequestCtx) error {
 		items, err := decodeMany(call, ctx.PostBody(), of)
 		if err != nil {
 			return err
 		}
+		jobs, done, err := s.jobsIn(ctx)
+		if err != nil {
+			return err
+		}
+		defer done()
 		c, cancel := s.callCtx(ctx, 0)
 		defer cancel()
-		outcomes, err := settle(c, items)
+		outcomes, err := settle(jobs, c, items)
 		if err != nil {
 			return err
 		}

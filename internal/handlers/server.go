@@ -49,6 +49,9 @@ type Info struct {
 	RepositoryBackend string `json:"repositoryBackend"`
 	JobQueueBackend   string `json:"jobQueueBackend"`
 	StartedAt         string `json:"startedAt"`
+	// TransactionalJobs: Storaged-Tx works on enqueue, ack and fail, the
+	// job queue being in the transaction's database (DESIGN §4).
+	TransactionalJobs bool `json:"transactionalJobs"`
 }
 
 // Server holds the handlers' dependencies.
@@ -84,6 +87,7 @@ func New(cfg Config) *Server {
 		timeout: cfg.RequestTimeout, tracer: cfg.Tracer,
 		queues: newActiveQueues(cfg.MetricsQueues),
 	}
+	s.info.TransactionalJobs = cfg.Jobs.SharesDatabase(cfg.Repository)
 	// The queue service counts enqueues through the metrics' observer;
 	// they land on this server's active queues.
 	cfg.Metrics.active.Store(s.queues)
@@ -228,21 +232,21 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 
 	r.POST("/v1/queues/{queue}/jobs", s.route("enqueue", s.enqueue))
 	r.POST("/v1/queues/{queue}/jobs/batch", s.route("enqueueMany", s.enqueueMany))
-	r.POST("/v1/queues/{queue}/dequeue", s.route("dequeue", s.dequeue))
-	r.GET("/v1/queues/{queue}/stats", s.route("stats", s.stats))
-	r.GET("/v1/queues/{queue}/failed", s.route("listFailed", s.listFailed))
-	r.DELETE("/v1/queues/{queue}/failed", s.route("purgeFailed", s.purgeFailed))
-	r.GET("/v1/jobs/{id}", s.route("getJob", s.getJob))
-	r.POST("/v1/jobs/{id}/ack", s.route("ack", settleOne(s, "ack", refOf, s.jobs.Ack)))
-	r.POST("/v1/jobs/{id}/fail", s.route("fail", settleOne(s, "fail", failOf, s.jobs.Fail)))
-	r.POST("/v1/jobs/{id}/heartbeat", s.route("heartbeat", settleOne(s, "heartbeat", heartbeatOf, s.jobs.Heartbeat)))
-	r.POST("/v1/jobs/{id}/release", s.route("release", settleOne(s, "release", refOf, s.jobs.Release)))
-	r.POST("/v1/jobs/{id}/cancel", s.route("cancel", s.byID(s.jobs.Cancel)))
-	r.POST("/v1/jobs/{id}/retry", s.route("retry", s.byID(s.jobs.Retry)))
-	r.POST("/v1/jobs/ack", s.route("ackMany", settleMany(s, "ack", refOf, s.jobs.Ack)))
-	r.POST("/v1/jobs/fail", s.route("failMany", settleMany(s, "fail", failOf, s.jobs.Fail)))
-	r.POST("/v1/jobs/heartbeat", s.route("heartbeatMany", settleMany(s, "heartbeat", heartbeatOf, s.jobs.Heartbeat)))
-	r.POST("/v1/jobs/release", s.route("releaseMany", settleMany(s, "release", refOf, s.jobs.Release)))
+	r.POST("/v1/queues/{queue}/dequeue", s.route("dequeue", noTx(s.dequeue)))
+	r.GET("/v1/queues/{queue}/stats", s.route("stats", noTx(s.stats)))
+	r.GET("/v1/queues/{queue}/failed", s.route("listFailed", noTx(s.listFailed)))
+	r.DELETE("/v1/queues/{queue}/failed", s.route("purgeFailed", noTx(s.purgeFailed)))
+	r.GET("/v1/jobs/{id}", s.route("getJob", noTx(s.getJob)))
+	r.POST("/v1/jobs/{id}/ack", s.route("ack", settleOne(s, "ack", refOf, jobCalls.Ack)))
+	r.POST("/v1/jobs/{id}/fail", s.route("fail", settleOne(s, "fail", failOf, jobCalls.Fail)))
+	r.POST("/v1/jobs/{id}/heartbeat", s.route("heartbeat", noTx(settleOne(s, "heartbeat", heartbeatOf, direct(s.jobs.Heartbeat)))))
+	r.POST("/v1/jobs/{id}/release", s.route("release", noTx(settleOne(s, "release", refOf, direct(s.jobs.Release)))))
+	r.POST("/v1/jobs/{id}/cancel", s.route("cancel", noTx(s.byID(s.jobs.Cancel))))
+	r.POST("/v1/jobs/{id}/retry", s.route("retry", noTx(s.byID(s.jobs.Retry))))
+	r.POST("/v1/jobs/ack", s.route("ackMany", settleMany(s, "ack", refOf, jobCalls.Ack)))
+	r.POST("/v1/jobs/fail", s.route("failMany", settleMany(s, "fail", failOf, jobCalls.Fail)))
+	r.POST("/v1/jobs/heartbeat", s.route("heartbeatMany", noTx(settleMany(s, "heartbeat", heartbeatOf, direct(s.jobs.Heartbeat)))))
+	r.POST("/v1/jobs/release", s.route("releaseMany", noTx(settleMany(s, "release", refOf, direct(s.jobs.Release)))))
 
 	r.GET("/healthz", s.route("healthz", s.healthz))
 	r.GET("/readyz", s.route("readyz", s.readyz))

@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/storaged/storaged/internal/backend"
+	"github.com/storaged/storaged/internal/backend/queue"
 )
 
 // TxHeader names the transaction a repository call belongs to.
@@ -31,6 +32,8 @@ type txSession struct {
 	tx    backend.Tx
 	timer *time.Timer
 	ended bool
+	// jobs is the job queue inside tx, once a job call has used it.
+	jobs *queue.Tx
 }
 
 func newTxManager(idle time.Duration, log *slog.Logger) *txManager {
@@ -172,6 +175,9 @@ func (s *Server) txEnd(ctx *fasthttp.RequestCtx, commit bool) error {
 	defer cancel()
 	if commit {
 		err = sess.tx.Commit(c)
+		if err == nil && sess.jobs != nil {
+			sess.jobs.Committed()
+		}
 	} else {
 		err = sess.tx.Rollback(c)
 	}

@@ -25,6 +25,9 @@ type JobStore struct {
 	jobs   map[string]*mjob
 	queues map[string]*mqueue
 	closed bool
+	// txKeys are the dedupe keys of jobs inserted by open transactions
+	// (jobstore_tx.go): queue → key → the job, not yet in jobs.
+	txKeys map[string]map[string]*mjob
 }
 
 type mjob struct {
@@ -32,6 +35,9 @@ type mjob struct {
 	lease    string        // current (or last) claim's token
 	leaseDur time.Duration // the lease length the claim asked for
 	gen      uint64        // bumped on every change of state
+	// heldBy is the open transaction that has changed this job (or is
+	// inserting it): others wait for it to end, claims pass the job over.
+	heldBy *txJobs
 }
 
 type mqueue struct {
@@ -45,7 +51,7 @@ type mqueue struct {
 
 // NewJobStore returns an empty store.
 func NewJobStore() *JobStore {
-	return &JobStore{jobs: map[string]*mjob{}, queues: map[string]*mqueue{}}
+	return &JobStore{jobs: map[string]*mjob{}, queues: map[string]*mqueue{}, txKeys: map[string]map[string]*mjob{}}
 }
 
 func (b *JobStore) queue(name string) *mqueue {
@@ -114,6 +120,9 @@ func (q *mqueue) promote(now time.Time, expired backend.JobError) {
 		}
 		heap.Pop(&q.leases)
 		j := top.j
+		if j.heldBy != nil {
+			continue // its transaction settles it; a rollback files it again
+		}
 		if j.Attempts >= j.MaxAttempts {
 			e := expired
 			j.LastError = &e
@@ -159,19 +168,60 @@ func (b *JobStore) open() error {
 	return nil
 }
 
-// Insert implements backend.JobStore.
-func (b *JobStore) Insert(_ context.Context, p backend.InsertParams) ([]backend.Inserted, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.open(); err != nil {
-		return nil, err
+// Insert implements backend.JobStore. A key that an open transaction is
+// inserting, or whose job it has changed, is waited for, as PostgreSQL's
+// unique index waits: the answer depends on whether it commits.
+func (b *JobStore) Insert(ctx context.Context, p backend.InsertParams) ([]backend.Inserted, error) {
+	for {
+		b.mu.Lock()
+		if err := b.open(); err != nil {
+			b.mu.Unlock()
+			return nil, err
+		}
+		if w := b.keyHeld(p, nil); w != nil {
+			b.mu.Unlock()
+			if err := w.wait(ctx); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		out := b.insert(p, nil)
+		b.mu.Unlock()
+		return out, nil
 	}
+}
+
+// keyHeld returns an open transaction other than self that holds a key of
+// p's jobs.
+func (b *JobStore) keyHeld(p backend.InsertParams, self *txJobs) *txJobs {
+	q := b.queue(p.Queue)
+	for _, nj := range p.Jobs {
+		if nj.Key == "" {
+			continue
+		}
+		if j := b.txKeys[p.Queue][nj.Key]; j != nil && j.heldBy != self {
+			return j.heldBy
+		}
+		if j := q.keys[nj.Key]; j != nil && j.heldBy != nil && j.heldBy != self {
+			return j.heldBy
+		}
+	}
+	return nil
+}
+
+// insert adds p's jobs; with w, as jobs of that transaction, kept aside
+// (and their keys held) until it commits.
+func (b *JobStore) insert(p backend.InsertParams, w *txJobs) []backend.Inserted {
 	now := backend.NowOr(p.Now)
 	q := b.queue(p.Queue)
 	out := make([]backend.Inserted, len(p.Jobs))
 	for i, nj := range p.Jobs {
 		if nj.Key != "" {
 			if j := q.keys[nj.Key]; j != nil {
+				out[i] = backend.Inserted{ID: j.ID, Deduplicated: true}
+				continue
+			}
+			if j := b.txKeys[p.Queue][nj.Key]; j != nil {
 				out[i] = backend.Inserted{ID: j.ID, Deduplicated: true}
 				continue
 			}
@@ -185,15 +235,31 @@ func (b *JobStore) Insert(_ context.Context, p backend.InsertParams) ([]backend.
 			Priority: nj.Priority, MaxAttempts: nj.MaxAttempts, Backoff: nj.Backoff, Key: nj.Key,
 			RunAt: runAt, CreatedAt: now, UpdatedAt: now,
 		}}
-		b.jobs[j.ID] = j
-		q.jobs[j.ID] = j
-		if nj.Key != "" {
-			q.keys[nj.Key] = j
-		}
-		q.schedule(j, now)
 		out[i] = backend.Inserted{ID: j.ID}
+		if w != nil {
+			j.heldBy = w
+			w.inserts = append(w.inserts, j)
+			if nj.Key != "" {
+				if b.txKeys[p.Queue] == nil {
+					b.txKeys[p.Queue] = map[string]*mjob{}
+				}
+				b.txKeys[p.Queue][nj.Key] = j
+			}
+			continue
+		}
+		b.add(q, j, now)
 	}
-	return out, nil
+	return out
+}
+
+// add files a new job.
+func (b *JobStore) add(q *mqueue, j *mjob, now time.Time) {
+	b.jobs[j.ID] = j
+	q.jobs[j.ID] = j
+	if j.Key != "" {
+		q.keys[j.Key] = j
+	}
+	q.schedule(j, now)
 }
 
 // Claim implements backend.JobStore.
@@ -210,8 +276,8 @@ func (b *JobStore) Claim(_ context.Context, p backend.ClaimParams) (backend.Clai
 	for q.ready.Len() > 0 && len(out.Jobs) < p.Max {
 		it := heap.Pop(&q.ready).(heapItem)
 		j := it.j
-		if it.gen != j.gen {
-			continue
+		if it.gen != j.gen || j.heldBy != nil {
+			continue // stale, or its transaction will settle it (a rollback files it again)
 		}
 		j.Status = backend.StatusProcessing
 		j.Attempts++
@@ -232,13 +298,51 @@ func (b *JobStore) Claim(_ context.Context, p backend.ClaimParams) (backend.Clai
 	return out, nil
 }
 
-// Settle implements backend.JobStore.
-func (b *JobStore) Settle(_ context.Context, p backend.SettleParams) ([]backend.Settled, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.open(); err != nil {
-		return nil, err
+// Settle implements backend.JobStore. A job an open transaction has
+// changed is waited for, as a row lock would be.
+func (b *JobStore) Settle(ctx context.Context, p backend.SettleParams) ([]backend.Settled, error) {
+	for {
+		b.mu.Lock()
+		if err := b.open(); err != nil {
+			b.mu.Unlock()
+			return nil, err
+		}
+		if w := b.jobHeld(p.Items, nil); w != nil {
+			b.mu.Unlock()
+			if err := w.wait(ctx); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		out := b.settle(p)
+		b.mu.Unlock()
+		return out, nil
 	}
+}
+
+// jobHeld returns an open transaction other than self that holds a job
+// of items.
+func (b *JobStore) jobHeld(items []backend.SettleItem, self *txJobs) *txJobs {
+	for _, it := range items {
+		j := b.jobs[it.ID]
+		if j == nil {
+			continue
+		}
+		if j.heldBy != nil && j.heldBy != self {
+			return j.heldBy
+		}
+		// Reviving takes the job's key, which a transaction may be
+		// inserting a job with.
+		if it.Kind == backend.Revive && j.Key != "" {
+			if k := b.txKeys[j.Queue][j.Key]; k != nil && k.heldBy != self {
+				return k.heldBy
+			}
+		}
+	}
+	return nil
+}
+
+func (b *JobStore) settle(p backend.SettleParams) []backend.Settled {
 	now := backend.NowOr(p.Now)
 	out := make([]backend.Settled, len(p.Items))
 	for i, it := range p.Items {
@@ -258,7 +362,7 @@ func (b *JobStore) Settle(_ context.Context, p backend.SettleParams) ([]backend.
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // apply makes one change if its precondition holds.

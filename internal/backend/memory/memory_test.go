@@ -31,3 +31,11 @@ func TestDifferentialSelf(t *testing.T) {
 		return memory.NewRepositoryBackend()
 	})
 }
+
+func TestTxJobs(t *testing.T) {
+	backendtest.RunTxJobs(t, func(t *testing.T) (backend.RepositoryBackend, backend.JobStore) {
+		r, j := memory.NewRepositoryBackend(), memory.NewJobStore()
+		t.Cleanup(func() { j.Close(); r.Close() })
+		return r, j
+	})
+}

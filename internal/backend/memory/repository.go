@@ -122,6 +122,26 @@ type tx struct {
 	mu    sync.Mutex
 	colls map[string]*collection // copies this transaction has written
 	done  bool
+	ends  []func(commit bool) // the job store's part (jobstore_tx.go)
+}
+
+// onEnd registers fn to run when the transaction ends, before the next
+// writer may begin; false if it has ended already.
+func (t *tx) onEnd(fn func(commit bool)) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return false
+	}
+	t.ends = append(t.ends, fn)
+	return true
+}
+
+func (t *tx) runEnds(commit bool) {
+	for _, fn := range t.ends {
+		fn(commit)
+	}
+	t.ends = nil
 }
 
 func (t *tx) Repository(name string) backend.Repository {
@@ -140,6 +160,7 @@ func (t *tx) Commit(context.Context) error {
 		t.b.colls[name] = c
 	}
 	t.b.mu.Unlock()
+	t.runEnds(true)
 	t.b.release()
 	return nil
 }
@@ -152,6 +173,7 @@ func (t *tx) Rollback(context.Context) error {
 	}
 	t.done = true
 	t.colls = nil
+	t.runEnds(false)
 	t.b.release()
 	return nil
 }

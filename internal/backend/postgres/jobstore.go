@@ -145,8 +145,11 @@ func nowArg(now time.Time) any {
 	return now
 }
 
-// nowSQL is $1 when set, else the database's clock, to the millisecond.
-const nowSQL = "coalesce($1::timestamptz, date_trunc('milliseconds', now()))"
+// nowSQL is $1 when set, else the database's clock, to the millisecond:
+// the statement's time, not the transaction's (now()), so that a job
+// enqueued or acknowledged late in a long records transaction is stamped
+// when that happened.
+const nowSQL = "coalesce($1::timestamptz, date_trunc('milliseconds', statement_timestamp()))"
 
 const jobColumns = `id, queue, data::text, status, priority, attempts, max_attempts, backoff::text, key, run_at, created_at,
 	updated_at, started_at, finished_at, lease, lease_ms, lease_expires_at, last_error::text`

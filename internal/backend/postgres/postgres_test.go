@@ -2,7 +2,11 @@ package postgres_test
 
 import (
 	"context"
+	neturl "net/url"
+	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/storaged/storaged/internal/backend"
 	"github.com/storaged/storaged/internal/backend/backendtest"
@@ -50,4 +54,58 @@ func TestJobQueue(t *testing.T) {
 func TestJobQueuePolling(t *testing.T) {
 	url := testutil.PostgresDB(t)
 	backendtest.RunJobQueue(t, func(t *testing.T) backend.JobStore { return openQueue(t, url, true) })
+}
+
+func TestTxJobs(t *testing.T) {
+	url := testutil.PostgresDB(t)
+	backendtest.RunTxJobs(t, func(t *testing.T) (backend.RepositoryBackend, backend.JobStore) {
+		return openRepo(t, url), openQueue(t, url, false)
+	})
+}
+
+// TestTxJobsSharing: the same database reached by another URL shares;
+// another database, or another schema of the same one, does not.
+func TestTxJobsSharing(t *testing.T) {
+	url := testutil.PostgresDB(t)
+	other := testutil.PostgresDB(t)
+	jobs := openQueue(t, url, false)
+
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = strings.Replace(u.Host, "127.0.0.1", "localhost", 1)
+	q := u.Query()
+	q.Set("application_name", "another-spelling")
+	u.RawQuery = q.Encode()
+
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	s := *u
+	sq := s.Query()
+	sq.Set("search_path", "elsewhere")
+	s.RawQuery = sq.Encode()
+
+	for _, tc := range []struct {
+		name  string
+		url   string
+		share bool
+	}{
+		{"same URL", url, true},
+		{"same database, another URL", u.String(), true},
+		{"another database", other, false},
+		{"another schema", s.String(), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := jobs.SharesDatabase(openRepo(t, tc.url)); got != tc.share {
+				t.Fatalf("SharesDatabase = %v, want %v", got, tc.share)
+			}
+		})
+	}
 }

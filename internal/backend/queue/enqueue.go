@@ -15,6 +15,11 @@ const MaxEnqueue = backend.MaxBatch
 // whose key an active job of the queue holds is not added: its result
 // names that job (Deduplicated).
 func (s *Service) Enqueue(ctx context.Context, queue string, jobs []backend.EnqueueParams) (out []backend.Inserted, err error) {
+	return s.enqueue(ctx, s.store, s, queue, jobs)
+}
+
+// enqueue inserts through w and tells fx what became ready.
+func (s *Service) enqueue(ctx context.Context, w backend.JobWriter, fx effects, queue string, jobs []backend.EnqueueParams) (out []backend.Inserted, err error) {
 	ctx, done := s.observe(ctx, "enqueue", attribute.String("queue", queue), attribute.Int("jobs", len(jobs)))
 	defer func() { done(err) }()
 	if err := backend.ValidateName("queue", queue); err != nil {
@@ -39,7 +44,7 @@ func (s *Service) Enqueue(ctx context.Context, queue string, jobs []backend.Enqu
 			nj[i].RunAt, nj[i].HasRunAt = p.RunAt.UTC().Truncate(1e6), true
 		}
 	}
-	out, err = s.store.Insert(ctx, backend.InsertParams{Queue: queue, Jobs: nj, Now: s.now()})
+	out, err = w.Insert(ctx, backend.InsertParams{Queue: queue, Jobs: nj, Now: s.now()})
 	if err != nil {
 		return nil, err
 	}
@@ -50,8 +55,8 @@ func (s *Service) Enqueue(ctx context.Context, queue string, jobs []backend.Enqu
 		}
 	}
 	if added > 0 {
-		s.waiters.Wake(queue)
+		fx.wake(queue)
 	}
-	s.count("enqueued", queue, added)
+	fx.count("enqueued", queue, added)
 	return out, nil
 }

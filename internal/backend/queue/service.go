@@ -147,6 +147,15 @@ func (s *Service) observe(ctx context.Context, op string, attrs ...attribute.Key
 	}
 }
 
+// effects hears what a change made happen: the service itself, at once,
+// or a transaction, which tells the service at commit.
+type effects interface {
+	wake(queue string)
+	count(event, queue string, n int)
+}
+
+func (s *Service) wake(queue string) { s.waiters.Wake(queue) }
+
 func (s *Service) count(event, queue string, n int) {
 	if s.obs != nil && n > 0 {
 		s.obs.Jobs(event, queue, n)

@@ -20,6 +20,10 @@ const maxErrorText = 64 << 10
 // in order: nil (done, or a repeat of the same claim's ack) or a refusal
 // (not_found, conflict). The error is for the call as a whole.
 func (s *Service) Ack(ctx context.Context, items []backend.LeaseRef) (outcomes []error, err error) {
+	return s.ack(ctx, s.direct(), items)
+}
+
+func (s *Service) ack(ctx context.Context, w settler, items []backend.LeaseRef) (outcomes []error, err error) {
 	ctx, done := s.observe(ctx, "acknowledge", attribute.Int("items", len(items)))
 	defer func() { done(err) }()
 	if err := checkRefs(items); err != nil {
@@ -29,7 +33,7 @@ func (s *Service) Ack(ctx context.Context, items []backend.LeaseRef) (outcomes [
 	for i, r := range items {
 		si[i] = backend.SettleItem{Kind: backend.Complete, ID: r.ID, Lease: r.Lease}
 	}
-	return s.settleAndCount(ctx, si)
+	return s.settleAndCount(ctx, w, si)
 }
 
 // Release hands claims back unstarted (DESIGN §3a): pending at once, the
@@ -44,7 +48,7 @@ func (s *Service) Release(ctx context.Context, items []backend.LeaseRef) (outcom
 	for i, r := range items {
 		si[i] = backend.SettleItem{Kind: backend.Release, ID: r.ID, Lease: r.Lease}
 	}
-	return s.settleAndCount(ctx, si)
+	return s.settleAndCount(ctx, s.direct(), si)
 }
 
 // Heartbeat extends claims: each lease then ends Extend from now (0: the
@@ -65,13 +69,17 @@ func (s *Service) Heartbeat(ctx context.Context, items []backend.HeartbeatParams
 		}
 		si[i] = backend.SettleItem{Kind: backend.Extend, ID: h.ID, Lease: h.Lease, Delay: h.Extend}
 	}
-	return s.settleAndCount(ctx, si)
+	return s.settleAndCount(ctx, s.direct(), si)
 }
 
 // Fail records errors of claims: each job is pending again after its
 // backoff while it has attempts left and the caller asked for a retry,
 // else failed (the dead letters).
 func (s *Service) Fail(ctx context.Context, items []backend.FailParams) (outcomes []error, err error) {
+	return s.fail(ctx, s.direct(), items)
+}
+
+func (s *Service) fail(ctx context.Context, w settler, items []backend.FailParams) (outcomes []error, err error) {
 	ctx, done := s.observe(ctx, "fail", attribute.Int("items", len(items)))
 	defer func() { done(err) }()
 	if err := checkCount(len(items)); err != nil {
@@ -108,7 +116,7 @@ func (s *Service) Fail(ctx context.Context, items []backend.FailParams) (outcome
 			si[i].Delay = j.Backoff.Delay(j.Attempts)
 		}
 	}
-	return s.settleAndCount(ctx, si)
+	return s.settleAndCount(ctx, w, si)
 }
 
 // Cancel stops a pending or processing job for good; cancelling a
@@ -132,7 +140,7 @@ func (s *Service) one(ctx context.Context, item backend.SettleItem) error {
 	if err := backend.ValidateID(item.ID); err != nil {
 		return err
 	}
-	outcomes, err := s.settleAndCount(ctx, []backend.SettleItem{item})
+	outcomes, err := s.settleAndCount(ctx, s.direct(), []backend.SettleItem{item})
 	if err != nil {
 		return err
 	}
@@ -177,10 +185,19 @@ func itemError(i, n int, err error) error {
 	return backend.Errorf(be.Code, "item %d: %s", i, be.Message)
 }
 
+// settler is where settles go and who hears of their effects: the store
+// through the coalescing batcher, or a transaction's writer.
+type settler struct {
+	settle func(ctx context.Context, items []backend.SettleItem) ([]backend.Settled, error)
+	fx     effects
+}
+
+func (s *Service) direct() settler { return settler{settle: s.settles.Do, fx: s} }
+
 // settleAndCount settles items, wakes the queues where a job became
 // claimable, counts what happened and turns outcomes into refusals.
-func (s *Service) settleAndCount(ctx context.Context, items []backend.SettleItem) ([]error, error) {
-	res, err := s.settles.Do(ctx, items)
+func (s *Service) settleAndCount(ctx context.Context, w settler, items []backend.SettleItem) ([]error, error) {
+	res, err := w.settle(ctx, items)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, backend.Wrap(ctx.Err(), backend.CodeUnavailable, "the call timed out")
@@ -196,17 +213,17 @@ func (s *Service) settleAndCount(ctx context.Context, items []backend.SettleItem
 		}
 		switch it.Kind {
 		case backend.Complete:
-			s.count("completed", r.Queue, 1)
+			w.fx.count("completed", r.Queue, 1)
 		case backend.Retry:
-			s.count("retried", r.Queue, 1)
-			s.waiters.Wake(r.Queue) // its run time may be the queue's next event
+			w.fx.count("retried", r.Queue, 1)
+			w.fx.wake(r.Queue) // its run time may be the queue's next event
 		case backend.Fail:
-			s.count("failed", r.Queue, 1)
+			w.fx.count("failed", r.Queue, 1)
 		case backend.Release:
-			s.count("released", r.Queue, 1)
-			s.waiters.Wake(r.Queue)
+			w.fx.count("released", r.Queue, 1)
+			w.fx.wake(r.Queue)
 		case backend.Revive:
-			s.waiters.Wake(r.Queue)
+			w.fx.wake(r.Queue)
 		}
 	}
 	return out, nil
@@ -242,10 +259,15 @@ func refusal(it backend.SettleItem, r backend.Settled) error {
 	return backend.Errorf(backend.CodeConflict, "lease is stale: job %q was claimed again", it.ID)
 }
 
-// settleRun settles the items of concurrent calls together. A store call
-// takes distinct ids, so items naming a job already in the current call
-// go to a later one, which keeps each job's changes in request order.
+// settleRun settles the items of concurrent calls together.
 func (s *Service) settleRun(ctx context.Context, reqs [][]backend.SettleItem) ([][]backend.Settled, error) {
+	return s.settleRounds(ctx, s.store, reqs)
+}
+
+// settleRounds settles the items of reqs through w. A store call takes
+// distinct ids, so items naming a job already in the current call go to a
+// later one, which keeps each job's changes in request order.
+func (s *Service) settleRounds(ctx context.Context, w backend.JobWriter, reqs [][]backend.SettleItem) ([][]backend.Settled, error) {
 	type ref struct{ req, item int }
 	var rounds [][]ref
 	last := map[string]int{} // id → last round holding it
@@ -274,7 +296,7 @@ func (s *Service) settleRun(ctx context.Context, reqs [][]backend.SettleItem) ([
 		for k, x := range round {
 			items[k] = reqs[x.req][x.item]
 		}
-		res, err := s.store.Settle(ctx, backend.SettleParams{Items: items, Now: s.now()})
+		res, err := w.Settle(ctx, backend.SettleParams{Items: items, Now: s.now()})
 		if err != nil {
 			return nil, err
 		}

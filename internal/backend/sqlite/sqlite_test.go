@@ -50,3 +50,33 @@ func TestDifferentialAgainstMemory(t *testing.T) {
 		return b
 	})
 }
+
+func TestTxJobs(t *testing.T) {
+	backendtest.RunTxJobs(t, func(t *testing.T) (backend.RepositoryBackend, backend.JobStore) {
+		path := filepath.Join(t.TempDir(), "tx.db")
+		r := sqlite.NewRepositoryBackend(openDB(t, path))
+		j := sqlite.NewJobStore(openDB(t, path))
+		t.Cleanup(func() { j.Close(); r.Close() })
+		return r, j
+	})
+}
+
+// TestTxJobsOtherFile: records in one file cannot carry the jobs of
+// another; the daemon then refuses Storaged-Tx on job calls.
+func TestTxJobsOtherFile(t *testing.T) {
+	dir := t.TempDir()
+	r := sqlite.NewRepositoryBackend(openDB(t, filepath.Join(dir, "records.db")))
+	j := sqlite.NewJobStore(openDB(t, filepath.Join(dir, "jobs.db")))
+	t.Cleanup(func() { j.Close(); r.Close() })
+	if j.SharesDatabase(r) {
+		t.Fatal("two files reported as one database")
+	}
+	tx, err := r.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := j.InTx(tx); !backend.IsCode(err, backend.CodeInvalidArgument) {
+		t.Fatalf("InTx with another file's transaction: %v, want invalid_argument", err)
+	}
+}
