@@ -79,6 +79,8 @@ type QueueStats struct {
 	Completed  int64  `json:"completed"`
 	Failed     int64  `json:"failed"`
 	Cancelled  int64  `json:"cancelled"`
+	// Paused is the queue's flow control setting (FlowStore).
+	Paused bool `json:"paused"`
 }
 
 // Add counts n jobs of status.

@@ -114,6 +114,10 @@ type ClaimParams struct {
 type Claimed struct {
 	Jobs []*Job
 	Next time.Duration
+	// Limited says the queue's flow control (FlowStore) held jobs back:
+	// it is paused or at its concurrency or rate. The service then wakes
+	// the queue's polls when one of its jobs finishes here.
+	Limited bool
 }
 
 // SettleKind names a state change of Settle and its precondition.

@@ -57,6 +57,7 @@ func RunJobQueue(t *testing.T, newStore NewJobStore) {
 		{"ConcurrentWorkersEachJobOnce", testConcurrentWorkers},
 		{"ConcurrentBatchWorkersEachJobOnce", testConcurrentBatchWorkers},
 	}
+	tests = append(tests, flowTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newJQ(t, newStore(t)))

@@ -28,6 +28,8 @@ type JobStore struct {
 	// txKeys are the dedupe keys of jobs inserted by open transactions
 	// (jobstore_tx.go): queue → key → the job, not yet in jobs.
 	txKeys map[string]map[string]*mjob
+	// flow is the settings of configured queues (flow.go).
+	flow map[string]*flowState
 }
 
 type mjob struct {
@@ -51,7 +53,8 @@ type mqueue struct {
 
 // NewJobStore returns an empty store.
 func NewJobStore() *JobStore {
-	return &JobStore{jobs: map[string]*mjob{}, queues: map[string]*mqueue{}, txKeys: map[string]map[string]*mjob{}}
+	return &JobStore{jobs: map[string]*mjob{}, queues: map[string]*mqueue{}, txKeys: map[string]map[string]*mjob{},
+		flow: map[string]*flowState{}}
 }
 
 func (b *JobStore) queue(name string) *mqueue {
@@ -273,7 +276,12 @@ func (b *JobStore) Claim(_ context.Context, p backend.ClaimParams) (backend.Clai
 	q := b.queue(p.Queue)
 	q.promote(now, p.Expired)
 	var out backend.Claimed
-	for q.ready.Len() > 0 && len(out.Jobs) < p.Max {
+	want, f := p.Max, b.flow[p.Queue]
+	if f != nil {
+		want, out.Next = f.allowance(q, p.Max, now)
+		out.Limited = want < p.Max
+	}
+	for q.ready.Len() > 0 && len(out.Jobs) < want {
 		it := heap.Pop(&q.ready).(heapItem)
 		j := it.j
 		if it.gen != j.gen || j.heldBy != nil {
@@ -290,7 +298,10 @@ func (b *JobStore) Claim(_ context.Context, p backend.ClaimParams) (backend.Clai
 		heap.Push(&q.leases, heapItem{j: j, gen: j.gen, at: *j.LeaseExpiresAt})
 		out.Jobs = append(out.Jobs, j.snapshot())
 	}
-	if len(out.Jobs) < p.Max {
+	if f != nil {
+		f.claimed(len(out.Jobs), now)
+	}
+	if len(out.Jobs) < p.Max && out.Next == 0 && (f == nil || !f.s.Paused) {
 		if next := q.nextEvent(); !next.IsZero() {
 			out.Next = max(next.Sub(now), time.Millisecond)
 		}

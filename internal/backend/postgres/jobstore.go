@@ -321,10 +321,10 @@ const claimSQL = `WITH swept AS (
 		WHERE queue = $2 AND status = 'processing' AND lease_expires_at <= ` + nowSQL + ` AND attempts >= max_attempts
 		RETURNING 1),
 	p AS (SELECT ctid, id, priority, run_at FROM storaged_jobs
-		WHERE queue = $2 AND status = 'pending' AND run_at <= ` + nowSQL + `
+		WHERE queue = $2 AND status = 'pending' AND run_at <= ` + nowSQL + noSettings + `
 		ORDER BY priority DESC, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED),
 	e AS (SELECT ctid, id, priority, run_at FROM storaged_jobs
-		WHERE queue = $2 AND status = 'processing' AND lease_expires_at <= ` + nowSQL + ` AND attempts < max_attempts
+		WHERE queue = $2 AND status = 'processing' AND lease_expires_at <= ` + nowSQL + ` AND attempts < max_attempts` + noSettings + `
 		ORDER BY priority DESC, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED),
 	next AS (SELECT ctid FROM (SELECT * FROM p UNION ALL SELECT * FROM e) c ORDER BY priority DESC, run_at, id LIMIT $5)
 	UPDATE storaged_jobs j SET status = 'processing', attempts = j.attempts + 1, lease = $3 || '.' || j.id, lease_ms = $4::bigint,
@@ -333,10 +333,13 @@ const claimSQL = `WITH swept AS (
 	RETURNING j.id, j.queue, j.data::text, j.status, j.priority, j.attempts, j.max_attempts, j.backoff::text, j.key, j.run_at,
 		j.created_at, j.updated_at, j.started_at, j.finished_at, j.lease, j.lease_ms, j.lease_expires_at, j.last_error::text`
 
-// nextSQL is how long until the queue's next scheduled job or lease expiry.
+// nextSQL is how long until the queue's next scheduled job or lease
+// expiry, and whether the queue has settings (flow.go), which kept the
+// claim from taking anything.
 const nextSQL = `SELECT extract(epoch FROM least(
 		(SELECT min(run_at) FROM storaged_jobs WHERE queue = $2 AND status = 'pending'),
-		(SELECT min(lease_expires_at) FROM storaged_jobs WHERE queue = $2 AND lease_expires_at IS NOT NULL)) - ` + nowSQL + `) * 1000`
+		(SELECT min(lease_expires_at) FROM storaged_jobs WHERE queue = $2 AND lease_expires_at IS NOT NULL)) - ` + nowSQL + `) * 1000,
+	EXISTS (SELECT 1 FROM storaged_queue_settings WHERE queue = $2)`
 
 // Claim implements backend.JobStore.
 func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claimed, error) {
@@ -362,8 +365,14 @@ func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Cl
 	slices.SortFunc(out.Jobs, claimOrder)
 	if len(out.Jobs) < p.Max {
 		var ms *float64
-		if err := b.pool.QueryRow(ctx, nextSQL, nowArg(p.Now), p.Queue).Scan(&ms); err == nil && ms != nil {
-			out.Next = max(time.Duration(*ms*float64(time.Millisecond)), time.Millisecond)
+		var limited bool
+		if err := b.pool.QueryRow(ctx, nextSQL, nowArg(p.Now), p.Queue).Scan(&ms, &limited); err == nil {
+			if limited && len(out.Jobs) == 0 {
+				return b.claimLimited(ctx, p)
+			}
+			if ms != nil {
+				out.Next = max(time.Duration(*ms*float64(time.Millisecond)), time.Millisecond)
+			}
 		}
 	}
 	return out, nil

@@ -37,7 +37,10 @@ func (s *Service) Stats(ctx context.Context, queues ...string) (st []backend.Que
 			return nil, err
 		}
 	}
-	return s.store.Stats(ctx, queues)
+	if st, err = s.store.Stats(ctx, queues); err != nil {
+		return nil, err
+	}
+	return st, s.withPaused(ctx, st)
 }
 
 // ListFailed pages through a queue's dead letters, newest first.

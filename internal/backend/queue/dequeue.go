@@ -134,6 +134,9 @@ func (s *Service) claimUpTo(ctx context.Context, queue string, lease time.Durati
 			return jobs, 0, err
 		}
 		jobs = append(jobs, c.Jobs...)
+		if c.Limited {
+			s.limitedQueue(queue)
+		}
 		if len(c.Jobs) < n {
 			return jobs, c.Next, nil
 		}

@@ -21,6 +21,7 @@ package queue
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -70,8 +71,12 @@ type Service struct {
 	polls     context.Context
 	stopPolls context.CancelFunc
 
-	claims  batch.Group[claimKey, claimReq, claimShare]
-	settles batch.Batcher[[]backend.SettleItem, []backend.Settled]
+	claims batch.Group[claimKey, claimReq, claimShare]
+	// limited holds the queues whose flow control has held claims back
+	// (flow.go); anyLimited spares the others a map lookup per settle.
+	limited    sync.Map
+	anyLimited atomic.Bool
+	settles    batch.Batcher[[]backend.SettleItem, []backend.Settled]
 }
 
 // New returns a service over cfg.Store; Close closes the store.

@@ -214,11 +214,15 @@ func (s *Service) settleAndCount(ctx context.Context, w settler, items []backend
 		switch it.Kind {
 		case backend.Complete:
 			w.fx.count("completed", r.Queue, 1)
+			s.slotFreed(w.fx, r.Queue)
 		case backend.Retry:
 			w.fx.count("retried", r.Queue, 1)
 			w.fx.wake(r.Queue) // its run time may be the queue's next event
 		case backend.Fail:
 			w.fx.count("failed", r.Queue, 1)
+			s.slotFreed(w.fx, r.Queue)
+		case backend.Cancel:
+			s.slotFreed(w.fx, r.Queue)
 		case backend.Release:
 			w.fx.count("released", r.Queue, 1)
 			w.fx.wake(r.Queue)

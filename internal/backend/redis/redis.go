@@ -12,6 +12,7 @@
 //	P:q:<queue>:<status>    zset: completed, failed, cancelled jobs, score finishedAt
 //	P:q:<queue>:keys        hash: dedupe key -> id of the job holding it
 //	P:q:<queue>:counts      hash: status -> number of jobs
+//	P:q:<queue>:settings    hash: flow control (flow.go), only while set
 //	P:queues                set: every queue name (for pruning)
 //	P:wake                  channel: queue names, published on enqueue and retry
 //
@@ -70,6 +71,7 @@ var (
 	claimScript  = script("claim")
 	settleScript = script("settle")
 	deleteScript = script("delete")
+	flowScript   = script("flow")
 )
 
 // deleteBatch bounds the jobs one purge or prune script deletes, so that
@@ -200,7 +202,11 @@ func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Cl
 	if next, _ := res[0].(int64); next > 0 {
 		out.Next = time.Duration(next) * time.Millisecond
 	}
-	if len(res) < 2 {
+	if len(res) > 2 {
+		limited, _ := res[2].(int64)
+		out.Limited = limited == 1
+	}
+	if len(res) < 2 || str(res[1]) == "" {
 		return out, nil
 	}
 	var flats [][]string

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -21,6 +22,9 @@ var _ backend.JobStore = (*JobStore)(nil)
 // process writes the file, so the service's own wake-ups are complete.
 type JobStore struct {
 	db *DB
+	// flow mirrors queue_settings (flow.go), loaded at first use.
+	flowMu sync.Mutex
+	flow   map[string]*flowRow
 }
 
 // NewJobStore serves jobs from db; Close releases db.
@@ -172,25 +176,57 @@ const claimSQL = `UPDATE jobs SET status = 'processing', attempts = attempts + 1
 func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claimed, error) {
 	var out backend.Claimed
 	expired, _ := backend.Marshal(p.Expired)
+	if err := b.loadFlow(ctx); err != nil {
+		return out, err
+	}
 	err := b.inWriter(ctx, func(tx *sql.Tx) error {
 		now := backend.NowOr(p.Now).UnixMilli()
+		// Read in the writer, which serializes claims with each other
+		// and with changes of the settings.
+		f := b.flowOf(p.Queue)
 		if _, err := b.db.exec(ctx, tx, sweepSQL, now, p.Queue, string(expired)); err != nil {
 			return err
 		}
-		rows, err := b.db.queryTx(ctx, tx, claimSQL, p.Token, p.Lease.Milliseconds(), now, p.Queue, p.Max)
-		if err != nil {
-			return err
+		want := p.Max
+		if f != nil {
+			var err error
+			if want, out.Next, err = b.limitClaim(ctx, tx, f, p.Queue, p.Max, now); err != nil {
+				return err
+			}
+			out.Limited = want < p.Max
 		}
-		defer rows.Close()
-		for rows.Next() {
-			j, err := scanJob(rows)
+		if want > 0 {
+			rows, err := b.db.queryTx(ctx, tx, claimSQL, p.Token, p.Lease.Milliseconds(), now, p.Queue, want)
 			if err != nil {
 				return err
 			}
-			out.Jobs = append(out.Jobs, j)
+			for rows.Next() {
+				j, err := scanJob(rows)
+				if err != nil {
+					rows.Close()
+					return err
+				}
+				out.Jobs = append(out.Jobs, j)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
 		}
-		if err := rows.Err(); err != nil {
-			return err
+		if f != nil {
+			if err := b.claimedUnderRate(ctx, tx, f, p.Queue, len(out.Jobs), now); err != nil {
+				return err
+			}
+			if out.Limited && len(out.Jobs) == want {
+				// The limit, not the queue, ran dry: look again when it
+				// may let more through (a slot freed here wakes sooner).
+				if out.Next == 0 && !f.s.Paused {
+					var err error
+					out.Next, err = nextLeaseExpiry(ctx, tx, p.Queue, now)
+					return err
+				}
+				return nil
+			}
 		}
 		if len(out.Jobs) < p.Max {
 			var next sql.NullInt64

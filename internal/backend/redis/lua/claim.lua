@@ -4,7 +4,8 @@
 -- max ready jobs in claim order, each with the lease token .. '.' .. id.
 -- Returns {ms until the next scheduled job or lease expiry (-1 if none,
 -- 0 if every wanted job came), the claimed jobs as one JSON array of
--- [field, value, ...] arrays}: one string instead of a reply element per
+-- [field, value, ...] arrays ('' if none), 1 if the queue's flow control
+-- held jobs back}: one string instead of a reply element per
 -- field, which cost more than the claim itself.
 local q, lease_ms, token, want, expired = ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local now = now_ms()
@@ -31,14 +32,47 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0,
   end
 end
 
-local out = {0}
+-- Flow control (issue 16): a queue's settings hash exists only while it
+-- is paused or limited, so every other queue pays one HMGET of nothing.
+-- cap is what the limits let this claim take.
+local settings = qkey(q, 'settings')
+local st = redis.call('HMGET', settings, 'paused', 'concurrency', 'rateMax', 'rateMs', 'rateWindow', 'rateCount')
+local cap, limited, paused, limit_next = want, false, false, 0
+local rate_ms, rate_window, rate_count = nil, 0, 0
+if st[1] or st[2] or st[3] then
+  if st[1] == '1' then
+    paused = true
+    cap = 0
+  end
+  if st[2] then
+    -- Claims whose lease has not run out hold the queue's slots.
+    local in_flight = redis.call('ZCOUNT', leases, '(' .. string.format('%.0f', now), '+inf')
+    cap = math.min(cap, math.max(tonumber(st[2]) - in_flight, 0))
+  end
+  if st[3] and st[4] then
+    local rate_max = tonumber(st[3])
+    rate_ms = tonumber(st[4])
+    rate_window = math.floor(now / rate_ms)
+    if st[5] and tonumber(st[5]) == rate_window then rate_count = tonumber(st[6] or '0') end
+    local left = rate_max - rate_count
+    if left <= 0 then
+      cap = 0
+      limit_next = (rate_window + 1) * rate_ms - now
+    else
+      cap = math.min(cap, left)
+    end
+  end
+  limited = cap < want
+end
+
+local out = {0, '', 0}
 local claimed = {}
 local got, fresh = 0, 0
 local leased = {}
-while got < want do
+while got < cap do
   -- One pop for the whole batch; an entry whose job has moved on since it
   -- was filed (cancelled, say) is skipped and the loop pops again.
-  local top = redis.call('ZPOPMIN', ready, want - got)
+  local top = redis.call('ZPOPMIN', ready, cap - got)
   if #top == 0 then break end
   for i = 1, #top, 2 do
     local id = string.sub(top[i], 17)
@@ -73,8 +107,23 @@ for i = 1, #leased, 1000 do
 end
 if fresh > 0 then count(q, 'pending', 'processing', fresh) end
 flush_counts()
--- Only a call left short needs to know when to look again.
-if got < want then
+if rate_ms and got > 0 then
+  redis.call('HSET', settings, 'rateWindow', string.format('%.0f', rate_window), 'rateCount', rate_count + got)
+end
+if limited then out[3] = 1 end
+-- Only a call left short needs to know when to look again. When the
+-- limits, not the queue, ran dry: when the rate window ends, or when the
+-- first claim's lease runs out (a slot frees then at the latest), or, for
+-- a paused queue, not before it is resumed.
+if got < want and limited and got == cap then
+  out[1] = -1
+  if limit_next > 0 then
+    out[1] = limit_next
+  elseif not paused then
+    local first = redis.call('ZRANGE', leases, 0, 0, 'WITHSCORES')
+    if #first > 0 then out[1] = math.max(tonumber(first[2]) - now, 1) end
+  end
+elseif got < want then
   out[1] = -1
   for _, z in ipairs({sched, leases}) do
     local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')

@@ -1,0 +1,16 @@
+-- Flow control per queue (issue 16): a row only for a queue configured
+-- with a limit or paused, so that the claim of every other queue pays one
+-- probe of this small table's primary key and nothing more. A claim of a
+-- queue that has a row locks it (FOR UPDATE) first, which serializes the
+-- claims of that queue across daemons: concurrency and rate then hold.
+-- rate_window is the number of the current rate window (Unix ms / rate_ms)
+-- and rate_count the claims made in it.
+CREATE TABLE storaged_queue_settings (
+    queue       text COLLATE "C" PRIMARY KEY,
+    paused      boolean NOT NULL DEFAULT false,
+    concurrency integer,
+    rate_max    integer,
+    rate_ms     bigint,
+    rate_window bigint NOT NULL DEFAULT 0,
+    rate_count  integer NOT NULL DEFAULT 0
+);
