@@ -75,3 +75,22 @@ func FuzzDecodeEnqueue(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeSettings: the settings decoder accepts only what validates.
+// Seeds: testdata/fuzz/FuzzDecodeSettings.
+func FuzzDecodeSettings(f *testing.F) {
+	f.Add([]byte(`{"paused":true,"concurrency":3,"rateLimit":{"max":10,"durationMs":1000}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		s, err := handlers.DecodeSettings(body)
+		if err == nil {
+			err = s.Validate()
+			if err != nil {
+				t.Fatalf("decoded settings %+v do not validate: %v", s, err)
+			}
+			return
+		}
+		if backend.ErrorCode(err) != backend.CodeInvalidArgument {
+			t.Fatalf("code %s", backend.ErrorCode(err))
+		}
+	})
+}

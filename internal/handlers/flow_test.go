@@ -1,0 +1,61 @@
+package handlers_test
+
+import (
+	"testing"
+
+	"github.com/storaged/storaged/internal/backend"
+)
+
+// TestQueueSettingsRoutes drives the flow control routes end to end over
+// the socket: the settings round trip, pause and resume, the refusals, and
+// that a refused change changes nothing.
+func TestQueueSettingsRoutes(t *testing.T) {
+	d := start(t, 0)
+	if got := string(d.do(t, "GET", "/v1/queues/q/settings", ``).want(t, 200).body); got != `{"paused":false,"concurrency":null,"rateLimit":null}` {
+		t.Fatalf("settings of a fresh queue: %s", got)
+	}
+	want := `{"paused":false,"concurrency":2,"rateLimit":{"max":5,"durationMs":1000}}`
+	if got := string(d.do(t, "PUT", "/v1/queues/q/settings", want).want(t, 200).body); got != want {
+		t.Fatalf("PUT answered %s", got)
+	}
+	if got := string(d.do(t, "GET", "/v1/queues/q/settings", ``).want(t, 200).body); got != want {
+		t.Fatalf("GET after PUT: %s", got)
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{"PUT", "/v1/queues/q/settings", ``},
+		{"PUT", "/v1/queues/q/settings", `{"concurrency":0}`},
+		{"PUT", "/v1/queues/q/settings", `{"concurrency":1.5}`},
+		{"PUT", "/v1/queues/q/settings", `{"concurrency":"2"}`},
+		{"PUT", "/v1/queues/q/settings", `{"rateLimit":{"max":5}}`},
+		{"PUT", "/v1/queues/q/settings", `{"rateLimit":{"max":5,"durationMs":0}}`},
+		{"PUT", "/v1/queues/q/settings", `{"paused":true,"priority":1}`},
+		{"PUT", "/v1/queues/bad%20q/settings", `{}`},
+		{"POST", "/v1/queues/q/pause", `{"now":true}`},
+		{"POST", "/v1/queues/bad%20q/resume", ``},
+	} {
+		d.do(t, c.method, c.path, c.body).wantError(t, 400, backend.CodeInvalidArgument)
+	}
+	if got := string(d.do(t, "GET", "/v1/queues/q/settings", ``).want(t, 200).body); got != want {
+		t.Fatalf("a refused change changed the settings: %s", got)
+	}
+
+	d.do(t, "POST", "/v1/queues/q/jobs", `{"data":1}`).want(t, 201)
+	d.do(t, "POST", "/v1/queues/q/pause", ``).want(t, 204)
+	if st := d.do(t, "GET", "/v1/queues/q/stats", ``).json(t); st["paused"] != true || st["pending"] != 1.0 {
+		t.Fatalf("stats of the paused queue: %v", st)
+	}
+	d.do(t, "POST", "/v1/queues/q/dequeue", `{}`).want(t, 204)
+	d.do(t, "POST", "/v1/queues/q/resume", ``).want(t, 204)
+	if st := d.do(t, "GET", "/v1/queues/q/stats", ``).json(t); st["paused"] != false {
+		t.Fatalf("stats after resume: %v", st)
+	}
+	d.do(t, "POST", "/v1/queues/q/dequeue", `{}`).want(t, 200)
+	// Pause and resume leave the limits alone.
+	if got := string(d.do(t, "GET", "/v1/queues/q/settings", ``).want(t, 200).body); got != want {
+		t.Fatalf("settings after pause and resume: %s", got)
+	}
+	d.do(t, "PUT", "/v1/queues/q/settings", `{}`).want(t, 200)
+	if got := string(d.do(t, "GET", "/v1/queues/q/settings", ``).want(t, 200).body); got != `{"paused":false,"concurrency":null,"rateLimit":null}` {
+		t.Fatalf("settings after an empty PUT: %s", got)
+	}
+}
