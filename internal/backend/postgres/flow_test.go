@@ -1,0 +1,16 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/storaged/storaged/internal/backend"
+	"github.com/storaged/storaged/internal/backend/backendtest"
+	"github.com/storaged/storaged/internal/testutil"
+)
+
+// TestFlowThreeDaemons: concurrency, rate limit and pause hold across
+// three daemons on one PostgreSQL database.
+func TestFlowThreeDaemons(t *testing.T) {
+	url := testutil.PostgresDB(t)
+	backendtest.RunFlowDaemons(t, func(t *testing.T) backend.JobStore { return openQueue(t, url, false) })
+}
