@@ -39,6 +39,12 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool))
 			return 1
 		}
 		return 0
+	case "queues":
+		if err := queuesCmd(ctx, args, lookup, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "storaged:", err)
+			return 1
+		}
+		return 0
 	case "version":
 		fmt.Println("storaged", Version)
 		return 0
@@ -58,6 +64,7 @@ commands:
   serve     serve the API on the Unix socket (the default)
   migrate   apply (up, the default) or list (status) the database migrations
   jobs      dead letters of a running daemon: failed, inspect, retry, purge
+  queues    flow control of a running daemon's queues: pause, resume, settings
   version   print the version
 
 Run "storaged serve -h" for the flags; each mirrors an environment variable.

@@ -10,6 +10,7 @@ import type {
   JobQueue,
   JobQueueBackend,
   JobStatus,
+  QueueSettings,
   QueueStats,
   WorkOptions,
   Worker,
@@ -273,6 +274,25 @@ class SocketJobQueue<T> implements WorkerQueue<T> {
   async purgeFailed(): Promise<number> {
     const res = await this.t.request("DELETE", `${this.base}/failed`);
     return (JSON.parse(res.body) as { purged: number }).purged;
+  }
+
+  async pause(): Promise<void> {
+    await this.t.request("POST", `${this.base}/pause`);
+  }
+
+  async resume(): Promise<void> {
+    await this.t.request("POST", `${this.base}/resume`);
+  }
+
+  async configure(settings: Partial<QueueSettings>): Promise<QueueSettings> {
+    const body = { paused: settings.paused ?? false, concurrency: settings.concurrency ?? null, rateLimit: settings.rateLimit ?? null };
+    const res = await this.t.request("PUT", `${this.base}/settings`, body);
+    return JSON.parse(res.body) as QueueSettings;
+  }
+
+  async settings(): Promise<QueueSettings> {
+    const res = await this.t.request("GET", `${this.base}/settings`);
+    return JSON.parse(res.body) as QueueSettings;
   }
 
   work(handler: (job: Job<T>) => Promise<void>, options: WorkOptions = {}): Worker {

@@ -160,6 +160,24 @@ export interface QueueStats {
   completed: number;
   failed: number;
   cancelled: number;
+  /** The queue is paused (queue.pause()): it hands out no jobs until resumed. */
+  paused: boolean;
+}
+
+/** At most max claims per window of durationMs (windows aligned on the Unix epoch), across every daemon. */
+export interface RateLimit {
+  max: number;
+  durationMs: number;
+}
+
+/** A queue's flow control, kept by the daemon in the shared store and enforced across every daemon and worker. */
+export interface QueueSettings {
+  /** Paused queues hand out no jobs; enqueues and claims already made go on. */
+  paused: boolean;
+  /** The most jobs of the queue processing at once (null: no limit). */
+  concurrency: number | null;
+  /** The most claims per window (null: no limit). */
+  rateLimit: RateLimit | null;
 }
 
 export interface WorkOptions {
@@ -232,6 +250,17 @@ export interface JobQueue<T> {
   retryFailed(jobId: string): Promise<void>;
   /** Deletes the queue's dead letters; returns how many. */
   purgeFailed(): Promise<number>;
+  /** Stops the queue handing out jobs, on every daemon, until resume(); enqueues still work. */
+  pause(): Promise<void>;
+  /** Undoes pause(); waiting workers get jobs at once. */
+  resume(): Promise<void>;
+  /**
+   * Replaces the queue's flow control settings and returns them: what is
+   * left out is "no limit" and not paused.
+   */
+  configure(settings: Partial<QueueSettings>): Promise<QueueSettings>;
+  /** The queue's flow control settings. */
+  settings(): Promise<QueueSettings>;
   work(handler: (job: Job<T>) => Promise<void>, options?: WorkOptions): Worker;
 
   // Batches (DESIGN §3a): one call, many jobs, one outcome per item.

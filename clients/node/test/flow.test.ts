@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { SocketJobQueueBackend, ValidationError, type Job } from "../src/index.js";
+import { BACKENDS, startDaemon, uniqueName, type TestDaemon } from "./harness.js";
+
+// Flow control (issue 16) through the client against a real daemon on
+// each backend: settings, pause and resume, and a worker held to the
+// queue's concurrency.
+for (const backend of BACKENDS) {
+  describe(`queue flow control on ${backend}`, () => {
+    let daemon: TestDaemon;
+    let jobs: SocketJobQueueBackend;
+    before(async () => {
+      daemon = await startDaemon(backend);
+      jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
+      await jobs.connect();
+    });
+    after(async () => {
+      await jobs.disconnect();
+      await daemon.stop();
+    });
+
+    it("configures, reads back, and refuses bad settings", async () => {
+      const queue = jobs.queue(uniqueName("flow"));
+      assert.deepEqual(await queue.settings(), { paused: false, concurrency: null, rateLimit: null });
+      const set = await queue.configure({ concurrency: 2, rateLimit: { max: 10, durationMs: 1000 } });
+      assert.deepEqual(set, { paused: false, concurrency: 2, rateLimit: { max: 10, durationMs: 1000 } });
+      assert.deepEqual(await queue.settings(), set);
+      await assert.rejects(queue.configure({ concurrency: 0 }), ValidationError);
+      assert.deepEqual(await queue.settings(), set);
+      await queue.configure({});
+      assert.deepEqual(await queue.settings(), { paused: false, concurrency: null, rateLimit: null });
+    });
+
+    it("pauses and resumes: a waiting dequeue gets the job at resume", async () => {
+      const queue = jobs.queue<{ n: number }>(uniqueName("flow"));
+      await queue.pause();
+      const id = await queue.enqueue({ n: 1 });
+      assert.equal(await queue.dequeue(), null);
+      const stats = await queue.stats();
+      assert.equal(stats.paused, true);
+      assert.equal(stats.pending, 1);
+      const waiting = queue.dequeueMany(1, { waitMs: 20_000 });
+      const start = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await queue.resume();
+      const got = await waiting;
+      assert.equal(got.length, 1);
+      assert.equal(got[0]!.id, id);
+      assert.ok(Date.now() - start < 10_000, "the resume did not wake the waiting dequeue");
+      await queue.acknowledge(got[0]!);
+      assert.equal((await queue.stats()).paused, false);
+    });
+
+    it("holds a worker to the queue's concurrency", async () => {
+      const queue = jobs.queue<{ n: number }>(uniqueName("flow"));
+      await queue.configure({ concurrency: 2 });
+      await queue.enqueueMany(Array.from({ length: 12 }, (_, n) => ({ data: { n } })));
+      let running = 0;
+      let peak = 0;
+      const done: number[] = [];
+      const worker = queue.work(
+        async (job: Job<{ n: number }>) => {
+          running++;
+          peak = Math.max(peak, running);
+          await new Promise((resolve) => setTimeout(resolve, 10));
+          running--;
+          done.push(job.data.n);
+        },
+        { concurrency: 8 },
+      );
+      const deadline = Date.now() + 20_000;
+      while (done.length < 12 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      await worker.stop();
+      assert.equal(done.length, 12);
+      assert.ok(peak <= 2, `${peak} handlers ran at once under concurrency 2`);
+    });
+  });
+}
