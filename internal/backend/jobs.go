@@ -151,6 +151,13 @@ type EnqueueParams struct {
 	MaxAttempts int
 	Backoff     Backoff
 	Key         string
+	// Unique, if set, is the key with its rules (unique.go); Key is the
+	// shorthand for Unique{Key: key}. Validate resolves it into Key,
+	// Hold, Period and Mode.
+	Unique *Unique
+	Hold   HoldMask
+	Period time.Duration
+	Mode   UniqueMode
 }
 
 // The refusals of numbers whose zero means "the default" in the params
@@ -192,6 +199,17 @@ func (p *EnqueueParams) Validate() error {
 	}
 	if err := p.Backoff.validate(); err != nil {
 		return err
+	}
+	if p.Unique != nil {
+		if p.Key != "" {
+			return Errorf(CodeInvalidArgument, "give key or unique, not both")
+		}
+		hold, err := p.Unique.validate()
+		if err != nil {
+			return err
+		}
+		p.Key, p.Hold, p.Period, p.Mode = p.Unique.Key, hold, p.Unique.Period, p.Unique.Mode
+		return nil
 	}
 	if p.Key != "" {
 		if len(p.Key) > MaxKeyLength {

@@ -73,6 +73,14 @@ type NewJob struct {
 	MaxAttempts int
 	Backoff     Backoff
 	Key         string // "" for none
+	// Hold and Period extend what holds Key beyond the active jobs of
+	// the queue (backend.Unique): the last job enqueued with the key
+	// holds it while its status is in Hold or it is younger than Period.
+	// Mode is what a duplicate does to a pending holder: replace sets its
+	// data and runAt to this job's, debounce its runAt.
+	Hold   HoldMask
+	Period time.Duration
+	Mode   UniqueMode
 	// RunAt is when the job becomes ready if HasRunAt, else Delay after
 	// the store's now (RunAt's zero value is a valid date: year 1).
 	RunAt    time.Time

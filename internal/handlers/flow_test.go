@@ -59,3 +59,37 @@ func TestQueueSettingsRoutes(t *testing.T) {
 		t.Fatalf("settings after an empty PUT: %s", got)
 	}
 }
+
+// TestUniqueEnqueueRoute: the enqueue answer says whether it deduplicated,
+// for unique's rules as for the key shorthand; bad unique options are 400.
+func TestUniqueEnqueueRoute(t *testing.T) {
+	d := start(t, 0)
+	body := `{"data":{"v":1},"unique":{"key":"hook-1","states":["completed"],"periodMs":60000}}`
+	first := d.do(t, "POST", "/v1/queues/q/jobs", body).want(t, 201).json(t)
+	if first["deduplicated"] != nil {
+		t.Fatalf("first enqueue: %v", first)
+	}
+	again := d.do(t, "POST", "/v1/queues/q/jobs", body).want(t, 201).json(t)
+	if again["deduplicated"] != true || again["id"] != first["id"] {
+		t.Fatalf("duplicate: %v, first %v", again, first)
+	}
+	if r := d.do(t, "POST", "/v1/queues/q/jobs", `{"key":"hook-1"}`).want(t, 201).json(t); r["deduplicated"] != true {
+		t.Fatalf("key shorthand: %v", r)
+	}
+	for _, b := range []string{
+		`{"unique":{}}`,
+		`{"unique":{"key":""}}`,
+		`{"unique":{"key":"k","states":[]}}`,
+		`{"unique":{"key":"k","states":["done"]}}`,
+		`{"unique":{"key":"k","periodMs":-1}}`,
+		`{"unique":{"key":"k","periodMs":1.5}}`,
+		`{"unique":{"key":"k","mode":"merge"}}`,
+		`{"unique":{"key":"k","ttl":5}}`,
+		`{"key":"k","unique":{"key":"k"}}`,
+	} {
+		d.do(t, "POST", "/v1/queues/q/jobs", b).wantError(t, 400, backend.CodeInvalidArgument)
+	}
+	if st := d.do(t, "GET", "/v1/queues/q/stats", ``).json(t); st["pending"] != 1.0 {
+		t.Fatalf("stats: %v", st)
+	}
+}

@@ -29,6 +29,40 @@ type enqueueBody struct {
 	MaxAttempts *float64        `json:"maxAttempts"`
 	Backoff     *backoffBody    `json:"backoff"`
 	Key         *string         `json:"key"`
+	Unique      *uniqueBody     `json:"unique"`
+}
+
+// uniqueBody is enqueue's unique option (issue 16).
+type uniqueBody struct {
+	Key      *string  `json:"key"`
+	States   []string `json:"states"`
+	PeriodMs *float64 `json:"periodMs"`
+	Mode     *string  `json:"mode"`
+}
+
+func (u *uniqueBody) toParams() (*backend.Unique, error) {
+	out := &backend.Unique{}
+	if u.Key == nil || *u.Key == "" {
+		return nil, backend.Errorf(backend.CodeInvalidArgument, "unique.key is required")
+	}
+	out.Key = *u.Key
+	if u.States != nil && len(u.States) == 0 {
+		return nil, backend.Errorf(backend.CodeInvalidArgument, "unique.states must not be empty (leave it out for pending and processing)")
+	}
+	for _, s := range u.States {
+		out.States = append(out.States, backend.JobStatus(s))
+	}
+	var err error
+	if out.Period, err = ms("unique.periodMs", u.PeriodMs); err != nil {
+		return nil, err
+	}
+	if u.Mode != nil {
+		if *u.Mode == "" {
+			return nil, backend.Errorf(backend.CodeInvalidArgument, `unique.mode must be "keep", "replace" or "debounce"`)
+		}
+		out.Mode = backend.UniqueMode(*u.Mode)
+	}
+	return out, nil
 }
 
 // wide is the range a JSON number may have before the service's own rules
@@ -101,6 +135,14 @@ func (e *enqueueBody) toParams() (backend.EnqueueParams, error) {
 			return p, backend.Errorf(backend.CodeInvalidArgument, "key must not be empty")
 		}
 		p.Key = *e.Key
+	}
+	if e.Unique != nil {
+		if e.Key != nil {
+			return p, backend.Errorf(backend.CodeInvalidArgument, "give key or unique, not both")
+		}
+		if p.Unique, err = e.Unique.toParams(); err != nil {
+			return p, err
+		}
 	}
 	return p, nil
 }

@@ -14,3 +14,8 @@ CREATE TABLE storaged_queue_settings (
     rate_window bigint NOT NULL DEFAULT 0,
     rate_count  integer NOT NULL DEFAULT 0
 );
+
+-- Uniqueness (issue 16): the last job enqueued with a key, whatever its
+-- status, for keys that finished jobs or a period also hold. Only keyed
+-- jobs are in it.
+CREATE INDEX storaged_jobs_key_last ON storaged_jobs (queue, key, created_at DESC, id DESC) WHERE key IS NOT NULL;

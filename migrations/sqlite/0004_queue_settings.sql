@@ -10,3 +10,7 @@ CREATE TABLE queue_settings (
     rate_window INTEGER NOT NULL DEFAULT 0,
     rate_count  INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
+
+-- Uniqueness (issue 16): the last job enqueued with a key, whatever its
+-- status, for keys that finished jobs or a period also hold.
+CREATE INDEX jobs_key_last ON jobs (queue, key, created_at DESC, id DESC) WHERE key IS NOT NULL;

@@ -34,6 +34,7 @@ export type {
   QueueSettings,
   QueueStats,
   RateLimit,
+  UniqueOptions,
   Repository,
   RepositoryBackend,
   Scalar,

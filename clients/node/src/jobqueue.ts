@@ -86,6 +86,7 @@ function wireOptions(o: EnqueueOptions | undefined, where = ""): Record<string, 
   if (o.maxAttempts !== undefined) out["maxAttempts"] = o.maxAttempts;
   if (o.backoff !== undefined) out["backoff"] = o.backoff;
   if (o.key !== undefined) out["key"] = o.key;
+  if (o.unique !== undefined) out["unique"] = o.unique;
   return out;
 }
 

@@ -115,8 +115,30 @@ export interface EnqueueOptions {
   /** Default 3. */
   maxAttempts?: number;
   backoff?: Backoff;
-  /** While a job with this key is pending or processing, enqueue returns its id. */
+  /** While a job with this key is pending or processing, enqueue returns its id. Shorthand for `unique: { key }`. */
   key?: string;
+  /** Uniqueness with rules; give key or unique, not both. */
+  unique?: UniqueOptions;
+}
+
+/**
+ * While the key is held, enqueue adds nothing and returns the holder's id.
+ * An active (pending or processing) job always holds its key; the last job
+ * enqueued with the key also holds it while its status is in `states`, or
+ * for `periodMs` after it was created.
+ */
+export interface UniqueOptions {
+  key: string;
+  /** Statuses that hold the key, e.g. ["completed"] so that a webhook delivered twice runs once. */
+  states?: JobStatus[];
+  /** The key stays held this long after the holder was created, whatever its status. */
+  periodMs?: number;
+  /**
+   * What a duplicate does to a pending holder: "keep" (default) nothing,
+   * "replace" sets its data and run time to the duplicate's, "debounce"
+   * moves its run time to the duplicate's (now + delayMs).
+   */
+  mode?: "keep" | "replace" | "debounce";
 }
 
 export interface DequeueOptions {

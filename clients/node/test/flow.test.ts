@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { SocketJobQueueBackend, ValidationError, type Job } from "../src/index.js";
+import { JobStatus, SocketJobQueueBackend, ValidationError, type Job } from "../src/index.js";
 import { BACKENDS, startDaemon, uniqueName, type TestDaemon } from "./harness.js";
 
 // Flow control (issue 16) through the client against a real daemon on
@@ -74,6 +74,42 @@ for (const backend of BACKENDS) {
       await worker.stop();
       assert.equal(done.length, 12);
       assert.ok(peak <= 2, `${peak} handlers ran at once under concurrency 2`);
+    });
+  });
+}
+
+for (const backend of BACKENDS) {
+  describe(`unique enqueue on ${backend}`, () => {
+    let daemon: TestDaemon;
+    let jobs: SocketJobQueueBackend;
+    before(async () => {
+      daemon = await startDaemon(backend);
+      jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
+      await jobs.connect();
+    });
+    after(async () => {
+      await jobs.disconnect();
+      await daemon.stop();
+    });
+
+    it("holds a key past completion, and replaces a pending holder", async () => {
+      const queue = jobs.queue<{ v: number }>(uniqueName("uniq"));
+      const unique = { key: "hook-1", states: [JobStatus.COMPLETED] };
+      const id = await queue.enqueue({ v: 1 }, { unique });
+      assert.equal(await queue.enqueue({ v: 2 }, { unique }), id);
+      const job = await queue.dequeue();
+      assert.equal(job?.id, id);
+      await queue.acknowledge(job!);
+      assert.equal(await queue.enqueue({ v: 3 }, { unique }), id, "a completed job holds the key for states [completed]");
+
+      const replace = { key: "profile", mode: "replace" as const };
+      const held = await queue.enqueue({ v: 1 }, { unique: replace, delayMs: 60_000 });
+      assert.equal(await queue.enqueue({ v: 2 }, { unique: replace }), held);
+      const got = await queue.dequeue();
+      assert.equal(got?.id, held);
+      assert.deepEqual(got?.data, { v: 2 });
+      await queue.acknowledge(got!);
+      await assert.rejects(queue.enqueue({ v: 1 }, { unique: { key: "k", mode: "merge" as "keep" } }), ValidationError);
     });
   });
 }

@@ -58,6 +58,7 @@ func RunJobQueue(t *testing.T, newStore NewJobStore) {
 		{"ConcurrentBatchWorkersEachJobOnce", testConcurrentBatchWorkers},
 	}
 	tests = append(tests, flowTests...)
+	tests = append(tests, uniqueTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newJQ(t, newStore(t)))

@@ -49,6 +49,7 @@ type mqueue struct {
 	scheduled jobHeap
 	leases    jobHeap
 	keys      map[string]*mjob // dedupe key → active job
+	last      map[string]*mjob // dedupe key → the last job added with it (unique.go)
 }
 
 // NewJobStore returns an empty store.
@@ -67,6 +68,7 @@ func (b *JobStore) queue(name string) *mqueue {
 			scheduled: jobHeap{less: func(a, b heapItem) bool { return a.at.Before(b.at) }},
 			leases:    jobHeap{less: func(a, b heapItem) bool { return a.at.Before(b.at) }},
 			keys:      map[string]*mjob{},
+			last:      map[string]*mjob{},
 		}
 		b.queues[name] = q
 	}
@@ -221,10 +223,15 @@ func (b *JobStore) insert(p backend.InsertParams, w *txJobs) []backend.Inserted 
 	for i, nj := range p.Jobs {
 		if nj.Key != "" {
 			if j := q.keys[nj.Key]; j != nil {
+				q.duplicate(j, nj, now)
 				out[i] = backend.Inserted{ID: j.ID, Deduplicated: true}
 				continue
 			}
 			if j := b.txKeys[p.Queue][nj.Key]; j != nil {
+				out[i] = backend.Inserted{ID: j.ID, Deduplicated: true}
+				continue
+			}
+			if j := b.lastHolder(q, nj, now); j != nil {
 				out[i] = backend.Inserted{ID: j.ID, Deduplicated: true}
 				continue
 			}
@@ -261,6 +268,7 @@ func (b *JobStore) add(q *mqueue, j *mjob, now time.Time) {
 	q.jobs[j.ID] = j
 	if j.Key != "" {
 		q.keys[j.Key] = j
+		q.last[j.Key] = j
 	}
 	q.schedule(j, now)
 }
@@ -518,7 +526,11 @@ func (b *JobStore) DeleteFinished(_ context.Context, p backend.DeleteParams) (in
 			continue
 		}
 		delete(b.jobs, id)
-		delete(b.queues[j.Queue].jobs, id)
+		q := b.queues[j.Queue]
+		delete(q.jobs, id)
+		if j.Key != "" && q.last[j.Key] == j {
+			delete(q.last, j.Key)
+		}
 		n++
 	}
 	return n, nil

@@ -221,6 +221,9 @@ func (b *JobStore) Insert(ctx context.Context, p backend.InsertParams) ([]backen
 }
 
 func (b *JobStore) insert(ctx context.Context, q jobQuerier, p backend.InsertParams) ([]backend.Inserted, error) {
+	if needsUniqueInsert(p.Jobs) {
+		return b.insertUnique(ctx, q, p)
+	}
 	n := len(p.Jobs)
 	ids, data, backoff := make([]string, n), make([]string, n), make([]string, n)
 	prio, maxAtt := make([]int32, n), make([]int32, n)

@@ -39,7 +39,7 @@ func (s *Service) enqueue(ctx context.Context, w backend.JobWriter, fx effects, 
 			return nil, err
 		}
 		nj[i] = backend.NewJob{ID: backend.NewID(), Data: p.Data, Priority: p.Priority, MaxAttempts: p.MaxAttempts,
-			Backoff: p.Backoff, Key: p.Key, Delay: p.Delay}
+			Backoff: p.Backoff, Key: p.Key, Delay: p.Delay, Hold: p.Hold, Period: p.Period, Mode: p.Mode}
 		if p.HasRunAt() {
 			nj[i].RunAt, nj[i].HasRunAt = p.RunAt.UTC().Truncate(1e6), true
 		}
@@ -48,13 +48,15 @@ func (s *Service) enqueue(ctx context.Context, w backend.JobWriter, fx effects, 
 	if err != nil {
 		return nil, err
 	}
-	added := 0
-	for _, r := range out {
+	added, moved := 0, false
+	for i, r := range out {
 		if !r.Deduplicated {
 			added++
+		} else if jobs[i].Mode == backend.UniqueReplace || jobs[i].Mode == backend.UniqueDebounce {
+			moved = true // the holder's runAt may have come closer
 		}
 	}
-	if added > 0 {
+	if added > 0 || moved {
 		fx.wake(queue)
 	}
 	fx.count("enqueued", queue, added)

@@ -11,6 +11,7 @@
 //	P:q:<queue>:leases      zset: claimed jobs, score lease expiry
 //	P:q:<queue>:<status>    zset: completed, failed, cancelled jobs, score finishedAt
 //	P:q:<queue>:keys        hash: dedupe key -> id of the job holding it
+//	P:q:<queue>:last        hash: dedupe key -> id of the last job enqueued with it
 //	P:q:<queue>:counts      hash: status -> number of jobs
 //	P:q:<queue>:settings    hash: flow control (flow.go), only while set
 //	P:queues                set: every queue name (for pruning)
@@ -170,7 +171,7 @@ func nowArg(now time.Time) string {
 
 // Insert implements backend.JobStore.
 func (b *JobStore) Insert(ctx context.Context, p backend.InsertParams) ([]backend.Inserted, error) {
-	args := make([]any, 0, 3+10*len(p.Jobs))
+	args := make([]any, 0, 3+13*len(p.Jobs))
 	args = append(args, b.prefix, nowArg(p.Now), p.Queue)
 	for _, j := range p.Jobs {
 		runAt := ""
@@ -178,7 +179,8 @@ func (b *JobStore) Insert(ctx context.Context, p backend.InsertParams) ([]backen
 			runAt = strconv.FormatInt(j.RunAt.UnixMilli(), 10)
 		}
 		args = append(args, j.ID, []byte(j.Data), j.Priority, j.MaxAttempts,
-			string(j.Backoff.Type), j.Backoff.DelayMs, j.Backoff.MaxDelayMs, j.Key, runAt, j.Delay.Milliseconds())
+			string(j.Backoff.Type), j.Backoff.DelayMs, j.Backoff.MaxDelayMs, j.Key, runAt, j.Delay.Milliseconds(),
+			int(j.Hold), j.Period.Milliseconds(), string(j.Mode))
 	}
 	res, err := insertScript.Run(ctx, b.rdb, nil, args...).StringSlice()
 	if err != nil {

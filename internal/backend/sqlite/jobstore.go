@@ -130,11 +130,20 @@ func (b *JobStore) insertTx(ctx context.Context, tx *sql.Tx, p backend.InsertPar
 			var holder string
 			err := b.db.queryRow(ctx, nil, tx, holderSQL, p.Queue, nj.Key).Scan(&holder)
 			if err == nil {
+				if err := duplicate(ctx, tx, holder, nj, now); err != nil {
+					return nil, err
+				}
 				out[i] = backend.Inserted{ID: holder, Deduplicated: true}
 				continue
 			}
 			if !errors.Is(err, sql.ErrNoRows) {
 				return nil, err
+			}
+			if holder, err = lastHolder(ctx, tx, p.Queue, nj, now); err != nil {
+				return nil, err
+			} else if holder != "" {
+				out[i] = backend.Inserted{ID: holder, Deduplicated: true}
+				continue
 			}
 			key = nj.Key
 		}

@@ -9,6 +9,11 @@ for i = 4, #ARGV, 3 do
   if cutoff ~= '+inf' then cutoff = '(' .. cutoff end
   local ids = redis.call('ZRANGEBYSCORE', set, '-inf', cutoff, 'LIMIT', 0, limit)
   for _, id in ipairs(ids) do
+    -- The key's last-job pointer (insert.lua) goes with its job.
+    local key = redis.call('HGET', jkey(id), 'key')
+    if key and key ~= '' and redis.call('HGET', qkey(q, 'last'), key) == id then
+      redis.call('HDEL', qkey(q, 'last'), key)
+    end
     redis.call('DEL', jkey(id))
     redis.call('ZREM', set, id)
   end

@@ -1,23 +1,71 @@
--- ARGV: prefix, now, queue, then 10 per job: id, data, priority,
+-- ARGV: prefix, now, queue, then 13 per job: id, data, priority,
 -- maxAttempts, backoffType, backoffDelayMs, backoffMaxDelayMs, key, runAt
--- ('' if none), delayMs. Returns, per job, its id and '0', or the id of the
--- active job holding its key and '1'.
+-- ('' if none), delayMs, hold (finished statuses that also hold the key:
+-- 1 completed, 2 failed, 4 cancelled), periodMs (0: none), mode ('keep',
+-- 'replace', 'debounce'). Returns, per job, its id and '0', or the id of
+-- the job holding its key and '1': the active job with the key, or, when
+-- hold or periodMs say so, the last job enqueued with it (P:q:<q>:last).
+-- The script is the one atomic step that looks and inserts.
 local q = ARGV[3]
 local now = now_ms()
 local keys = qkey(q, 'keys')
 redis.call('SADD', P .. ':queues', q)
 local out = {}
 local added = false
-for i = 4, #ARGV, 10 do
+local last = qkey(q, 'last')
+
+-- holds says whether the job id, the last enqueued with a key, holds it
+-- for a job with hold mask and period.
+local function holds(id, hold, period)
+  local f = redis.call('HMGET', jkey(id), 'status', 'createdAt')
+  local status = f[1]
+  if not status then return false end
+  if status == 'pending' or status == 'processing' then return true end
+  local bits = {completed = 1, failed = 2, cancelled = 4}
+  local b = bits[status]
+  if b and math.floor(hold / b) % 2 == 1 then return true end
+  return period > 0 and tonumber(f[2]) + period > now
+end
+
+-- duplicate applies a duplicate's mode to the pending job holding its
+-- key: replace sets its data and runAt, debounce its runAt.
+local function duplicate(id, mode, run_at, data)
+  if mode ~= 'replace' and mode ~= 'debounce' then return end
+  local k = jkey(id)
+  local f = redis.call('HMGET', k, 'status', 'runAt', 'priority')
+  if f[1] ~= 'pending' then return end
+  redis.call('ZREM', qkey(q, 'ready'), ready_member(f[2], id))
+  redis.call('ZREM', qkey(q, 'scheduled'), id)
+  redis.call('HSET', k, 'runAt', run_at, 'updatedAt', now)
+  if mode == 'replace' then redis.call('HSET', k, 'data', data) end
+  if run_at <= now then
+    redis.call('ZADD', qkey(q, 'ready'), -tonumber(f[3]), ready_member(run_at, id))
+  else
+    redis.call('ZADD', qkey(q, 'scheduled'), run_at, id)
+  end
+  return true
+end
+
+local moved = false
+for i = 4, #ARGV, 13 do
   local id, key = ARGV[i], ARGV[i + 7]
+  local hold, period, mode = tonumber(ARGV[i + 10]), tonumber(ARGV[i + 11]), ARGV[i + 12]
+  local run_at = now + tonumber(ARGV[i + 9])
+  if ARGV[i + 8] ~= '' then run_at = tonumber(ARGV[i + 8]) end
   local held = false
-  if key ~= '' then held = redis.call('HGET', keys, key) end
+  if key ~= '' then
+    held = redis.call('HGET', keys, key)
+    if held then
+      if duplicate(held, mode, run_at, ARGV[i + 1]) then moved = true end
+    elseif hold > 0 or period > 0 then
+      local l = redis.call('HGET', last, key)
+      if l and holds(l, hold, period) then held = l end
+    end
+  end
   if held then
     out[#out + 1] = held
     out[#out + 1] = '1'
   else
-    local run_at = now + tonumber(ARGV[i + 9])
-    if ARGV[i + 8] ~= '' then run_at = tonumber(ARGV[i + 8]) end
     local prio = tonumber(ARGV[i + 2])
     redis.call('HSET', jkey(id), 'id', id, 'queue', q, 'data', ARGV[i + 1], 'status', 'pending',
       'priority', prio, 'attempts', 0, 'maxAttempts', ARGV[i + 3],
@@ -28,7 +76,10 @@ for i = 4, #ARGV, 10 do
     else
       redis.call('ZADD', qkey(q, 'scheduled'), run_at, id)
     end
-    if key ~= '' then redis.call('HSET', keys, key, id) end
+    if key ~= '' then
+      redis.call('HSET', keys, key, id)
+      redis.call('HSET', last, key, id)
+    end
     out[#out + 1] = id
     out[#out + 1] = '0'
     added = true
@@ -39,6 +90,8 @@ if added then
   for i = 2, #out, 2 do if out[i] == '0' then c = c + 1 end end
   count(q, nil, 'pending', c)
   flush_counts()
+  wake(q)
+elseif moved then
   wake(q)
 end
 return out
