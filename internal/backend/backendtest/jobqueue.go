@@ -59,6 +59,7 @@ func RunJobQueue(t *testing.T, newStore NewJobStore) {
 	}
 	tests = append(tests, flowTests...)
 	tests = append(tests, uniqueTests...)
+	tests = append(tests, scheduleTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newJQ(t, newStore(t)))

@@ -30,6 +30,8 @@ type JobStore struct {
 	txKeys map[string]map[string]*mjob
 	// flow is the settings of configured queues (flow.go).
 	flow map[string]*flowState
+	// schedules by queue and name (schedule.go).
+	schedules map[string]*mschedule
 }
 
 type mjob struct {
