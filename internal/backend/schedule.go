@@ -45,11 +45,11 @@ type Schedule struct {
 	Name  string `json:"name"`
 	ScheduleSpec
 	// Next is the schedule's next slot.
-	Next      time.Time `json:"next"`
-	LastJobID string    `json:"lastJobId,omitempty"`
+	Next      time.Time  `json:"next"`
+	LastJobID string     `json:"lastJobId,omitempty"`
 	LastRunAt *time.Time `json:"lastRunAt,omitempty"`
-	CreatedAt time.Time `json:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	CreatedAt time.Time  `json:"createdAt"`
+	UpdatedAt time.Time  `json:"updatedAt"`
 }
 
 // FireParams fire one slot of a schedule: if its next slot is still Slot,
