@@ -204,7 +204,9 @@ func (p *EnqueueParams) Validate() error {
 		if p.Key != "" {
 			return Errorf(CodeInvalidArgument, "give key or unique, not both")
 		}
-		hold, err := p.Unique.validate()
+		u := *p.Unique // the caller's may be shared: resolve a copy
+		p.Unique = &u
+		hold, err := u.validate()
 		if err != nil {
 			return err
 		}

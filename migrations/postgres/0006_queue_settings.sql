@@ -19,3 +19,21 @@ CREATE TABLE storaged_queue_settings (
 -- status, for keys that finished jobs or a period also hold. Only keyed
 -- jobs are in it.
 CREATE INDEX storaged_jobs_key_last ON storaged_jobs (queue, key, created_at DESC, id DESC) WHERE key IS NOT NULL;
+
+-- Recurring schedules (issue 16). spec is the schedule's spec as JSON
+-- (backend.SpecKey); next_run_at its next slot. A daemon fires a slot by
+-- moving next_run_at from that slot (UPDATE … WHERE next_run_at = slot,
+-- which locks the row: a second daemon finds it moved) in the
+-- transaction that inserts the slot's job.
+CREATE TABLE storaged_schedules (
+    queue       text COLLATE "C" NOT NULL,
+    name        text COLLATE "C" NOT NULL,
+    spec        text NOT NULL,
+    next_run_at timestamptz NOT NULL,
+    last_job_id text,
+    last_run_at timestamptz,
+    created_at  timestamptz NOT NULL,
+    updated_at  timestamptz NOT NULL,
+    PRIMARY KEY (queue, name)
+);
+CREATE INDEX storaged_schedules_due ON storaged_schedules (next_run_at);

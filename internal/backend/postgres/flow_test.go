@@ -14,3 +14,10 @@ func TestFlowThreeDaemons(t *testing.T) {
 	url := testutil.PostgresDB(t)
 	backendtest.RunFlowDaemons(t, func(t *testing.T) backend.JobStore { return openQueue(t, url, false) })
 }
+
+// TestSchedulesThreeDaemons: one job per slot with three daemons' schedulers
+// on one PostgreSQL database.
+func TestSchedulesThreeDaemons(t *testing.T) {
+	url := testutil.PostgresDB(t)
+	backendtest.RunScheduleDaemons(t, func(t *testing.T) backend.JobStore { return openQueue(t, url, false) })
+}

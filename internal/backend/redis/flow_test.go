@@ -14,3 +14,10 @@ func TestFlowThreeDaemons(t *testing.T) {
 	prefix := testutil.RedisPrefix(t)
 	backendtest.RunFlowDaemons(t, func(t *testing.T) backend.JobStore { return open(t, prefix) })
 }
+
+// TestSchedulesThreeDaemons: one job per slot with three daemons' schedulers
+// on one Redis.
+func TestSchedulesThreeDaemons(t *testing.T) {
+	prefix := testutil.RedisPrefix(t)
+	backendtest.RunScheduleDaemons(t, func(t *testing.T) backend.JobStore { return open(t, prefix) })
+}
