@@ -21,7 +21,9 @@ var scheduleScript = script("schedule")
 // fire checks the slot, inserts the job and moves the slot in that one
 // script.
 
-func (b *JobStore) scheduleKey(queue, name string) string { return b.prefix + ":sched:" + queue + "/" + name }
+func (b *JobStore) scheduleKey(queue, name string) string {
+	return b.prefix + ":sched:" + queue + "/" + name
+}
 
 func scheduleFromMap(queue, name string, m map[string]string) (backend.Schedule, error) {
 	s := backend.Schedule{Queue: queue, Name: name, LastJobID: m["last"]}
