@@ -115,6 +115,13 @@ func (m *Main) Run(ctx context.Context) error {
 	m.stop = stop
 	m.wg.Add(1)
 	go m.pruneLoop(bg)
+	// Recurring schedules: every daemon looks for due slots four times a second;
+	// the store makes each slot fire once however many do (issue 16).
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.jobs.RunSchedules(bg, 250*time.Millisecond)
+	}()
 	if every, err := daemon.SdWatchdogEnabled(false); err == nil && every > 0 {
 		m.wg.Add(1)
 		go m.watchdogLoop(bg, every/2)

@@ -3,6 +3,8 @@ package handlers_test
 import (
 	"testing"
 
+	json "github.com/goccy/go-json"
+
 	"github.com/storaged/storaged/internal/backend"
 )
 
@@ -91,5 +93,48 @@ func TestUniqueEnqueueRoute(t *testing.T) {
 	}
 	if st := d.do(t, "GET", "/v1/queues/q/stats", ``).json(t); st["pending"] != 1.0 {
 		t.Fatalf("stats: %v", st)
+	}
+}
+
+// TestScheduleRoutes: put (idempotent), get, list, delete over the socket,
+// and the refusals.
+func TestScheduleRoutes(t *testing.T) {
+	d := start(t, 0)
+	body := `{"cron":"*/5 * * * *","tz":"Europe/Paris","data":{"report":"x"},"overlap":"skip","backfillMs":600000}`
+	first := d.do(t, "PUT", "/v1/queues/q/schedules/report", body).want(t, 200).json(t)
+	if first["name"] != "report" || first["queue"] != "q" || first["next"] == nil || first["overlap"] != "skip" || first["tz"] != "Europe/Paris" {
+		t.Fatalf("put: %v", first)
+	}
+	again := d.do(t, "PUT", "/v1/queues/q/schedules/report", body).want(t, 200).json(t)
+	if again["next"] != first["next"] || again["updatedAt"] != first["updatedAt"] {
+		t.Fatalf("a repeated put changed the schedule: %v, was %v", again, first)
+	}
+	d.do(t, "PUT", "/v1/queues/q/schedules/tick", `{"everyMs":60000}`).want(t, 200)
+	var list []map[string]any
+	if err := json.Unmarshal(d.do(t, "GET", "/v1/queues/q/schedules", ``).want(t, 200).body, &list); err != nil || len(list) != 2 ||
+		list[0]["name"] != "report" || list[1]["name"] != "tick" {
+		t.Fatalf("list: %v %v", list, err)
+	}
+	if got := d.do(t, "GET", "/v1/queues/q/schedules/tick", ``).want(t, 200).json(t); got["everyMs"] != 60000.0 {
+		t.Fatalf("get: %v", got)
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{"PUT", "/v1/queues/q/schedules/s", ``},
+		{"PUT", "/v1/queues/q/schedules/s", `{}`},
+		{"PUT", "/v1/queues/q/schedules/s", `{"cron":"nope"}`},
+		{"PUT", "/v1/queues/q/schedules/s", `{"cron":"* * * * *","everyMs":1000}`},
+		{"PUT", "/v1/queues/q/schedules/s", `{"everyMs":"1000"}`},
+		{"PUT", "/v1/queues/q/schedules/s", `{"everyMs":1000,"when":"now"}`},
+		{"PUT", "/v1/queues/q/schedules/s", `{"cron":"0 9 * * *","tz":"Nowhere/City"}`},
+		{"PUT", "/v1/queues/q/schedules/bad%20name", `{"everyMs":1000}`},
+		{"DELETE", "/v1/queues/q/schedules/tick", `{"force":true}`},
+	} {
+		d.do(t, c.method, c.path, c.body).wantError(t, 400, backend.CodeInvalidArgument)
+	}
+	d.do(t, "DELETE", "/v1/queues/q/schedules/tick", ``).want(t, 204)
+	d.do(t, "GET", "/v1/queues/q/schedules/tick", ``).wantError(t, 404, backend.CodeNotFound)
+	d.do(t, "DELETE", "/v1/queues/q/schedules/tick", ``).wantError(t, 404, backend.CodeNotFound)
+	if err := json.Unmarshal(d.do(t, "GET", "/v1/queues/q/schedules", ``).want(t, 200).body, &list); err != nil || len(list) != 1 {
+		t.Fatalf("list after delete: %v", list)
 	}
 }

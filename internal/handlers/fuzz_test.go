@@ -94,3 +94,20 @@ func FuzzDecodeSettings(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeSchedule: a schedule body either decodes into a spec the
+// service accepts or refuses, or is refused itself, always with
+// invalid_argument. Seeds: testdata/fuzz/FuzzDecodeSchedule.
+func FuzzDecodeSchedule(f *testing.F) {
+	f.Add([]byte(`{"cron":"*/5 * * * *","tz":"Europe/Paris","data":{"x":1},"overlap":"skip","backfillMs":60000}`))
+	svc := queue.New(queue.Config{Store: memory.NewJobStore()})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		sp, err := handlers.DecodeSchedule(body)
+		if err == nil {
+			_, err = svc.PutSchedule(t.Context(), "q", "s", sp)
+		}
+		if err != nil && backend.ErrorCode(err) != backend.CodeInvalidArgument {
+			t.Fatalf("code %s: %v", backend.ErrorCode(err), err)
+		}
+	})
+}

@@ -25,6 +25,8 @@ type Metrics struct {
 	backend   *prometheus.HistogramVec
 	completed prometheus.Counter
 	failed    prometheus.Counter
+	// scheduleLag is how late schedules fire their slots (issue 16).
+	scheduleLag prometheus.Histogram
 	// active is the server's set of recently used queues, where the queue
 	// service's enqueue counts go (see QueueObserver).
 	active atomic.Pointer[activeQueues]
@@ -45,7 +47,12 @@ func NewMetrics() *Metrics {
 	}, []string{"port", "op"})
 	m.completed = prometheus.NewCounter(prometheus.CounterOpts{Name: "storaged_jobs_completed_total", Help: "Jobs acknowledged."})
 	m.failed = prometheus.NewCounter(prometheus.CounterOpts{Name: "storaged_jobs_failed_total", Help: "Fail calls (retried or dead-lettered)."})
-	m.reg.MustRegister(m.requests, m.backend, m.completed, m.failed,
+	m.scheduleLag = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "storaged_schedule_lag_seconds",
+		Help:    "How long after its slot a recurring schedule enqueued the slot's job (this daemon's fires).",
+		Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 3600},
+	})
+	m.reg.MustRegister(m.requests, m.backend, m.completed, m.failed, m.scheduleLag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

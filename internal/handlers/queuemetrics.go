@@ -28,3 +28,8 @@ func (o queueObserver) Jobs(event, queue string, n int) {
 		o.m.failed.Add(float64(n))
 	}
 }
+
+// ScheduleLag implements queue.ScheduleLagObserver.
+func (o queueObserver) ScheduleLag(_ string, lag time.Duration) {
+	o.m.scheduleLag.Observe(max(lag, 0).Seconds())
+}
