@@ -45,6 +45,12 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool))
 			return 1
 		}
 		return 0
+	case "schedules":
+		if err := schedulesCmd(ctx, args, lookup, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "storaged:", err)
+			return 1
+		}
+		return 0
 	case "version":
 		fmt.Println("storaged", Version)
 		return 0
@@ -65,6 +71,7 @@ commands:
   migrate   apply (up, the default) or list (status) the database migrations
   jobs      dead letters of a running daemon: failed, inspect, retry, purge
   queues    flow control of a running daemon's queues: pause, resume, settings
+  schedules recurring schedules of a running daemon: list, delete
   version   print the version
 
 Run "storaged serve -h" for the flags; each mirrors an environment variable.

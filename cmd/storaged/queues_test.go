@@ -56,3 +56,41 @@ func TestQueuesCommand(t *testing.T) {
 		t.Fatalf("a refused --set changed the settings: %s", b)
 	}
 }
+
+// TestSchedulesCommand lists and deletes a running daemon's schedules,
+// and checks the daemon's answers.
+func TestSchedulesCommand(t *testing.T) {
+	d := testutil.StartDaemon(t)
+	env := env(map[string]string{"STORAGED_SOCKET": d.Socket})
+	schedules := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := schedulesCmd(context.Background(), args, env, &out); err != nil {
+			t.Fatalf("storaged schedules %v: %v", args, err)
+		}
+		return out.String()
+	}
+	call(d.Client, "PUT", "/v1/queues/reports/schedules/nightly", `{"cron":"0 3 * * *","tz":"Europe/Paris","data":{"r":1}}`)
+	call(d.Client, "PUT", "/v1/queues/reports/schedules/hourly", `{"cron":"@hourly"}`)
+	out := schedules("list", "reports")
+	if strings.Count(out, "\n") != 2 || !strings.Contains(out, `"name":"hourly"`) || !strings.Contains(out, `"tz":"Europe/Paris"`) {
+		t.Fatalf("list:\n%s", out)
+	}
+	if out := schedules("delete", "reports", "nightly"); !strings.Contains(out, "deleted") {
+		t.Fatalf("delete: %s", out)
+	}
+	if _, b, _ := call(d.Client, "GET", "/v1/queues/reports/schedules", ``); strings.Contains(string(b), "nightly") || !strings.Contains(string(b), "hourly") {
+		t.Fatalf("the daemon's schedules after delete: %s", b)
+	}
+	var sink bytes.Buffer
+	for _, args := range [][]string{
+		{"delete", "reports", "nightly"},
+		{"delete", "reports"},
+		{"list"},
+		{"frobnicate"},
+	} {
+		if err := schedulesCmd(context.Background(), args, env, &sink); err == nil {
+			t.Fatalf("storaged schedules %v succeeded", args)
+		}
+	}
+}

@@ -12,6 +12,9 @@ import type {
   JobStatus,
   QueueSettings,
   QueueStats,
+  Schedule,
+  ScheduleOptions,
+  ScheduleTiming,
   WorkOptions,
   Worker,
 } from "./types.js";
@@ -69,6 +72,26 @@ function toJob<T>(w: WireJob): Job<T> {
   if (w.lease) job.lease = w.lease;
   if (w.lastError) job.lastError = w.lastError;
   return job;
+}
+
+type WireSchedule = Omit<Schedule<unknown>, "next" | "lastRunAt" | "createdAt" | "updatedAt"> & {
+  next: string;
+  lastRunAt?: string;
+  createdAt: string;
+  updatedAt: string;
+};
+
+function toSchedule<T>(w: WireSchedule): Schedule<T> {
+  const s: Schedule<T> = {
+    ...w,
+    data: w.data as T,
+    next: new Date(w.next),
+    createdAt: new Date(w.createdAt),
+    updatedAt: new Date(w.updatedAt),
+  } as Schedule<T>;
+  if (w.lastRunAt) s.lastRunAt = new Date(w.lastRunAt);
+  else delete s.lastRunAt;
+  return s;
 }
 
 /** The wire form of enqueue options; where names the options in messages. */
@@ -289,6 +312,24 @@ class SocketJobQueue<T> implements WorkerQueue<T> {
     const body = { paused: settings.paused ?? false, concurrency: settings.concurrency ?? null, rateLimit: settings.rateLimit ?? null };
     const res = await this.t.request("PUT", `${this.base}/settings`, body);
     return JSON.parse(res.body) as QueueSettings;
+  }
+
+  async schedule(name: string, timing: ScheduleTiming, data: T, options: ScheduleOptions = {}): Promise<Schedule<T>> {
+    const body: Record<string, unknown> = { ...timing, data: data === undefined ? null : data };
+    for (const k of ["priority", "maxAttempts", "backoff", "overlap", "backfillMs"] as const) {
+      if (options[k] !== undefined) body[k] = options[k];
+    }
+    const res = await this.t.request("PUT", `${this.base}/schedules/${seg(name)}`, body);
+    return toSchedule<T>(JSON.parse(res.body) as WireSchedule);
+  }
+
+  async unschedule(name: string): Promise<void> {
+    await this.t.request("DELETE", `${this.base}/schedules/${seg(name)}`);
+  }
+
+  async schedules(): Promise<Schedule<T>[]> {
+    const res = await this.t.request("GET", `${this.base}/schedules`);
+    return (JSON.parse(res.body) as WireSchedule[]).map((w) => toSchedule<T>(w));
   }
 
   async settings(): Promise<QueueSettings> {

@@ -192,6 +192,40 @@ export interface RateLimit {
   durationMs: number;
 }
 
+/** When a schedule fires: a cron expression (5 fields, or 6 with seconds first; @daily and the like) in a time zone, or an interval. */
+export type ScheduleTiming = { cron: string; tz?: string } | { everyMs: number };
+
+export interface ScheduleOptions {
+  priority?: number;
+  maxAttempts?: number;
+  backoff?: Backoff;
+  /** "skip": no new job while the schedule's previous one is pending or processing; "allow" (default): one job per slot. */
+  overlap?: "skip" | "allow";
+  /** How far back slots missed while no daemon ran are caught up; default 0: only the latest missed slot runs. */
+  backfillMs?: number;
+}
+
+/** A recurring schedule: a job enqueued into its queue at every slot, by exactly one daemon. */
+export interface Schedule<T = unknown> {
+  queue: string;
+  name: string;
+  cron?: string;
+  tz?: string;
+  everyMs?: number;
+  data: T;
+  priority: number;
+  maxAttempts: number;
+  backoff: Backoff;
+  overlap: "skip" | "allow";
+  backfillMs: number;
+  /** The next slot. */
+  next: Date;
+  lastJobId?: string;
+  lastRunAt?: Date;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
 /** A queue's flow control, kept by the daemon in the shared store and enforced across every daemon and worker. */
 export interface QueueSettings {
   /** Paused queues hand out no jobs; enqueues and claims already made go on. */
@@ -283,6 +317,16 @@ export interface JobQueue<T> {
   configure(settings: Partial<QueueSettings>): Promise<QueueSettings>;
   /** The queue's flow control settings. */
   settings(): Promise<QueueSettings>;
+  /**
+   * Creates or replaces the recurring schedule `name` of this queue. Calling
+   * it again with the same arguments changes nothing, so apps may call it
+   * at every start.
+   */
+  schedule(name: string, timing: ScheduleTiming, data: T, options?: ScheduleOptions): Promise<Schedule<T>>;
+  /** Deletes a schedule (NotFoundError if there is none). */
+  unschedule(name: string): Promise<void>;
+  /** The queue's schedules, by name. */
+  schedules(): Promise<Schedule<T>[]>;
   work(handler: (job: Job<T>) => Promise<void>, options?: WorkOptions): Worker;
 
   // Batches (DESIGN §3a): one call, many jobs, one outcome per item.

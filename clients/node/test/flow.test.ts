@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { JobStatus, SocketJobQueueBackend, ValidationError, type Job } from "../src/index.js";
+import { JobStatus, NotFoundError, SocketJobQueueBackend, ValidationError, type Job } from "../src/index.js";
 import { BACKENDS, startDaemon, uniqueName, type TestDaemon } from "./harness.js";
 
 // Flow control (issue 16) through the client against a real daemon on
@@ -110,6 +110,47 @@ for (const backend of BACKENDS) {
       assert.deepEqual(got?.data, { v: 2 });
       await queue.acknowledge(got!);
       await assert.rejects(queue.enqueue({ v: 1 }, { unique: { key: "k", mode: "merge" as "keep" } }), ValidationError);
+    });
+  });
+}
+
+for (const backend of BACKENDS) {
+  describe(`schedules on ${backend}`, () => {
+    let daemon: TestDaemon;
+    let jobs: SocketJobQueueBackend;
+    before(async () => {
+      daemon = await startDaemon(backend);
+      jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
+      await jobs.connect();
+    });
+    after(async () => {
+      await jobs.disconnect();
+      await daemon.stop();
+    });
+
+    it("puts a schedule idempotently, fires it, lists and deletes it", async () => {
+      const queue = jobs.queue<{ report: string }>(uniqueName("sched"));
+      const s = await queue.schedule("tick", { everyMs: 1000 }, { report: "r" }, { priority: 2, overlap: "allow" });
+      assert.equal(s.name, "tick");
+      assert.equal(s.everyMs, 1000);
+      assert.ok(s.next instanceof Date && s.next.getTime() % 1000 === 0);
+      const again = await queue.schedule("tick", { everyMs: 1000 }, { report: "r" }, { priority: 2, overlap: "allow" });
+      assert.equal(again.updatedAt.getTime(), s.updatedAt.getTime(), "the same schedule again changed it");
+      await queue.schedule("nightly", { cron: "0 3 * * *", tz: "Europe/Paris" }, { report: "nightly" });
+      assert.deepEqual((await queue.schedules()).map((x) => x.name), ["nightly", "tick"]);
+      // The daemon's scheduler enqueues the slot's job.
+      const got = await queue.dequeueMany(1, { waitMs: 10_000 });
+      assert.equal(got.length, 1);
+      assert.deepEqual(got[0]!.data, { report: "r" });
+      assert.equal(got[0]!.priority, 2);
+      await queue.acknowledge(got[0]!);
+      await queue.unschedule("tick");
+      await queue.unschedule("nightly");
+      assert.deepEqual(await queue.schedules(), []);
+      await assert.rejects(queue.unschedule("tick"), NotFoundError);
+      await assert.rejects(queue.schedule("bad", { cron: "not cron" }, { report: "x" }), ValidationError);
+      // Jobs fired before the delete may wait; drain them.
+      for (const j of await queue.dequeueMany(100)) await queue.acknowledge(j);
     });
   });
 }
