@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"strings"
 	"testing"
 
 	json "github.com/goccy/go-json"
@@ -93,6 +94,18 @@ func TestUniqueEnqueueRoute(t *testing.T) {
 	}
 	if st := d.do(t, "GET", "/v1/queues/q/stats", ``).json(t); st["pending"] != 1.0 {
 		t.Fatalf("stats: %v", st)
+	}
+	var batch struct {
+		IDs          []string `json:"ids"`
+		Deduplicated []bool   `json:"deduplicated"`
+	}
+	b := d.do(t, "POST", "/v1/queues/q/jobs/batch", `[{"data":1},{"unique":{"key":"hook-1"}}]`).want(t, 201).body
+	if err := json.Unmarshal(b, &batch); err != nil || len(batch.IDs) != 2 || batch.IDs[1] != first["id"] ||
+		len(batch.Deduplicated) != 2 || batch.Deduplicated[0] || !batch.Deduplicated[1] {
+		t.Fatalf("batch with a duplicate: %s", b)
+	}
+	if b := d.do(t, "POST", "/v1/queues/q/jobs/batch", `[{"data":1}]`).want(t, 201).body; strings.Contains(string(b), "deduplicated") {
+		t.Fatalf("batch without a duplicate: %s", b)
 	}
 }
 

@@ -75,9 +75,17 @@ func (s *Server) enqueueMany(ctx *fasthttp.RequestCtx) error {
 	s.seen(queue)
 	out := struct {
 		IDs []string `json:"ids"`
-	}{make([]string, len(res))}
+		// Deduplicated, present when a job was, says which (issue 16).
+		Deduplicated []bool `json:"deduplicated,omitempty"`
+	}{IDs: make([]string, len(res))}
 	for i, r := range res {
 		out.IDs[i] = r.ID
+		if r.Deduplicated && out.Deduplicated == nil {
+			out.Deduplicated = make([]bool, len(res))
+		}
+		if out.Deduplicated != nil {
+			out.Deduplicated[i] = r.Deduplicated
+		}
 	}
 	return writeValue(ctx, fasthttp.StatusCreated, out)
 }
