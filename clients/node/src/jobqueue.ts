@@ -22,7 +22,7 @@ export const MAX_BATCH = 1000;
 type SettleCall = "acknowledge" | "fail" | "heartbeat" | "release";
 const ROUTE: Record<SettleCall, string> = { acknowledge: "ack", fail: "fail", heartbeat: "heartbeat", release: "release" };
 
-function errorBody(e: Error): { name: string; message: string; stack: string } {
+export function errorBody(e: Error): { name: string; message: string; stack: string } {
   const err = e instanceof Error ? e : new Error(String(e));
   return { name: err.name || "Error", message: err.message ?? "", stack: err.stack ?? "" };
 }
@@ -71,7 +71,7 @@ function toJob<T>(w: WireJob): Job<T> {
 }
 
 /** The wire form of enqueue options; where names the options in messages. */
-function wireOptions(o: EnqueueOptions | undefined, where = ""): Record<string, unknown> {
+export function wireOptions(o: EnqueueOptions | undefined, where = ""): Record<string, unknown> {
   if (!o) return {};
   const out: Record<string, unknown> = {};
   if (o.runAt instanceof Date) {
@@ -308,6 +308,11 @@ export class SocketJobQueueBackend implements JobQueueBackend {
   /** @internal */
   track(w: Worker): void {
     this.workers.add(w);
+  }
+
+  /** @internal The claim book, which transactions settle claims from. */
+  claimBook(): Claims {
+    return this.claims;
   }
 
   /** @internal How many claims this client holds (tests check that none leak). */

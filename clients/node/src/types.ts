@@ -92,6 +92,43 @@ export interface RepositoryBackend {
   transaction<R>(fn: (tx: RepositoryBackend) => Promise<R>): Promise<R>;
 }
 
+export interface TransactionOptions {
+  /**
+   * How many times fn runs again after a serialization conflict (a
+   * ConflictError with `retryable`), with jittered exponential backoff;
+   * default 10, 0 turns retrying off. Out of tries, the last ConflictError
+   * is raised. fn must be safe to run again: only its daemon calls are
+   * rolled back.
+   */
+  retries?: number;
+}
+
+/**
+ * A queue seen from inside a transaction: its jobs and completions commit
+ * or roll back with the transaction's records. The daemon refuses these
+ * calls (ValidationError) where the jobs do not live in the records'
+ * database (GET /v1/info says `transactionalJobs`).
+ */
+export interface TxQueue<T> {
+  /** Adds a job that no dequeue sees before the transaction commits. */
+  enqueue(data: T, options?: EnqueueOptions): Promise<string>;
+  enqueueMany(jobs: ReadonlyArray<{ data: T } & EnqueueOptions>): Promise<string[]>;
+  /** Completes a claimed job at commit; a rollback leaves it processing under its lease. */
+  acknowledge(job: Job<T> | string): Promise<void>;
+  /** Fails a claimed job at commit (retried or dead-lettered as outside a transaction). */
+  fail(job: Job<T> | string, error: Error, retry?: boolean): Promise<void>;
+}
+
+/** What transaction(fn) hands to fn on storaged: records and, in the same transaction, jobs. */
+export interface Transaction extends RepositoryBackend {
+  queue<T = unknown>(name?: string): TxQueue<T>;
+}
+
+/** The RepositoryBackend the client and its Fastify plugin provide: transactions can hold jobs and retry themselves. */
+export interface StoragedRepositoryBackend extends RepositoryBackend {
+  transaction<R>(fn: (tx: Transaction) => Promise<R>, options?: TransactionOptions): Promise<R>;
+}
+
 export enum JobStatus {
   PENDING = "pending",
   PROCESSING = "processing",
