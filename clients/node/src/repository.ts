@@ -221,9 +221,9 @@ class TxBackend implements Transaction {
     return new SocketRepository<T>(this.transport, collection, this.id);
   }
 
-  queue<T = unknown>(name = "default"): TxQueue<T> {
+  queue<T = unknown, R = unknown>(name = "default"): TxQueue<T, R> {
     this.checkJobs();
-    return new SocketTxQueue<T>(this.transport, this.id, name, this.claims);
+    return new SocketTxQueue<T, R>(this.transport, this.id, name, this.claims);
   }
 
   async connect(): Promise<void> {}

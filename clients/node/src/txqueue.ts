@@ -24,7 +24,7 @@ export class TxClaims {
 }
 
 /** A queue whose calls carry the transaction's id (Storaged-Tx). */
-export class SocketTxQueue<T> implements TxQueue<T> {
+export class SocketTxQueue<T, R = unknown> implements TxQueue<T, R> {
   private readonly base: string;
   constructor(
     private readonly transport: () => Transport,
@@ -48,8 +48,8 @@ export class SocketTxQueue<T> implements TxQueue<T> {
     return (JSON.parse(res.body) as { ids: string[] }).ids;
   }
 
-  acknowledge(job: ClaimTarget<T>): Promise<void> {
-    return this.settle(job, "acknowledge", "ack", {});
+  acknowledge(job: ClaimTarget<T>, result?: R): Promise<void> {
+    return this.settle(job, "acknowledge", "ack", result === undefined ? {} : { result });
   }
 
   fail(job: ClaimTarget<T>, error: Error, retry = true): Promise<void> {

@@ -1,7 +1,7 @@
 import { setMaxListeners } from "node:events";
 import { ConflictError, NotFoundError, ValidationError } from "./errors.js";
 import type { WorkerQueue } from "./jobqueue.js";
-import type { FailItem, ItemResult, Job, WorkOptions, Worker } from "./types.js";
+import type { FailItem, ItemResult, Job, JobContext, JobProgress, WorkOptions, Worker } from "./types.js";
 
 /** The most items one batch call carries (DESIGN §3a). */
 const MAX_BATCH = 1000;
@@ -33,7 +33,7 @@ function positiveInteger(name: string, v: number | undefined, fallback: number, 
  * thus get big batches (hundreds of jobs per round trip), slow ones hold
  * next to nothing that other workers could be running.
  */
-export class QueueWorker<T> implements Worker {
+export class QueueWorker<T, R = unknown> implements Worker {
   private readonly concurrency: number;
   private readonly prefetch: number;
   private readonly leaseMs: number;
@@ -49,8 +49,11 @@ export class QueueWorker<T> implements Worker {
    * must not let the lease run out and the job run again).
    */
   private readonly held = new Set<Job<T>>();
+  /** The running jobs' signals, aborted when their claim is found gone. */
+  private readonly signals = new Map<Job<T>, AbortController>();
   private running = 0;
   private acks: Job<T>[] = [];
+  private results: (R | undefined)[] = [];
   private fails: Array<FailItem<T> & { job: Job<T> }> = [];
   private flushing: Promise<void> | undefined;
   private flushQueued = false;
@@ -70,8 +73,8 @@ export class QueueWorker<T> implements Worker {
   private rtt = 1;
 
   constructor(
-    private readonly queue: WorkerQueue<T>,
-    private readonly handler: (job: Job<T>) => Promise<void>,
+    private readonly queue: WorkerQueue<T, R>,
+    private readonly handler: (job: Job<T>, context: JobContext) => Promise<R | void>,
     options: WorkOptions,
   ) {
     this.concurrency = positiveInteger("concurrency", options.concurrency, 1);
@@ -155,12 +158,20 @@ export class QueueWorker<T> implements Worker {
   private async run(job: Job<T>): Promise<void> {
     this.running++;
     const start = performance.now();
+    const abort = new AbortController();
+    this.signals.set(job, abort);
+    const context: JobContext = {
+      signal: abort.signal,
+      progress: (p: JobProgress) => this.progress(job, p),
+    };
     try {
-      await this.handler(job);
+      const result = await this.handler(job, context);
       this.acks.push(job);
+      this.results.push(result === undefined ? undefined : result);
     } catch (err) {
       this.fails.push({ job, error: err instanceof Error ? err : new Error(String(err)), retry: true });
     }
+    this.signals.delete(job);
     const took = performance.now() - start;
     this.took = this.took === 0 ? took : 0.9 * this.took + 0.1 * took;
     this.running--;
@@ -188,9 +199,10 @@ export class QueueWorker<T> implements Worker {
   private async flush(): Promise<void> {
     while (this.acks.length > 0 || this.fails.length > 0) {
       const acks = this.acks.splice(0, MAX_BATCH);
+      const results = this.results.splice(0, MAX_BATCH);
       const fails = this.fails.splice(0, MAX_BATCH);
       await Promise.all([
-        acks.length > 0 ? this.send("acknowledge", acks, () => this.queue.acknowledgeMany(acks)) : undefined,
+        acks.length > 0 ? this.send("acknowledge", acks, () => this.queue.acknowledgeMany(acks, results)) : undefined,
         fails.length > 0 ? this.send("fail", fails.map((f) => f.job), () => this.queue.failMany(fails)) : undefined,
       ]);
       // Settled (or given up on): no longer ours to renew, and room for more.
@@ -235,12 +247,7 @@ export class QueueWorker<T> implements Worker {
         results.forEach((r, i) => {
           if (!r) return;
           const job = chunk[i]!;
-          const waiting = this.buffer.indexOf(job);
-          if (waiting >= 0 && (r instanceof ConflictError || r instanceof NotFoundError)) {
-            // Cancelled, or its lease ran out and another worker has it.
-            this.buffer.splice(waiting, 1);
-            this.held.delete(job);
-          }
+          this.claimLost(job, r);
           this.onError(r);
         });
       }
@@ -248,6 +255,32 @@ export class QueueWorker<T> implements Worker {
       this.onError(err);
     } finally {
       this.beating = false;
+    }
+  }
+
+  /**
+   * Acts on a heartbeat or progress refusal: a claim that is gone (the job
+   * was cancelled, or its lease ran out and another worker has it) is
+   * dropped if it has not started, and its handler's signal aborted if it
+   * has.
+   */
+  private claimLost(job: Job<T>, r: unknown): void {
+    if (!(r instanceof ConflictError || r instanceof NotFoundError)) return;
+    const waiting = this.buffer.indexOf(job);
+    if (waiting >= 0) {
+      this.buffer.splice(waiting, 1);
+      this.held.delete(job);
+    }
+    this.signals.get(job)?.abort(r);
+  }
+
+  /** A handler's progress report; it also renews the claim. */
+  private async progress(job: Job<T>, p: JobProgress): Promise<void> {
+    try {
+      await this.queue.progress(job, p, this.leaseMs);
+    } catch (err) {
+      this.claimLost(job, err);
+      throw err;
     }
   }
 
