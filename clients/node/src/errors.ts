@@ -68,6 +68,18 @@ export class StorageUnavailableError extends StorageError {
   }
 }
 
+/**
+ * A handler ran past its timeout (`work(handler, { timeoutMs })`): its
+ * signal aborts with this reason, and the job fails with it (name
+ * "TimeoutError"), retried per its policy.
+ */
+export class JobTimeoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TimeoutError";
+  }
+}
+
 /** Builds the error for a daemon error body. */
 export function errorFromResponse(status: number, code: string | undefined, message: string, retryable = false): StorageError {
   switch (code) {

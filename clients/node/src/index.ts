@@ -10,6 +10,7 @@ export {
   ConflictError,
   TransactionExpiredError,
   StorageUnavailableError,
+  JobTimeoutError,
 } from "./errors.js";
 export type { ErrorCode } from "./errors.js";
 export { JobStatus } from "./types.js";

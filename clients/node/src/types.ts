@@ -236,6 +236,12 @@ export interface WorkOptions {
   leaseMs?: number;
   /** Long-poll wait per dequeue; default 30 000. */
   waitMs?: number;
+  /**
+   * A handler still running after this long has its signal aborted (with
+   * a JobTimeoutError) and its job failed with that error, retried per the
+   * job's policy. Default 0: no timeout.
+   */
+  timeoutMs?: number;
   /** Called with errors the loop survives (daemon unreachable, lost lease). */
   onError?: (err: unknown) => void;
 }

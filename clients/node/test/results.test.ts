@@ -3,7 +3,7 @@
 // gone — against a real daemon on every backend.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { ConflictError, JobStatus, SocketJobQueueBackend, ValidationError } from "../src/index.js";
+import { ConflictError, JobStatus, JobTimeoutError, SocketJobQueueBackend, ValidationError } from "../src/index.js";
 import { BACKENDS, sleep, startDaemon, uniqueName, type TestDaemon } from "./harness.js";
 
 interface Render {
@@ -88,22 +88,46 @@ for (const backend of BACKENDS) {
       const running = new Promise<void>((r) => (started = r));
       let reason: unknown;
       const errors: unknown[] = [];
-      // A short lease: heartbeats (a third of it) carry the news.
+      // The default lease (30 s): a running handler's claim is checked
+      // every second, not only at a third of the lease.
       const worker = queue.work(
         async (_job, { signal }) => {
           started();
           await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
           reason = signal.reason;
         },
-        { leaseMs: 600, onError: (e) => errors.push(e) },
+        { onError: (e) => errors.push(e) },
       );
       await running;
       await queue.cancel(id);
+      // Well before the 10 s of the lease-paced heartbeat.
       for (let i = 0; i < 100 && reason === undefined; i++) await sleep(50);
       await worker.stop();
       assert.ok(reason instanceof ConflictError, `signal reason: ${String(reason)}`);
       assert.equal((await queue.getJob(id))?.status, JobStatus.CANCELLED);
       assert.ok(errors.length > 0, "the refused heartbeat is reported to onError");
+    });
+
+    it("fails a handler at its timeout, aborting its signal, and retries the job", async () => {
+      const queue = jobs.queue<number, string>(uniqueName("timeout"));
+      const id = await queue.enqueue(1, { maxAttempts: 2, backoff: { type: "fixed", delayMs: 0 } });
+      const reasons: unknown[] = [];
+      const worker = queue.work(
+        async (job, { signal }) => {
+          if (job.attempts > 1) return "second time lucky";
+          await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+          reasons.push(signal.reason);
+          return "too late: ignored";
+        },
+        { timeoutMs: 200 },
+      );
+      const done = await queue.waitFor(id, { timeoutMs: 20_000 });
+      await worker.stop();
+      assert.equal(done?.status, JobStatus.COMPLETED);
+      assert.equal(done?.result, "second time lucky");
+      assert.equal(done?.attempts, 2);
+      assert.equal(done?.lastError?.name, "TimeoutError");
+      assert.ok(reasons[0] instanceof JobTimeoutError);
     });
 
     it("refuses progress outside 0-100 and a result over the limit", async () => {
