@@ -28,9 +28,9 @@ var resultTests = []struct {
 	{"WaitTimesOut", testWaitTimeout},
 }
 
-// sameJSON reports whether a and b hold the same JSON value (stores may
+// jsonEqual reports whether a and b hold the same JSON value (stores may
 // respace it or reorder an object's keys).
-func sameJSON(t *testing.T, a, b json.RawMessage) bool {
+func jsonEqual(t *testing.T, a, b json.RawMessage) bool {
 	t.Helper()
 	if a == nil || b == nil {
 		return a == nil && b == nil
@@ -81,7 +81,7 @@ func testResult(t *testing.T, b *jq) {
 		if string(want) == "null" {
 			want = nil
 		}
-		if j.Status != backend.StatusCompleted || !sameJSON(t, j.Result, want) {
+		if j.Status != backend.StatusCompleted || !jsonEqual(t, j.Result, want) {
 			t.Fatalf("job %s: status %s, result %s; want completed with %s", id, j.Status, j.Result, want)
 		}
 	}
@@ -89,7 +89,7 @@ func testResult(t *testing.T, b *jq) {
 	for _, o := range ack(t, b, backend.LeaseRef{ID: jobs[1].ID, Lease: jobs[1].Lease, Result: json.RawMessage(`7`)}) {
 		must(t, o)
 	}
-	if j, _ := b.GetJob(ctx(t), jobs[1].ID); !sameJSON(t, j.Result, json.RawMessage(`42`)) {
+	if j, _ := b.GetJob(ctx(t), jobs[1].ID); !jsonEqual(t, j.Result, json.RawMessage(`42`)) {
 		t.Fatalf("a repeated ack replaced the result: %s", j.Result)
 	}
 }
@@ -112,7 +112,7 @@ func testResultTooLarge(t *testing.T, b *jq) {
 	for _, o := range ack(t, b, backend.LeaseRef{ID: j.ID, Lease: j.Lease, Result: fits}) {
 		must(t, o)
 	}
-	if got, _ := b.GetJob(ctx(t), j.ID); !sameJSON(t, got.Result, fits) {
+	if got, _ := b.GetJob(ctx(t), j.ID); !jsonEqual(t, got.Result, fits) {
 		t.Fatalf("a %d-byte result came back as %d bytes", len(fits), len(got.Result))
 	}
 }
@@ -132,12 +132,12 @@ func testProgress(t *testing.T, b *jq) {
 		t.Fatal("progress did not extend the lease: the job was claimed again")
 	}
 	got, _ := b.GetJob(ctx(t), id)
-	if !sameJSON(t, got.Progress, json.RawMessage(`40`)) {
+	if !jsonEqual(t, got.Progress, json.RawMessage(`40`)) {
 		t.Fatalf("progress %s, want 40", got.Progress)
 	}
 	must(t, progress(b, ctx(t), j, `{"step": "upload", "done": 3, "of": 7}`, 2*time.Minute))
 	got, _ = b.GetJob(ctx(t), id)
-	if !sameJSON(t, got.Progress, json.RawMessage(`{"done": 3, "of": 7, "step": "upload"}`)) {
+	if !jsonEqual(t, got.Progress, json.RawMessage(`{"done": 3, "of": 7, "step": "upload"}`)) {
 		t.Fatalf("progress %s", got.Progress)
 	}
 	for _, bad := range []string{`101`, `-1`, `"half"`, `[1]`, `true`, `null`} {
@@ -204,7 +204,7 @@ func testWait(t *testing.T, b *jq) {
 		if got == nil || got.ID != id || got.Status != f.status || got.Lease != "" {
 			t.Fatalf("wait after %s: %+v", f.status, got)
 		}
-		if f.status == backend.StatusCompleted && !sameJSON(t, got.Result, json.RawMessage(`{"ok":true}`)) {
+		if f.status == backend.StatusCompleted && !jsonEqual(t, got.Result, json.RawMessage(`{"ok":true}`)) {
 			t.Fatalf("wait answered result %s", got.Result)
 		}
 		if f.status == backend.StatusFailed && (got.LastError == nil || got.LastError.Message != "boom") {
