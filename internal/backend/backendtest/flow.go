@@ -24,6 +24,7 @@ var flowTests = []struct {
 	{"ConcurrencyHeldByConcurrentWorkers", testConcurrencyWorkers},
 	{"RateLimitPerWindow", testRateLimit},
 	{"RateLimitSaysWhenWindowEnds", testRateLimitNext},
+	{"ConcurrencyFullDoesNotSpin", testConcurrencyNext},
 }
 
 func intp(n int) *int { return &n }
@@ -381,5 +382,35 @@ func testRateLimitNext(t *testing.T, b *jq) {
 	must(t, err)
 	if len(c.Jobs) != 0 || !c.Limited || c.Next != end.Sub(now) {
 		t.Fatalf("claim past the rate: %d jobs, limited %v, next %v, want %v", len(c.Jobs), c.Limited, c.Next, end.Sub(now))
+	}
+}
+
+// testConcurrencyNext: a claim held back by the concurrency, with jobs due,
+// does not tell the long poll to look again at once (which would spin it):
+// it names the first lease's end, or nothing (a finish here wakes the poll).
+func testConcurrencyNext(t *testing.T, b *jq) {
+	q := qname(t)
+	configure(t, b, q, backend.QueueSettings{Concurrency: intp(1)})
+	enqueueN(t, b, q, 3)
+	now := b.now()
+	c, err := b.store.Claim(ctx(t), backend.ClaimParams{Queue: q, Max: 5, Lease: time.Minute, Token: backend.NewLease(),
+		Expired: backend.LeaseExpired, Now: now})
+	must(t, err)
+	if len(c.Jobs) != 1 || !c.Limited {
+		t.Fatalf("claim under concurrency 1: %d jobs, limited %v", len(c.Jobs), c.Limited)
+	}
+	c, err = b.store.Claim(ctx(t), backend.ClaimParams{Queue: q, Max: 5, Lease: time.Minute, Token: backend.NewLease(),
+		Expired: backend.LeaseExpired, Now: now.Add(time.Second)})
+	must(t, err)
+	if len(c.Jobs) != 0 || !c.Limited || (c.Next != 0 && c.Next < 50*time.Second) {
+		t.Fatalf("claim at the limit with jobs due: %d jobs, limited %v, next %v", len(c.Jobs), c.Limited, c.Next)
+	}
+	// Paused: nothing to wait for but the resume.
+	must(t, b.svc.Pause(ctx(t), q))
+	c, err = b.store.Claim(ctx(t), backend.ClaimParams{Queue: q, Max: 5, Lease: time.Minute, Token: backend.NewLease(),
+		Expired: backend.LeaseExpired, Now: now.Add(time.Second)})
+	must(t, err)
+	if len(c.Jobs) != 0 || !c.Limited || c.Next != 0 {
+		t.Fatalf("claim of a paused queue: %d jobs, limited %v, next %v", len(c.Jobs), c.Limited, c.Next)
 	}
 }
