@@ -42,7 +42,7 @@ const stripes = 256
 // RepositoryBackend caches FindByID of the backend it wraps.
 type RepositoryBackend struct {
 	next backend.RepositoryBackend
-	lru  *lru.Cache[string, backend.Record]
+	lru  *lru.Cache[string, backend.Item]
 	seed maphash.Seed
 	log  *slog.Logger
 
@@ -70,7 +70,7 @@ type Config struct {
 // is live (or fails if it does not get there); otherwise only this process's writes are seen, which is right for
 // memory and for a SQLite file that only this daemon writes.
 func Wrap(next backend.RepositoryBackend, cfg Config) (*RepositoryBackend, error) {
-	c, err := lru.New[string, backend.Record](cfg.Size)
+	c, err := lru.New[string, backend.Item](cfg.Size)
 	if err != nil {
 		return nil, backend.Errorf(backend.CodeInvalidArgument, "cache size: %v", err)
 	}
@@ -153,27 +153,36 @@ func (b *RepositoryBackend) setLive(live bool) {
 	b.log.Info("read cache", "live", live)
 }
 
-func (b *RepositoryBackend) findByID(ctx context.Context, r backend.Repository, collection, id string) (backend.Record, error) {
+func (b *RepositoryBackend) get(ctx context.Context, r backend.Repository, collection, id string) (backend.Item, error) {
 	k := key(collection, id)
-	if rec, ok := b.lru.Get(k); ok {
+	if it, ok := b.lru.Get(k); ok {
 		b.hits.Add(1)
-		return rec, nil
+		return it, nil
 	}
 	b.misses.Add(1)
 	s := b.stripe(k)
 	b.mu.Lock()
 	gen, epoch, live := b.gens[s], b.epoch, b.live
 	b.mu.Unlock()
-	rec, err := r.FindByID(ctx, id)
-	if err != nil || rec == nil || !live {
-		return rec, err
+	it, err := r.Get(ctx, id)
+	if err != nil || it.Rec == nil || !live {
+		return it, err
 	}
 	b.mu.Lock()
 	if b.live && b.gens[s] == gen && b.epoch == epoch {
-		b.lru.Add(k, rec)
+		b.lru.Add(k, it)
 	}
 	b.mu.Unlock()
-	return rec, nil
+	return it, nil
+}
+
+// flush forgets every record: after a write to records it cannot name
+// (updateMany, deleteMany).
+func (b *RepositoryBackend) flush() {
+	b.mu.Lock()
+	b.epoch++
+	b.lru.Purge()
+	b.mu.Unlock()
 }
 
 // Repository implements backend.RepositoryBackend.
@@ -225,7 +234,41 @@ func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Re
 }
 
 func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, error) {
-	return r.b.findByID(ctx, r.next, r.name, id)
+	it, err := r.b.get(ctx, r.next, r.name, id)
+	return it.Rec, err
+}
+
+func (r *repository) Get(ctx context.Context, id string) (backend.Item, error) {
+	return r.b.get(ctx, r.next, r.name, id)
+}
+
+func (r *repository) GetMany(ctx context.Context, ids []string) ([]backend.Item, error) {
+	return r.next.GetMany(ctx, ids)
+}
+
+func (r *repository) Put(ctx context.Context, id string, doc map[string]any, p backend.PutParams) (backend.Item, bool, error) {
+	defer r.b.drop(r.name, id)
+	return r.next.Put(ctx, id, doc, p)
+}
+
+func (r *repository) Modify(ctx context.Context, id string, u backend.Update, p backend.WriteParams) (backend.Item, error) {
+	defer r.b.drop(r.name, id)
+	return r.next.Modify(ctx, id, u, p)
+}
+
+func (r *repository) Remove(ctx context.Context, id string, p backend.WriteParams) error {
+	defer r.b.drop(r.name, id)
+	return r.next.Remove(ctx, id, p)
+}
+
+func (r *repository) UpdateMany(ctx context.Context, f backend.Filter, u backend.Update) (backend.UpdateManyResult, error) {
+	defer r.b.flush()
+	return r.next.UpdateMany(ctx, f, u)
+}
+
+func (r *repository) DeleteMany(ctx context.Context, f backend.Filter) (int64, error) {
+	defer r.b.flush()
+	return r.next.DeleteMany(ctx, f)
 }
 
 func (r *repository) FindMany(ctx context.Context, q backend.Query) ([]backend.Record, error) {
@@ -256,6 +299,7 @@ type tx struct {
 	next    backend.Tx
 	mu      sync.Mutex
 	written [][2]string
+	flush   bool // an updateMany or deleteMany: drop everything
 }
 
 func (t *tx) Repository(collection string) backend.Repository {
@@ -270,7 +314,10 @@ func (t *tx) Commit(ctx context.Context) error {
 	for _, w := range t.written {
 		t.b.drop(w[0], w[1])
 	}
-	t.written = nil
+	if t.flush {
+		t.b.flush()
+	}
+	t.written, t.flush = nil, false
 	return err
 }
 
@@ -305,4 +352,35 @@ func (r *txRepository) Update(ctx context.Context, id string, patch map[string]a
 func (r *txRepository) Delete(ctx context.Context, id string) error {
 	r.t.wrote(r.name, id)
 	return r.Repository.Delete(ctx, id)
+}
+
+func (r *txRepository) Put(ctx context.Context, id string, doc map[string]any, p backend.PutParams) (backend.Item, bool, error) {
+	r.t.wrote(r.name, id)
+	return r.Repository.Put(ctx, id, doc, p)
+}
+
+func (r *txRepository) Modify(ctx context.Context, id string, u backend.Update, p backend.WriteParams) (backend.Item, error) {
+	r.t.wrote(r.name, id)
+	return r.Repository.Modify(ctx, id, u, p)
+}
+
+func (r *txRepository) Remove(ctx context.Context, id string, p backend.WriteParams) error {
+	r.t.wrote(r.name, id)
+	return r.Repository.Remove(ctx, id, p)
+}
+
+func (r *txRepository) UpdateMany(ctx context.Context, f backend.Filter, u backend.Update) (backend.UpdateManyResult, error) {
+	r.t.flushAtCommit()
+	return r.Repository.UpdateMany(ctx, f, u)
+}
+
+func (r *txRepository) DeleteMany(ctx context.Context, f backend.Filter) (int64, error) {
+	r.t.flushAtCommit()
+	return r.Repository.DeleteMany(ctx, f)
+}
+
+func (t *tx) flushAtCommit() {
+	t.mu.Lock()
+	t.flush = true
+	t.mu.Unlock()
 }

@@ -37,8 +37,9 @@ func NewRepositoryBackend() *RepositoryBackend {
 }
 
 type entry struct {
-	doc map[string]any
-	rec backend.Record
+	doc     map[string]any
+	rec     backend.Record
+	version int64
 }
 
 type collection struct {
@@ -245,7 +246,7 @@ func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Re
 	if err != nil {
 		return nil, err
 	}
-	e := &entry{doc: doc, rec: rec}
+	e := &entry{doc: doc, rec: rec, version: 1}
 	err = r.write(ctx, func(c *collection) error {
 		if _, taken := c.docs[id]; taken {
 			return backend.Errorf(backend.CodeConflict, "a record with id %q already exists in %s", id, r.name)
@@ -306,23 +307,8 @@ func (r *repository) Update(ctx context.Context, id string, patch map[string]any
 	if err := backend.CheckPatch(patch); err != nil {
 		return nil, err
 	}
-	var rec backend.Record
-	err := r.write(ctx, func(c *collection) error {
-		old := c.docs[id]
-		if old == nil {
-			return backend.Errorf(backend.CodeNotFound, "no record with id %q in %s", id, r.name)
-		}
-		doc := backend.Merge(old.doc, patch)
-		var err error
-		if rec, err = backend.Encode(doc); err != nil {
-			return err
-		}
-		return c.put(id, old, &entry{doc: doc, rec: rec})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return rec, nil
+	it, err := r.Modify(ctx, id, backend.Update{Merge: patch}, backend.WriteParams{})
+	return it.Rec, err
 }
 
 func (r *repository) Delete(ctx context.Context, id string) error {

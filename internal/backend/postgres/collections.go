@@ -30,7 +30,7 @@ func tableName(id int64) string { return "storaged_records_" + strconv.FormatInt
 
 // tableDDL creates the table of collection name, row id.
 func tableDDL(id int64) string {
-	return `CREATE TABLE ` + tableName(id) + ` (id text COLLATE "C" PRIMARY KEY, doc jsonb NOT NULL)`
+	return `CREATE TABLE ` + tableName(id) + ` (id text COLLATE "C" PRIMARY KEY, doc jsonb NOT NULL, version bigint NOT NULL DEFAULT 1)`
 }
 
 // triggerDDL attaches the change-feed trigger to a collection's table,

@@ -291,33 +291,14 @@ func (r *repository) Count(ctx context.Context, f backend.Filter) (int64, error)
 	return n, translate(err)
 }
 
-// Update merges with jsonb ||, which replaces top-level keys: the shallow
-// merge of DESIGN §2, in one statement.
+// Update is Modify of a shallow merge: jsonb_set of each top-level field,
+// in one statement.
 func (r *repository) Update(ctx context.Context, id string, patch map[string]any) (backend.Record, error) {
 	if err := backend.CheckPatch(patch); err != nil {
 		return nil, err
 	}
-	p, err := backend.Encode(patch)
-	if err != nil {
-		return nil, err
-	}
-	notFound := backend.Errorf(backend.CodeNotFound, "no record with id %q in %s", id, r.name)
-	table, err := r.table(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if table == "" {
-		return nil, notFound
-	}
-	var doc string
-	err = r.q.QueryRow(ctx, `UPDATE `+table+` SET doc = doc || $2::jsonb WHERE id = $1 RETURNING doc::text`, id, string(p)).Scan(&doc)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, notFound
-	}
-	if err != nil {
-		return nil, translate(err)
-	}
-	return backend.Record(doc), nil
+	it, err := r.Modify(ctx, id, backend.Update{Merge: patch}, backend.WriteParams{})
+	return it.Rec, err
 }
 
 func (r *repository) Delete(ctx context.Context, id string) error {

@@ -121,13 +121,14 @@ func createTable(ctx context.Context, q querier, name string) (string, error) {
 		return "", err
 	}
 	t = tableName(id)
-	_, err = q.ExecContext(ctx, `CREATE TABLE `+t+` (id TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID`)
+	_, err = q.ExecContext(ctx, tableDDL(t))
 	return t, err
 }
 
 // steps are the parts of migrations that SQL cannot say, by version.
 var steps = map[int]func(context.Context, *sql.Tx) error{
 	2: moveToCollectionTables,
+	4: addVersions,
 }
 
 // withSteps attaches steps to the migrations they belong to.

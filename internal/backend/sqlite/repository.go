@@ -265,34 +265,8 @@ func (r *repository) Update(ctx context.Context, id string, patch map[string]any
 	if err := backend.CheckPatch(patch); err != nil {
 		return nil, err
 	}
-	var rec backend.Record
-	err := r.write(ctx, false, func(q querier, table string) error {
-		notFound := backend.Errorf(backend.CodeNotFound, "no record with id %q in %s", id, r.name)
-		if table == "" {
-			return notFound
-		}
-		var cur string
-		err := q.QueryRowContext(ctx, `SELECT doc FROM `+table+` WHERE id = ?`, id).Scan(&cur)
-		if errors.Is(err, sql.ErrNoRows) {
-			return notFound
-		}
-		if err != nil {
-			return err
-		}
-		doc, err := backend.Decode(backend.Record(cur))
-		if err != nil {
-			return err
-		}
-		if rec, err = backend.Encode(backend.Merge(doc, patch)); err != nil {
-			return err
-		}
-		_, err = q.ExecContext(ctx, `UPDATE `+table+` SET doc = ? WHERE id = ?`, string(rec), id)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return rec, nil
+	it, err := r.Modify(ctx, id, backend.Update{Merge: patch}, backend.WriteParams{})
+	return it.Rec, err
 }
 
 func (r *repository) Delete(ctx context.Context, id string) error {
