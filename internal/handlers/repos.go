@@ -56,6 +56,7 @@ func (s *Server) create(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
+	setETag(ctx, 1)
 	writeRecord(ctx, fasthttp.StatusCreated, rec)
 	return nil
 }
@@ -73,14 +74,15 @@ func (s *Server) findByID(ctx *fasthttp.RequestCtx) error {
 	c, cancel := s.ctx(0)
 	defer cancel()
 	defer s.metrics.op("repository", "findById")()
-	rec, err := repo.FindByID(c, id)
+	it, err := repo.Get(c, id)
 	if err != nil {
 		return err
 	}
-	if rec == nil {
+	if it.Rec == nil {
 		return backend.Errorf(backend.CodeNotFound, "no record with id %q", id)
 	}
-	writeRecord(ctx, fasthttp.StatusOK, rec)
+	setETag(ctx, it.Version)
+	writeRecord(ctx, fasthttp.StatusOK, it.Rec)
 	return nil
 }
 
@@ -172,6 +174,14 @@ func (s *Server) update(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
+	u, err := backend.ParseUpdate(patch)
+	if err != nil {
+		return err
+	}
+	match, err := ifMatch(ctx)
+	if err != nil {
+		return err
+	}
 	repo, done, err := s.repository(ctx)
 	if err != nil {
 		return err
@@ -180,16 +190,21 @@ func (s *Server) update(ctx *fasthttp.RequestCtx) error {
 	c, cancel := s.ctx(0)
 	defer cancel()
 	defer s.metrics.op("repository", "update")()
-	rec, err := repo.Update(c, id, patch)
+	it, err := repo.Modify(c, id, u, backend.WriteParams{IfMatch: match})
 	if err != nil {
 		return err
 	}
-	writeRecord(ctx, fasthttp.StatusOK, rec)
+	setETag(ctx, it.Version)
+	writeRecord(ctx, fasthttp.StatusOK, it.Rec)
 	return nil
 }
 
 func (s *Server) delete(ctx *fasthttp.RequestCtx) error {
 	id, err := recordID(ctx)
+	if err != nil {
+		return err
+	}
+	match, err := ifMatch(ctx)
 	if err != nil {
 		return err
 	}
@@ -201,7 +216,7 @@ func (s *Server) delete(ctx *fasthttp.RequestCtx) error {
 	c, cancel := s.ctx(0)
 	defer cancel()
 	defer s.metrics.op("repository", "delete")()
-	if err := repo.Delete(c, id); err != nil {
+	if err := repo.Remove(c, id, backend.WriteParams{IfMatch: match}); err != nil {
 		return err
 	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
