@@ -45,6 +45,8 @@ const MaxGetMany = 1000
 type VersionedRepository interface {
 	// Get is FindByID with the version; Rec is nil when there is none.
 	Get(ctx context.Context, id string) (Item, error)
+	// FindItems is FindMany with versions.
+	FindItems(ctx context.Context, q Query) ([]Item, error)
 	// GetMany returns one item per id, in the order asked; Rec is nil
 	// for ids without a record. ids holds at most MaxGetMany valid ids.
 	GetMany(ctx context.Context, ids []string) ([]Item, error)

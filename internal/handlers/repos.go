@@ -66,6 +66,10 @@ func (s *Server) findByID(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
+	fields, err := backend.ParseFieldsParam(string(ctx.QueryArgs().Peek("fields")))
+	if err != nil {
+		return err
+	}
 	repo, done, err := s.repository(ctx)
 	if err != nil {
 		return err
@@ -80,6 +84,9 @@ func (s *Server) findByID(ctx *fasthttp.RequestCtx) error {
 	}
 	if it.Rec == nil {
 		return backend.Errorf(backend.CodeNotFound, "no record with id %q", id)
+	}
+	if it.Rec, err = backend.Project(it.Rec, fields); err != nil {
+		return err
 	}
 	setETag(ctx, it.Version)
 	writeRecord(ctx, fasthttp.StatusOK, it.Rec)
@@ -103,9 +110,23 @@ func (s *Server) findMany(ctx *fasthttp.RequestCtx) error {
 	c, cancel := s.ctx(0)
 	defer cancel()
 	defer s.metrics.op("repository", "findMany")()
+	if q.Page {
+		items, next, err := backend.FindPage(c, repo, q, q.After)
+		if err != nil {
+			return err
+		}
+		return writePage(ctx, items, next, q.Fields)
+	}
 	recs, err := repo.FindMany(c, q)
 	if err != nil {
 		return err
+	}
+	if len(q.Fields) > 0 {
+		for i := range recs {
+			if recs[i], err = backend.Project(recs[i], q.Fields); err != nil {
+				return err
+			}
+		}
 	}
 	writeRecords(ctx, recs)
 	return nil

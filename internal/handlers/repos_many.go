@@ -136,7 +136,8 @@ func writeItems(ctx *fasthttp.RequestCtx, items []backend.Item, extra []byte) {
 
 func (s *Server) getMany(ctx *fasthttp.RequestCtx) error {
 	var body struct {
-		IDs *[]string `json:"ids"`
+		IDs    *[]string       `json:"ids"`
+		Fields json.RawMessage `json:"fields"`
 	}
 	if err := decodeStrict(ctx.PostBody(), &body); err != nil {
 		return err
@@ -145,6 +146,10 @@ func (s *Server) getMany(ctx *fasthttp.RequestCtx) error {
 		return backend.Errorf(backend.CodeInvalidArgument, "ids is required")
 	}
 	ids := *body.IDs
+	fields, err := backend.ParseFieldsJSON(body.Fields)
+	if err != nil {
+		return err
+	}
 	if len(ids) > backend.MaxGetMany {
 		return backend.Errorf(backend.CodeInvalidArgument, "ids holds %d ids, at most %d allowed", len(ids), backend.MaxGetMany)
 	}
@@ -163,6 +168,9 @@ func (s *Server) getMany(ctx *fasthttp.RequestCtx) error {
 	defer s.metrics.op("repository", "getMany")()
 	items, err := repo.GetMany(c, ids)
 	if err != nil {
+		return err
+	}
+	if err := project(items, fields); err != nil {
 		return err
 	}
 	writeItems(ctx, items, nil)
@@ -419,5 +427,32 @@ func runBatchOp(c context.Context, repo backend.Repository, op batchOp, res *bat
 		}
 		*res = batchResult{ID: *op.ID}
 	}
+	return nil
+}
+
+func project(items []backend.Item, fields []backend.Path) error {
+	if len(fields) == 0 {
+		return nil
+	}
+	for i := range items {
+		var err error
+		if items[i].Rec, err = backend.Project(items[i].Rec, fields); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writePage answers a find with after or page: {"items", "versions",
+// "next"}, next null after the last page.
+func writePage(ctx *fasthttp.RequestCtx, items []backend.Item, next string, fields []backend.Path) error {
+	if err := project(items, fields); err != nil {
+		return err
+	}
+	extra := []byte(`,"next":null`)
+	if next != "" {
+		extra = []byte(`,"next":"` + next + `"`)
+	}
+	writeItems(ctx, items, extra)
 	return nil
 }

@@ -150,3 +150,60 @@ func TestBatchOverHTTP(t *testing.T) {
 	big := "[" + strings.Repeat(`{"op":"delete","id":"x"},`, 1000) + `{"op":"delete","id":"x"}]`
 	d.do(t, "POST", "/v1/repos/c/batch", big).wantError(t, 400, backend.CodeInvalidArgument)
 }
+
+// TestPagesAndFieldsOverHTTP: find with page/after answers items,
+// versions and next; fields cut records on find, get and findById.
+func TestPagesAndFieldsOverHTTP(t *testing.T) {
+	d := start(t, 0)
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
+		d.do(t, "POST", "/v1/repos/c", `{"id":"`+id+`","n":1,"o":{"x":1,"y":2}}`).want(t, 201)
+	}
+	var got []string
+	body := `{"sort":{"n":"desc"},"limit":2,"page":true,"fields":["o.x"]}`
+	for pages := 0; ; pages++ {
+		if pages > 5 {
+			t.Fatal("paging does not end")
+		}
+		page := d.do(t, "POST", "/v1/repos/c/find", body).want(t, 200).json(t)
+		for i, it := range page["items"].([]any) {
+			rec := it.(map[string]any)
+			if len(rec) != 2 || rec["o"].(map[string]any)["y"] != nil {
+				t.Fatalf("fields not applied: %v", rec)
+			}
+			if page["versions"].([]any)[i] != 1.0 {
+				t.Fatalf("versions: %v", page["versions"])
+			}
+			got = append(got, rec["id"].(string))
+		}
+		next, _ := page["next"].(string)
+		if next == "" {
+			if page["next"] != nil {
+				t.Fatalf("next: %v", page["next"])
+			}
+			break
+		}
+		body = `{"sort":{"n":"desc"},"limit":2,"after":"` + next + `","fields":["o.x"]}`
+	}
+	if strings.Join(got, "") != "abcde" {
+		t.Fatalf("pages gave %v", got)
+	}
+	if r := string(d.do(t, "POST", "/v1/repos/c/find", `{"filter":{"id":"b"},"fields":["n"]}`).want(t, 200).body); r != `[{"id":"b","n":1}]` {
+		t.Fatalf("find with fields: %s", r)
+	}
+	if r := string(d.do(t, "GET", "/v1/repos/c/b?fields=o.y,n", ``).want(t, 200).body); r != `{"id":"b","n":1,"o":{"y":2}}` {
+		t.Fatalf("findById with fields: %s", r)
+	}
+	if r := string(d.do(t, "POST", "/v1/repos/c/get", `{"ids":["b","z"],"fields":["o"]}`).want(t, 200).body); r != `{"items":[{"id":"b","o":{"x":1,"y":2}},null],"versions":[1,null]}` {
+		t.Fatalf("get with fields: %s", r)
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/v1/repos/c/find", `{"after":"nope"}`},
+		{"POST", "/v1/repos/c/find", `{"after":""}`},
+		{"POST", "/v1/repos/c/find", `{"after":"x","offset":1}`},
+		{"POST", "/v1/repos/c/find", `{"fields":[]}`},
+		{"POST", "/v1/repos/c/find", `{"fields":"a"}`},
+		{"GET", "/v1/repos/c/b?fields=a..b", ``},
+	} {
+		d.do(t, c.method, c.path, c.body).wantError(t, 400, backend.CodeInvalidArgument)
+	}
+}

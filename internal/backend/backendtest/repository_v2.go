@@ -30,6 +30,9 @@ var v2Tests = []struct {
 	{"DeleteMany", testDeleteMany},
 	{"GetMany", testGetMany},
 	{"VersionedCallsInTransactions", testV2InTx},
+	{"KeysetPagingMatchesTheSort", testKeysetPaging},
+	{"KeysetPagingUnderConcurrentInserts", testKeysetUnderInserts},
+	{"CursorsAreChecked", testCursorErrors},
 }
 
 func get(t *testing.T, r backend.Repository, id string) (map[string]any, int64) {

@@ -242,6 +242,10 @@ func (r *repository) Get(ctx context.Context, id string) (backend.Item, error) {
 	return r.b.get(ctx, r.next, r.name, id)
 }
 
+func (r *repository) FindItems(ctx context.Context, q backend.Query) ([]backend.Item, error) {
+	return r.next.FindItems(ctx, q)
+}
+
 func (r *repository) GetMany(ctx context.Context, ids []string) ([]backend.Item, error) {
 	return r.next.GetMany(ctx, ids)
 }

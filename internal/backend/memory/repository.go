@@ -272,8 +272,13 @@ func (r *repository) FindByID(_ context.Context, id string) (backend.Record, err
 	return rec, err
 }
 
-func (r *repository) FindMany(_ context.Context, q backend.Query) ([]backend.Record, error) {
-	var out []backend.Record
+func (r *repository) FindMany(ctx context.Context, q backend.Query) ([]backend.Record, error) {
+	items, err := r.FindItems(ctx, q)
+	return backend.Records(items), err
+}
+
+func (r *repository) FindItems(_ context.Context, q backend.Query) ([]backend.Item, error) {
+	var out []backend.Item
 	err := r.read(func(c *collection) error {
 		matches := c.matching(q.Filter)
 		slices.SortFunc(matches, func(a, b *entry) int { return CompareDocs(q.Sort, a.doc, b.doc) })
@@ -285,9 +290,9 @@ func (r *repository) FindMany(_ context.Context, q backend.Query) ([]backend.Rec
 		if q.Limit > 0 && len(matches) > q.Limit {
 			matches = matches[:q.Limit]
 		}
-		out = make([]backend.Record, len(matches))
+		out = make([]backend.Item, len(matches))
 		for i, e := range matches {
-			out[i] = e.rec
+			out[i] = backend.Item{Rec: e.rec, Version: e.version}
 		}
 		return nil
 	})

@@ -251,13 +251,34 @@ func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, e
 
 func (r *repository) FindMany(ctx context.Context, qy backend.Query) ([]backend.Record, error) {
 	out := []backend.Record{}
+	err := r.find(ctx, qy, false, func(doc string, _ int64) { out = append(out, backend.Record(doc)) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (r *repository) FindItems(ctx context.Context, qy backend.Query) ([]backend.Item, error) {
+	out := []backend.Item{}
+	err := r.find(ctx, qy, true, func(doc string, v int64) { out = append(out, backend.Item{Rec: backend.Record(doc), Version: v}) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (r *repository) find(ctx context.Context, qy backend.Query, versions bool, each func(doc string, v int64)) error {
 	table, err := r.table(ctx)
 	if err != nil || table == "" {
-		return out, err
+		return err
 	}
 	c := &compiler{}
 	where := c.filter(qy.Filter)
-	sql := `SELECT doc::text FROM ` + table + ` WHERE ` + where + ` ORDER BY ` + orderBy(qy.Sort)
+	cols := "doc::text"
+	if versions {
+		cols = "doc::text, version"
+	}
+	sql := `SELECT ` + cols + ` FROM ` + table + ` WHERE ` + where + ` ORDER BY ` + orderBy(qy.Sort)
 	if qy.Limit > 0 {
 		sql += " LIMIT " + c.bind(qy.Limit)
 	}
@@ -266,17 +287,22 @@ func (r *repository) FindMany(ctx context.Context, qy backend.Query) ([]backend.
 	}
 	rows, err := r.q.Query(ctx, sql, c.args...)
 	if err != nil {
-		return nil, translate(err)
+		return translate(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var doc string
-		if err := rows.Scan(&doc); err != nil {
-			return nil, translate(err)
+		var v int64
+		dest := []any{&doc}
+		if versions {
+			dest = append(dest, &v)
 		}
-		out = append(out, backend.Record(doc))
+		if err := rows.Scan(dest...); err != nil {
+			return translate(err)
+		}
+		each(doc, v)
 	}
-	return out, translate(rows.Err())
+	return translate(rows.Err())
 }
 
 func (r *repository) Count(ctx context.Context, f backend.Filter) (int64, error) {

@@ -224,6 +224,18 @@ func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, e
 }
 
 func (r *repository) FindMany(ctx context.Context, qy backend.Query) ([]backend.Record, error) {
+	out := []backend.Record{}
+	err := r.find(ctx, qy, false, func(doc string, _ int64) { out = append(out, backend.Record(doc)) })
+	return out, err
+}
+
+func (r *repository) FindItems(ctx context.Context, qy backend.Query) ([]backend.Item, error) {
+	out := []backend.Item{}
+	err := r.find(ctx, qy, true, func(doc string, v int64) { out = append(out, backend.Item{Rec: backend.Record(doc), Version: v}) })
+	return out, err
+}
+
+func (r *repository) find(ctx context.Context, qy backend.Query, versions bool, each func(doc string, v int64)) error {
 	c := &compiler{}
 	where := c.filter(qy.Filter)
 	limit := -1
@@ -231,9 +243,12 @@ func (r *repository) FindMany(ctx context.Context, qy backend.Query) ([]backend.
 		limit = qy.Limit
 	}
 	args := append(c.args, limit, qy.Offset)
-	out := []backend.Record{}
-	err := r.read(ctx, func(q querier, table string) error {
-		sqlText := `SELECT doc FROM ` + table + ` WHERE ` + where + ` ORDER BY ` + orderBy(qy.Sort) + ` LIMIT ? OFFSET ?`
+	cols := "doc"
+	if versions {
+		cols = "doc, version"
+	}
+	return r.read(ctx, func(q querier, table string) error {
+		sqlText := `SELECT ` + cols + ` FROM ` + table + ` WHERE ` + where + ` ORDER BY ` + orderBy(qy.Sort) + ` LIMIT ? OFFSET ?`
 		rows, err := q.QueryContext(ctx, sqlText, args...)
 		if err != nil {
 			return err
@@ -241,14 +256,18 @@ func (r *repository) FindMany(ctx context.Context, qy backend.Query) ([]backend.
 		defer rows.Close()
 		for rows.Next() {
 			var doc string
-			if err := rows.Scan(&doc); err != nil {
+			var v int64
+			dest := []any{&doc}
+			if versions {
+				dest = append(dest, &v)
+			}
+			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
-			out = append(out, backend.Record(doc))
+			each(doc, v)
 		}
 		return rows.Err()
 	})
-	return out, err
 }
 
 func (r *repository) Count(ctx context.Context, f backend.Filter) (int64, error) {
