@@ -115,6 +115,8 @@ func (m *Main) Run(ctx context.Context) error {
 	m.stop = stop
 	m.wg.Add(1)
 	go m.pruneLoop(bg)
+	m.wg.Add(1)
+	go m.expiryLoop(bg)
 	if every, err := daemon.SdWatchdogEnabled(false); err == nil && every > 0 {
 		m.wg.Add(1)
 		go m.watchdogLoop(bg, every/2)

@@ -1,6 +1,9 @@
 package backend
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Versions, conditional writes, upsert and bulk calls (issue 18).
 //
@@ -14,6 +17,8 @@ import "context"
 type Item struct {
 	Rec     Record
 	Version int64
+	// ExpiresAt is when the record expires (Unix ms), 0 for never.
+	ExpiresAt int64
 }
 
 // WriteParams make a write conditional: IfMatch, when not 0, is the
@@ -21,6 +26,9 @@ type Item struct {
 // and changes nothing.
 type WriteParams struct {
 	IfMatch int64
+	// ExpiresAt, when not 0, is the new expiry (Unix ms) of the record
+	// Modify writes; 0 leaves it as it was.
+	ExpiresAt int64
 }
 
 // PutParams are the conditions of an upsert. IfNoneMatch makes it
@@ -28,6 +36,9 @@ type WriteParams struct {
 type PutParams struct {
 	IfMatch     int64
 	IfNoneMatch bool
+	// ExpiresAt is the expiry (Unix ms) of the record Put writes; 0 for
+	// never: a replaced record does not keep the old one's.
+	ExpiresAt int64
 }
 
 // UpdateManyResult counts the records an updateMany matched and those it
@@ -93,3 +104,16 @@ func VersionConflict(collection, id string, want int64) error {
 func NotFound(collection, id string) error {
 	return Errorf(CodeNotFound, "no record with id %q in %s", id, collection)
 }
+
+// Expirer is implemented by repository backends that delete expired
+// records in the background (every one: the daemon calls it on a timer).
+// An expired record is invisible to every call from the moment it
+// expires; this only reclaims its space.
+type Expirer interface {
+	PurgeExpired(ctx context.Context) (int64, error)
+	// SetClock sets the clock that decides expiry (tests inject one).
+	SetClock(now func() time.Time)
+}
+
+// MaxTTL bounds ttlMs: ten years.
+const MaxTTL = 10 * 365 * 24 * time.Hour

@@ -44,6 +44,10 @@ func (s *Server) create(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
+	expires, err := expiryOf(ctx)
+	if err != nil {
+		return err
+	}
 	repo, done, err := s.repository(ctx)
 	if err != nil {
 		return err
@@ -52,12 +56,12 @@ func (s *Server) create(ctx *fasthttp.RequestCtx) error {
 	c, cancel := s.ctx(0)
 	defer cancel()
 	defer s.metrics.op("repository", "create")()
-	rec, err := repo.Create(c, doc)
+	it, err := create(c, repo, doc, expires)
 	if err != nil {
 		return err
 	}
-	setETag(ctx, 1)
-	writeRecord(ctx, fasthttp.StatusCreated, rec)
+	setETag(ctx, it.Version)
+	writeRecord(ctx, fasthttp.StatusCreated, it.Rec)
 	return nil
 }
 
@@ -203,6 +207,10 @@ func (s *Server) update(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
+	expires, err := expiryOf(ctx)
+	if err != nil {
+		return err
+	}
 	repo, done, err := s.repository(ctx)
 	if err != nil {
 		return err
@@ -211,7 +219,7 @@ func (s *Server) update(ctx *fasthttp.RequestCtx) error {
 	c, cancel := s.ctx(0)
 	defer cancel()
 	defer s.metrics.op("repository", "update")()
-	it, err := repo.Modify(c, id, u, backend.WriteParams{IfMatch: match})
+	it, err := repo.Modify(c, id, u, backend.WriteParams{IfMatch: match, ExpiresAt: expires})
 	if err != nil {
 		return err
 	}

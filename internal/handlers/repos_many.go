@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/fasthttp/router"
 	json "github.com/goccy/go-json"
@@ -76,6 +77,9 @@ func (s *Server) upsert(ctx *fasthttp.RequestCtx) error {
 	}
 	if p.IfMatch != 0 && p.IfNoneMatch {
 		return backend.Errorf(backend.CodeInvalidArgument, "If-Match and If-None-Match cannot both be sent")
+	}
+	if p.ExpiresAt, err = expiryOf(ctx); err != nil {
+		return err
 	}
 	doc, err := decodeObject(ctx.PostBody(), "record")
 	if err != nil {
@@ -254,9 +258,12 @@ type batchOp struct {
 	Data        map[string]any `json:"data"`
 	IfMatch     any            `json:"ifMatch"`
 	IfNoneMatch bool           `json:"ifNoneMatch"`
+	TTLMs       *float64       `json:"ttlMs"`
+	ExpiresAt   string         `json:"expiresAt"`
 
-	update backend.Update
-	match  int64
+	update  backend.Update
+	match   int64
+	expires int64
 }
 
 // batchResult is one operation's outcome; record is absent for a delete.
@@ -339,6 +346,17 @@ func decodeBatch(b []byte) ([]batchOp, error) {
 		if op.IfNoneMatch && op.Op != "put" {
 			return fail(backend.Errorf(backend.CodeInvalidArgument, "ifNoneMatch is for put only"))
 		}
+		ttl := ""
+		if op.TTLMs != nil {
+			ttl = strconv.FormatFloat(*op.TTLMs, 'f', -1, 64)
+		}
+		var err error
+		if op.expires, err = parseExpiry(ttl, op.ExpiresAt); err != nil {
+			return fail(err)
+		}
+		if op.expires != 0 && op.Op == "delete" {
+			return fail(backend.Errorf(backend.CodeInvalidArgument, "delete takes no expiry"))
+		}
 	}
 	return ops, nil
 }
@@ -403,20 +421,20 @@ func runBatchOp(c context.Context, repo backend.Repository, op batchOp, res *bat
 			}
 			op.Data["id"] = *op.ID
 		}
-		rec, err := repo.Create(c, op.Data)
+		it, err := create(c, repo, op.Data, op.expires)
 		if err != nil {
 			return err
 		}
 		created := true
-		*res = batchResult{ID: op.Data["id"].(string), Version: 1, Created: &created, Record: json.RawMessage(rec)}
+		*res = batchResult{ID: op.Data["id"].(string), Version: 1, Created: &created, Record: json.RawMessage(it.Rec)}
 	case "put":
-		it, created, err := repo.Put(c, *op.ID, op.Data, backend.PutParams{IfMatch: op.match, IfNoneMatch: op.IfNoneMatch})
+		it, created, err := repo.Put(c, *op.ID, op.Data, backend.PutParams{IfMatch: op.match, IfNoneMatch: op.IfNoneMatch, ExpiresAt: op.expires})
 		if err != nil {
 			return err
 		}
 		*res = batchResult{ID: *op.ID, Version: it.Version, Created: &created, Record: json.RawMessage(it.Rec)}
 	case "update":
-		it, err := repo.Modify(c, *op.ID, op.update, backend.WriteParams{IfMatch: op.match})
+		it, err := repo.Modify(c, *op.ID, op.update, backend.WriteParams{IfMatch: op.match, ExpiresAt: op.expires})
 		if err != nil {
 			return err
 		}
@@ -455,4 +473,52 @@ func writePage(ctx *fasthttp.RequestCtx, items []backend.Item, next string, fiel
 	}
 	writeItems(ctx, items, extra)
 	return nil
+}
+
+// expiryOf reads ?ttlMs= or ?expiresAt= (RFC 3339) of a write: the
+// expiry in Unix ms, 0 when neither is sent.
+func expiryOf(ctx *fasthttp.RequestCtx) (int64, error) {
+	args := ctx.QueryArgs()
+	return parseExpiry(string(args.Peek("ttlMs")), string(args.Peek("expiresAt")))
+}
+
+func parseExpiry(ttl, at string) (int64, error) {
+	switch {
+	case ttl != "" && at != "":
+		return 0, backend.Errorf(backend.CodeInvalidArgument, "send ttlMs or expiresAt, not both")
+	case ttl != "":
+		n, err := strconv.ParseInt(ttl, 10, 64)
+		if err != nil || n < 1 || n > backend.MaxTTL.Milliseconds() {
+			return 0, backend.Errorf(backend.CodeInvalidArgument, "ttlMs must be an integer from 1 to %d", backend.MaxTTL.Milliseconds())
+		}
+		return backend.Now().UnixMilli() + n, nil
+	case at != "":
+		t, err := time.Parse(time.RFC3339Nano, at)
+		if err != nil {
+			return 0, backend.Errorf(backend.CodeInvalidArgument, "expiresAt must be an RFC 3339 time like 2030-01-02T15:04:05Z")
+		}
+		if ms := t.UnixMilli(); ms > 0 {
+			return ms, nil
+		}
+		return 0, backend.Errorf(backend.CodeInvalidArgument, "expiresAt must be after 1970")
+	}
+	return 0, nil
+}
+
+// create is Create, or with an expiry a create-only Put (Create has no
+// options): the same record, the same conflict for a taken id.
+func create(c context.Context, repo backend.Repository, doc map[string]any, expires int64) (backend.Item, error) {
+	if expires == 0 {
+		rec, err := repo.Create(c, doc)
+		return backend.Item{Rec: rec, Version: 1}, err
+	}
+	id, ok := doc["id"].(string)
+	if _, present := doc["id"]; !present {
+		id, ok = backend.NewID(), true
+	}
+	if !ok {
+		return backend.Item{}, backend.Errorf(backend.CodeInvalidArgument, "id must be a string")
+	}
+	it, _, err := repo.Put(c, id, doc, backend.PutParams{IfNoneMatch: true, ExpiresAt: expires})
+	return it, err
 }

@@ -207,3 +207,27 @@ func TestPagesAndFieldsOverHTTP(t *testing.T) {
 		d.do(t, c.method, c.path, c.body).wantError(t, 400, backend.CodeInvalidArgument)
 	}
 }
+
+// TestTTLOverHTTP: ttlMs and expiresAt on create, PATCH, PUT and batch;
+// an expired record is not found.
+func TestTTLOverHTTP(t *testing.T) {
+	d := start(t, 0)
+	d.do(t, "POST", "/v1/repos/c?ttlMs=60000", `{"id":"live"}`).want(t, 201)
+	d.do(t, "POST", "/v1/repos/c?expiresAt=2001-01-01T00:00:00Z", `{"id":"gone"}`).want(t, 201)
+	d.do(t, "PUT", "/v1/repos/c/put-gone?expiresAt=2001-01-01T00:00:00Z", `{}`).want(t, 201)
+	d.do(t, "POST", "/v1/repos/c", `{"id":"patched"}`).want(t, 201)
+	d.do(t, "PATCH", "/v1/repos/c/patched?expiresAt=2001-01-01T00:00:00Z", `{"x":1}`).want(t, 200)
+	d.do(t, "POST", "/v1/repos/c/batch", `[{"op":"create","id":"b-gone","data":{},"expiresAt":"2001-01-01T00:00:00Z"},{"op":"put","id":"b-live","data":{},"ttlMs":60000}]`).want(t, 200)
+	for _, id := range []string{"gone", "put-gone", "patched", "b-gone"} {
+		d.do(t, "GET", "/v1/repos/c/"+id, ``).wantError(t, 404, backend.CodeNotFound)
+	}
+	for _, id := range []string{"live", "b-live"} {
+		d.do(t, "GET", "/v1/repos/c/"+id, ``).want(t, 200)
+	}
+	if n := d.do(t, "POST", "/v1/repos/c/count", `{}`).want(t, 200).json(t)["count"]; n != 2.0 {
+		t.Fatalf("count %v, want 2", n)
+	}
+	for _, q := range []string{"?ttlMs=0", "?ttlMs=x", "?ttlMs=1&expiresAt=2030-01-01T00:00:00Z", "?expiresAt=tomorrow"} {
+		d.do(t, "POST", "/v1/repos/c"+q, `{}`).wantError(t, 400, backend.CodeInvalidArgument)
+	}
+}

@@ -33,6 +33,7 @@ var v2Tests = []struct {
 	{"KeysetPagingMatchesTheSort", testKeysetPaging},
 	{"KeysetPagingUnderConcurrentInserts", testKeysetUnderInserts},
 	{"CursorsAreChecked", testCursorErrors},
+	{"ExpiredRecordsAreGone", testTTL},
 }
 
 func get(t *testing.T, r backend.Repository, id string) (map[string]any, int64) {

@@ -165,7 +165,9 @@ func (b *RepositoryBackend) get(ctx context.Context, r backend.Repository, colle
 	gen, epoch, live := b.gens[s], b.epoch, b.live
 	b.mu.Unlock()
 	it, err := r.Get(ctx, id)
-	if err != nil || it.Rec == nil || !live {
+	// A record with a TTL is not kept: the cache would have to know the
+	// backend's clock to stop serving it in time.
+	if err != nil || it.Rec == nil || !live || it.ExpiresAt != 0 {
 		return it, err
 	}
 	b.mu.Lock()
@@ -211,6 +213,22 @@ func (b *RepositoryBackend) Close() error {
 		<-b.done
 	}
 	return b.next.Close()
+}
+
+// PurgeExpired implements backend.Expirer for the backend behind the
+// cache (which never holds records with a TTL).
+func (b *RepositoryBackend) PurgeExpired(ctx context.Context) (int64, error) {
+	if e, ok := b.next.(backend.Expirer); ok {
+		return e.PurgeExpired(ctx)
+	}
+	return 0, nil
+}
+
+// SetClock implements backend.Expirer.
+func (b *RepositoryBackend) SetClock(now func() time.Time) {
+	if e, ok := b.next.(backend.Expirer); ok {
+		e.SetClock(now)
+	}
 }
 
 // Unwrap returns the backend behind the cache.

@@ -6,12 +6,17 @@ import (
 	"github.com/storaged/storaged/internal/backend"
 )
 
+func (e *entry) item() backend.Item {
+	return backend.Item{Rec: e.rec, Version: e.version, ExpiresAt: e.expires}
+}
+
 func (r *repository) Get(_ context.Context, id string) (backend.Item, error) {
 	var it backend.Item
+	now := r.b.nowMs()
 	err := r.read(func(c *collection) error {
 		if c != nil {
-			if e := c.docs[id]; e != nil {
-				it = backend.Item{Rec: e.rec, Version: e.version}
+			if e := c.docs[id]; e != nil && e.live(now) {
+				it = e.item()
 			}
 		}
 		return nil
@@ -21,13 +26,14 @@ func (r *repository) Get(_ context.Context, id string) (backend.Item, error) {
 
 func (r *repository) GetMany(_ context.Context, ids []string) ([]backend.Item, error) {
 	out := make([]backend.Item, len(ids))
+	now := r.b.nowMs()
 	err := r.read(func(c *collection) error {
 		if c == nil {
 			return nil
 		}
 		for i, id := range ids {
-			if e := c.docs[id]; e != nil {
-				out[i] = backend.Item{Rec: e.rec, Version: e.version}
+			if e := c.docs[id]; e != nil && e.live(now) {
+				out[i] = e.item()
 			}
 		}
 		return nil
@@ -43,21 +49,21 @@ func (r *repository) Put(ctx context.Context, id string, doc map[string]any, p b
 	var it backend.Item
 	var created bool
 	err = r.write(ctx, func(c *collection) error {
-		old := c.docs[id]
+		old := c.take(id)
 		switch {
 		case old != nil && p.IfNoneMatch:
 			return backend.Errorf(backend.CodeConflict, "a record with id %q already exists in %s", id, r.name)
 		case p.IfMatch != 0 && (old == nil || old.version != p.IfMatch):
 			return backend.VersionConflict(r.name, id, p.IfMatch)
 		}
-		e := &entry{doc: doc, rec: rec, version: 1}
+		e := &entry{doc: doc, rec: rec, version: 1, expires: p.ExpiresAt}
 		if old != nil {
 			e.version = old.version + 1
 		}
 		if err := c.put(id, old, e); err != nil {
 			return err
 		}
-		it, created = backend.Item{Rec: rec, Version: e.version}, old == nil
+		it, created = e.item(), old == nil
 		return nil
 	})
 	return it, created, err
@@ -66,7 +72,7 @@ func (r *repository) Put(ctx context.Context, id string, doc map[string]any, p b
 func (r *repository) Modify(ctx context.Context, id string, u backend.Update, p backend.WriteParams) (backend.Item, error) {
 	var it backend.Item
 	err := r.write(ctx, func(c *collection) error {
-		old := c.docs[id]
+		old := c.take(id)
 		if old == nil {
 			return backend.NotFound(r.name, id)
 		}
@@ -77,10 +83,13 @@ func (r *repository) Modify(ctx context.Context, id string, u backend.Update, p 
 		if err != nil {
 			return err
 		}
+		if p.ExpiresAt != 0 {
+			e.expires = p.ExpiresAt
+		}
 		if err := c.put(id, old, e); err != nil {
 			return err
 		}
-		it = backend.Item{Rec: e.rec, Version: e.version}
+		it = e.item()
 		return nil
 	})
 	return it, err
@@ -96,12 +105,12 @@ func updated(old *entry, u backend.Update) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &entry{doc: doc, rec: rec, version: old.version + 1}, nil
+	return &entry{doc: doc, rec: rec, version: old.version + 1, expires: old.expires}, nil
 }
 
 func (r *repository) Remove(ctx context.Context, id string, p backend.WriteParams) error {
 	return r.write(ctx, func(c *collection) error {
-		old := c.docs[id]
+		old := c.take(id)
 		if p.IfMatch != 0 && (old == nil || old.version != p.IfMatch) {
 			return backend.VersionConflict(r.name, id, p.IfMatch)
 		}
@@ -118,7 +127,7 @@ func (r *repository) Remove(ctx context.Context, id string, p backend.WriteParam
 func (r *repository) UpdateMany(ctx context.Context, f backend.Filter, u backend.Update) (backend.UpdateManyResult, error) {
 	var res backend.UpdateManyResult
 	err := r.write(ctx, func(c *collection) error {
-		matches := c.matching(f)
+		matches := c.matching(f, c.now)
 		type change struct {
 			id       string
 			old, new *entry
@@ -137,6 +146,7 @@ func (r *repository) UpdateMany(ctx context.Context, f backend.Filter, u backend
 		// Unique indexes are checked against the collection as it will
 		// be: on a scratch copy, which is cheap next to a wrong answer.
 		scratch := c.clone()
+		scratch.now = c.now
 		for _, ch := range changes {
 			if err := scratch.put(ch.id, ch.old, ch.new); err != nil {
 				return err
@@ -154,7 +164,7 @@ func (r *repository) UpdateMany(ctx context.Context, f backend.Filter, u backend
 func (r *repository) DeleteMany(ctx context.Context, f backend.Filter) (int64, error) {
 	var n int64
 	err := r.write(ctx, func(c *collection) error {
-		for _, e := range c.matching(f) {
+		for _, e := range c.matching(f, c.now) {
 			id := e.doc["id"].(string)
 			c.unindex(id, e)
 			delete(c.docs, id)
@@ -163,4 +173,26 @@ func (r *repository) DeleteMany(ctx context.Context, f backend.Filter) (int64, e
 		return nil
 	})
 	return n, err
+}
+
+// PurgeExpired implements backend.Expirer.
+func (b *RepositoryBackend) PurgeExpired(ctx context.Context) (int64, error) {
+	if err := b.acquire(ctx); err != nil {
+		return 0, err
+	}
+	defer b.release()
+	now := b.nowMs()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var n int64
+	for _, c := range b.colls {
+		c.now = now
+		for id, e := range c.docs {
+			if !e.live(now) {
+				c.take(id)
+				n++
+			}
+		}
+	}
+	return n, nil
 }

@@ -221,16 +221,36 @@ func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Re
 	if err != nil {
 		return nil, err
 	}
-	var out string
-	err = r.q.QueryRow(ctx, `INSERT INTO `+table+` (id, doc) VALUES ($1, $2::jsonb) RETURNING doc::text`, id, string(rec)).Scan(&out)
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == table+"_pkey" {
-		return nil, backend.Errorf(backend.CodeConflict, "a record with id %q already exists in %s", id, r.name)
-	}
+	out, err := r.insert(ctx, table, id, string(rec), 0)
 	if err != nil {
-		return nil, translate(err)
+		return nil, err
 	}
 	return backend.Record(out), nil
+}
+
+// insert adds a record. An expired record not purged yet may hold its id
+// or a unique value: then expired records go, and the insert is tried
+// once more.
+func (r *repository) insert(ctx context.Context, table, id, rec string, expires int64) (string, error) {
+	var out string
+	ins := func() error {
+		return r.q.QueryRow(ctx, `INSERT INTO `+table+` (id, doc, expires_at) VALUES ($1, $2::jsonb, $3) RETURNING doc::text`, id, rec, expiryArg(expires)).Scan(&out)
+	}
+	err := ins()
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		tag, perr := r.q.Exec(ctx, `DELETE FROM `+table+` WHERE expires_at <= $1`, r.cat.nowMs())
+		if perr != nil {
+			return "", translate(perr)
+		}
+		if tag.RowsAffected() > 0 {
+			err = ins()
+		}
+	}
+	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == table+"_pkey" {
+		return "", backend.Errorf(backend.CodeConflict, "a record with id %q already exists in %s", id, r.name)
+	}
+	return out, translate(err)
 }
 
 func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, error) {
@@ -239,7 +259,7 @@ func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, e
 		return nil, err
 	}
 	var doc string
-	err = r.q.QueryRow(ctx, `SELECT doc::text FROM `+table+` WHERE id = $1`, id).Scan(&doc)
+	err = r.q.QueryRow(ctx, `SELECT doc::text FROM `+table+` WHERE id = $1 AND `+liveSQL(2), id, r.cat.nowMs()).Scan(&doc)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -273,7 +293,7 @@ func (r *repository) find(ctx context.Context, qy backend.Query, versions bool, 
 		return err
 	}
 	c := &compiler{}
-	where := c.filter(qy.Filter)
+	where := c.filter(qy.Filter) + " AND " + c.live(r.cat.nowMs())
 	cols := "doc::text"
 	if versions {
 		cols = "doc::text, version"
@@ -311,7 +331,7 @@ func (r *repository) Count(ctx context.Context, f backend.Filter) (int64, error)
 		return 0, err
 	}
 	c := &compiler{}
-	where := c.filter(f)
+	where := c.filter(f) + " AND " + c.live(r.cat.nowMs())
 	var n int64
 	err = r.q.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE `+where, c.args...).Scan(&n)
 	return n, translate(err)

@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -17,14 +19,15 @@ func (r *repository) Get(ctx context.Context, id string) (backend.Item, error) {
 	}
 	var doc string
 	var v int64
-	err = r.q.QueryRow(ctx, `SELECT doc::text, version FROM `+table+` WHERE id = $1`, id).Scan(&doc, &v)
+	var exp *int64
+	err = r.q.QueryRow(ctx, `SELECT doc::text, version, expires_at FROM `+table+` WHERE id = $1 AND `+liveSQL(2), id, r.cat.nowMs()).Scan(&doc, &v, &exp)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return backend.Item{}, nil
 	}
 	if err != nil {
 		return backend.Item{}, translate(err)
 	}
-	return backend.Item{Rec: backend.Record(doc), Version: v}, nil
+	return backend.Item{Rec: backend.Record(doc), Version: v, ExpiresAt: msOf(exp)}, nil
 }
 
 func (r *repository) GetMany(ctx context.Context, ids []string) ([]backend.Item, error) {
@@ -33,7 +36,7 @@ func (r *repository) GetMany(ctx context.Context, ids []string) ([]backend.Item,
 	if err != nil || table == "" {
 		return out, err
 	}
-	rows, err := r.q.Query(ctx, `SELECT id, doc::text, version FROM `+table+` WHERE id = ANY($1)`, ids)
+	rows, err := r.q.Query(ctx, `SELECT id, doc::text, version, expires_at FROM `+table+` WHERE id = ANY($1) AND `+liveSQL(2), ids, r.cat.nowMs())
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -42,10 +45,11 @@ func (r *repository) GetMany(ctx context.Context, ids []string) ([]backend.Item,
 	for rows.Next() {
 		var id, doc string
 		var v int64
-		if err := rows.Scan(&id, &doc, &v); err != nil {
+		var exp *int64
+		if err := rows.Scan(&id, &doc, &v, &exp); err != nil {
 			return nil, translate(err)
 		}
-		found[id] = backend.Item{Rec: backend.Record(doc), Version: v}
+		found[id] = backend.Item{Rec: backend.Record(doc), Version: v, ExpiresAt: msOf(exp)}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, translate(err)
@@ -65,24 +69,39 @@ func (r *repository) Put(ctx context.Context, id string, doc map[string]any, p b
 	if err != nil {
 		return backend.Item{}, false, err
 	}
-	it := backend.Item{Version: 1}
+	it := backend.Item{Version: 1, ExpiresAt: p.ExpiresAt}
+	now := r.cat.nowMs()
 	var out string
 	switch {
 	case p.IfNoneMatch:
-		err = r.q.QueryRow(ctx, `INSERT INTO `+table+` (id, doc) VALUES ($1, $2::jsonb) RETURNING doc::text`, id, string(rec)).Scan(&out)
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == table+"_pkey" {
-			return backend.Item{}, false, backend.Errorf(backend.CodeConflict, "a record with id %q already exists in %s", id, r.name)
+		out, err = r.insert(ctx, table, id, string(rec), p.ExpiresAt)
+		if err != nil {
+			return backend.Item{}, false, err
 		}
 	case p.IfMatch != 0:
-		err = r.q.QueryRow(ctx, `UPDATE `+table+` SET doc = $2::jsonb, version = version + 1 WHERE id = $1 AND version = $3 RETURNING doc::text, version`,
-			id, string(rec), p.IfMatch).Scan(&out, &it.Version)
+		err = r.q.QueryRow(ctx, `UPDATE `+table+` SET doc = $2::jsonb, version = version + 1, expires_at = $4 WHERE id = $1 AND version = $3 AND `+liveSQL(5)+
+			` RETURNING doc::text, version`, id, string(rec), p.IfMatch, expiryArg(p.ExpiresAt), now).Scan(&out, &it.Version)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return backend.Item{}, false, backend.VersionConflict(r.name, id, p.IfMatch)
 		}
 	default:
-		err = r.q.QueryRow(ctx, `INSERT INTO `+table+` AS t (id, doc) VALUES ($1, $2::jsonb)
-			ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc, version = t.version + 1 RETURNING doc::text, version`, id, string(rec)).Scan(&out, &it.Version)
+		// A record that expired is replaced as if it were not there: a
+		// new record, at version 1.
+		upsert := func() error {
+			return r.q.QueryRow(ctx, `INSERT INTO `+table+` AS t (id, doc, expires_at) VALUES ($1, $2::jsonb, $3)
+				ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc, expires_at = EXCLUDED.expires_at,
+				version = CASE WHEN t.expires_at <= $4 THEN 1 ELSE t.version + 1 END RETURNING doc::text, version`,
+				id, string(rec), expiryArg(p.ExpiresAt), now).Scan(&out, &it.Version)
+		}
+		err = upsert()
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23505" {
+			// A unique value an expired record still holds.
+			tag, perr := r.q.Exec(ctx, `DELETE FROM `+table+` WHERE expires_at <= $1`, now)
+			if perr == nil && tag.RowsAffected() > 0 {
+				err = upsert()
+			}
+		}
 	}
 	if err != nil {
 		return backend.Item{}, false, translate(err)
@@ -104,17 +123,22 @@ func (r *repository) Modify(ctx context.Context, id string, up backend.Update, p
 	}
 	c := &compiler{}
 	u := compileUpdate(c, up)
-	sql := `UPDATE ` + table + ` SET doc = ` + u.expr + `, version = version + 1 WHERE id = ` + c.bind(id) + ` AND ` + u.guard
+	set := ""
+	if p.ExpiresAt != 0 {
+		set = ", expires_at = " + c.bind(p.ExpiresAt)
+	}
+	sql := `UPDATE ` + table + ` SET doc = ` + u.expr + `, version = version + 1` + set + ` WHERE id = ` + c.bind(id) + ` AND ` + c.live(r.cat.nowMs()) + ` AND ` + u.guard
 	if p.IfMatch != 0 {
 		sql += ` AND version = ` + c.bind(p.IfMatch)
 	}
-	sql += ` RETURNING doc::text, version`
+	sql += ` RETURNING doc::text, version, expires_at`
 	for attempt := 0; ; attempt++ {
 		var doc string
 		var v int64
-		err := r.q.QueryRow(ctx, sql, c.args...).Scan(&doc, &v)
+		var exp *int64
+		err := r.q.QueryRow(ctx, sql, c.args...).Scan(&doc, &v, &exp)
 		if err == nil {
-			return backend.Item{Rec: backend.Record(doc), Version: v}, nil
+			return backend.Item{Rec: backend.Record(doc), Version: v, ExpiresAt: msOf(exp)}, nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return backend.Item{}, translate(err)
@@ -158,7 +182,7 @@ func (r *repository) Remove(ctx context.Context, id string, p backend.WriteParam
 	if table == "" {
 		return backend.VersionConflict(r.name, id, p.IfMatch)
 	}
-	tag, err := r.q.Exec(ctx, `DELETE FROM `+table+` WHERE id = $1 AND version = $2`, id, p.IfMatch)
+	tag, err := r.q.Exec(ctx, `DELETE FROM `+table+` WHERE id = $1 AND version = $2 AND `+liveSQL(3), id, p.IfMatch, r.cat.nowMs())
 	if err != nil {
 		return translate(err)
 	}
@@ -178,7 +202,7 @@ func (r *repository) UpdateMany(ctx context.Context, f backend.Filter, up backen
 		return res, err
 	}
 	c := &compiler{}
-	where := c.filter(f)
+	where := c.filter(f) + " AND " + c.live(r.cat.nowMs())
 	filterArgs := len(c.args)
 	u := compileUpdate(c, up)
 	err = atomically(ctx, r.q, func(q querier) error {
@@ -219,9 +243,76 @@ func (r *repository) DeleteMany(ctx context.Context, f backend.Filter) (int64, e
 		return 0, err
 	}
 	c := &compiler{}
-	tag, err := r.q.Exec(ctx, `DELETE FROM `+table+` WHERE `+c.filter(f), c.args...)
+	where := c.filter(f) + " AND " + c.live(r.cat.nowMs())
+	tag, err := r.q.Exec(ctx, `DELETE FROM `+table+` WHERE `+where, c.args...)
 	if err != nil {
 		return 0, translate(err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+func expiryIndexDDL(table string) string {
+	return `CREATE INDEX IF NOT EXISTS ` + table + `_expiry ON ` + table + ` (expires_at) WHERE expires_at IS NOT NULL`
+}
+
+// liveSQL holds for records that have not expired; $n is now (Unix ms).
+func liveSQL(n int) string {
+	return `(expires_at IS NULL OR expires_at > $` + strconv.Itoa(n) + `)`
+}
+
+func (c *compiler) live(now int64) string {
+	return `(expires_at IS NULL OR expires_at > ` + c.bind(now) + `)`
+}
+
+// expiryArg is an expiry as SQL: NULL for never.
+func expiryArg(ms int64) any {
+	if ms == 0 {
+		return nil
+	}
+	return ms
+}
+
+func msOf(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// SetClock implements backend.Expirer.
+func (b *RepositoryBackend) SetClock(now func() time.Time) {
+	b.cat.clockMu.Lock()
+	b.cat.clock = now
+	b.cat.clockMu.Unlock()
+}
+
+func (c *catalog) nowMs() int64 {
+	c.clockMu.Lock()
+	defer c.clockMu.Unlock()
+	if c.clock == nil {
+		return backend.Now().UnixMilli()
+	}
+	return c.clock().UnixMilli()
+}
+
+// PurgeExpired implements backend.Expirer: one DELETE per collection
+// that has expired records, walking the partial expiry index.
+func (b *RepositoryBackend) PurgeExpired(ctx context.Context) (int64, error) {
+	rows, err := b.pool.Query(ctx, `SELECT id FROM storaged_collections ORDER BY id`)
+	if err != nil {
+		return 0, translate(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, translate(err)
+	}
+	var total int64
+	for _, id := range ids {
+		tag, err := b.pool.Exec(ctx, `DELETE FROM `+tableName(id)+` WHERE expires_at <= $1`, b.cat.nowMs())
+		if err != nil {
+			return total, translate(err)
+		}
+		total += tag.RowsAffected()
+	}
+	return total, nil
 }

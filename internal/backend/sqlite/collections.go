@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/storaged/storaged/internal/backend"
 	"github.com/storaged/storaged/internal/migrate"
@@ -29,6 +30,9 @@ type catalog struct {
 	tables sync.Map // collection name → table, committed
 	stmts  sync.Map // stmtKey → *sql.Stmt
 	nstmts atomic.Int64
+
+	clockMu sync.Mutex
+	clock   func() time.Time // for TTLs (SetClock); nil: backend.Now
 }
 
 // maxTableStmts bounds the statements kept prepared: a few per
@@ -121,8 +125,12 @@ func createTable(ctx context.Context, q querier, name string) (string, error) {
 		return "", err
 	}
 	t = tableName(id)
-	_, err = q.ExecContext(ctx, tableDDL(t))
-	return t, err
+	for _, stmt := range tableDDL(t) {
+		if _, err := q.ExecContext(ctx, stmt); err != nil {
+			return "", err
+		}
+	}
+	return t, nil
 }
 
 // steps are the parts of migrations that SQL cannot say, by version.

@@ -184,31 +184,61 @@ func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Re
 			_, err = r.db.writer.ExecContext(ctx, q, id, string(rec))
 		}
 		err = translate(err)
-	} else {
-		err = r.write(ctx, true, func(q querier, table string) error {
-			_, err := q.ExecContext(ctx, insertSQL(table), id, string(rec))
-			return err
-		})
+		if !backend.IsCode(err, backend.CodeConflict) {
+			if err != nil {
+				return nil, err
+			}
+			return rec, nil
+		}
 	}
+	err = r.write(ctx, true, func(q querier, table string) error {
+		return r.insert(ctx, q, table, id, string(rec), 0)
+	})
 	if err != nil {
 		return nil, err
 	}
 	return rec, nil
 }
 
+// insert adds a record. An expired record that has not been purged yet
+// may hold its id or a unique value: it goes first, and the insert is
+// tried again.
+func (r *repository) insert(ctx context.Context, q querier, table, id, rec string, expires int64) error {
+	ins := func() error {
+		_, err := q.ExecContext(ctx, `INSERT INTO `+table+` (id, doc, expires_at) VALUES (?, ?, ?)`, id, rec, expiryArg(expires))
+		return err
+	}
+	err := ins()
+	if !backend.IsCode(translate(err), backend.CodeConflict) {
+		return err
+	}
+	res, perr := q.ExecContext(ctx, `DELETE FROM `+table+` WHERE expires_at <= ?`, r.cat.nowMs())
+	if perr != nil {
+		return perr
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if r.exists(ctx, q, table, id) {
+			return backend.Errorf(backend.CodeConflict, "a record with id %q already exists in %s", id, r.name)
+		}
+		return err
+	}
+	return ins()
+}
+
 func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, error) {
 	var doc string
 	found := false
 	err := r.read(ctx, func(q querier, table string) error {
-		sqlText := `SELECT doc FROM ` + table + ` WHERE id = ?`
+		sqlText := `SELECT doc FROM ` + table + ` WHERE id = ? AND ` + liveSQL
+		now := r.cat.nowMs()
 		row := (*sql.Row)(nil)
 		if r.tx == nil {
 			if s := r.cat.stmt(ctx, r.db.reader, sqlText); s != nil {
-				row = s.QueryRowContext(ctx, id)
+				row = s.QueryRowContext(ctx, id, now)
 			}
 		}
 		if row == nil {
-			row = q.QueryRowContext(ctx, sqlText, id)
+			row = q.QueryRowContext(ctx, sqlText, id, now)
 		}
 		err := row.Scan(&doc)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -237,7 +267,7 @@ func (r *repository) FindItems(ctx context.Context, qy backend.Query) ([]backend
 
 func (r *repository) find(ctx context.Context, qy backend.Query, versions bool, each func(doc string, v int64)) error {
 	c := &compiler{}
-	where := c.filter(qy.Filter)
+	where := c.filter(qy.Filter) + " AND " + c.live(r.cat.nowMs())
 	limit := -1
 	if qy.Limit > 0 {
 		limit = qy.Limit
@@ -272,7 +302,7 @@ func (r *repository) find(ctx context.Context, qy backend.Query, versions bool, 
 
 func (r *repository) Count(ctx context.Context, f backend.Filter) (int64, error) {
 	c := &compiler{}
-	where := c.filter(f)
+	where := c.filter(f) + " AND " + c.live(r.cat.nowMs())
 	var n int64
 	err := r.read(ctx, func(q querier, table string) error {
 		return q.QueryRowContext(ctx, `SELECT count(*) FROM `+table+` WHERE `+where, c.args...).Scan(&n)

@@ -4,19 +4,90 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
+	"time"
 
 	json "github.com/goccy/go-json"
 
 	"github.com/storaged/storaged/internal/backend"
 )
 
-// tableDDL creates a collection's table t.
-func tableDDL(t string) string {
-	return `CREATE TABLE ` + t + ` (id TEXT PRIMARY KEY, doc TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID`
+// tableDDL creates a collection's table t, with the index the purge of
+// expired records walks.
+func tableDDL(t string) []string {
+	return []string{
+		`CREATE TABLE ` + t + ` (id TEXT PRIMARY KEY, doc TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 1, expires_at INTEGER) WITHOUT ROWID`,
+		expiryIndexDDL(t),
+	}
 }
 
-// addVersions is the code of migration 0004: a version column for every
-// collection's table that lacks one (tables that migration 0002 created
+func expiryIndexDDL(t string) string {
+	return `CREATE INDEX IF NOT EXISTS "` + strings.Trim(t, `"`) + `_expiry" ON ` + t + ` (expires_at) WHERE expires_at IS NOT NULL`
+}
+
+// liveSQL holds for records that have not expired, given now (Unix ms).
+const liveSQL = `(expires_at IS NULL OR expires_at > ?)`
+
+func (c *compiler) live(now int64) string {
+	c.args = append(c.args, now)
+	return liveSQL
+}
+
+// expiryArg is an expiry as SQL: NULL for never.
+func expiryArg(ms int64) any {
+	if ms == 0 {
+		return nil
+	}
+	return ms
+}
+
+// SetClock implements backend.Expirer.
+func (b *RepositoryBackend) SetClock(now func() time.Time) {
+	b.cat.clockMu.Lock()
+	b.cat.clock = now
+	b.cat.clockMu.Unlock()
+}
+
+func (c *catalog) nowMs() int64 {
+	c.clockMu.Lock()
+	defer c.clockMu.Unlock()
+	if c.clock == nil {
+		return backend.Now().UnixMilli()
+	}
+	return c.clock().UnixMilli()
+}
+
+// PurgeExpired implements backend.Expirer: one DELETE per collection, on
+// the writer, each in a transaction of its own.
+func (b *RepositoryBackend) PurgeExpired(ctx context.Context) (int64, error) {
+	names, err := column(ctx, b.db.reader, `SELECT name FROM collections ORDER BY id`)
+	if err != nil {
+		return 0, translate(err)
+	}
+	var total int64
+	for _, name := range names {
+		r := &repository{db: b.db, cat: b.cat, name: name}
+		err := r.write(ctx, false, func(q querier, table string) error {
+			if table == "" {
+				return nil
+			}
+			res, err := q.ExecContext(ctx, `DELETE FROM `+table+` WHERE expires_at <= ?`, b.cat.nowMs())
+			if err != nil {
+				return err
+			}
+			n, _ := res.RowsAffected()
+			total += n
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// addVersions is the code of migration 0004: version and expiry columns
+// for every collection's table that lacks them (tables that migration 0002 created
 // from older records have it already).
 func addVersions(ctx context.Context, tx *sql.Tx) error {
 	ids, err := column(ctx, tx, `SELECT id FROM collections ORDER BY id`)
@@ -32,8 +103,14 @@ func addVersions(ctx context.Context, tx *sql.Tx) error {
 		if n > 0 {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `ALTER TABLE `+t+` ADD COLUMN version INTEGER NOT NULL DEFAULT 1`); err != nil {
-			return err
+		for _, stmt := range []string{
+			`ALTER TABLE ` + t + ` ADD COLUMN version INTEGER NOT NULL DEFAULT 1`,
+			`ALTER TABLE ` + t + ` ADD COLUMN expires_at INTEGER`,
+			expiryIndexDDL(t),
+		} {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -43,11 +120,12 @@ func (r *repository) Get(ctx context.Context, id string) (backend.Item, error) {
 	var it backend.Item
 	err := r.read(ctx, func(q querier, table string) error {
 		var doc string
-		err := q.QueryRowContext(ctx, `SELECT doc, version FROM `+table+` WHERE id = ?`, id).Scan(&doc, &it.Version)
+		var exp sql.NullInt64
+		err := q.QueryRowContext(ctx, `SELECT doc, version, expires_at FROM `+table+` WHERE id = ? AND `+liveSQL, id, r.cat.nowMs()).Scan(&doc, &it.Version, &exp)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
-		it.Rec = backend.Record(doc)
+		it.Rec, it.ExpiresAt = backend.Record(doc), exp.Int64
 		return err
 	})
 	return it, err
@@ -60,7 +138,8 @@ func (r *repository) GetMany(ctx context.Context, ids []string) ([]backend.Item,
 		return nil, err
 	}
 	err = r.read(ctx, func(q querier, table string) error {
-		rows, err := q.QueryContext(ctx, `SELECT id, doc, version FROM `+table+` WHERE id IN (SELECT value FROM json_each(?))`, string(list))
+		rows, err := q.QueryContext(ctx, `SELECT id, doc, version, expires_at FROM `+table+` WHERE id IN (SELECT value FROM json_each(?)) AND `+liveSQL,
+			string(list), r.cat.nowMs())
 		if err != nil {
 			return err
 		}
@@ -69,10 +148,11 @@ func (r *repository) GetMany(ctx context.Context, ids []string) ([]backend.Item,
 		for rows.Next() {
 			var id, doc string
 			var v int64
-			if err := rows.Scan(&id, &doc, &v); err != nil {
+			var exp sql.NullInt64
+			if err := rows.Scan(&id, &doc, &v, &exp); err != nil {
 				return err
 			}
-			found[id] = backend.Item{Rec: backend.Record(doc), Version: v}
+			found[id] = backend.Item{Rec: backend.Record(doc), Version: v, ExpiresAt: exp.Int64}
 		}
 		for i, id := range ids {
 			out[i] = found[id]
@@ -87,26 +167,36 @@ func (r *repository) Put(ctx context.Context, id string, doc map[string]any, p b
 	if err != nil {
 		return backend.Item{}, false, err
 	}
-	it := backend.Item{Rec: rec}
+	it := backend.Item{Rec: rec, ExpiresAt: p.ExpiresAt}
+	now := r.cat.nowMs()
 	err = r.write(ctx, true, func(q querier, table string) error {
 		switch {
 		case p.IfNoneMatch:
-			_, err := q.ExecContext(ctx, insertSQL(table), id, string(rec))
 			it.Version = 1
-			if backend.IsCode(translate(err), backend.CodeConflict) && r.exists(ctx, q, table, id) {
-				return backend.Errorf(backend.CodeConflict, "a record with id %q already exists in %s", id, r.name)
-			}
-			return err
+			return r.insert(ctx, q, table, id, string(rec), p.ExpiresAt)
 		case p.IfMatch != 0:
-			err := q.QueryRowContext(ctx, `UPDATE `+table+` SET doc = ?, version = version + 1 WHERE id = ? AND version = ? RETURNING version`,
-				string(rec), id, p.IfMatch).Scan(&it.Version)
+			err := q.QueryRowContext(ctx, `UPDATE `+table+` SET doc = ?, version = version + 1, expires_at = ? WHERE id = ? AND version = ? AND `+liveSQL+` RETURNING version`,
+				string(rec), expiryArg(p.ExpiresAt), id, p.IfMatch, now).Scan(&it.Version)
 			if errors.Is(err, sql.ErrNoRows) {
 				return backend.VersionConflict(r.name, id, p.IfMatch)
 			}
 			return err
 		}
-		return q.QueryRowContext(ctx, `INSERT INTO `+table+` (id, doc) VALUES (?, ?)
-			ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, version = version + 1 RETURNING version`, id, string(rec)).Scan(&it.Version)
+		// A record that expired is replaced as if it were not there: a
+		// new record, at version 1.
+		err := q.QueryRowContext(ctx, `INSERT INTO `+table+` (id, doc, expires_at) VALUES (?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, expires_at = excluded.expires_at,
+			version = CASE WHEN expires_at <= ? THEN 1 ELSE version + 1 END RETURNING version`, id, string(rec), expiryArg(p.ExpiresAt), now).Scan(&it.Version)
+		if backend.IsCode(translate(err), backend.CodeConflict) {
+			// A unique value an expired record still holds.
+			if _, perr := q.ExecContext(ctx, `DELETE FROM `+table+` WHERE expires_at <= ?`, now); perr != nil {
+				return perr
+			}
+			err = q.QueryRowContext(ctx, `INSERT INTO `+table+` (id, doc, expires_at) VALUES (?, ?, ?)
+				ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, expires_at = excluded.expires_at, version = version + 1 RETURNING version`,
+				id, string(rec), expiryArg(p.ExpiresAt)).Scan(&it.Version)
+		}
+		return err
 	})
 	if err != nil {
 		return backend.Item{}, false, err
@@ -129,15 +219,23 @@ func (r *repository) Modify(ctx context.Context, id string, up backend.Update, p
 		if table == "" {
 			return backend.NotFound(r.name, id)
 		}
-		args := append(u.args, id)
+		set := ""
+		var args []any
+		if p.ExpiresAt != 0 {
+			set = ", expires_at = ?"
+			args = append(args, p.ExpiresAt)
+		}
+		args = append(append(append([]any{}, u.args...), args...), id, r.cat.nowMs())
 		cond := ""
 		if p.IfMatch != 0 {
 			cond = " AND version = ?"
 			args = append(args, p.IfMatch)
 		}
 		var doc string
-		err := q.QueryRowContext(ctx, `UPDATE `+table+` SET doc = `+u.expr+`, version = version + 1 WHERE id = ?`+cond+` AND `+u.guard+
-			` RETURNING doc, version`, args...).Scan(&doc, &it.Version)
+		var exp sql.NullInt64
+		err := q.QueryRowContext(ctx, `UPDATE `+table+` SET doc = `+u.expr+`, version = version + 1`+set+` WHERE id = ? AND `+liveSQL+cond+` AND `+u.guard+
+			` RETURNING doc, version, expires_at`, args...).Scan(&doc, &it.Version, &exp)
+		it.ExpiresAt = exp.Int64
 		if errors.Is(err, sql.ErrNoRows) {
 			return r.whyNot(ctx, q, table, id, up, p)
 		}
@@ -151,7 +249,7 @@ func (r *repository) Modify(ctx context.Context, id string, up backend.Update, p
 func (r *repository) whyNot(ctx context.Context, q querier, table, id string, up backend.Update, p backend.WriteParams) error {
 	var cur string
 	var v int64
-	err := q.QueryRowContext(ctx, `SELECT doc, version FROM `+table+` WHERE id = ?`, id).Scan(&cur, &v)
+	err := q.QueryRowContext(ctx, `SELECT doc, version FROM `+table+` WHERE id = ? AND `+liveSQL, id, r.cat.nowMs()).Scan(&cur, &v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return backend.NotFound(r.name, id)
 	}
@@ -185,7 +283,7 @@ func (r *repository) Remove(ctx context.Context, id string, p backend.WriteParam
 		if table == "" {
 			return backend.VersionConflict(r.name, id, p.IfMatch)
 		}
-		res, err := q.ExecContext(ctx, `DELETE FROM `+table+` WHERE id = ? AND version = ?`, id, p.IfMatch)
+		res, err := q.ExecContext(ctx, `DELETE FROM `+table+` WHERE id = ? AND version = ? AND `+liveSQL, id, p.IfMatch, r.cat.nowMs())
 		if err != nil {
 			return err
 		}
@@ -206,7 +304,7 @@ func (r *repository) UpdateMany(ctx context.Context, f backend.Filter, up backen
 		}
 		u := compileUpdate(up)
 		c := &compiler{}
-		where := c.filter(f)
+		where := c.filter(f) + " AND " + c.live(r.cat.nowMs())
 		if u.guard != "1" {
 			var doc string
 			err := q.QueryRowContext(ctx, `SELECT doc FROM `+table+` WHERE `+where+` AND NOT `+u.guard+` LIMIT 1`, c.args...).Scan(&doc)
@@ -240,7 +338,8 @@ func (r *repository) DeleteMany(ctx context.Context, f backend.Filter) (int64, e
 			return nil
 		}
 		c := &compiler{}
-		res, err := q.ExecContext(ctx, `DELETE FROM `+table+` WHERE `+c.filter(f), c.args...)
+		where := c.filter(f) + " AND " + c.live(r.cat.nowMs())
+		res, err := q.ExecContext(ctx, `DELETE FROM `+table+` WHERE `+where, c.args...)
 		if err != nil {
 			return err
 		}
