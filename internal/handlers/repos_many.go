@@ -27,6 +27,9 @@ func (s *Server) repoRoutesV2(r *router.Router) {
 	r.POST("/v1/repos/{collection}/updateMany", s.route("updateMany", s.updateMany))
 	r.POST("/v1/repos/{collection}/deleteMany", s.route("deleteMany", s.deleteMany))
 	r.POST("/v1/repos/{collection}/batch", s.route("batch", s.batch))
+	// A record whose id is "changes" is read with POST …/get: the static
+	// segment wins over {id}.
+	r.GET("/v1/repos/{collection}/changes", s.route("changes", s.changes))
 }
 
 // setETag sets the ETag of a single-record answer: the version, quoted
@@ -521,4 +524,67 @@ func create(c context.Context, repo backend.Repository, doc map[string]any, expi
 	}
 	it, _, err := repo.Put(c, id, doc, backend.PutParams{IfNoneMatch: true, ExpiresAt: expires})
 	return it, err
+}
+
+// changes answers GET /v1/repos/{c}/changes?after=&waitMs=&limit=:
+// {"changes": [...], "next": "<cursor>"}. Without after it follows the
+// collection from now on. A long poll returns as soon as one change is
+// there, or empty when waitMs has passed.
+func (s *Server) changes(ctx *fasthttp.RequestCtx) error {
+	name, err := pathParam(ctx.UserValue("collection"))
+	if err != nil {
+		return err
+	}
+	if err := backend.ValidateName("collection", name); err != nil {
+		return err
+	}
+	if len(ctx.Request.Header.Peek(TxHeader)) > 0 {
+		return backend.Errorf(backend.CodeInvalidArgument, "changes cannot be read inside a transaction")
+	}
+	args := ctx.QueryArgs()
+	after, err := backend.ParseChangeCursor(string(args.Peek("after")))
+	if err != nil {
+		return err
+	}
+	wait, limit := time.Duration(0), backend.MaxChanges
+	if v := args.Peek("waitMs"); len(v) > 0 {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 0 || time.Duration(n)*time.Millisecond > backend.MaxWait {
+			return backend.Errorf(backend.CodeInvalidArgument, "waitMs must be between 0 and %d", backend.MaxWait.Milliseconds())
+		}
+		wait = time.Duration(n) * time.Millisecond
+	}
+	if v := args.Peek("limit"); len(v) > 0 {
+		if limit, err = strconv.Atoi(string(v)); err != nil || limit < 1 || limit > backend.MaxChanges {
+			return backend.Errorf(backend.CodeInvalidArgument, "limit must be between 1 and %d", backend.MaxChanges)
+		}
+	}
+	log, ok := s.repo.(backend.ChangeLog)
+	if !ok {
+		return backend.Errorf(backend.CodeUnavailable, "this repository backend keeps no change log")
+	}
+	c, cancel := s.callCtx(ctx, wait)
+	defer cancel()
+	if wait > 0 {
+		var stop func()
+		c, stop = watchHangup(c, ctx.Conn())
+		defer stop()
+	}
+	defer s.metrics.op("repository", "changes")()
+	changes, next, err := backend.WaitChanges(c, log, name, after, limit, wait)
+	if err != nil {
+		return err
+	}
+	if changes == nil {
+		changes = []backend.Change{}
+	}
+	out, err := backend.Marshal(struct {
+		Changes []backend.Change `json:"changes"`
+		Next    string           `json:"next"`
+	}{changes, strconv.FormatInt(next, 10)})
+	if err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, out)
+	return nil
 }

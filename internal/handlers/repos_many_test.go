@@ -1,10 +1,12 @@
 package handlers_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/storaged/storaged/internal/backend"
 )
@@ -229,5 +231,42 @@ func TestTTLOverHTTP(t *testing.T) {
 	}
 	for _, q := range []string{"?ttlMs=0", "?ttlMs=x", "?ttlMs=1&expiresAt=2030-01-01T00:00:00Z", "?expiresAt=tomorrow"} {
 		d.do(t, "POST", "/v1/repos/c"+q, `{}`).wantError(t, 400, backend.CodeInvalidArgument)
+	}
+}
+
+// TestChangesOverHTTP: from now, then after a cursor; a long poll answers
+// with a change made while it waits.
+func TestChangesOverHTTP(t *testing.T) {
+	d := start(t, 0)
+	first := d.do(t, "GET", "/v1/repos/c/changes", ``).want(t, 200).json(t)
+	if cs := first["changes"].([]any); len(cs) != 0 {
+		t.Fatalf("changes from now: %v", cs)
+	}
+	cur := first["next"].(string)
+	d.do(t, "POST", "/v1/repos/c", `{"id":"a"}`).want(t, 201)
+	d.do(t, "PATCH", "/v1/repos/c/a", `{"x":1}`).want(t, 200)
+	d.do(t, "DELETE", "/v1/repos/c/a", ``).want(t, 204)
+	page := d.do(t, "GET", "/v1/repos/c/changes?after="+cur, ``).want(t, 200).json(t)
+	var got []string
+	for _, c := range page["changes"].([]any) {
+		m := c.(map[string]any)
+		got = append(got, fmt.Sprint(m["op"], " ", m["id"], " ", m["version"]))
+		if _, ok := m["at"].(string); !ok {
+			t.Fatalf("change without at: %v", m)
+		}
+	}
+	if strings.Join(got, ", ") != "create a 1, update a 2, delete a 2" {
+		t.Fatalf("changes: %v", got)
+	}
+	cur = page["next"].(string)
+	done := make(chan map[string]any, 1)
+	go func() { done <- d.do(t, "GET", "/v1/repos/c/changes?waitMs=20000&after="+cur, ``).want(t, 200).json(t) }()
+	time.Sleep(20 * time.Millisecond)
+	d.do(t, "POST", "/v1/repos/c", `{"id":"b"}`).want(t, 201)
+	if cs := (<-done)["changes"].([]any); len(cs) != 1 || cs[0].(map[string]any)["id"] != "b" {
+		t.Fatalf("long poll: %v", cs)
+	}
+	for _, q := range []string{"?after=x", "?after=-1", "?waitMs=600000", "?limit=0", "?limit=1001"} {
+		d.do(t, "GET", "/v1/repos/c/changes"+q, ``).wantError(t, 400, backend.CodeInvalidArgument)
 	}
 }

@@ -34,6 +34,8 @@ var v2Tests = []struct {
 	{"KeysetPagingUnderConcurrentInserts", testKeysetUnderInserts},
 	{"CursorsAreChecked", testCursorErrors},
 	{"ExpiredRecordsAreGone", testTTL},
+	{"ChangeStream", testChanges},
+	{"ChangeStreamOfOneBackend", func(t *testing.T, b backend.RepositoryBackend) { RunChangesAcrossBackends(t, b, b) }},
 }
 
 func get(t *testing.T, r backend.Repository, id string) (map[string]any, int64) {

@@ -231,6 +231,25 @@ func (b *RepositoryBackend) SetClock(now func() time.Time) {
 	}
 }
 
+// ReadChanges implements backend.ChangeLog for the backend behind the
+// cache.
+func (b *RepositoryBackend) ReadChanges(ctx context.Context, collection string, after int64, limit int) ([]backend.Change, int64, error) {
+	l, ok := b.next.(backend.ChangeLog)
+	if !ok {
+		return nil, 0, backend.Errorf(backend.CodeUnavailable, "this repository backend keeps no change log")
+	}
+	return l.ReadChanges(ctx, collection, after, limit)
+}
+
+// ChangesChan implements backend.ChangeWaker: nil (poll) unless the
+// backend behind can wake.
+func (b *RepositoryBackend) ChangesChan(collection string) <-chan struct{} {
+	if w, ok := b.next.(backend.ChangeWaker); ok {
+		return w.ChangesChan(collection)
+	}
+	return nil
+}
+
 // Unwrap returns the backend behind the cache.
 func (b *RepositoryBackend) Unwrap() backend.RepositoryBackend { return b.next }
 

@@ -33,6 +33,8 @@ type RepositoryBackend struct {
 
 	clockMu sync.Mutex
 	clock   func() time.Time // for TTLs; SetClock
+
+	log changeLog
 }
 
 // NewRepositoryBackend returns an empty backend.
@@ -53,6 +55,9 @@ type collection struct {
 	// now is the time of the write under way (set by write, which holds
 	// the collection alone): expired records count as absent.
 	now int64
+	// pending are the changes of the write under way, for the change
+	// log once they are committed (changes.go).
+	pending []backend.Change
 }
 
 type index struct {
@@ -167,6 +172,7 @@ func (t *tx) Commit(context.Context) error {
 	t.b.mu.Lock()
 	for name, c := range t.colls {
 		t.b.colls[name] = c
+		t.b.logChanges(name, c)
 	}
 	t.b.mu.Unlock()
 	t.runEnds(true)
@@ -248,6 +254,7 @@ func (r *repository) write(ctx context.Context, fn func(c *collection) error) er
 		r.b.colls[r.name] = c
 	}
 	c.now = r.b.nowMs()
+	defer r.b.logChanges(r.name, c)
 	return fn(c)
 }
 
@@ -323,8 +330,7 @@ func (r *repository) Update(ctx context.Context, id string, patch map[string]any
 func (r *repository) Delete(ctx context.Context, id string) error {
 	return r.write(ctx, func(c *collection) error {
 		if old := c.docs[id]; old != nil {
-			c.unindex(id, old)
-			delete(c.docs, id)
+			c.remove(id, old)
 		}
 		return nil
 	})
@@ -352,8 +358,7 @@ func (c *collection) take(id string) *entry {
 	if e == nil || e.live(c.now) {
 		return e
 	}
-	c.unindex(id, e)
-	delete(c.docs, id)
+	c.remove(id, e)
 	return nil
 }
 
@@ -412,7 +417,19 @@ func (c *collection) put(id string, old, e *entry) error {
 		}
 	}
 	c.docs[id] = e
+	op := "update"
+	if old == nil || e.version == 1 {
+		op = "create"
+	}
+	c.pending = append(c.pending, backend.Change{Op: op, ID: id, Version: e.version})
 	return nil
+}
+
+// remove deletes record id, e.
+func (c *collection) remove(id string, e *entry) {
+	c.unindex(id, e)
+	delete(c.docs, id)
+	c.pending = append(c.pending, backend.Change{Op: "delete", ID: id, Version: e.version})
 }
 
 func (c *collection) unindex(id string, old *entry) {

@@ -2,6 +2,8 @@ package memory
 
 import (
 	"context"
+	"slices"
+	"strings"
 
 	"github.com/storaged/storaged/internal/backend"
 )
@@ -115,8 +117,7 @@ func (r *repository) Remove(ctx context.Context, id string, p backend.WriteParam
 			return backend.VersionConflict(r.name, id, p.IfMatch)
 		}
 		if old != nil {
-			c.unindex(id, old)
-			delete(c.docs, id)
+			c.remove(id, old)
 		}
 		return nil
 	})
@@ -127,7 +128,7 @@ func (r *repository) Remove(ctx context.Context, id string, p backend.WriteParam
 func (r *repository) UpdateMany(ctx context.Context, f backend.Filter, u backend.Update) (backend.UpdateManyResult, error) {
 	var res backend.UpdateManyResult
 	err := r.write(ctx, func(c *collection) error {
-		matches := c.matching(f, c.now)
+		matches := byID(c.matching(f, c.now))
 		type change struct {
 			id       string
 			old, new *entry
@@ -164,10 +165,9 @@ func (r *repository) UpdateMany(ctx context.Context, f backend.Filter, u backend
 func (r *repository) DeleteMany(ctx context.Context, f backend.Filter) (int64, error) {
 	var n int64
 	err := r.write(ctx, func(c *collection) error {
-		for _, e := range c.matching(f, c.now) {
+		for _, e := range byID(c.matching(f, c.now)) {
 			id := e.doc["id"].(string)
-			c.unindex(id, e)
-			delete(c.docs, id)
+			c.remove(id, e)
 			n++
 		}
 		return nil
@@ -185,7 +185,7 @@ func (b *RepositoryBackend) PurgeExpired(ctx context.Context) (int64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var n int64
-	for _, c := range b.colls {
+	for name, c := range b.colls {
 		c.now = now
 		for id, e := range c.docs {
 			if !e.live(now) {
@@ -193,6 +193,14 @@ func (b *RepositoryBackend) PurgeExpired(ctx context.Context) (int64, error) {
 				n++
 			}
 		}
+		b.logChanges(name, c)
 	}
 	return n, nil
+}
+
+// byID orders records as the SQL adapters write them (primary key
+// order), so that the change log says the same on every backend.
+func byID(es []*entry) []*entry {
+	slices.SortFunc(es, func(a, b *entry) int { return strings.Compare(a.doc["id"].(string), b.doc["id"].(string)) })
+	return es
 }

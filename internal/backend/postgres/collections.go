@@ -56,6 +56,8 @@ type catalog struct {
 
 	clockMu sync.Mutex
 	clock   func() time.Time // for TTLs (SetClock); nil: backend.Now
+
+	logged sync.Map // collection name → table whose writes are logged
 }
 
 // table returns the table of collection name, or "" while it has none

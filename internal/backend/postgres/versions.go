@@ -314,5 +314,5 @@ func (b *RepositoryBackend) PurgeExpired(ctx context.Context) (int64, error) {
 		}
 		total += tag.RowsAffected()
 	}
-	return total, nil
+	return total, b.purgeChanges(ctx)
 }

@@ -33,6 +33,8 @@ type catalog struct {
 
 	clockMu sync.Mutex
 	clock   func() time.Time // for TTLs (SetClock); nil: backend.Now
+
+	logged sync.Map // collection name → table whose writes are logged
 }
 
 // maxTableStmts bounds the statements kept prepared: a few per

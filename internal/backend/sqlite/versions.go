@@ -83,7 +83,7 @@ func (b *RepositoryBackend) PurgeExpired(ctx context.Context) (int64, error) {
 			return total, err
 		}
 	}
-	return total, nil
+	return total, b.purgeChanges(ctx)
 }
 
 // addVersions is the code of migration 0004: version and expiry columns
