@@ -16,6 +16,19 @@ export { JobStatus } from "./types.js";
 export { Query } from "./query.js";
 export type { Operator, Operand, QueryTarget } from "./query.js";
 export type {
+  BatchOp,
+  BatchResult,
+  Change,
+  ExpiryOptions,
+  FieldPath,
+  Page,
+  PageOptions,
+  Projected,
+  Update,
+  UpdateOperators,
+  UpdateOptions,
+  UpsertOptions,
+  WatchOptions,
   Backoff,
   DequeueOptions,
   DottedPath,

@@ -91,7 +91,7 @@ export class Transport {
     method: "GET" | "POST" | "PATCH" | "PUT" | "DELETE",
     path: string,
     body?: unknown,
-    opts: { tx?: string; waitMs?: number; signal?: AbortSignal; timeout?: Timeout } = {},
+    opts: { tx?: string; waitMs?: number; signal?: AbortSignal; timeout?: Timeout; headers?: Record<string, string> } = {},
   ): Promise<Response> {
     if (this.closed) {
       throw new StorageUnavailableError(`the client for ${this.socketPath} is disconnected`);
@@ -109,6 +109,7 @@ export class Transport {
       name: poll ? "requestTimeoutMs + waitMs" : "requestTimeoutMs",
     };
     let headers: Record<string, string> | undefined = opts.tx ? { [TX_HEADER]: opts.tx } : undefined;
+    if (opts.headers) headers = { ...headers, ...opts.headers };
     const tp = this.traceparent?.();
     if (tp && /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(tp)) headers = { ...headers, traceparent: tp };
     let res;
