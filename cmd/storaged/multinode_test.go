@@ -143,10 +143,18 @@ func serializableAcross(t *testing.T, daemons []*testutil.Daemon) {
 			twg.Add(1)
 			go func() {
 				defer twg.Done()
-				for i := 0; i < each; {
+				// A conflict is retried after the clients' jittered,
+				// growing pause; the bound only catches a livelock.
+				for i, attempt := 0, 0; i < each; {
 					if incrementInTx(t, d) {
-						i++
+						i, attempt = i+1, 0
+						continue
 					}
+					if attempt++; attempt > 200 {
+						t.Error("200 serialization conflicts in a row: livelock")
+						return
+					}
+					time.Sleep(testutil.RetryDelay(attempt - 1))
 				}
 			}()
 		}
@@ -162,7 +170,8 @@ func serializableAcross(t *testing.T, daemons []*testutil.Daemon) {
 }
 
 // incrementInTx reads and increments the counter in a transaction; false
-// means a serialization conflict (rolled back, to be retried).
+// means a serialization conflict (rolled back, to be retried), which the
+// daemon must mark retryable.
 func incrementInTx(t *testing.T, d *testutil.Daemon) bool {
 	st, b, err := call(d.Client, "POST", "/v1/tx", "")
 	if err != nil || st != 201 {
@@ -180,8 +189,14 @@ func incrementInTx(t *testing.T, d *testutil.Daemon) bool {
 		defer res.Body.Close()
 		return res.StatusCode, []byte(readAll(res))
 	}
+	retryable := func(b []byte) {
+		if !strings.Contains(string(b), `"retryable":true`) {
+			t.Errorf("a serialization conflict not marked retryable: %s", b)
+		}
+	}
 	st, b = do("GET", "/v1/repos/counters/c", "")
 	if st == 409 {
+		retryable(b)
 		call(d.Client, "POST", "/v1/tx/"+tx.ID+"/rollback", "")
 		return false
 	}
@@ -192,6 +207,7 @@ func incrementInTx(t *testing.T, d *testutil.Daemon) bool {
 	json.Unmarshal(b, &c)
 	st, b = do("PATCH", "/v1/repos/counters/c", fmt.Sprintf(`{"n":%d}`, c.N+1))
 	if st == 409 {
+		retryable(b)
 		call(d.Client, "POST", "/v1/tx/"+tx.ID+"/rollback", "")
 		return false
 	}
@@ -200,6 +216,7 @@ func incrementInTx(t *testing.T, d *testutil.Daemon) bool {
 	}
 	st, b, _ = call(d.Client, "POST", "/v1/tx/"+tx.ID+"/commit", "")
 	if st == 409 {
+		retryable(b)
 		return false
 	}
 	if st != 204 {

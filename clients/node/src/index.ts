@@ -2,7 +2,7 @@ export { default, createStorage } from "./plugin.js";
 export type { StoragedPluginOptions, Storage } from "./plugin.js";
 export { SocketRepositoryBackend } from "./repository.js";
 export { SocketJobQueueBackend } from "./jobqueue.js";
-export { MemoryRepositoryBackend, MemoryJobQueueBackend } from "./memory.js";
+export { MemoryRepositoryBackend, MemoryJobQueueBackend, createMemoryStorage } from "./memory.js";
 export {
   StorageError,
   ValidationError,
@@ -10,10 +10,12 @@ export {
   ConflictError,
   TransactionExpiredError,
   StorageUnavailableError,
+  JobTimeoutError,
 } from "./errors.js";
 export type { ErrorCode } from "./errors.js";
 export { JobStatus } from "./types.js";
 export { Query } from "./query.js";
+export { DEFAULT_TX_RETRIES } from "./retry.js";
 export type { Operator, Operand, QueryTarget } from "./query.js";
 export type {
   BatchOp,
@@ -39,7 +41,9 @@ export type {
   FailItem,
   ItemResult,
   Job,
+  JobContext,
   JobError,
+  JobProgress,
   JobQueue,
   JobQueueBackend,
   PathOperators,
@@ -47,6 +51,10 @@ export type {
   QueueStats,
   Repository,
   RepositoryBackend,
+  StoragedRepositoryBackend,
+  Transaction,
+  TransactionOptions,
+  TxQueue,
   Scalar,
   Sort,
   SortDirection,

@@ -1,7 +1,11 @@
 import { createHash } from "node:crypto";
-import { StorageUnavailableError } from "./errors.js";
+import { Claims } from "./claims.js";
+import { StorageUnavailableError, ValidationError } from "./errors.js";
+import type { SocketJobQueueBackend } from "./jobqueue.js";
 import { Query } from "./query.js";
+import { isRetryable, retriesOption, retryDelayMs } from "./retry.js";
 import { seg, Transport, type TransportOptions } from "./transport.js";
+import { SocketTxQueue, TxClaims } from "./txqueue.js";
 import type {
   BatchOp,
   BatchResult,
@@ -16,6 +20,10 @@ import type {
   QueryOptions,
   Repository,
   RepositoryBackend,
+  StoragedRepositoryBackend,
+  Transaction,
+  TransactionOptions,
+  TxQueue,
   Update,
   UpdateOptions,
   UpsertOptions,
@@ -195,11 +203,15 @@ export function defaultIndexName(spec: { fields: ReadonlyArray<string>; unique?:
 /**
  * The seed's RepositoryBackend, served by storaged over its Unix socket.
  * `transaction(fn)` holds a daemon-side transaction: committed when fn
- * resolves, rolled back when it throws.
+ * resolves, rolled back when it throws, and run again (up to `retries`
+ * times) when it loses a serialization race. Its `tx` also reaches the
+ * job queue (`tx.queue(name)`), when the daemon keeps jobs in the same
+ * database as records.
  */
-export class SocketRepositoryBackend implements RepositoryBackend {
+export class SocketRepositoryBackend implements StoragedRepositoryBackend {
   protected transportOptions: TransportOptions;
   private t: Transport | undefined;
+  private jobs: SocketJobQueueBackend | undefined;
 
   constructor(options: TransportOptions = {}) {
     this.transportOptions = options;
@@ -216,6 +228,15 @@ export class SocketRepositoryBackend implements RepositoryBackend {
     }
     return this.t;
   };
+
+  /**
+   * @internal Lets transactions settle the claims that this job queue's
+   * dequeues hold (tx.queue(name).acknowledge(job.id)). createStorage and
+   * the Fastify plugin link the two; nobody else needs to.
+   */
+  linkJobQueue(jobs: SocketJobQueueBackend): void {
+    this.jobs = jobs;
+  }
 
   repository<T extends { id: string }>(collection: string): Repository<T> {
     return new SocketRepository<T>(this.transport, collection);
@@ -239,11 +260,24 @@ export class SocketRepositoryBackend implements RepositoryBackend {
     await t?.close();
   }
 
-  async transaction<R>(fn: (tx: RepositoryBackend) => Promise<R>): Promise<R> {
+  async transaction<R>(fn: (tx: Transaction) => Promise<R>, options: TransactionOptions = {}): Promise<R> {
+    const retries = retriesOption(options.retries);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.once(fn);
+      } catch (err) {
+        if (attempt >= retries || !isRetryable(err)) throw err;
+        await new Promise((resolve) => setTimeout(resolve, retryDelayMs(attempt)));
+      }
+    }
+  }
+
+  private async once<R>(fn: (tx: Transaction) => Promise<R>): Promise<R> {
     const t = this.transport();
     const res = await t.request("POST", "/v1/tx");
     const id = (JSON.parse(res.body) as { id: string }).id;
-    const tx = new TxBackend(this.transport, id);
+    const claims = new TxClaims(this.jobs?.claimBook() ?? new Claims());
+    const tx = new TxBackend(this.transport, id, claims, () => this.checkJobs(t));
     let result: R;
     try {
       result = await fn(tx);
@@ -252,34 +286,59 @@ export class SocketRepositoryBackend implements RepositoryBackend {
       try {
         await t.request("POST", `/v1/tx/${seg(id)}/rollback`);
       } catch {
-        // The daemon may have rolled it back already (idle timeout); the
-        // caller's error is the one that matters.
+        // The daemon may have rolled it back already (idle timeout, or the
+        // statement that failed ended it); the caller's error is the one
+        // that matters.
       }
       throw err;
     }
     tx.ended = true;
     await t.request("POST", `/v1/tx/${seg(id)}/commit`);
+    claims.committed();
     return result;
+  }
+
+  /**
+   * tx.queue() sends job calls to the daemon that holds the transaction.
+   * If this client's job queue talks to another daemon (two Memory
+   * backends, each with its own private daemon), a transactional job
+   * would land where no worker of this client looks: refuse that.
+   */
+  private checkJobs(t: Transport): void {
+    const jobs = this.jobs?.socketPath;
+    if (jobs !== undefined && jobs !== t.socketPath) {
+      throw new ValidationError(
+        `tx.queue() needs the job queue on the transaction's daemon: records use ${t.socketPath}, jobs use ${jobs} ` +
+          "(for Memory backends, createMemoryStorage() gives both one daemon)",
+      );
+    }
   }
 }
 
-/** The RepositoryBackend handed to a transaction callback. */
-class TxBackend implements RepositoryBackend {
+/** The Transaction handed to a transaction callback. */
+class TxBackend implements Transaction {
   ended = false;
   constructor(
     private readonly transport: () => Transport,
     private readonly id: string,
+    private readonly claims: TxClaims,
+    private readonly checkJobs: () => void,
   ) {}
 
   repository<T extends { id: string }>(collection: string): Repository<T> {
     return new SocketRepository<T>(this.transport, collection, this.id);
   }
 
+  queue<T = unknown, R = unknown>(name = "default"): TxQueue<T, R> {
+    this.checkJobs();
+    return new SocketTxQueue<T, R>(this.transport, this.id, name, this.claims);
+  }
+
   async connect(): Promise<void> {}
   async disconnect(): Promise<void> {}
 
-  /** A nested transaction joins this one. */
-  async transaction<R>(fn: (tx: RepositoryBackend) => Promise<R>): Promise<R> {
+  /** A nested transaction joins this one (it neither commits nor retries on its own). */
+  async transaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<R> {
     return fn(this);
   }
 }

@@ -135,9 +135,9 @@ export class Transport {
 
 function parseError(status: number, text: string): StorageError {
   try {
-    const parsed = JSON.parse(text) as { error?: { code?: string; message?: string } };
+    const parsed = JSON.parse(text) as { error?: { code?: string; message?: string; retryable?: boolean } };
     if (parsed.error) {
-      return errorFromResponse(status, parsed.error.code, parsed.error.message ?? "");
+      return errorFromResponse(status, parsed.error.code, parsed.error.message ?? "", parsed.error.retryable === true);
     }
   } catch {
     // not the daemon's error body; fall through

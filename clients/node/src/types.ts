@@ -209,6 +209,43 @@ export interface RepositoryBackend {
   transaction<R>(fn: (tx: RepositoryBackend) => Promise<R>): Promise<R>;
 }
 
+export interface TransactionOptions {
+  /**
+   * How many times fn runs again after a serialization conflict (a
+   * ConflictError with `retryable`), with jittered exponential backoff;
+   * default 10, 0 turns retrying off. Out of tries, the last ConflictError
+   * is raised. fn must be safe to run again: only its daemon calls are
+   * rolled back.
+   */
+  retries?: number;
+}
+
+/**
+ * A queue seen from inside a transaction: its jobs and completions commit
+ * or roll back with the transaction's records. The daemon refuses these
+ * calls (ValidationError) where the jobs do not live in the records'
+ * database (GET /v1/info says `transactionalJobs`).
+ */
+export interface TxQueue<T, R = unknown> {
+  /** Adds a job that no dequeue sees before the transaction commits. */
+  enqueue(data: T, options?: EnqueueOptions): Promise<string>;
+  enqueueMany(jobs: ReadonlyArray<{ data: T } & EnqueueOptions>): Promise<string[]>;
+  /** Completes a claimed job at commit; a rollback leaves it processing under its lease. */
+  acknowledge(job: Job<T> | string, result?: R): Promise<void>;
+  /** Fails a claimed job at commit (retried or dead-lettered as outside a transaction). */
+  fail(job: Job<T> | string, error: Error, retry?: boolean): Promise<void>;
+}
+
+/** What transaction(fn) hands to fn on storaged: records and, in the same transaction, jobs. */
+export interface Transaction extends RepositoryBackend {
+  queue<T = unknown, R = unknown>(name?: string): TxQueue<T, R>;
+}
+
+/** The RepositoryBackend the client and its Fastify plugin provide: transactions can hold jobs and retry themselves. */
+export interface StoragedRepositoryBackend extends RepositoryBackend {
+  transaction<R>(fn: (tx: Transaction) => Promise<R>, options?: TransactionOptions): Promise<R>;
+}
+
 export enum JobStatus {
   PENDING = "pending",
   PROCESSING = "processing",
@@ -249,7 +286,11 @@ export interface JobError {
   stack?: string;
 }
 
-export interface Job<T> {
+/** What a handler reports while it runs: a percentage (0-100) or any object. */
+export type JobProgress = number | { [key: string]: unknown };
+
+/** T is the job's data, R its result (what the handler returned). */
+export interface Job<T, R = unknown> {
   id: string;
   queue: string;
   data: T;
@@ -268,6 +309,22 @@ export interface Job<T> {
   /** The claim's fencing token; only on jobs returned by dequeue. */
   lease?: string;
   lastError?: JobError;
+  /** What the handler returned (or acknowledge was given), once completed. */
+  result?: R;
+  /** The last progress of the current (or last) attempt. */
+  progress?: JobProgress;
+}
+
+/** What a handler gets beside its job. */
+export interface JobContext {
+  /**
+   * Aborted when the worker learns its claim is gone (the job was
+   * cancelled, or its lease ran out and another worker has it), as soon as
+   * a heartbeat or a progress report says so.
+   */
+  signal: AbortSignal;
+  /** Reports progress (and renews the lease); see JobQueue.progress. */
+  progress(progress: JobProgress): Promise<void>;
 }
 
 export interface QueueStats {
@@ -296,6 +353,12 @@ export interface WorkOptions {
   leaseMs?: number;
   /** Long-poll wait per dequeue; default 30 000. */
   waitMs?: number;
+  /**
+   * A handler still running after this long has its signal aborted (with
+   * a JobTimeoutError) and its job failed with that error, retried per the
+   * job's policy. Default 0: no timeout.
+   */
+  timeoutMs?: number;
   /** Called with errors the loop survives (daemon unreachable, lost lease). */
   onError?: (err: unknown) => void;
 }
@@ -323,8 +386,8 @@ export interface FailItem<T> {
  */
 export type ItemResult = StorageError | null;
 
-/** A queue (the seed's JobQueue<T> with DESIGN's extensions). */
-export interface JobQueue<T> {
+/** A queue (the seed's JobQueue<T> with DESIGN's extensions); R is its jobs' result. */
+export interface JobQueue<T, R = unknown> {
   enqueue(data: T, options?: EnqueueOptions): Promise<string>;
   enqueueMany(jobs: ReadonlyArray<{ data: T } & EnqueueOptions>): Promise<string[]>;
   dequeue(options?: DequeueOptions): Promise<Job<T> | null>;
@@ -336,11 +399,20 @@ export interface JobQueue<T> {
    * job's lease ran out and another loop of this process claimed it again).
    * The same holds for fail and heartbeat.
    */
-  acknowledge(job: Job<T> | string): Promise<void>;
+  acknowledge(job: Job<T> | string, result?: R): Promise<void>;
   /** Fails a claimed job: pending again after its backoff while attempts remain (retry), else failed. */
   fail(job: Job<T> | string, error: Error, retry?: boolean): Promise<void>;
   getStatus(jobId: string): Promise<JobStatus | null>;
-  getJob(jobId: string): Promise<Job<T> | null>;
+  getJob(jobId: string): Promise<Job<T, R> | null>;
+  /**
+   * Waits until the job is completed, failed or cancelled and returns it
+   * (with its result or lastError); null if it is still pending or
+   * processing after timeoutMs (default 30 000). Woken by the finish, on
+   * any daemon sharing the database.
+   */
+  waitFor(jobId: string, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<Job<T, R> | null>;
+  /** Reports a claim's progress (0-100 or an object) and extends its lease like heartbeat. */
+  progress(job: Job<T> | string, progress: JobProgress, leaseMs?: number): Promise<void>;
   /** Extends a claim's lease to now + leaseMs (default: the claim's own leaseMs). */
   heartbeat(job: Job<T> | string, leaseMs?: number): Promise<void>;
   cancel(jobId: string): Promise<void>;
@@ -349,13 +421,15 @@ export interface JobQueue<T> {
   retryFailed(jobId: string): Promise<void>;
   /** Deletes the queue's dead letters; returns how many. */
   purgeFailed(): Promise<number>;
-  work(handler: (job: Job<T>) => Promise<void>, options?: WorkOptions): Worker;
+  /** Runs handler on each job; what it returns becomes the job's result. */
+  work(handler: (job: Job<T>, context: JobContext) => Promise<R | void>, options?: WorkOptions): Worker;
 
   // Batches (DESIGN §3a): one call, many jobs, one outcome per item.
 
   /** Claims up to max (1-1 000) ready jobs in claim order; [] when none came within waitMs. */
   dequeueMany(max: number, options?: DequeueOptions): Promise<Job<T>[]>;
-  acknowledgeMany(jobs: ReadonlyArray<Job<T> | string>): Promise<ItemResult[]>;
+  /** results[i], if given, is jobs[i]'s result. */
+  acknowledgeMany(jobs: ReadonlyArray<Job<T> | string>, results?: ReadonlyArray<R | undefined>): Promise<ItemResult[]>;
   failMany(items: ReadonlyArray<FailItem<T>>): Promise<ItemResult[]>;
   /** Extends each claim's lease to now + leaseMs (default: each claim's own leaseMs). */
   heartbeatMany(jobs: ReadonlyArray<Job<T> | string>, leaseMs?: number): Promise<ItemResult[]>;
@@ -367,7 +441,7 @@ export interface JobQueue<T> {
 /** The jobs port (the seed's JobQueueBackend). */
 export interface JobQueueBackend {
   /** The seed declares `T = any`; unknown keeps `any` out of the public types. */
-  queue<T = unknown>(name?: string): JobQueue<T>;
+  queue<T = unknown, R = unknown>(name?: string): JobQueue<T, R>;
   connect(): Promise<void>;
   disconnect(): Promise<void>;
 }

@@ -57,6 +57,7 @@ func RunJobQueue(t *testing.T, newStore NewJobStore) {
 		{"ConcurrentWorkersEachJobOnce", testConcurrentWorkers},
 		{"ConcurrentBatchWorkersEachJobOnce", testConcurrentBatchWorkers},
 	}
+	tests = append(tests, resultTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newJQ(t, newStore(t)))
@@ -954,7 +955,7 @@ func (g *gatedStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.
 	return g.JobStore.Claim(ctx, p)
 }
 
-func (g *gatedStore) Watch(func(string)) {}
+func (g *gatedStore) Watch(backend.Watcher) {}
 
 // testAbandonedClaim: a dequeue whose context ends while its claim runs (a
 // long poll cut by SIGTERM, a client gone) must not leave the job

@@ -614,7 +614,7 @@ func testTxSerializable(t *testing.T, b backend.RepositoryBackend) {
 					// Under CPU load the workers keep colliding when they
 					// retry at once; a growing, jittered pause lets one
 					// through. The bound only stops a real livelock.
-					if !backend.IsCode(err, backend.CodeConflict) || attempt >= 200 {
+					if !backend.IsRetryable(err) || attempt >= 200 {
 						errs <- fmt.Errorf("increment %d, attempt %d: %w", i, attempt+1, err)
 						return
 					}

@@ -13,7 +13,7 @@ import (
 var _ backend.ChangeLog = (*RepositoryBackend)(nil)
 
 // ReadChanges implements backend.ChangeLog. The log's triggers give seqs
-// out in commit order (migration 0006), so every seq up to the largest
+// out in commit order (migration 0007), so every seq up to the largest
 // visible one is final: a reader may move its cursor to it.
 func (b *RepositoryBackend) ReadChanges(ctx context.Context, collection string, after int64, limit int) ([]backend.Change, int64, error) {
 	table, err := b.logged(ctx, collection)

@@ -10,7 +10,7 @@ import (
 )
 
 // TestMigrationAddsVersions: tables of collections created before
-// migration 0006 get a version column, their records version 1.
+// migration 0007 get a version column, their records version 1.
 func TestMigrationAddsVersions(t *testing.T) {
 	ctx := context.Background()
 	url := testutil.PostgresDB(t)
@@ -22,7 +22,7 @@ func TestMigrationAddsVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := migrate.Up(ctx, raw, dialect, migs[:5]); err != nil {
+	if _, err := migrate.Up(ctx, raw, dialect, migs[:6]); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{

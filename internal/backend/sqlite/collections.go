@@ -138,7 +138,7 @@ func createTable(ctx context.Context, q querier, name string) (string, error) {
 // steps are the parts of migrations that SQL cannot say, by version.
 var steps = map[int]func(context.Context, *sql.Tx) error{
 	2: moveToCollectionTables,
-	4: addVersions,
+	5: addVersions,
 }
 
 // withSteps attaches steps to the migrations they belong to.

@@ -86,7 +86,7 @@ func (b *RepositoryBackend) PurgeExpired(ctx context.Context) (int64, error) {
 	return total, b.purgeChanges(ctx)
 }
 
-// addVersions is the code of migration 0004: version and expiry columns
+// addVersions is the code of migration 0005: version and expiry columns
 // for every collection's table that lacks them (tables that migration 0002 created
 // from older records have it already).
 func addVersions(ctx context.Context, tx *sql.Tx) error {

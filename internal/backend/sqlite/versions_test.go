@@ -10,7 +10,7 @@ import (
 )
 
 // TestMigrationAddsVersions: tables of collections created before
-// migration 0004 get a version column, their records version 1.
+// migration 0005 get a version column, their records version 1.
 func TestMigrationAddsVersions(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
@@ -22,7 +22,7 @@ func TestMigrationAddsVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := migrate.Up(ctx, raw, dialect, migs[:3]); err != nil {
+	if _, err := migrate.Up(ctx, raw, dialect, migs[:4]); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{

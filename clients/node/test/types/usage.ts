@@ -114,6 +114,26 @@ export async function usage(): Promise<void> {
     // @ts-expect-error a number is neither an id nor a Job
     await queue.fail(42, new Error("x"));
   }
+  // Jobs in the records' transaction, from the plugin's decorator alone.
+  const orderId: string = await app.repository.transaction(
+    async (tx) => {
+      const plan = await tx.repository<TestPlanV1>("plans").create({ name: "n", steps: [], priority: 1, active: true });
+      const jobId: string = await tx.queue<ExecutePlanJob>().enqueue({ planId: plan.id, executionId: "e" }, { key: plan.id });
+      // @ts-expect-error transactional job data is typed too
+      await tx.queue<ExecutePlanJob>("exec").enqueue({ planId: 1 });
+      const ids: string[] = await tx.queue<ExecutePlanJob>("exec").enqueueMany([{ data: { planId: "p", executionId: "e" } }]);
+      if (job) {
+        await tx.queue<ExecutePlanJob>().acknowledge(job);
+        await tx.queue<ExecutePlanJob>().fail(job.id, new Error("x"), false);
+      }
+      void ids;
+      return jobId;
+    },
+    { retries: 3 },
+  );
+  void orderId;
+  // @ts-expect-error retries is a number
+  await app.repository.transaction(async () => 1, { retries: "3" });
   const status: JobStatus | null = await queue.getStatus("x");
   void status;
   const worker = queue.work(async (j) => {
