@@ -3,8 +3,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 GO        ?= go
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X main.Version=$(VERSION)
+# The release (VERSION file; the Node packages carry the same one) and the
+# commit, stamped into the binary: `storaged version`, GET /v1/info.
+VERSION   ?= $(shell cat VERSION)
+COMMIT    ?= $(shell git describe --always --dirty --abbrev=12 --exclude='*' 2>/dev/null || echo unknown)
+LDFLAGS   := -s -w -X main.Version=$(VERSION) -X main.Commit=$(COMMIT)
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 SOCKET    ?= $(CURDIR)/var/storaged.sock
