@@ -59,12 +59,13 @@ $(NFPM):
 	GOBIN=$(dir $@) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
 	mv $(dir $@)nfpm $@
 
-test-reliability: build ## Crash, fault, load and hostile-input tests at full size, then every fuzzer for FUZZTIME; see docs/RELIABILITY.md.
+# The reliability tests are the Go tests named TestReliability* in any package
+# (they also run, at small size, in make test); here at full size.
+test-reliability: build ## Crash, fault, load and hostile-input tests (TestReliability*) at full size, then every fuzzer for FUZZTIME; see docs/RELIABILITY.md.
 	@mkdir -p var
 	STORAGED_RELIABILITY=1 STORAGED_LOAD_SECONDS=$(LOAD_SECONDS) $(GO) test -count=1 -v -timeout 20m \
-		-run 'TestAbandonedPolls|TestKill9|TestPostgresRestart|TestTwoDaemons|TestLoad|TestDiskFull|TestReadOnly|TestHostileInput|TestRawBytes|TestBodyTooLarge|TestPeerCredentials|TestSIGTERM|TestBehaviour|TestOtherProcessWrites|TestFeedLoss|TestEMFILE|TestHalfSent|TestConnectionCap|TestDeletedFile|TestMemoryPeak|TestMetricsQueue' \
-		./cmd/storaged/ ./internal/backend/sqlite/ ./internal/handlers/ ./internal/backend/cache/ > var/reliability.log 2>&1 || { cat var/reliability.log; exit 1; }
-	@grep -E '^(--- |ok|FAIL)|_test\.go:[0-9]+: ' var/reliability.log | grep -v -- '--- PASS: TestHostileInput/'
+		-run '^TestReliability' ./... > var/reliability.log 2>&1 || { cat var/reliability.log; exit 1; }
+	@grep -E '^(--- |ok|FAIL)|_test\.go:[0-9]+: ' var/reliability.log | grep -v -- '--- PASS: TestReliabilityHostileInput/'
 	cd $(NODE_DIR) && npm run -s build:test && STORAGED_BIN=$(CURDIR)/bin/storaged STORAGED_TEST_BACKENDS=$(NODE_TEST_BACKENDS) node --test --test-concurrency=1 build/test/faults.test.js
 	$(MAKE) -s fuzz FUZZTIME=$(FUZZTIME)
 
