@@ -13,6 +13,7 @@ export {
   JobTimeoutError,
 } from "./errors.js";
 export type { ErrorCode } from "./errors.js";
+export { CLIENT_VERSION, IncompatibleDaemonError } from "./version.js";
 export { JobStatus } from "./types.js";
 export { Query } from "./query.js";
 export { DEFAULT_TX_RETRIES } from "./retry.js";

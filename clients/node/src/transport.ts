@@ -1,5 +1,6 @@
 import { errorFromResponse, StorageError, StorageUnavailableError, ValidationError } from "./errors.js";
 import { HttpPool, type Timeout } from "./http.js";
+import { assertCompatible } from "./version.js";
 
 export interface TransportOptions {
   socketPath?: string;
@@ -81,9 +82,21 @@ export class Transport {
     this.traceparent = opts.traceparent;
   }
 
-  /** The health check of connect(): answered within connectTimeoutMs, or StorageUnavailableError. */
+  /**
+   * The check of connect(): the daemon answers within connectTimeoutMs
+   * (else StorageUnavailableError) and is of this client's release line
+   * (else IncompatibleDaemonError naming both versions; see version.ts).
+   */
   async ping(): Promise<void> {
     await this.request("GET", "/healthz", undefined, { timeout: this.connectTimeout });
+    const res = await this.request("GET", "/v1/info", undefined, { timeout: this.connectTimeout });
+    let version: unknown;
+    try {
+      version = (JSON.parse(res.body) as { version?: unknown }).version;
+    } catch (err) {
+      throw new StorageUnavailableError(`${this.socketPath} answered GET /v1/info with no JSON: is it storaged?`, res.status, { cause: err });
+    }
+    assertCompatible(version, `on ${this.socketPath}`);
   }
 
   /** Sends a request; a non-2xx answer becomes the matching StorageError. */

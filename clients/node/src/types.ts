@@ -213,7 +213,7 @@ export interface TransactionOptions {
   /**
    * How many times fn runs again after a serialization conflict (a
    * ConflictError with `retryable`), with jittered exponential backoff;
-   * default 10, 0 turns retrying off. Out of tries, the last ConflictError
+   * default 20, 0 turns retrying off. Out of tries, the last ConflictError
    * is raised. fn must be safe to run again: only its daemon calls are
    * rolled back.
    */
