@@ -116,6 +116,8 @@ func (m *Main) Run(ctx context.Context) error {
 	m.stop = stop
 	m.wg.Add(1)
 	go m.pruneLoop(bg)
+	m.wg.Add(1)
+	go m.expiryLoop(bg)
 	// Recurring schedules: every daemon looks for due slots four times a second;
 	// the store makes each slot fire once however many do (issue 16).
 	m.wg.Add(1)

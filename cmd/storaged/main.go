@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool))
 		}
 		return 0
 	case "version":
-		fmt.Println("storaged", Version)
+		writeVersion(os.Stdout)
 		return 0
 	case "help":
 		usage()
@@ -72,7 +72,7 @@ commands:
   jobs      dead letters of a running daemon: failed, inspect, retry, purge
   queues    flow control of a running daemon's queues: pause, resume, settings
   schedules recurring schedules of a running daemon: list, delete
-  version   print the version
+  version   print the version, the commit and the Go version it was built with
 
 Run "storaged serve -h" for the flags; each mirrors an environment variable.
 `)

@@ -12,11 +12,11 @@ import (
 	"github.com/storaged/storaged/internal/testutil"
 )
 
-// TestTwoDaemonsOneDatabase: two daemons share one PostgreSQL; workers on
+// TestReliabilityTwoDaemonsOneDatabase: two daemons share one PostgreSQL; workers on
 // both drain thousands of jobs, each completed exactly once and none left
 // behind; and read-modify-write transactions through both daemons on one
 // record lose no update.
-func TestTwoDaemonsOneDatabase(t *testing.T) {
+func TestReliabilityTwoDaemonsOneDatabase(t *testing.T) {
 	url := testutil.PostgresDB(t)
 	env := []string{"REPOSITORY_BACKEND=postgres", "JOBQUEUE_BACKEND=postgres", "POSTGRESQL_URL=" + url}
 	daemons := []*testutil.Daemon{testutil.StartDaemon(t, env...), testutil.StartDaemon(t, env...)}
@@ -27,8 +27,8 @@ func TestTwoDaemonsOneDatabase(t *testing.T) {
 	serializableAcross(t, daemons)
 }
 
-// TestTwoDaemonsOneRedis: jobs on one Redis, worked through two daemons.
-func TestTwoDaemonsOneRedis(t *testing.T) {
+// TestReliabilityTwoDaemonsOneRedis: jobs on one Redis, worked through two daemons.
+func TestReliabilityTwoDaemonsOneRedis(t *testing.T) {
 	env := []string{"JOBQUEUE_BACKEND=redis", "REDIS_URL=" + testutil.RedisURL(), "STORAGED_REDIS_PREFIX=" + testutil.RedisPrefix(t)}
 	eachJobOnce(t, []*testutil.Daemon{testutil.StartDaemon(t, env...), testutil.StartDaemon(t, env...)})
 }
@@ -225,11 +225,11 @@ func incrementInTx(t *testing.T, d *testutil.Daemon) bool {
 	return true
 }
 
-// TestTwoDaemonsReadCache: two daemons with read caches on one
+// TestReliabilityTwoDaemonsReadCache: two daemons with read caches on one
 // PostgreSQL. Once a write through one is acknowledged, the other stops
 // serving the old record within the documented bound (README, "Read
 // cache"), whether the write was plain or in a transaction.
-func TestTwoDaemonsReadCache(t *testing.T) {
+func TestReliabilityTwoDaemonsReadCache(t *testing.T) {
 	env := []string{"REPOSITORY_BACKEND=postgres", "POSTGRESQL_URL=" + testutil.PostgresDB(t), "REPOSITORY_CACHE_SIZE=1000"}
 	a, b := testutil.StartDaemon(t, env...), testutil.StartDaemon(t, env...)
 	if st, body, err := call(b.Client, "POST", "/v1/repos/cached", `{"id":"x","v":0}`); err != nil || st != 201 {

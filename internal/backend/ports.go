@@ -36,6 +36,7 @@ type Repository interface {
 	// conflict (the name exists with another definition, or existing
 	// records violate a new unique index).
 	EnsureIndex(ctx context.Context, spec IndexSpec) error
+	VersionedRepository
 }
 
 // RepositoryBackend is the records port (DESIGN §1). Connecting happens in

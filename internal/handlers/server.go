@@ -225,6 +225,7 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	r.PATCH("/v1/repos/{collection}/{id}", s.route("update", s.update))
 	r.DELETE("/v1/repos/{collection}/{id}", s.route("delete", s.delete))
 	r.PUT("/v1/repos/{collection}/indexes/{name}", s.route("ensureIndex", s.ensureIndex))
+	s.repoRoutesV2(r)
 
 	r.POST("/v1/tx", s.route("txBegin", s.txBegin))
 	r.POST("/v1/tx/{id}/commit", s.route("txCommit", s.txCommit))

@@ -13,11 +13,25 @@ export {
   JobTimeoutError,
 } from "./errors.js";
 export type { ErrorCode } from "./errors.js";
+export { CLIENT_VERSION, IncompatibleDaemonError } from "./version.js";
 export { JobStatus } from "./types.js";
 export { Query } from "./query.js";
 export { DEFAULT_TX_RETRIES } from "./retry.js";
 export type { Operator, Operand, QueryTarget } from "./query.js";
 export type {
+  BatchOp,
+  BatchResult,
+  Change,
+  ExpiryOptions,
+  FieldPath,
+  Page,
+  PageOptions,
+  Projected,
+  Update,
+  UpdateOperators,
+  UpdateOptions,
+  UpsertOptions,
+  WatchOptions,
   Backoff,
   DequeueOptions,
   DottedPath,

@@ -2,6 +2,7 @@ import { PrivateDaemon } from "./daemon.js";
 import { SocketJobQueueBackend } from "./jobqueue.js";
 import { SocketRepositoryBackend } from "./repository.js";
 import type { TransportOptions } from "./transport.js";
+import { assertCompatible, IncompatibleDaemonError } from "./version.js";
 
 /** The transport options a Memory backend takes: all but the socket, which is its own daemon's. */
 export type MemoryBackendOptions = Omit<TransportOptions, "socketPath">;
@@ -33,6 +34,10 @@ export class PrivateDaemonSlot {
       await connect();
     } catch (err) {
       await this.close();
+      // Name the binary rather than its private socket: that is what to replace.
+      if (err instanceof IncompatibleDaemonError) {
+        assertCompatible(err.daemonVersion, `at ${daemon.binary.path} (found through ${daemon.binary.source})`, err.clientVersion);
+      }
       throw err;
     }
   }

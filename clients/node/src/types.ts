@@ -64,6 +64,102 @@ export interface QueryOptions<T> {
   offset?: number;
 }
 
+/** A top-level field or a dotted path of T, as `fields` takes them. */
+export type FieldPath<T> = (keyof T & string) | DottedPath;
+
+/** What a projection on fields F leaves of T: the top-level fields named, and the id. */
+export type Projected<T, F extends FieldPath<T>> = Pick<T, Extract<F, keyof T> | ("id" & keyof T)>;
+
+/** findPage's options: findMany's, with `after` (a page's `next`) instead of offset. */
+export interface PageOptions<T> extends Omit<QueryOptions<T>, "offset"> {
+  after?: string | null;
+}
+
+/** One page of findPage; next is null after the last page. */
+export interface Page<R> {
+  items: R[];
+  /** The version of each item (see getWithVersion). */
+  versions: number[];
+  next: string | null;
+}
+
+type NonId<T> = Exclude<keyof T & string, "id">;
+type NumericKeys<T> = { [K in NonId<T>]-?: NonNullable<T[K]> extends number ? K : never }[NonId<T>];
+type ArrayKeys<T> = { [K in NonId<T>]-?: NonNullable<T[K]> extends ReadonlyArray<unknown> ? K : never }[NonId<T>];
+type ElemOf<V> = NonNullable<V> extends ReadonlyArray<infer E> ? E : never;
+
+/**
+ * Update operators (MongoDB's): `$inc` takes only numeric fields of T,
+ * `$push`/`$pull`/`$addToSet` only array fields, with their element type.
+ * Dotted paths, whose type TypeScript cannot follow, take any operand the
+ * operator allows; the daemon checks them (`invalid_argument`).
+ */
+export interface UpdateOperators<T> {
+  $set?: { [K in NonId<T>]?: T[K] } & { [path: DottedPath]: unknown };
+  $unset?: { [K in NonId<T>]?: true | "" } & { [path: DottedPath]: true | "" };
+  $inc?: { [K in NumericKeys<T>]?: number } & { [path: DottedPath]: number };
+  $push?: { [K in ArrayKeys<T>]?: ElemOf<T[K]> | { $each: ReadonlyArray<ElemOf<T[K]>> } } & { [path: DottedPath]: unknown };
+  $pull?: { [K in ArrayKeys<T>]?: Extract<ElemOf<T[K]>, Scalar> } & { [path: DottedPath]: Scalar };
+  $addToSet?: { [K in ArrayKeys<T>]?: Extract<ElemOf<T[K]>, Scalar> | { $each: ReadonlyArray<Extract<ElemOf<T[K]>, Scalar>> } } & {
+    [path: DottedPath]: Scalar | { $each: ReadonlyArray<Scalar> };
+  };
+}
+
+/** A PATCH: a shallow merge of top-level fields, or update operators. */
+export type Update<T> = Partial<Omit<T, "id">> | UpdateOperators<T>;
+
+/** When a record expires: ttlMs from now, or at expiresAt. */
+export interface ExpiryOptions {
+  ttlMs?: number;
+  expiresAt?: Date | string;
+}
+
+/** Options of update: a condition on the version, and an expiry. */
+export interface UpdateOptions extends ExpiryOptions {
+  /** Refuse (ConflictError, nothing changed) unless the record is at this version. */
+  ifVersion?: number;
+}
+
+/** Options of upsert. */
+export interface UpsertOptions extends ExpiryOptions {
+  ifVersion?: number;
+  /** Create only: ConflictError if the id is taken (If-None-Match: *). */
+  ifAbsent?: boolean;
+}
+
+/** One operation of batch. */
+export type BatchOp<T> =
+  | ({ op: "create"; id?: string; data: Omit<T, "id"> } & ExpiryOptions)
+  | ({ op: "put"; id: string; data: Omit<T, "id">; ifVersion?: number; ifAbsent?: boolean } & ExpiryOptions)
+  | ({ op: "update"; id: string; data: Update<T>; ifVersion?: number } & ExpiryOptions)
+  | { op: "delete"; id: string; ifVersion?: number };
+
+/** The outcome of one batch operation; record is absent for a delete. */
+export interface BatchResult<T> {
+  id: string;
+  version?: number;
+  created?: boolean;
+  record?: T;
+}
+
+/** One write of the change stream. */
+export interface Change {
+  op: "create" | "update" | "delete";
+  id: string;
+  version: number;
+  /** When it was committed (ISO 8601). */
+  at: string;
+}
+
+export interface WatchOptions {
+  /** Ends the iteration. */
+  signal?: AbortSignal;
+  /** A `next` of GET …/changes to resume from; default: from now on. */
+  after?: string;
+  /** Long-poll wait per request; default 30 000. */
+  waitMs?: number;
+}
+
 export interface IndexSpec<T> {
   fields: ReadonlyArray<(keyof T & string) | DottedPath>;
   unique?: boolean;
@@ -71,16 +167,37 @@ export interface IndexSpec<T> {
   name?: string;
 }
 
-/** One collection (the seed's Repository<T>). */
+/** One collection (the seed's Repository<T>, with issue 18's calls). */
 export interface Repository<T extends { id: string }> {
-  create(data: Omit<T, "id"> & { id?: string }): Promise<T>;
+  create(data: Omit<T, "id"> & { id?: string }, options?: ExpiryOptions): Promise<T>;
   findById(id: string): Promise<T | null>;
+  findById<F extends FieldPath<T>>(id: string, options: { fields: ReadonlyArray<F> }): Promise<Projected<T, F> | null>;
+  /** The record and its version (what ifVersion compares with), or null. */
+  getWithVersion(id: string): Promise<{ record: T; version: number } | null>;
   findMany(options?: QueryOptions<T>): Promise<T[]>;
-  update(id: string, data: Partial<Omit<T, "id">>): Promise<T>;
-  delete(id: string): Promise<void>;
+  findMany<F extends FieldPath<T>>(options: QueryOptions<T> & { fields: ReadonlyArray<F> }): Promise<Projected<T, F>[]>;
+  /** A keyset page: pass the previous page's next as after; stable under concurrent inserts. */
+  findPage(options?: PageOptions<T>): Promise<Page<T>>;
+  findPage<F extends FieldPath<T>>(options: PageOptions<T> & { fields: ReadonlyArray<F> }): Promise<Page<Projected<T, F>>>;
+  /** Records in the order of ids, null for missing ones (at most 1 000 ids). */
+  getMany(ids: ReadonlyArray<string>): Promise<(T | null)[]>;
+  getMany<F extends FieldPath<T>>(ids: ReadonlyArray<string>, options: { fields: ReadonlyArray<F> }): Promise<(Projected<T, F> | null)[]>;
+  /** A shallow merge, or update operators; ifVersion makes it conditional. */
+  update(id: string, data: Update<T>, options?: UpdateOptions): Promise<T>;
+  /** Stores the whole record under id: created or replaced. */
+  upsert(id: string, data: Omit<T, "id">, options?: UpsertOptions): Promise<T>;
+  delete(id: string, options?: { ifVersion?: number }): Promise<void>;
+  /** Applies update to every record matching filter, all or nothing. */
+  updateMany(filter: Filter<T>, update: Update<T>): Promise<{ matched: number; modified: number }>;
+  /** Deletes every record matching filter; returns how many. */
+  deleteMany(filter: Filter<T>): Promise<number>;
+  /** Up to 1 000 operations in one transaction: all or none. */
+  batch(ops: ReadonlyArray<BatchOp<T>>): Promise<BatchResult<T>[]>;
+  /** The collection's writes from now on (or after a cursor), as they commit, until signal aborts. */
+  watch(options?: WatchOptions): AsyncIterable<Change>;
   count(filter?: Filter<T>): Promise<number>;
   ensureIndex(spec: IndexSpec<T>): Promise<void>;
-  /** A typed query builder over findMany and count (see Query). */
+  /** A typed query builder over findMany, findPage, count, updateMany and deleteMany (see Query). */
   query(): Query<T>;
 }
 
@@ -96,7 +213,7 @@ export interface TransactionOptions {
   /**
    * How many times fn runs again after a serialization conflict (a
    * ConflictError with `retryable`), with jittered exponential backoff;
-   * default 10, 0 turns retrying off. Out of tries, the last ConflictError
+   * default 20, 0 turns retrying off. Out of tries, the last ConflictError
    * is raised. fn must be safe to run again: only its daemon calls are
    * rolled back.
    */

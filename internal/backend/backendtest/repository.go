@@ -50,6 +50,7 @@ func RunRepository(t *testing.T, newBackend NewRepository) {
 		{"FilterVectors", runVectors},
 		{"LargeFiltersAreAnsweredOrRefused", testLargeFilters},
 	}
+	tests = append(tests, v2Tests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newBackend(t))

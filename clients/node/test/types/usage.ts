@@ -151,3 +151,58 @@ export async function usage(): Promise<void> {
   await mem.connect();
   await mem.disconnect();
 }
+
+// Issue 18: update operators, versions, pages, projections, watch.
+export async function usageV2(plans: Repository<TestPlanV1>): Promise<void> {
+  await plans.update("p", { $inc: { priority: 1 } });
+  await plans.update("p", { $inc: { "owner.count": 1 } });
+  // @ts-expect-error $inc takes numeric fields only
+  await plans.update("p", { $inc: { name: 1 } });
+  // @ts-expect-error $inc takes numbers
+  await plans.update("p", { $inc: { priority: "1" } });
+  await plans.update("p", { $push: { steps: "s" }, $set: { name: "x" }, $unset: { owner: true } });
+  await plans.update("p", { $addToSet: { steps: { $each: ["a", "b"] } }, $pull: { steps: "c" } });
+  // @ts-expect-error $push takes array fields only
+  await plans.update("p", { $push: { name: "s" } });
+  // @ts-expect-error the element type of steps is string
+  await plans.update("p", { $push: { steps: 1 } });
+  await plans.update("p", { priority: 3 }, { ifVersion: 2, ttlMs: 60_000 });
+  const v = await plans.getWithVersion("p");
+  if (v) await plans.delete("p", { ifVersion: v.version });
+  const up: TestPlanV1 = await plans.upsert("p", { name: "n", steps: [], priority: 1, active: true }, { ifAbsent: true });
+  void up;
+  // @ts-expect-error upsert takes a whole record
+  await plans.upsert("p", { name: "n" });
+
+  const narrowed = await plans.findMany({ filter: { active: true }, fields: ["name"] });
+  const n: string = narrowed[0]!.name;
+  const i: string = narrowed[0]!.id;
+  void n, i;
+  // @ts-expect-error priority was not asked for
+  void narrowed[0]!.priority;
+  const one = await plans.findById("p", { fields: ["priority"] });
+  const pr: number | undefined = one?.priority;
+  void pr;
+  const many: (TestPlanV1 | null)[] = await plans.getMany(["a", "b"]);
+  void many;
+  let page = await plans.findPage({ sort: { priority: "desc" }, limit: 10 });
+  while (page.next) page = await plans.findPage({ sort: { priority: "desc" }, limit: 10, after: page.next });
+  const qpage = await plans.query().where("active", "=", true).limit(5).findPage();
+  const items: TestPlanV1[] = qpage.items;
+  void items;
+  const res: { matched: number; modified: number } = await plans.updateMany({ active: false }, { $set: { priority: 0 } });
+  void res;
+  const deleted: number = await plans.query().where("priority", "<", 0).deleteMany();
+  void deleted;
+  await plans.batch([
+    { op: "create", data: { name: "n", steps: [], priority: 1, active: true } },
+    { op: "update", id: "x", data: { $inc: { priority: 1 } }, ifVersion: 1 },
+    { op: "delete", id: "y" },
+  ]);
+  const ac = new AbortController();
+  for await (const change of plans.watch({ signal: ac.signal })) {
+    const op: "create" | "update" | "delete" = change.op;
+    void op;
+    ac.abort();
+  }
+}
