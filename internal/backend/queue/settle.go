@@ -124,6 +124,10 @@ func (s *Service) fail(ctx context.Context, w settler, items []backend.FailParam
 func (s *Service) Cancel(ctx context.Context, id string) (err error) {
 	ctx, done := s.observe(ctx, "cancel")
 	defer func() { done(err) }()
+	if c := backend.CapabilitiesOf(s.store); !c.Cancel {
+		return backend.Errorf(backend.CodeInvalidArgument,
+			"cancel is not available on the %s job queue: %s cannot remove a message by job id (see capabilities in GET /v1/info)", c.Name, c.Name)
+	}
 	return s.one(ctx, backend.SettleItem{Kind: backend.Cancel, ID: id})
 }
 
