@@ -36,7 +36,7 @@ const (
 	scanLimit = 10_000
 	// scanHide is how long a scan hides the dead letters it looks at
 	// before it shows them again.
-	scanHide = 60
+	scanHide  = 60
 	dlqSuffix = "-dlq"
 )
 
