@@ -30,8 +30,8 @@ import (
 	"github.com/storaged/storaged/internal/backend/postgres"
 	"github.com/storaged/storaged/internal/backend/queue"
 	"github.com/storaged/storaged/internal/backend/redis"
-	sqsstore "github.com/storaged/storaged/internal/backend/sqs"
 	"github.com/storaged/storaged/internal/backend/sqlite"
+	sqsstore "github.com/storaged/storaged/internal/backend/sqs"
 	"github.com/storaged/storaged/internal/handlers"
 )
 
