@@ -29,6 +29,11 @@ type JobCapabilities struct {
 	// whichever process settles it. Without it only the process that made
 	// both claims is sure to refuse.
 	Fencing bool `json:"fencing"`
+	// ExactlyOnce: a job is held by one claim at a time, so that workers
+	// of any number of processes see each job once (barring expired
+	// leases). A standard SQS queue delivers at least once: now and then
+	// a message goes to two receivers.
+	ExactlyOnce bool `json:"exactlyOnce"`
 	// SettleAnywhere: fail and release of a claim work through any process
 	// sharing the store, and after a restart. Without it they must reach
 	// the process that made the claim.
@@ -45,7 +50,7 @@ type JobCapabilities struct {
 
 // AllJobCapabilities is what the SQL and Redis stores offer.
 var AllJobCapabilities = JobCapabilities{Priorities: true, GetByID: true, Cancel: true, Dedupe: true, ExactStats: true,
-	Fencing: true, SettleAnywhere: true, AtomicBatches: true, Milliseconds: true, ClockControl: true}
+	Fencing: true, ExactlyOnce: true, SettleAnywhere: true, AtomicBatches: true, Milliseconds: true, ClockControl: true}
 
 // JobCapabler is a JobStore that lacks some capabilities.
 type JobCapabler interface {
@@ -75,6 +80,7 @@ func (c JobCapabilities) Missing(need JobCapabilities) []string {
 	check(need.Dedupe, c.Dedupe, "dedupeKeys")
 	check(need.ExactStats, c.ExactStats, "exactStats")
 	check(need.Fencing, c.Fencing, "fencing")
+	check(need.ExactlyOnce, c.ExactlyOnce, "exactlyOnce")
 	check(need.SettleAnywhere, c.SettleAnywhere, "settleAnywhere")
 	check(need.AtomicBatches, c.AtomicBatches, "atomicBatches")
 	check(need.Milliseconds, c.Milliseconds, "milliseconds")

@@ -122,5 +122,5 @@ func SQSPrefix(t testing.TB) string {
 func SQSEnv(t testing.TB) []string {
 	t.Helper()
 	return []string{"JOBQUEUE_BACKEND=sqs", "SQS_ENDPOINT=" + SQSEndpoint(t), "SQS_REGION=" + SQSRegion,
-		"SQS_QUEUE_PREFIX=" + SQSPrefix(t), "AWS_ACCESS_KEY_ID=" + SQSAccessKey, "AWS_SECRET_ACCESS_KEY=" + SQSSecretKey}
+		"SQS_QUEUE_PREFIX=" + SQSPrefix(t), "SQS_POLL_INTERVAL=100ms", "AWS_ACCESS_KEY_ID=" + SQSAccessKey, "AWS_SECRET_ACCESS_KEY=" + SQSSecretKey}
 }

@@ -404,6 +404,10 @@ func (s *Store) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claim
 		if len(r.Messages) == 0 {
 			break
 		}
+		if p.Now.IsZero() {
+			// A message sent while the receive was under way is not early.
+			now = backend.NowOr(time.Time{})
+		}
 		for _, m := range r.Messages {
 			var msg message
 			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &msg); err != nil || msg.ID == "" {
@@ -476,8 +480,11 @@ func (s *Store) replace(ctx context.Context, queue, u string, again, dead []send
 			ok = false
 		}
 	}
-	if ok {
-		s.deleteAll(ctx, u, receipts)
+	if !ok {
+		return
+	}
+	if refused, err := s.deleteAll(ctx, u, receipts); err != nil || len(refused) > 0 {
+		s.log.Warn("sqs: messages replaced by a copy could not be deleted; they come back after their visibility timeout", "queue", queue, "err", err, "refused", len(refused))
 	}
 }
 
