@@ -133,7 +133,9 @@ func eachJobOnce(t *testing.T, daemons []*testutil.Daemon, jobs int) {
 	}
 	wg.Wait()
 	_, info, _ := call(daemons[0].Client, "GET", "/v1/info", "")
-	var caps struct{ JobCapabilities struct{ ExactStats, ExactlyOnce bool } }
+	var caps struct {
+		JobCapabilities struct{ ExactStats, ExactlyOnce bool }
+	}
 	json.Unmarshal(info, &caps)
 	dups := 0
 	for _, id := range ids {
