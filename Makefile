@@ -10,7 +10,7 @@ DESTDIR   ?=
 SOCKET    ?= $(CURDIR)/var/storaged.sock
 NODE_DIR  := clients/node
 # Daemon backends the Node client's suites run against.
-NODE_TEST_BACKENDS ?= memory,sqlite,postgres,redis
+NODE_TEST_BACKENDS ?= memory,sqlite,postgres,redis,sqs
 FUZZTIME  ?= 10s
 LOAD_SECONDS ?= 20
 

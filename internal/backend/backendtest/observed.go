@@ -96,8 +96,11 @@ func testDeadLettersNoLookups(t *testing.T, b *jq) {
 	if n != 2 {
 		t.Fatalf("purged %d dead letters, want 2", n)
 	}
-	if dead, err := b.ListFailed(ctx(t), q, backend.ListParams{Limit: 10}); err != nil || len(dead) != 0 {
-		t.Fatalf("after purge: %+v %v", dead, err)
+	if dead, err := b.ListFailed(ctx(t), q, backend.ListParams{Limit: 10}); err != nil || dead == nil || len(dead) != 0 {
+		t.Fatalf("after purge: %#v %v (want an empty list)", dead, err)
+	}
+	if dead, err := b.ListFailed(ctx(t), qname(t), backend.ListParams{Limit: 10}); err != nil || dead == nil || len(dead) != 0 {
+		t.Fatalf("a queue never used: %#v %v (want an empty list)", dead, err)
 	}
 }
 

@@ -55,6 +55,9 @@ func (s *Service) ListFailed(ctx context.Context, queue string, p backend.ListPa
 		return nil, err
 	}
 	jobs, err = s.store.ListFailed(ctx, queue, p)
+	if err == nil && jobs == nil {
+		jobs = []*backend.Job{} // an empty list, never null, whatever the store
+	}
 	for _, j := range jobs {
 		j.Lease = ""
 	}
