@@ -51,6 +51,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 10s).
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime $(FUZZTIME) ./internal/backend/
 	$(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) ./internal/handlers/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnqueue$$' -fuzztime $(FUZZTIME) ./internal/handlers/
+	$(GO) test -run '^$$' -fuzz '^FuzzQueueNames$$' -fuzztime $(FUZZTIME) ./internal/backend/sqs/
 
 bench: build ## Side-by-side measurements (see bench/); QUICK=1 for a short run.
 	@if [ -x bench/run ]; then QUICK=$(QUICK) bench/run; else echo "bench/run is not written yet"; exit 1; fi
