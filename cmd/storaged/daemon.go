@@ -396,7 +396,7 @@ func openJobStore(ctx context.Context, cfg Config, log *slog.Logger) (backend.Jo
 		// Credentials come by the SDK's default chain (environment, shared
 		// files, the instance's or task's role) and are never logged.
 		b, err := sqsstore.Open(ctx, sqsstore.Config{Region: cfg.SQSRegion, Endpoint: cfg.SQSEndpoint, Prefix: cfg.SQSQueuePrefix,
-			PollInterval: cfg.SQSPollInterval, Logger: log})
+			PollInterval: cfg.SQSPollInterval, DeadLetterRetention: cfg.RetentionFailed, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("JOBQUEUE_BACKEND=sqs (SQS_REGION, SQS_ENDPOINT, AWS credentials): %v", err)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	json "github.com/goccy/go-json"
 
 	"github.com/storaged/storaged/internal/backend"
@@ -141,5 +142,44 @@ func TestRunAtBeyondSQSDelay(t *testing.T) {
 	}
 	if time.Now().Before(runAt) {
 		t.Fatalf("claimed at %v, before its runAt %v", time.Now(), runAt)
+	}
+}
+
+// TestDeadLetterRetention: dead letter queues are created with the
+// failed-job retention (SQS expires them), and pruning scans nothing, so
+// that dead letters stay listable.
+func TestDeadLetterRetention(t *testing.T) {
+	api := testutil.SQSClient(t)
+	prefix := testutil.SQSPrefix(t)
+	store := sqs.New(api, sqs.Config{Prefix: prefix, DeadLetterRetention: 3 * time.Hour})
+	svc := queue.New(queue.Config{Store: store})
+	q := testutil.Name(t, "ttl")
+	res, err := svc.Enqueue(ctx(t), q, []backend.EnqueueParams{{MaxAttempts: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := svc.Dequeue(ctx(t), q, backend.DequeueParams{})
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("%v %v", jobs, err)
+	}
+	if out, err := svc.Fail(ctx(t), []backend.FailParams{{ID: res[0].ID, Lease: jobs[0].Lease}}); err != nil || out[0] != nil {
+		t.Fatalf("%v %v", out, err)
+	}
+	for name, want := range map[string]string{prefix + q: "1209600", prefix + q + "-dlq": "10800"} {
+		u, err := api.GetQueueUrl(ctx(t), &awssqs.GetQueueUrlInput{QueueName: aws.String(name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := api.GetQueueAttributes(ctx(t), &awssqs.GetQueueAttributesInput{QueueUrl: u.QueueUrl,
+			AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameMessageRetentionPeriod}})
+		if err != nil || a.Attributes["MessageRetentionPeriod"] != want {
+			t.Fatalf("%s retention %v %v, want %s", name, a.Attributes, err, want)
+		}
+	}
+	if n, err := svc.Prune(ctx(t), backend.PruneParams{CompletedBefore: time.Now().Add(time.Hour), FailedBefore: time.Now().Add(time.Hour)}); err != nil || n != 0 {
+		t.Fatalf("prune: %d %v", n, err)
+	}
+	if dead, err := svc.ListFailed(ctx(t), q, backend.ListParams{Limit: 10}); err != nil || len(dead) != 1 {
+		t.Fatalf("after prune: %v %v", dead, err)
 	}
 }

@@ -29,8 +29,9 @@ const (
 	maxMessage    = 256 << 10        // bytes of one message and of one batch
 	maxNameLength = 80               // characters of a queue name
 	// retention is the longest SQS keeps a message (14 days): the most a
-	// job may wait, pending or dead.
-	retention = "1209600"
+	// job may wait pending; dead letters keep Config.DeadLetterRetention.
+	retention    = 14 * 24 * time.Hour
+	minRetention = time.Minute
 	// scanLimit bounds the dead letters one listFailed, retryFailed or
 	// purge looks through: SQS can only list a queue by receiving it.
 	scanLimit = 10_000
@@ -51,7 +52,12 @@ type Config struct {
 	// PollInterval is how often a long poll looks again (SQS tells no
 	// one of new messages); 0 is one second.
 	PollInterval time.Duration
-	Logger       *slog.Logger
+	// DeadLetterRetention is the MessageRetentionPeriod of the dead letter
+	// queues this store creates (STORAGED_RETENTION_FAILED), within SQS's
+	// 1 minute to 14 days; 0 is 14 days. SQS expires dead letters itself,
+	// so pruning has nothing to scan.
+	DeadLetterRetention time.Duration
+	Logger              *slog.Logger
 	// API, if set, is the client to use (tests); nil builds one from the
 	// SDK's default configuration and credential chain.
 	API API
@@ -66,6 +72,7 @@ type Store struct {
 	prefix string
 	log    *slog.Logger
 	poll   time.Duration
+	dlqTTL time.Duration
 
 	mu        sync.Mutex
 	urls      map[string]string // SQS queue name → URL
@@ -147,7 +154,10 @@ func New(api API, cfg Config) *Store {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
 	}
-	return &Store{api: api, prefix: cfg.Prefix, log: cfg.Logger, poll: cfg.PollInterval,
+	if cfg.DeadLetterRetention <= 0 || cfg.DeadLetterRetention > retention {
+		cfg.DeadLetterRetention = retention
+	}
+	return &Store{api: api, prefix: cfg.Prefix, log: cfg.Logger, poll: cfg.PollInterval, dlqTTL: max(cfg.DeadLetterRetention, minRetention),
 		urls: map[string]string{}, claims: map[string]*claim{}, byID: map[string]*claim{}}
 }
 
@@ -227,8 +237,12 @@ func (s *Store) queueURL(ctx context.Context, queue string, dlq, create bool) (s
 		if !create {
 			return "", nil
 		}
+		ttl := retention
+		if dlq {
+			ttl = s.dlqTTL
+		}
 		c, err := s.api.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String(name),
-			Attributes: map[string]string{string(types.QueueAttributeNameMessageRetentionPeriod): retention}})
+			Attributes: map[string]string{string(types.QueueAttributeNameMessageRetentionPeriod): strconv.Itoa(int(ttl / time.Second))}})
 		if err != nil {
 			return "", s.translate(err, "creating queue "+name)
 		}
@@ -1032,14 +1046,18 @@ func finished(m message) time.Time {
 	return m.CreatedAt
 }
 
-// DeleteFinished deletes dead letters (purgeFailed, retention). Completed
-// and cancelled jobs are not kept on SQS: an ack deletes the message.
+// DeleteFinished deletes the dead letters of a queue (purgeFailed).
+// Completed and cancelled jobs are not kept on SQS (an ack deletes the
+// message), and SQS expires dead letters itself after the dead letter
+// queue's retention, so pruning every queue (Queue "") does nothing:
+// scanning every dead letter queue each minute would hide dead letters
+// from listFailed while it ran.
 func (s *Store) DeleteFinished(ctx context.Context, p backend.DeleteParams) (int, error) {
 	failed := false
 	for _, st := range p.Statuses {
 		failed = failed || st == backend.StatusFailed
 	}
-	if !failed {
+	if !failed || p.Queue == "" {
 		return 0, nil
 	}
 	urls, err := s.dlqURLs(ctx, p.Queue)
