@@ -17,6 +17,7 @@ import {
   N, QUICK, BIN, ADMIN_URL, here, tmp, cleanups, results, log, pct, median, us, now, rss, daemon, freshDb, f, k, target,
 } from "./harness.mjs";
 import { queues, deepQueue, latencyAll, queueReport } from "./queues.mjs";
+import { repoV2, repoV2Report } from "./repo18.mjs";
 
 // ---------------------------------------------------------------- helpers
 async function serial(fn, n) {
@@ -408,6 +409,7 @@ function report() {
     md.push("## Footprint (memory backend)", "", `Daemon RSS idle ${f(results.footprint.idle_rss_mib)} MiB, peak under the 64-in-flight load ${f(results.footprint.load_rss_mib)} MiB.`, "");
     target("daemon RSS idle", results.footprint.idle_rss_mib, 30, "<=", "MiB");
   }
+  md.push(...repoV2Report(r));
   md.push("## Targets", "", "| target | measured | goal | met |", "|---|---|---|---|");
   for (const t of results.targets) md.push(`| ${t.name} | ${t.unit === "/s" ? k(t.value) : f(t.value, 2)} ${t.unit} | ${t.cmp} ${t.unit === "/s" ? k(t.limit) : t.limit} ${t.unit} | ${t.met ? "yes" : "**no**"} |`);
   md.push("");
@@ -417,7 +419,7 @@ function report() {
 async function main() {
   results.machine = machine();
   const only = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
-  const sections = { ipc: ipcFloor, sqlite: sqliteRepo, postgres: pgRepo, queues, deep: deepQueue, latency: latencyAll, scale, isolation };
+  const sections = { ipc: ipcFloor, sqlite: sqliteRepo, postgres: pgRepo, repoV2, queues, deep: deepQueue, latency: latencyAll, scale, isolation };
   try {
     for (const [name, fn] of Object.entries(sections)) {
       if (only.length && !only.includes(name)) continue;

@@ -13,12 +13,12 @@ import (
 	"github.com/storaged/storaged/internal/testutil"
 )
 
-// TestAbandonedPollsClaimNothing: long polls whose clients hung up (as
+// TestReliabilityAbandonedPollsClaimNothing: long polls whose clients hung up (as
 // worker.stop() and every graceful app restart do) must not take the
 // next job. Before the fix the dead poll claimed it: an attempt was
 // spent, the live worker got 204 and, with maxAttempts 1, the job was
 // dead-lettered as LeaseExpired without ever running.
-func TestAbandonedPollsClaimNothing(t *testing.T) {
+func TestReliabilityAbandonedPollsClaimNothing(t *testing.T) {
 	for _, b := range testutil.JobBackends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			d := testutil.StartDaemon(t, b.Env...)
@@ -64,11 +64,11 @@ func TestAbandonedPollsClaimNothing(t *testing.T) {
 	}
 }
 
-// TestAbandonedPollsHalfClosed: a client that shuts only its write side
+// TestReliabilityAbandonedPollsHalfClosed: a client that shuts only its write side
 // (as the Node client does when a worker stops, so that an answer already
 // on its way is not lost) gets its long poll answered at once with 204,
 // and the next job is left for the next worker.
-func TestAbandonedPollsHalfClosed(t *testing.T) {
+func TestReliabilityAbandonedPollsHalfClosed(t *testing.T) {
 	for _, b := range testutil.JobBackends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			d := testutil.StartDaemon(t, b.Env...)

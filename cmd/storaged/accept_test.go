@@ -67,11 +67,11 @@ func openFDs(t *testing.T, pid int) int {
 	return len(entries)
 }
 
-// TestEMFILERecovers: with a low file-descriptor limit, idle connections
+// TestReliabilityEMFILERecovers: with a low file-descriptor limit, idle connections
 // use up the daemon's descriptors and accept fails with EMFILE; once they
 // close, the daemon accepts and answers again, on every backend (their
 // pools need descriptors too). It used to stop accepting for good.
-func TestEMFILERecovers(t *testing.T) {
+func TestReliabilityEMFILERecovers(t *testing.T) {
 	limit := 64
 	if reliability() {
 		limit = 4096
@@ -196,11 +196,11 @@ func readUntilClosed(t *testing.T, c net.Conn, what string) string {
 	return string(b)
 }
 
-// TestHalfSentRequestsAreClosed: a request that never finishes (headers,
+// TestReliabilityHalfSentRequestsAreClosed: a request that never finishes (headers,
 // body, a bare-LF request line, or nothing at all) is answered or closed
 // after STORAGED_READ_TIMEOUT instead of holding a connection forever;
 // long polls and idle keep-alive connections are not cut by it.
-func TestHalfSentRequestsAreClosed(t *testing.T) {
+func TestReliabilityHalfSentRequestsAreClosed(t *testing.T) {
 	d := testutil.StartDaemon(t, "STORAGED_READ_TIMEOUT=1s", "STORAGED_IDLE_TIMEOUT=10m")
 	cases := []struct{ name, sent string }{
 		{"nothing", ""},
@@ -264,10 +264,10 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 	}
 }
 
-// TestConnectionCap: past STORAGED_MAX_CONNECTIONS a new connection is
+// TestReliabilityConnectionCap: past STORAGED_MAX_CONNECTIONS a new connection is
 // answered 503 and closed while the ones being served keep working; once
 // one closes, a new connection is served again.
-func TestConnectionCap(t *testing.T) {
+func TestReliabilityConnectionCap(t *testing.T) {
 	const capacity = 4
 	d := testutil.StartDaemon(t, fmt.Sprintf("STORAGED_MAX_CONNECTIONS=%d", capacity))
 	d.Client.CloseIdleConnections()

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/storaged/storaged/internal/backend/queue"
 	sqsstore "github.com/storaged/storaged/internal/backend/sqs"
 	"github.com/storaged/storaged/internal/handlers"
 )
@@ -46,6 +47,7 @@ type Config struct {
 	SocketMode              os.FileMode
 	LogLevel                slog.Level
 	MaxBodyBytes            int
+	MaxResultBytes          int
 	MaxConnections          int
 	ReadTimeout             time.Duration
 	WriteTimeout            time.Duration
@@ -189,6 +191,14 @@ var settings = []setting{
 			return fmt.Errorf("%q is not a byte count between 1024 and 1073741824", v)
 		}
 		c.MaxBodyBytes = n
+		return nil
+	}},
+	{"STORAGED_MAX_RESULT_BYTES", "max-result-bytes", strconv.Itoa(queue.DefaultMaxResultBytes), "largest job result (ack) or progress report; larger ones get 413", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 16 || n > 16<<20 {
+			return fmt.Errorf("%q is not a byte count between 16 and 16777216", v)
+		}
+		c.MaxResultBytes = n
 		return nil
 	}},
 	{"STORAGED_MAX_CONNECTIONS", "max-connections", strconv.Itoa(handlers.DefaultLimits.MaxConnections), "connections served at once; past it a connection gets 503 and is closed", func(c *Config, v string) error {

@@ -78,7 +78,8 @@ func (m *Main) Run(ctx context.Context) error {
 		store.Close()
 		return err
 	}
-	m.jobs = queue.New(queue.Config{Store: store, Logger: m.log, Observer: metrics.QueueObserver(), Tracer: tracer})
+	m.jobs = queue.New(queue.Config{Store: store, Logger: m.log, Observer: metrics.QueueObserver(), Tracer: tracer,
+		MaxResultBytes: m.cfg.MaxResultBytes})
 	m.api = handlers.New(handlers.Config{
 		Repository: m.repo, Jobs: m.jobs, Logger: m.log, Metrics: metrics, Tracer: tracer,
 		TxIdleTimeout: m.cfg.TxIdleTimeout, MaxBodyBytes: m.cfg.MaxBodyBytes,
@@ -116,6 +117,8 @@ func (m *Main) Run(ctx context.Context) error {
 	m.stop = stop
 	m.wg.Add(1)
 	go m.pruneLoop(bg)
+	m.wg.Add(1)
+	go m.expiryLoop(bg)
 	if every, err := daemon.SdWatchdogEnabled(false); err == nil && every > 0 {
 		m.wg.Add(1)
 		go m.watchdogLoop(bg, every/2)

@@ -11,11 +11,11 @@ import (
 	"github.com/storaged/storaged/internal/testutil"
 )
 
-// TestDeletedFileDaemon deletes (or replaces) the SQLite file under a
+// TestReliabilityDeletedFileDaemon deletes (or replaces) the SQLite file under a
 // running daemon: writes, enqueues and reads answer 503 unavailable
 // instead of 201 into an unlinked file, /readyz turns 503, and the log says
 // which file and why.
-func TestDeletedFileDaemon(t *testing.T) {
+func TestReliabilityDeletedFileDaemon(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		change func(t *testing.T, path string)

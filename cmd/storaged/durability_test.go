@@ -97,11 +97,11 @@ func load(d *testutil.Daemon, log *ackLog, stop chan struct{}, wg *sync.WaitGrou
 	}
 }
 
-// TestKill9LosesNothing kills the daemon with SIGKILL under concurrent
+// TestReliabilityKill9LosesNothing kills the daemon with SIGKILL under concurrent
 // writes, enqueues and acks, restarts it on the same files, and requires
 // every acknowledged record and job to be there, and no acknowledged job
 // to be delivered again.
-func TestKill9LosesNothing(t *testing.T) {
+func TestReliabilityKill9LosesNothing(t *testing.T) {
 	for _, b := range durableBackends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			sock := filepath.Join(t.TempDir(), "d.sock")

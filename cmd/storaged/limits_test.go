@@ -71,7 +71,7 @@ func TestMemoryLimitApplied(t *testing.T) {
 	}
 }
 
-func TestMetricsQueuesSetting(t *testing.T) {
+func TestReliabilityMetricsQueuesSetting(t *testing.T) {
 	if c, err := LoadConfig(nil, env(nil)); err != nil || c.MetricsQueues != 1000 {
 		t.Fatalf("default %d %v", c.MetricsQueues, err)
 	}

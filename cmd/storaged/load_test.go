@@ -16,7 +16,7 @@ import (
 	"github.com/storaged/storaged/internal/testutil"
 )
 
-// loadSeconds is how long TestLoad runs per backend: short in make test,
+// loadSeconds is how long TestReliabilityLoad runs per backend: short in make test,
 // longer under make test-reliability (STORAGED_LOAD_SECONDS).
 func loadSeconds() time.Duration {
 	if s, err := strconv.Atoi(os.Getenv("STORAGED_LOAD_SECONDS")); err == nil && s > 0 {
@@ -36,10 +36,10 @@ func rssMiB(pid int) float64 {
 	return 0
 }
 
-// TestLoad runs 64 clients over a mixed workload (reads, writes, filtered
+// TestReliabilityLoad runs 64 clients over a mixed workload (reads, writes, filtered
 // finds, enqueue, dequeue+ack) for a bounded time on SQLite and
 // PostgreSQL: no errors, p99 reported, RSS growth bounded.
-func TestLoad(t *testing.T) {
+func TestReliabilityLoad(t *testing.T) {
 	for _, b := range durableBackends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			d := testutil.StartDaemon(t, b.env...)

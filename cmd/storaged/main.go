@@ -40,7 +40,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool))
 		}
 		return 0
 	case "version":
-		fmt.Println("storaged", Version)
+		writeVersion(os.Stdout)
 		return 0
 	case "help":
 		usage()
@@ -58,7 +58,7 @@ commands:
   serve     serve the API on the Unix socket (the default)
   migrate   apply (up, the default) or list (status) the database migrations
   jobs      dead letters of a running daemon: failed, inspect, retry, purge
-  version   print the version
+  version   print the version, the commit and the Go version it was built with
 
 Run "storaged serve -h" for the flags; each mirrors an environment variable.
 `)

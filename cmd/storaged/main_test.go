@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -333,5 +335,25 @@ func TestServeErrorEndsTheDaemon(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serving stopped and nobody noticed")
+	}
+}
+
+// TestVersionOutput: `storaged version` names the stamped release and
+// commit and the toolchain, which make build and make dist set with -ldflags.
+func TestVersionOutput(t *testing.T) {
+	oldV, oldC := Version, Commit
+	t.Cleanup(func() { Version, Commit = oldV, oldC })
+	Version, Commit = "1.2.3", "abc1234"
+	var b strings.Builder
+	writeVersion(&b)
+	want := fmt.Sprintf("storaged 1.2.3 (commit abc1234, %s, %s/%s)\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if b.String() != want {
+		t.Fatalf("got %q, want %q", b.String(), want)
+	}
+	// Unstamped (go build, go test), the commit comes from the toolchain's
+	// build info or says it is unknown; it is never empty.
+	Commit = ""
+	if c := buildCommit(); c == "" {
+		t.Fatal("empty commit")
 	}
 }

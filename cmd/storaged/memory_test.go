@@ -48,12 +48,12 @@ func peakDuring(t *testing.T, pid int, fn func()) (rise int64) {
 	return (procStatusKiB(t, pid, "VmHWM") - before) << 10
 }
 
-// TestMemoryPeakPerRequest: a create of a 15 MiB record full of '<' on the
+// TestReliabilityMemoryPeakPerRequest: a create of a 15 MiB record full of '<' on the
 // memory backend raises the daemon's peak RSS by at most four times the
 // body (it was 20 times: HTML escaping made the record six times its
 // size, and it was copied at each step), and a find of five such records
 // answers about their size, unescaped, without holding the answer twice.
-func TestMemoryPeakPerRequest(t *testing.T) {
+func TestReliabilityMemoryPeakPerRequest(t *testing.T) {
 	d := testutil.StartDaemon(t, "REPOSITORY_BACKEND=memory", "JOBQUEUE_BACKEND=memory")
 	pid := d.Cmd.Process.Pid
 	text := strings.Repeat("<p>a&b</p>", (15<<20)/10-10)

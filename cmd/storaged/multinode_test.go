@@ -12,11 +12,11 @@ import (
 	"github.com/storaged/storaged/internal/testutil"
 )
 
-// TestTwoDaemonsOneDatabase: two daemons share one PostgreSQL; workers on
+// TestReliabilityTwoDaemonsOneDatabase: two daemons share one PostgreSQL; workers on
 // both drain thousands of jobs, each completed exactly once and none left
 // behind; and read-modify-write transactions through both daemons on one
 // record lose no update.
-func TestTwoDaemonsOneDatabase(t *testing.T) {
+func TestReliabilityTwoDaemonsOneDatabase(t *testing.T) {
 	url := testutil.PostgresDB(t)
 	env := []string{"REPOSITORY_BACKEND=postgres", "JOBQUEUE_BACKEND=postgres", "POSTGRESQL_URL=" + url}
 	daemons := []*testutil.Daemon{testutil.StartDaemon(t, env...), testutil.StartDaemon(t, env...)}
@@ -27,8 +27,8 @@ func TestTwoDaemonsOneDatabase(t *testing.T) {
 	serializableAcross(t, daemons)
 }
 
-// TestTwoDaemonsOneRedis: jobs on one Redis, worked through two daemons.
-func TestTwoDaemonsOneRedis(t *testing.T) {
+// TestReliabilityTwoDaemonsOneRedis: jobs on one Redis, worked through two daemons.
+func TestReliabilityTwoDaemonsOneRedis(t *testing.T) {
 	env := []string{"JOBQUEUE_BACKEND=redis", "REDIS_URL=" + testutil.RedisURL(), "STORAGED_REDIS_PREFIX=" + testutil.RedisPrefix(t)}
 	eachJobOnce(t, []*testutil.Daemon{testutil.StartDaemon(t, env...), testutil.StartDaemon(t, env...)}, 3000)
 }
@@ -181,10 +181,18 @@ func serializableAcross(t *testing.T, daemons []*testutil.Daemon) {
 			twg.Add(1)
 			go func() {
 				defer twg.Done()
-				for i := 0; i < each; {
+				// A conflict is retried after the clients' jittered,
+				// growing pause; the bound only catches a livelock.
+				for i, attempt := 0, 0; i < each; {
 					if incrementInTx(t, d) {
-						i++
+						i, attempt = i+1, 0
+						continue
 					}
+					if attempt++; attempt > 200 {
+						t.Error("200 serialization conflicts in a row: livelock")
+						return
+					}
+					time.Sleep(testutil.RetryDelay(attempt - 1))
 				}
 			}()
 		}
@@ -200,7 +208,8 @@ func serializableAcross(t *testing.T, daemons []*testutil.Daemon) {
 }
 
 // incrementInTx reads and increments the counter in a transaction; false
-// means a serialization conflict (rolled back, to be retried).
+// means a serialization conflict (rolled back, to be retried), which the
+// daemon must mark retryable.
 func incrementInTx(t *testing.T, d *testutil.Daemon) bool {
 	st, b, err := call(d.Client, "POST", "/v1/tx", "")
 	if err != nil || st != 201 {
@@ -218,8 +227,14 @@ func incrementInTx(t *testing.T, d *testutil.Daemon) bool {
 		defer res.Body.Close()
 		return res.StatusCode, []byte(readAll(res))
 	}
+	retryable := func(b []byte) {
+		if !strings.Contains(string(b), `"retryable":true`) {
+			t.Errorf("a serialization conflict not marked retryable: %s", b)
+		}
+	}
 	st, b = do("GET", "/v1/repos/counters/c", "")
 	if st == 409 {
+		retryable(b)
 		call(d.Client, "POST", "/v1/tx/"+tx.ID+"/rollback", "")
 		return false
 	}
@@ -230,6 +245,7 @@ func incrementInTx(t *testing.T, d *testutil.Daemon) bool {
 	json.Unmarshal(b, &c)
 	st, b = do("PATCH", "/v1/repos/counters/c", fmt.Sprintf(`{"n":%d}`, c.N+1))
 	if st == 409 {
+		retryable(b)
 		call(d.Client, "POST", "/v1/tx/"+tx.ID+"/rollback", "")
 		return false
 	}
@@ -238,6 +254,7 @@ func incrementInTx(t *testing.T, d *testutil.Daemon) bool {
 	}
 	st, b, _ = call(d.Client, "POST", "/v1/tx/"+tx.ID+"/commit", "")
 	if st == 409 {
+		retryable(b)
 		return false
 	}
 	if st != 204 {
@@ -246,11 +263,11 @@ func incrementInTx(t *testing.T, d *testutil.Daemon) bool {
 	return true
 }
 
-// TestTwoDaemonsReadCache: two daemons with read caches on one
+// TestReliabilityTwoDaemonsReadCache: two daemons with read caches on one
 // PostgreSQL. Once a write through one is acknowledged, the other stops
 // serving the old record within the documented bound (README, "Read
 // cache"), whether the write was plain or in a transaction.
-func TestTwoDaemonsReadCache(t *testing.T) {
+func TestReliabilityTwoDaemonsReadCache(t *testing.T) {
 	env := []string{"REPOSITORY_BACKEND=postgres", "POSTGRESQL_URL=" + testutil.PostgresDB(t), "REPOSITORY_CACHE_SIZE=1000"}
 	a, b := testutil.StartDaemon(t, env...), testutil.StartDaemon(t, env...)
 	if st, body, err := call(b.Client, "POST", "/v1/repos/cached", `{"id":"x","v":0}`); err != nil || st != 201 {

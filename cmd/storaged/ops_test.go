@@ -138,10 +138,10 @@ func TestSocketActivationAndNotify(t *testing.T) {
 	}
 }
 
-// TestPeerCredentials: only allowed uids may talk to the daemon; a second
+// TestReliabilityPeerCredentials: only allowed uids may talk to the daemon; a second
 // local user (nobody) reaching the socket file is cut off. Also checks
 // the socket's group and mode.
-func TestPeerCredentials(t *testing.T) {
+func TestReliabilityPeerCredentials(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to act as a second local user (CI runs as root)")
 	}
@@ -182,11 +182,11 @@ func TestPeerCredentials(t *testing.T) {
 	}
 }
 
-// TestPeerProbe is run by TestPeerCredentials as another user.
+// TestPeerProbe is run by TestReliabilityPeerCredentials as another user.
 func TestPeerProbe(t *testing.T) {
 	sock := os.Getenv("STORAGED_PEER_PROBE")
 	if sock == "" {
-		t.Skip("helper for TestPeerCredentials")
+		t.Skip("helper for TestReliabilityPeerCredentials")
 	}
 	res, err := unixClient(sock).Get("http://storaged/healthz")
 	if err == nil {

@@ -12,10 +12,10 @@ import (
 	"github.com/storaged/storaged/internal/testutil"
 )
 
-// TestPostgresRestart restarts a private PostgreSQL under load. The daemon
+// TestReliabilityPostgresRestart restarts a private PostgreSQL under load. The daemon
 // must recover by itself, answer errors (and a failing /readyz) only while
 // the server is down, and lose no write it acknowledged.
-func TestPostgresRestart(t *testing.T) {
+func TestReliabilityPostgresRestart(t *testing.T) {
 	pg := testutil.StartPGServer(t)
 	d := testutil.StartDaemon(t, "REPOSITORY_BACKEND=postgres", "JOBQUEUE_BACKEND=postgres", "POSTGRESQL_URL="+pg.URL())
 

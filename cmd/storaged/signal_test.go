@@ -18,9 +18,9 @@ import (
 	"github.com/storaged/storaged/internal/testutil"
 )
 
-// TestSIGTERM: the real binary finishes a request in flight (a long poll
+// TestReliabilitySIGTERM: the real binary finishes a request in flight (a long poll
 // is answered at once), exits 0 and removes its socket.
-func TestSIGTERM(t *testing.T) {
+func TestReliabilitySIGTERM(t *testing.T) {
 	d := testutil.StartDaemon(t)
 	res, err := d.Client.Post("http://storaged/v1/repos/plans", "application/json", strings.NewReader(`{"name":"x"}`))
 	if err != nil || res.StatusCode != 201 {
@@ -99,7 +99,7 @@ func TestSIGHUPKeepsServing(t *testing.T) {
 	}
 }
 
-// TestSIGTERMRollsBackTransactionsFirst: a write waiting behind an open
+// TestReliabilitySIGTERMRollsBackTransactionsFirst: a write waiting behind an open
 // transaction (the SQLite writer, the memory writer lock, a PostgreSQL
 // row lock) is answered soon after SIGTERM, because shutdown rolls the
 // transaction back before draining; the daemon then exits cleanly. It
@@ -108,7 +108,7 @@ func TestSIGHUPKeepsServing(t *testing.T) {
 // memory and SQLite the second begin itself waits for the writer; on
 // PostgreSQL its update waits for the row): an idle transaction is
 // rolled back first, whatever order the daemon keeps them in.
-func TestSIGTERMRollsBackTransactionsFirst(t *testing.T) {
+func TestReliabilitySIGTERMRollsBackTransactionsFirst(t *testing.T) {
 	backends := []durable{{"memory", nil}}
 	for _, b := range durableBackends(t) {
 		if b.name != "sqlite+redis" {

@@ -1,5 +1,7 @@
 // Package backend holds the two ports of storaged — RepositoryBackend for
-// records and JobQueueBackend for jobs — and the domain types they share:
+// records and JobStore for jobs (driven by the queue service in
+// backend/queue; TxJobStore where jobs can join a records transaction) —
+// and the domain types they share:
 // the Error type and its codes, the filter/sort AST, job states and the
 // validation rules of DESIGN §2–§3.
 //

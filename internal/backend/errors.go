@@ -30,7 +30,12 @@ const (
 type Error struct {
 	Code    Code
 	Message string
-	cause   error
+	// Retryable marks a conflict that says nothing about the request, only
+	// about its timing: a serialization failure or a deadlock. Running the
+	// same transaction again may well succeed, and clients do so (with
+	// backoff) when it is set.
+	Retryable bool
+	cause     error
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
@@ -73,6 +78,13 @@ func IsConnectionLost(err error) bool {
 	var ne net.Error
 	var oe *net.OpError
 	return errors.As(err, &ne) || errors.As(err, &oe)
+}
+
+// IsRetryable reports whether err is a conflict that running the same
+// transaction again may resolve (Error.Retryable).
+func IsRetryable(err error) bool {
+	var be *Error
+	return errors.As(err, &be) && be.Retryable
 }
 
 // ErrorCode returns the code of err: the Code of an *Error anywhere in its

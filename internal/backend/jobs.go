@@ -21,6 +21,12 @@ const (
 	StatusCancelled  JobStatus = "cancelled"
 )
 
+// Finished reports whether a job in status s is done for good, unless
+// someone retries it: completed, failed (a dead letter) or cancelled.
+func (s JobStatus) Finished() bool {
+	return s == StatusCompleted || s == StatusFailed || s == StatusCancelled
+}
+
 // Limits and defaults of DESIGN §3.
 const (
 	DefaultMaxAttempts = 3
@@ -56,12 +62,20 @@ type Job struct {
 	LeaseExpiresAt *time.Time      `json:"leaseExpiresAt,omitempty"`
 	Lease          string          `json:"lease,omitempty"`
 	LastError      *JobError       `json:"lastError,omitempty"`
+	// Result is what the worker's ack reported (DESIGN §4, issue 17): any
+	// JSON value, kept while the job is.
+	Result json.RawMessage `json:"result,omitempty"`
+	// Progress is the last progress the worker reported for its current
+	// (or last) attempt: a number from 0 to 100 or a JSON object.
+	Progress json.RawMessage `json:"progress,omitempty"`
 }
 
 // LeaseRef names one claim of a job: its id and the claim's lease token.
 type LeaseRef struct {
 	ID    string `json:"id"`
 	Lease string `json:"lease"`
+	// Result is what an ack reports (nil: none); other calls leave it nil.
+	Result json.RawMessage `json:"result,omitempty"`
 }
 
 // JobError is what fail() keeps of the worker's Error.

@@ -51,18 +51,25 @@ type JobStore interface {
 	// DeleteFinished deletes finished jobs (purge and retention pruning)
 	// and returns how many, in steps small enough not to stall the store.
 	DeleteFinished(ctx context.Context, p DeleteParams) (int, error)
-	// Watch registers the function that wakes long polls. Stores shared
-	// by several processes call it when another process may have made a
-	// job of queue ready, and with "" (every queue) when notifications
-	// may have been lost. Local changes are the service's to announce.
-	// Called once, before any other method.
-	Watch(wake func(queue string))
+	// Watch registers the functions that wake long polls. Stores shared
+	// by several processes call w.Ready when another process may have
+	// made a job of queue ready, w.Finished when it may have finished one
+	// (completed, failed, cancelled), and both with "" (every queue) when
+	// notifications may have been lost. Local changes are the service's
+	// to announce. Called once, before any other method.
+	Watch(w Watcher)
 	// PollInterval bounds a long poll's sleep without a wake-up: 0 when
 	// Watch sees every change (one process owns the store), else how often
 	// to look again in case a notification was lost.
 	PollInterval() time.Duration
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// Watcher is what a shared store calls when another process changed jobs.
+type Watcher struct {
+	Ready    func(queue string)
+	Finished func(queue string)
 }
 
 // NewJob is one job to insert, validated and resolved by the service.
@@ -137,7 +144,14 @@ const (
 	// Revive: failed or cancelled → pending now, attempts back to 0, as
 	// long as no other active job holds its key.
 	Revive
+	// Progress: processing under Lease → progress is Value, and the lease
+	// ends at now+Delay as with Extend.
+	Progress
 )
+
+// Finishes reports whether a change of this kind ends a job (completed,
+// failed or cancelled): what POST /v1/jobs/{id}/wait waits for.
+func (k SettleKind) Finishes() bool { return k == Complete || k == Fail || k == Cancel }
 
 // SettleItem is one state change.
 type SettleItem struct {
@@ -146,6 +160,9 @@ type SettleItem struct {
 	Lease string
 	Delay time.Duration
 	Error *JobError
+	// Value is the result of Complete (nil: none) and the progress of
+	// Progress, as valid JSON.
+	Value json.RawMessage
 }
 
 // SettleParams are the changes of one Settle call.

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	json "github.com/goccy/go-json"
 )
 
 // Record is one stored record: a JSON object whose "id" is a string.
@@ -34,6 +36,7 @@ type Repository interface {
 	// conflict (the name exists with another definition, or existing
 	// records violate a new unique index).
 	EnsureIndex(ctx context.Context, spec IndexSpec) error
+	VersionedRepository
 }
 
 // RepositoryBackend is the records port (DESIGN §1). Connecting happens in
@@ -143,4 +146,14 @@ type ListParams struct {
 type PruneParams struct {
 	CompletedBefore time.Time
 	FailedBefore    time.Time
+}
+
+// ProgressParams report a claim's progress (DESIGN §4, issue 17): a
+// number from 0 to 100 or a JSON object. Like a heartbeat, it extends the
+// lease to now+Extend (0: the claim's own lease length).
+type ProgressParams struct {
+	ID       string
+	Lease    string
+	Progress json.RawMessage
+	Extend   time.Duration
 }

@@ -21,6 +21,11 @@ type Query struct {
 	Sort   []SortKey
 	Limit  int
 	Offset int
+	// After, Page and Fields are find's options of issue 18, which the
+	// HTTP layer applies (FindPage, Project); adapters ignore them.
+	After  string
+	Page   bool
+	Fields []Path
 }
 
 const (
@@ -38,11 +43,21 @@ func ParseQuery(raw []byte) (Query, error) {
 		Sort   json.RawMessage `json:"sort"`
 		Limit  json.RawMessage `json:"limit"`
 		Offset json.RawMessage `json:"offset"`
+		After  *string         `json:"after"`
+		Page   bool            `json:"page"`
+		Fields json.RawMessage `json:"fields"`
 	}
 	q := Query{Filter: MatchAll}
-	if err := decodeBody(raw, &body, "filter, sort, limit, offset"); err != nil {
+	if err := decodeBody(raw, &body, "filter, sort, limit, offset, after, page, fields"); err != nil {
 		return q, err
 	}
+	if body.After != nil {
+		q.After, q.Page = *body.After, true
+		if q.After == "" {
+			return q, Errorf(CodeInvalidArgument, "after must be a cursor from a previous page's next")
+		}
+	}
+	q.Page = q.Page || body.Page
 	var err error
 	if q.Filter, err = ParseFilter(body.Filter); err != nil {
 		return q, err
@@ -54,6 +69,12 @@ func ParseQuery(raw []byte) (Query, error) {
 		return q, err
 	}
 	if q.Offset, err = parseInt("offset", body.Offset, 0, MaxOffset); err != nil {
+		return q, err
+	}
+	if q.After != "" && q.Offset != 0 {
+		return q, Errorf(CodeInvalidArgument, "after and offset cannot be used together")
+	}
+	if q.Fields, err = ParseFieldsJSON(body.Fields); err != nil {
 		return q, err
 	}
 	return q, nil

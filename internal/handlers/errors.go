@@ -21,10 +21,7 @@ var statusOf = map[backend.Code]int{
 }
 
 type errorBody struct {
-	Error struct {
-		Code    backend.Code `json:"code"`
-		Message string       `json:"message"`
-	} `json:"error"`
+	Error errorDetail `json:"error"`
 }
 
 // errorDetail is what an answer says of an error: the error body's inner
@@ -32,6 +29,9 @@ type errorBody struct {
 type errorDetail struct {
 	Code    backend.Code `json:"code"`
 	Message string       `json:"message"`
+	// Retryable is set on conflicts that running the transaction again may
+	// resolve (backend.Error.Retryable); absent otherwise.
+	Retryable bool `json:"retryable,omitempty"`
 }
 
 // detail is err as the caller may see it. Anything that is not a
@@ -41,19 +41,19 @@ func (s *Server) detail(ctx *fasthttp.RequestCtx, err error) *errorDetail {
 	var be *backend.Error
 	if !errors.As(err, &be) {
 		s.log.Error("internal error", "method", string(ctx.Method()), "path", string(ctx.Path()), "err", err)
-		return &errorDetail{backend.CodeInternal, "internal error"}
+		return &errorDetail{Code: backend.CodeInternal, Message: "internal error"}
 	}
 	if be.Code == backend.CodeInternal {
 		s.log.Error("internal error", "method", string(ctx.Method()), "path", string(ctx.Path()), "err", be.Message, "cause", be.Cause())
-		return &errorDetail{backend.CodeInternal, "internal error"}
+		return &errorDetail{Code: backend.CodeInternal, Message: "internal error"}
 	}
-	return &errorDetail{be.Code, be.Message}
+	return &errorDetail{Code: be.Code, Message: be.Message, Retryable: be.Retryable}
 }
 
 // writeError answers with the DESIGN error body.
 func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	d := s.detail(ctx, err)
-	writeErrorBody(ctx, &backend.Error{Code: d.Code, Message: d.Message})
+	writeErrorBody(ctx, &backend.Error{Code: d.Code, Message: d.Message, Retryable: d.Retryable})
 }
 
 func writeErrorBody(ctx *fasthttp.RequestCtx, be *backend.Error) {
@@ -62,8 +62,7 @@ func writeErrorBody(ctx *fasthttp.RequestCtx, be *backend.Error) {
 		status = fasthttp.StatusInternalServerError
 	}
 	var body errorBody
-	body.Error.Code = be.Code
-	body.Error.Message = be.Message
+	body.Error = errorDetail{Code: be.Code, Message: be.Message, Retryable: be.Retryable}
 	b, _ := backend.Marshal(body)
 	ctx.Response.Reset()
 	ctx.SetStatusCode(status)

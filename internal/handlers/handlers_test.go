@@ -275,9 +275,9 @@ func TestOperations(t *testing.T) {
 	d.do(t, "GET", "/readyz", "").wantError(t, 503, backend.CodeUnavailable)
 }
 
-// TestHostileInput: every malformed or hostile request gets a 4xx with
+// TestReliabilityHostileInput: every malformed or hostile request gets a 4xx with
 // the DESIGN error body, and nothing is stored.
-func TestHostileInput(t *testing.T) {
+func TestReliabilityHostileInput(t *testing.T) {
 	d := start(t, 0)
 	d.do(t, "POST", "/v1/repos/c", `{"id":"keep","v":1}`).want(t, 201)
 	deep := strings.Repeat(`{"a":`, 100000) + "1" + strings.Repeat("}", 100000)
@@ -354,7 +354,7 @@ func TestHostileInput(t *testing.T) {
 	}
 }
 
-func TestBodyTooLarge(t *testing.T) {
+func TestReliabilityBodyTooLarge(t *testing.T) {
 	d := start(t, 0)
 	big := `{"a":"` + strings.Repeat("x", 2<<20) + `"}`
 	// The server answers as soon as it has read the headers and closes, so
@@ -376,8 +376,8 @@ func TestBodyTooLarge(t *testing.T) {
 	}
 }
 
-// TestRawBytes writes malformed HTTP straight to the socket.
-func TestRawBytes(t *testing.T) {
+// TestReliabilityRawBytes writes malformed HTTP straight to the socket.
+func TestReliabilityRawBytes(t *testing.T) {
 	d := start(t, 0)
 	for _, raw := range []string{
 		"\x00\x01\x02garbage\r\n\r\n",

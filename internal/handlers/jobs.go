@@ -139,6 +139,35 @@ func (s *Server) getJob(ctx *fasthttp.RequestCtx) error {
 	return writeValue(ctx, fasthttp.StatusOK, job)
 }
 
+// wait serves POST /v1/jobs/{id}/wait: 200 the job once it is finished,
+// 204 if it is still pending or processing after waitMs.
+func (s *Server) wait(ctx *fasthttp.RequestCtx) error {
+	id, err := jobID(ctx)
+	if err != nil {
+		return err
+	}
+	wait, err := DecodeWait(ctx.PostBody())
+	if err != nil {
+		return err
+	}
+	c, cancel := s.callCtx(ctx, wait)
+	defer cancel()
+	if wait > 0 {
+		var stop func()
+		c, stop = watchHangup(c, ctx.Conn())
+		defer stop()
+	}
+	job, err := s.jobs.Wait(c, id, wait)
+	if err != nil {
+		return err
+	}
+	if job == nil {
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+		return nil
+	}
+	return writeValue(ctx, fasthttp.StatusOK, job)
+}
+
 // settleFunc is a settle call of the service or of a transaction's queue
 // (jobCalls.Ack, for one).
 type settleFunc[T any] func(j jobCalls, ctx context.Context, items []T) ([]error, error)

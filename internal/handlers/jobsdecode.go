@@ -193,11 +193,13 @@ type jobErrorBody struct {
 // settleBody is every settle call's item: {id, lease} and the extras of
 // fail and heartbeat. The id comes from the path on single-job routes.
 type settleBody struct {
-	ID      *string       `json:"id"`
-	Lease   string        `json:"lease"`
-	LeaseMs *float64      `json:"leaseMs"`
-	Error   *jobErrorBody `json:"error"`
-	Retry   *bool         `json:"retry"`
+	ID       *string         `json:"id"`
+	Lease    string          `json:"lease"`
+	LeaseMs  *float64        `json:"leaseMs"`
+	Error    *jobErrorBody   `json:"error"`
+	Retry    *bool           `json:"retry"`
+	Result   json.RawMessage `json:"result"`
+	Progress json.RawMessage `json:"progress"`
 }
 
 // decodeSettle decodes one item of call; id is the path's (single-job
@@ -222,12 +224,16 @@ func (body *settleBody) check(call, id string) error {
 	}
 	extra := ""
 	switch {
-	case body.LeaseMs != nil && call != "heartbeat":
+	case body.LeaseMs != nil && call != "heartbeat" && call != "progress":
 		extra = "leaseMs"
 	case body.Error != nil && call != "fail":
 		extra = "error"
 	case body.Retry != nil && call != "fail":
 		extra = "retry"
+	case body.Result != nil && call != "ack":
+		extra = "result"
+	case body.Progress != nil && call != "progress":
+		extra = "progress"
 	}
 	if extra != "" {
 		return backend.Errorf(backend.CodeInvalidArgument, "%s does not apply to %s", extra, call)
@@ -267,7 +273,12 @@ func decodeSettleBatch(call string, b []byte) ([]settleBody, error) {
 // The settle calls' items, from their decoded bodies.
 
 func refOf(body settleBody) (backend.LeaseRef, error) {
-	return backend.LeaseRef{ID: *body.ID, Lease: body.Lease}, nil
+	return backend.LeaseRef{ID: *body.ID, Lease: body.Lease, Result: body.Result}, nil
+}
+
+func progressOf(body settleBody) (backend.ProgressParams, error) {
+	h, err := heartbeatOf(body)
+	return backend.ProgressParams{ID: h.ID, Lease: h.Lease, Extend: h.Extend, Progress: body.Progress}, err
 }
 
 func failOf(body settleBody) (backend.FailParams, error) {
@@ -333,4 +344,15 @@ func DecodeFail(id string, b []byte) (backend.FailParams, error) {
 // DecodeHeartbeat decodes {lease, leaseMs}.
 func DecodeHeartbeat(id string, b []byte) (backend.HeartbeatParams, error) {
 	return decodeOne("heartbeat", id, b, heartbeatOf)
+}
+
+// DecodeWait decodes the {waitMs} of POST /v1/jobs/{id}/wait.
+func DecodeWait(b []byte) (time.Duration, error) {
+	var body struct {
+		WaitMs *float64 `json:"waitMs"`
+	}
+	if err := decodeStrict(b, &body); err != nil {
+		return 0, err
+	}
+	return ms("waitMs", body.WaitMs)
 }

@@ -57,13 +57,13 @@ func series(body, name string) int {
 	return n
 }
 
-// TestMetricsQueueCardinality: 20 000 queue names used once each must
+// TestReliabilityMetricsQueueCardinality: 20 000 queue names used once each must
 // not make /metrics (and each scrape's queries) grow with them: only the
 // most recently used queues, at most the cap (1000 by default), appear.
 // Every name used to stay, and each scrape queried all of them. make test
 // uses three times the cap (20 000 requests take half a minute under the
 // race detector); make test-reliability the full 20 000.
-func TestMetricsQueueCardinality(t *testing.T) {
+func TestReliabilityMetricsQueueCardinality(t *testing.T) {
 	d := serveJobs(t, memory.NewJobStore())
 	queues := 3 * handlers.DefaultMetricsQueues
 	if os.Getenv("STORAGED_RELIABILITY") != "" {

@@ -44,6 +44,10 @@ func (s *Server) create(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
+	expires, err := expiryOf(ctx)
+	if err != nil {
+		return err
+	}
 	repo, done, err := s.repository(ctx)
 	if err != nil {
 		return err
@@ -52,16 +56,21 @@ func (s *Server) create(ctx *fasthttp.RequestCtx) error {
 	c, cancel := s.ctx(0)
 	defer cancel()
 	defer s.metrics.op("repository", "create")()
-	rec, err := repo.Create(c, doc)
+	it, err := create(c, repo, doc, expires)
 	if err != nil {
 		return err
 	}
-	writeRecord(ctx, fasthttp.StatusCreated, rec)
+	setETag(ctx, it.Version)
+	writeRecord(ctx, fasthttp.StatusCreated, it.Rec)
 	return nil
 }
 
 func (s *Server) findByID(ctx *fasthttp.RequestCtx) error {
 	id, err := recordID(ctx)
+	if err != nil {
+		return err
+	}
+	fields, err := backend.ParseFieldsParam(string(ctx.QueryArgs().Peek("fields")))
 	if err != nil {
 		return err
 	}
@@ -73,14 +82,18 @@ func (s *Server) findByID(ctx *fasthttp.RequestCtx) error {
 	c, cancel := s.ctx(0)
 	defer cancel()
 	defer s.metrics.op("repository", "findById")()
-	rec, err := repo.FindByID(c, id)
+	it, err := repo.Get(c, id)
 	if err != nil {
 		return err
 	}
-	if rec == nil {
+	if it.Rec == nil {
 		return backend.Errorf(backend.CodeNotFound, "no record with id %q", id)
 	}
-	writeRecord(ctx, fasthttp.StatusOK, rec)
+	if it.Rec, err = backend.Project(it.Rec, fields); err != nil {
+		return err
+	}
+	setETag(ctx, it.Version)
+	writeRecord(ctx, fasthttp.StatusOK, it.Rec)
 	return nil
 }
 
@@ -101,9 +114,23 @@ func (s *Server) findMany(ctx *fasthttp.RequestCtx) error {
 	c, cancel := s.ctx(0)
 	defer cancel()
 	defer s.metrics.op("repository", "findMany")()
+	if q.Page {
+		items, next, err := backend.FindPage(c, repo, q, q.After)
+		if err != nil {
+			return err
+		}
+		return writePage(ctx, items, next, q.Fields)
+	}
 	recs, err := repo.FindMany(c, q)
 	if err != nil {
 		return err
+	}
+	if len(q.Fields) > 0 {
+		for i := range recs {
+			if recs[i], err = backend.Project(recs[i], q.Fields); err != nil {
+				return err
+			}
+		}
 	}
 	writeRecords(ctx, recs)
 	return nil
@@ -172,6 +199,18 @@ func (s *Server) update(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
+	u, err := backend.ParseUpdate(patch)
+	if err != nil {
+		return err
+	}
+	match, err := ifMatch(ctx)
+	if err != nil {
+		return err
+	}
+	expires, err := expiryOf(ctx)
+	if err != nil {
+		return err
+	}
 	repo, done, err := s.repository(ctx)
 	if err != nil {
 		return err
@@ -180,16 +219,21 @@ func (s *Server) update(ctx *fasthttp.RequestCtx) error {
 	c, cancel := s.ctx(0)
 	defer cancel()
 	defer s.metrics.op("repository", "update")()
-	rec, err := repo.Update(c, id, patch)
+	it, err := repo.Modify(c, id, u, backend.WriteParams{IfMatch: match, ExpiresAt: expires})
 	if err != nil {
 		return err
 	}
-	writeRecord(ctx, fasthttp.StatusOK, rec)
+	setETag(ctx, it.Version)
+	writeRecord(ctx, fasthttp.StatusOK, it.Rec)
 	return nil
 }
 
 func (s *Server) delete(ctx *fasthttp.RequestCtx) error {
 	id, err := recordID(ctx)
+	if err != nil {
+		return err
+	}
+	match, err := ifMatch(ctx)
 	if err != nil {
 		return err
 	}
@@ -201,7 +245,7 @@ func (s *Server) delete(ctx *fasthttp.RequestCtx) error {
 	c, cancel := s.ctx(0)
 	defer cancel()
 	defer s.metrics.op("repository", "delete")()
-	if err := repo.Delete(c, id); err != nil {
+	if err := repo.Remove(c, id, backend.WriteParams{IfMatch: match}); err != nil {
 		return err
 	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)

@@ -229,6 +229,7 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	r.PATCH("/v1/repos/{collection}/{id}", s.route("update", s.update))
 	r.DELETE("/v1/repos/{collection}/{id}", s.route("delete", s.delete))
 	r.PUT("/v1/repos/{collection}/indexes/{name}", s.route("ensureIndex", s.ensureIndex))
+	s.repoRoutesV2(r)
 
 	r.POST("/v1/tx", s.route("txBegin", s.txBegin))
 	r.POST("/v1/tx/{id}/commit", s.route("txCommit", s.txCommit))
@@ -244,12 +245,15 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	r.POST("/v1/jobs/{id}/ack", s.route("ack", settleOne(s, "ack", refOf, jobCalls.Ack)))
 	r.POST("/v1/jobs/{id}/fail", s.route("fail", settleOne(s, "fail", failOf, jobCalls.Fail)))
 	r.POST("/v1/jobs/{id}/heartbeat", s.route("heartbeat", noTx(settleOne(s, "heartbeat", heartbeatOf, direct(s.jobs.Heartbeat)))))
+	r.POST("/v1/jobs/{id}/progress", s.route("progress", noTx(settleOne(s, "progress", progressOf, direct(s.jobs.Progress)))))
+	r.POST("/v1/jobs/{id}/wait", s.route("wait", noTx(s.wait)))
 	r.POST("/v1/jobs/{id}/release", s.route("release", noTx(settleOne(s, "release", refOf, direct(s.jobs.Release)))))
 	r.POST("/v1/jobs/{id}/cancel", s.route("cancel", noTx(s.byID(s.jobs.Cancel))))
 	r.POST("/v1/jobs/{id}/retry", s.route("retry", noTx(s.byID(s.jobs.Retry))))
 	r.POST("/v1/jobs/ack", s.route("ackMany", settleMany(s, "ack", refOf, jobCalls.Ack)))
 	r.POST("/v1/jobs/fail", s.route("failMany", settleMany(s, "fail", failOf, jobCalls.Fail)))
 	r.POST("/v1/jobs/heartbeat", s.route("heartbeatMany", noTx(settleMany(s, "heartbeat", heartbeatOf, direct(s.jobs.Heartbeat)))))
+	r.POST("/v1/jobs/progress", s.route("progressMany", noTx(settleMany(s, "progress", progressOf, direct(s.jobs.Progress)))))
 	r.POST("/v1/jobs/release", s.route("releaseMany", noTx(settleMany(s, "release", refOf, direct(s.jobs.Release)))))
 
 	r.GET("/healthz", s.route("healthz", s.healthz))

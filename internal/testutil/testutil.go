@@ -72,11 +72,12 @@ func MustJSON(t testing.TB, v any) []byte {
 	return b
 }
 
-// RetryDelay is the pause before retry attempt+1 of an operation that
-// lost a race (a serialization failure): exponential from 1 ms, capped at
-// 100 ms, with full jitter, so that contenders that collided do not
-// collide again in step.
+// RetryDelay is the pause before retry attempt+1 of a transaction that
+// lost a race (a serialization failure): exponential from 2 ms, capped at
+// 1 s, with full jitter, so that contenders that collided do not
+// collide again in step. The Node client's transaction(fn, { retries })
+// uses the same schedule (clients/node/src/retry.ts).
 func RetryDelay(attempt int) time.Duration {
-	ceiling := min(time.Millisecond<<min(attempt, 7), 100*time.Millisecond)
+	ceiling := min(2*time.Millisecond<<min(attempt, 9), time.Second)
 	return time.Duration(mathrand.Int64N(int64(ceiling)) + 1)
 }

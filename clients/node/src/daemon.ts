@@ -2,33 +2,72 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { accessSync, constants, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { createRequire } from "node:module";
+import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { StorageUnavailableError } from "./errors.js";
 
-/**
- * Finds the storaged binary: STORAGED_BIN, then this package's own bin/,
- * then PATH.
- */
-export function findBinary(): string {
-  const candidates: string[] = [];
-  const fromEnv = process.env["STORAGED_BIN"];
-  if (fromEnv) candidates.push(fromEnv);
-  candidates.push(fileURLToPath(new URL("../bin/storaged", import.meta.url)));
-  for (const dir of (process.env["PATH"] ?? "").split(delimiter)) {
-    if (dir) candidates.push(join(dir, "storaged"));
+/** The npm package holding the prebuilt daemon for a platform, e.g. @storaged/daemon-linux-x64. */
+export function platformPackage(platform: string = process.platform, arch: string = process.arch): string {
+  return `@storaged/daemon-${platform}-${arch}`;
+}
+
+/** A storaged binary and how it was found (named in errors). */
+export interface FoundBinary {
+  path: string;
+  /** "STORAGED_BIN", the platform package's name, "@storaged/client/bin" or "PATH". */
+  source: string;
+}
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
   }
-  for (const c of candidates) {
-    try {
-      accessSync(c, constants.X_OK);
-      return c;
-    } catch {
-      // try the next one
-    }
+}
+
+/**
+ * Finds the storaged binary: STORAGED_BIN, then the platform package
+ * (@storaged/daemon-<platform>-<arch>, which npm installs with this one as
+ * an optional dependency), then this package's own bin/, then PATH.
+ * STORAGED_BIN set to something that is not an executable file is an
+ * error, not a hint to look elsewhere: whoever set it meant that binary.
+ *
+ * env and resolve are for tests; resolve returns a package's package.json
+ * path or throws, as require.resolve does.
+ */
+export function locateBinary(
+  env: NodeJS.ProcessEnv = process.env,
+  resolve: (id: string) => string = createRequire(import.meta.url).resolve,
+): FoundBinary {
+  const fromEnv = env["STORAGED_BIN"];
+  if (fromEnv) {
+    if (executable(fromEnv)) return { path: fromEnv, source: "STORAGED_BIN" };
+    throw new StorageUnavailableError(`STORAGED_BIN=${fromEnv} is not an executable file`);
+  }
+  const pkg = platformPackage();
+  try {
+    const path = join(dirname(resolve(`${pkg}/package.json`)), "bin", "storaged");
+    if (executable(path)) return { path, source: pkg };
+  } catch {
+    // not installed: npm skips optional dependencies of other platforms
+  }
+  const own = fileURLToPath(new URL("../bin/storaged", import.meta.url));
+  if (executable(own)) return { path: own, source: "@storaged/client/bin" };
+  for (const dir of (env["PATH"] ?? "").split(delimiter)) {
+    if (dir && executable(join(dir, "storaged"))) return { path: join(dir, "storaged"), source: "PATH" };
   }
   throw new StorageUnavailableError(
-    "cannot find the storaged binary: set STORAGED_BIN, put it in @storaged/client/bin, or on PATH (make build writes bin/storaged)",
+    `cannot find the storaged binary: set STORAGED_BIN, install ${pkg} (npm installs it with @storaged/client on the platforms it is built for), ` +
+      "or put storaged on PATH (a release tarball or .deb; make build writes bin/storaged)",
   );
+}
+
+/** The storaged binary's path (see locateBinary for the order). */
+export function findBinary(): string {
+  return locateBinary().path;
 }
 
 /** Private daemons still running, with their sockets. */
@@ -66,13 +105,16 @@ function installExitHook(): void {
 export class PrivateDaemon {
   private constructor(
     readonly socketPath: string,
+    /** The binary it runs and how it was found. */
+    readonly binary: FoundBinary,
     private readonly child: ChildProcess,
     private readonly exited: Promise<void>,
   ) {}
 
   /** Starts a daemon; env may choose other backends (the test harness does). */
   static async start(env: Record<string, string> = {}): Promise<PrivateDaemon> {
-    const bin = findBinary();
+    const found = locateBinary();
+    const bin = found.path;
     const socketPath = join(tmpdir(), `storaged-${process.pid}-${randomBytes(6).toString("hex")}.sock`);
     const child = spawn(bin, ["serve"], {
       env: {
@@ -115,7 +157,7 @@ export class PrivateDaemon {
     child.unref();
     (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
     (child.stdout as unknown as { unref?: () => void } | null)?.unref?.();
-    return new PrivateDaemon(socketPath, child, exited);
+    return new PrivateDaemon(socketPath, found, child, exited);
   }
 
   get pid(): number | undefined {

@@ -38,9 +38,17 @@ export class NotFoundError extends StorageError {
 
 /** A taken id, a unique index, a stale lease, a job in the wrong state (409). */
 export class ConflictError extends StorageError {
-  constructor(message: string, status?: number) {
+  /**
+   * True when the conflict is about timing only (a serialization failure
+   * or a deadlock between transactions): running the same transaction
+   * again may succeed. `transaction(fn)` does so by itself (see its
+   * `retries` option).
+   */
+  readonly retryable: boolean;
+  constructor(message: string, status?: number, retryable = false) {
     super("conflict", message, status);
     this.name = "ConflictError";
+    this.retryable = retryable;
   }
 }
 
@@ -60,8 +68,20 @@ export class StorageUnavailableError extends StorageError {
   }
 }
 
+/**
+ * A handler ran past its timeout (`work(handler, { timeoutMs })`): its
+ * signal aborts with this reason, and the job fails with it (name
+ * "TimeoutError"), retried per its policy.
+ */
+export class JobTimeoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TimeoutError";
+  }
+}
+
 /** Builds the error for a daemon error body. */
-export function errorFromResponse(status: number, code: string | undefined, message: string): StorageError {
+export function errorFromResponse(status: number, code: string | undefined, message: string, retryable = false): StorageError {
   switch (code) {
     case "invalid_argument":
       return new ValidationError(message, status);
@@ -70,7 +90,7 @@ export function errorFromResponse(status: number, code: string | undefined, mess
     case "not_found":
       return new NotFoundError(message, status);
     case "conflict":
-      return new ConflictError(message, status);
+      return new ConflictError(message, status, retryable);
     case "tx_not_found":
       return new TransactionExpiredError(message, status);
     case "unavailable":

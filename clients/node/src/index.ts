@@ -2,7 +2,7 @@ export { default, createStorage } from "./plugin.js";
 export type { StoragedPluginOptions, Storage } from "./plugin.js";
 export { SocketRepositoryBackend } from "./repository.js";
 export { SocketJobQueueBackend } from "./jobqueue.js";
-export { MemoryRepositoryBackend, MemoryJobQueueBackend } from "./memory.js";
+export { MemoryRepositoryBackend, MemoryJobQueueBackend, createMemoryStorage } from "./memory.js";
 export {
   StorageError,
   ValidationError,
@@ -10,12 +10,28 @@ export {
   ConflictError,
   TransactionExpiredError,
   StorageUnavailableError,
+  JobTimeoutError,
 } from "./errors.js";
 export type { ErrorCode } from "./errors.js";
+export { CLIENT_VERSION, IncompatibleDaemonError } from "./version.js";
 export { JobStatus } from "./types.js";
 export { Query } from "./query.js";
+export { DEFAULT_TX_RETRIES } from "./retry.js";
 export type { Operator, Operand, QueryTarget } from "./query.js";
 export type {
+  BatchOp,
+  BatchResult,
+  Change,
+  ExpiryOptions,
+  FieldPath,
+  Page,
+  PageOptions,
+  Projected,
+  Update,
+  UpdateOperators,
+  UpdateOptions,
+  UpsertOptions,
+  WatchOptions,
   Backoff,
   DequeueOptions,
   DottedPath,
@@ -26,7 +42,9 @@ export type {
   FailItem,
   ItemResult,
   Job,
+  JobContext,
   JobError,
+  JobProgress,
   JobQueue,
   JobQueueBackend,
   PathOperators,
@@ -34,6 +52,10 @@ export type {
   QueueStats,
   Repository,
   RepositoryBackend,
+  StoragedRepositoryBackend,
+  Transaction,
+  TransactionOptions,
+  TxQueue,
   Scalar,
   Sort,
   SortDirection,

@@ -7,9 +7,11 @@ import type {
   FailItem,
   ItemResult,
   Job,
+  JobProgress,
   JobQueue,
   JobQueueBackend,
   JobStatus,
+  JobContext,
   QueueStats,
   WorkOptions,
   Worker,
@@ -19,10 +21,13 @@ import { QueueWorker } from "./worker.js";
 /** The most items one batch call carries (DESIGN §3a). */
 export const MAX_BATCH = 1000;
 
-type SettleCall = "acknowledge" | "fail" | "heartbeat" | "release";
-const ROUTE: Record<SettleCall, string> = { acknowledge: "ack", fail: "fail", heartbeat: "heartbeat", release: "release" };
+type SettleCall = "acknowledge" | "fail" | "heartbeat" | "release" | "progress";
+const ROUTE: Record<SettleCall, string> = { acknowledge: "ack", fail: "fail", heartbeat: "heartbeat", release: "release", progress: "progress" };
 
-function errorBody(e: Error): { name: string; message: string; stack: string } {
+/** A wait call's longest waitMs (DESIGN §3); waitFor chains them. */
+const MAX_WAIT_MS = 60_000;
+
+export function errorBody(e: Error): { name: string; message: string; stack: string } {
   const err = e instanceof Error ? e : new Error(String(e));
   return { name: err.name || "Error", message: err.message ?? "", stack: err.stack ?? "" };
 }
@@ -45,10 +50,12 @@ interface WireJob {
   leaseExpiresAt?: string;
   lease?: string;
   lastError?: Job<unknown>["lastError"];
+  result?: unknown;
+  progress?: JobProgress;
 }
 
-function toJob<T>(w: WireJob): Job<T> {
-  const job: Job<T> = {
+function toJob<T, R = unknown>(w: WireJob): Job<T, R> {
+  const job: Job<T, R> = {
     id: w.id,
     queue: w.queue,
     data: w.data as T,
@@ -67,11 +74,18 @@ function toJob<T>(w: WireJob): Job<T> {
   if (w.leaseExpiresAt) job.leaseExpiresAt = new Date(w.leaseExpiresAt);
   if (w.lease) job.lease = w.lease;
   if (w.lastError) job.lastError = w.lastError;
+  if (w.result !== undefined) job.result = w.result as R;
+  if (w.progress !== undefined) job.progress = w.progress;
   return job;
 }
 
+/** The body part of an ack with a result (none for undefined). */
+function resultBody(result: unknown): Record<string, unknown> {
+  return result === undefined ? {} : { result };
+}
+
 /** The wire form of enqueue options; where names the options in messages. */
-function wireOptions(o: EnqueueOptions | undefined, where = ""): Record<string, unknown> {
+export function wireOptions(o: EnqueueOptions | undefined, where = ""): Record<string, unknown> {
   if (!o) return {};
   const out: Record<string, unknown> = {};
   if (o.runAt instanceof Date) {
@@ -93,11 +107,11 @@ function wireOptions(o: EnqueueOptions | undefined, where = ""): Record<string, 
  * poll, and untracked claims stay out of the claim book (the worker settles
  * each with its Job, never by id).
  */
-export interface WorkerQueue<T> extends JobQueue<T> {
+export interface WorkerQueue<T, R = unknown> extends JobQueue<T, R> {
   dequeueMany(max: number, options?: DequeueOptions, signal?: AbortSignal, untracked?: boolean): Promise<Job<T>[]>;
 }
 
-class SocketJobQueue<T> implements WorkerQueue<T> {
+class SocketJobQueue<T, R = unknown> implements WorkerQueue<T, R> {
   private readonly base: string;
   constructor(
     private readonly backend: SocketJobQueueBackend,
@@ -149,7 +163,7 @@ class SocketJobQueue<T> implements WorkerQueue<T> {
   /** Sends one call on a claim and keeps the claim book in step with its outcome. */
   private async onClaim(target: ClaimTarget<T>, call: SettleCall, body: Record<string, unknown>): Promise<void> {
     const { claim, bound } = this.claims.resolve(target, call);
-    const ends = call !== "heartbeat";
+    const ends = call !== "heartbeat" && call !== "progress";
     try {
       await this.t.request("POST", `/v1/jobs/${seg(claim.jobId)}/${ROUTE[call]}`, { lease: claim.lease, ...body });
     } catch (err) {
@@ -179,7 +193,7 @@ class SocketJobQueue<T> implements WorkerQueue<T> {
         out[i] = err instanceof StorageError ? err : new ValidationError(String(err));
       }
     });
-    const ends = call !== "heartbeat";
+    const ends = call !== "heartbeat" && call !== "progress";
     for (let k = 0; k < sent.length; k += MAX_BATCH) {
       const chunk = sent.slice(k, k + MAX_BATCH);
       const body = chunk.map((x) => ({ id: x.claim.jobId, lease: x.claim.lease, ...extra(x.i) }));
@@ -201,8 +215,8 @@ class SocketJobQueue<T> implements WorkerQueue<T> {
     return out;
   }
 
-  async acknowledgeMany(jobs: ReadonlyArray<ClaimTarget<T>>): Promise<ItemResult[]> {
-    return this.onClaims("acknowledge", jobs);
+  async acknowledgeMany(jobs: ReadonlyArray<ClaimTarget<T>>, results?: ReadonlyArray<R | undefined>): Promise<ItemResult[]> {
+    return this.onClaims("acknowledge", jobs, (i) => resultBody(results?.[i]));
   }
 
   async failMany(items: ReadonlyArray<FailItem<T>>): Promise<ItemResult[]> {
@@ -221,18 +235,37 @@ class SocketJobQueue<T> implements WorkerQueue<T> {
     return this.onClaims("release", jobs);
   }
 
-  async acknowledge(job: ClaimTarget<T>): Promise<void> {
-    await this.onClaim(job, "acknowledge", {});
+  async acknowledge(job: ClaimTarget<T>, result?: R): Promise<void> {
+    await this.onClaim(job, "acknowledge", resultBody(result));
+  }
+
+  async progress(job: ClaimTarget<T>, progress: JobProgress, leaseMs?: number): Promise<void> {
+    await this.onClaim(job, "progress", leaseMs === undefined ? { progress } : { progress, leaseMs });
+  }
+
+  async waitFor(jobId: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Job<T, R> | null> {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
+      throw new ValidationError(`timeoutMs must be a number of milliseconds from 0 up, got ${timeoutMs}`);
+    }
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const waitMs = Math.max(0, Math.min(deadline - Date.now(), MAX_WAIT_MS));
+      const opts = options.signal ? { waitMs, signal: options.signal } : { waitMs };
+      const res = await this.t.request("POST", `/v1/jobs/${seg(jobId)}/wait`, { waitMs }, opts);
+      if (res.status === 200) return toJob<T, R>(JSON.parse(res.body) as WireJob);
+      if (Date.now() >= deadline || options.signal?.aborted) return null;
+    }
   }
 
   async fail(job: ClaimTarget<T>, error: Error, retry = true): Promise<void> {
     await this.onClaim(job, "fail", { retry, error: errorBody(error) });
   }
 
-  async getJob(jobId: string): Promise<Job<T> | null> {
+  async getJob(jobId: string): Promise<Job<T, R> | null> {
     try {
       const res = await this.t.request("GET", `/v1/jobs/${seg(jobId)}`);
-      return toJob<T>(JSON.parse(res.body) as WireJob);
+      return toJob<T, R>(JSON.parse(res.body) as WireJob);
     } catch (err) {
       if ((err as { code?: string }).code === "not_found") return null;
       throw err;
@@ -275,8 +308,8 @@ class SocketJobQueue<T> implements WorkerQueue<T> {
     return (JSON.parse(res.body) as { purged: number }).purged;
   }
 
-  work(handler: (job: Job<T>) => Promise<void>, options: WorkOptions = {}): Worker {
-    const w = new QueueWorker<T>(this, handler, options);
+  work(handler: (job: Job<T>, context: JobContext) => Promise<R | void>, options: WorkOptions = {}): Worker {
+    const w = new QueueWorker<T, R>(this, handler, options);
     this.backend.track(w);
     return w;
   }
@@ -310,13 +343,18 @@ export class SocketJobQueueBackend implements JobQueueBackend {
     this.workers.add(w);
   }
 
+  /** @internal The claim book, which transactions settle claims from. */
+  claimBook(): Claims {
+    return this.claims;
+  }
+
   /** @internal How many claims this client holds (tests check that none leak). */
   heldClaims(): number {
     return this.claims.size;
   }
 
-  queue<T = unknown>(name = "default"): JobQueue<T> {
-    return new SocketJobQueue<T>(this, name, this.claims);
+  queue<T = unknown, R = unknown>(name = "default"): JobQueue<T, R> {
+    return new SocketJobQueue<T, R>(this, name, this.claims);
   }
 
   async connect(): Promise<void> {

@@ -3,11 +3,12 @@ import fp from "fastify-plugin";
 import { SocketJobQueueBackend } from "./jobqueue.js";
 import { SocketRepositoryBackend } from "./repository.js";
 import type { TransportOptions } from "./transport.js";
-import type { JobQueueBackend, RepositoryBackend } from "./types.js";
+import type { JobQueueBackend, StoragedRepositoryBackend } from "./types.js";
 
 declare module "fastify" {
   interface FastifyInstance {
-    repository: RepositoryBackend;
+    /** The seed's RepositoryBackend; its transaction(fn) also offers tx.queue(name) and retries. */
+    repository: StoragedRepositoryBackend;
     jobQueue: JobQueueBackend;
   }
 }
@@ -23,8 +24,8 @@ export interface StoragedPluginOptions {
   connectTimeoutMs?: number;
   /** How long a call waits for its answer; default 30 000 ms, long polls get their waitMs on top (see TransportOptions). */
   requestTimeoutMs?: number;
-  /** Use these backends instead (e.g. the Memory ones in tests). */
-  repository?: RepositoryBackend;
+  /** Use these backends instead (e.g. createMemoryStorage()'s in tests). */
+  repository?: StoragedRepositoryBackend;
   jobQueue?: JobQueueBackend;
 }
 
@@ -36,7 +37,9 @@ export interface Storage {
 
 /** createStorage({ socketPath?, connectTimeoutMs?, requestTimeoutMs?, ... }): both socket backends, not yet connected. */
 export function createStorage(options: TransportOptions = {}): Storage {
-  return { repository: new SocketRepositoryBackend(options), jobQueue: new SocketJobQueueBackend(options) };
+  const storage = { repository: new SocketRepositoryBackend(options), jobQueue: new SocketJobQueueBackend(options) };
+  storage.repository.linkJobQueue(storage.jobQueue);
+  return storage;
 }
 
 async function storaged(fastify: FastifyInstance, options: StoragedPluginOptions): Promise<void> {
@@ -52,6 +55,11 @@ async function storaged(fastify: FastifyInstance, options: StoragedPluginOptions
   const made = options.repository && options.jobQueue ? undefined : createStorage(transport);
   const repository = options.repository ?? made!.repository;
   const jobQueue = options.jobQueue ?? made!.jobQueue;
+  // Transactions settle the claims of this job queue's dequeues
+  // (tx.queue(name).acknowledge(job.id)), so the two must know each other.
+  if (repository instanceof SocketRepositoryBackend && jobQueue instanceof SocketJobQueueBackend) {
+    repository.linkJobQueue(jobQueue);
+  }
   // Connect before ready: a missing daemon fails startup with a message
   // naming the socket, not the first request.
   await repository.connect();

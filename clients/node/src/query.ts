@@ -1,4 +1,4 @@
-import type { DottedPath, Filter, QueryOptions, Scalar, Sort, SortDirection } from "./types.js";
+import type { DottedPath, Filter, Page, PageOptions, QueryOptions, Scalar, Sort, SortDirection, Update } from "./types.js";
 
 /** Comparison operators of the query builder and the filter operator each compiles to. */
 const OPS = {
@@ -38,6 +38,9 @@ export type Operand<V, O extends Operator> = O extends "=" | "!="
 export interface QueryTarget<T extends { id: string }> {
   findMany(options?: QueryOptions<T>): Promise<T[]>;
   count(filter?: Filter<T>): Promise<number>;
+  findPage?(options?: PageOptions<T>): Promise<Page<T>>;
+  updateMany?(filter: Filter<T>, update: Update<T>): Promise<{ matched: number; modified: number }>;
+  deleteMany?(filter: Filter<T>): Promise<number>;
 }
 
 /**
@@ -103,5 +106,25 @@ export class Query<T extends { id: string }> {
 
   count(): Promise<number> {
     return this.target.count(this.filter());
+  }
+
+  /** A keyset page of this query (its limit is the page size); pass the previous page's next. */
+  findPage(after?: string | null): Promise<Page<T>> {
+    if (!this.target.findPage) throw new TypeError("this repository has no findPage");
+    const { offset: _offset, ...o } = this.options();
+    void _offset;
+    return this.target.findPage(after ? { ...o, after } : o);
+  }
+
+  /** Applies update to every record this query matches (its sort and limit do not apply). */
+  updateMany(update: Update<T>): Promise<{ matched: number; modified: number }> {
+    if (!this.target.updateMany) throw new TypeError("this repository has no updateMany");
+    return this.target.updateMany(this.filter(), update);
+  }
+
+  /** Deletes every record this query matches (its sort and limit do not apply). */
+  deleteMany(): Promise<number> {
+    if (!this.target.deleteMany) throw new TypeError("this repository has no deleteMany");
+    return this.target.deleteMany(this.filter());
   }
 }

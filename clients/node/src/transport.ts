@@ -1,5 +1,6 @@
 import { errorFromResponse, StorageError, StorageUnavailableError, ValidationError } from "./errors.js";
 import { HttpPool, type Timeout } from "./http.js";
+import { assertCompatible } from "./version.js";
 
 export interface TransportOptions {
   socketPath?: string;
@@ -81,9 +82,21 @@ export class Transport {
     this.traceparent = opts.traceparent;
   }
 
-  /** The health check of connect(): answered within connectTimeoutMs, or StorageUnavailableError. */
+  /**
+   * The check of connect(): the daemon answers within connectTimeoutMs
+   * (else StorageUnavailableError) and is of this client's release line
+   * (else IncompatibleDaemonError naming both versions; see version.ts).
+   */
   async ping(): Promise<void> {
     await this.request("GET", "/healthz", undefined, { timeout: this.connectTimeout });
+    const res = await this.request("GET", "/v1/info", undefined, { timeout: this.connectTimeout });
+    let version: unknown;
+    try {
+      version = (JSON.parse(res.body) as { version?: unknown }).version;
+    } catch (err) {
+      throw new StorageUnavailableError(`${this.socketPath} answered GET /v1/info with no JSON: is it storaged?`, res.status, { cause: err });
+    }
+    assertCompatible(version, `on ${this.socketPath}`);
   }
 
   /** Sends a request; a non-2xx answer becomes the matching StorageError. */
@@ -91,7 +104,7 @@ export class Transport {
     method: "GET" | "POST" | "PATCH" | "PUT" | "DELETE",
     path: string,
     body?: unknown,
-    opts: { tx?: string; waitMs?: number; signal?: AbortSignal; timeout?: Timeout } = {},
+    opts: { tx?: string; waitMs?: number; signal?: AbortSignal; timeout?: Timeout; headers?: Record<string, string> } = {},
   ): Promise<Response> {
     if (this.closed) {
       throw new StorageUnavailableError(`the client for ${this.socketPath} is disconnected`);
@@ -109,6 +122,7 @@ export class Transport {
       name: poll ? "requestTimeoutMs + waitMs" : "requestTimeoutMs",
     };
     let headers: Record<string, string> | undefined = opts.tx ? { [TX_HEADER]: opts.tx } : undefined;
+    if (opts.headers) headers = { ...headers, ...opts.headers };
     const tp = this.traceparent?.();
     if (tp && /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(tp)) headers = { ...headers, traceparent: tp };
     let res;
@@ -134,9 +148,9 @@ export class Transport {
 
 function parseError(status: number, text: string): StorageError {
   try {
-    const parsed = JSON.parse(text) as { error?: { code?: string; message?: string } };
+    const parsed = JSON.parse(text) as { error?: { code?: string; message?: string; retryable?: boolean } };
     if (parsed.error) {
-      return errorFromResponse(status, parsed.error.code, parsed.error.message ?? "");
+      return errorFromResponse(status, parsed.error.code, parsed.error.message ?? "", parsed.error.retryable === true);
     }
   } catch {
     // not the daemon's error body; fall through

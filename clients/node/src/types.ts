@@ -64,6 +64,102 @@ export interface QueryOptions<T> {
   offset?: number;
 }
 
+/** A top-level field or a dotted path of T, as `fields` takes them. */
+export type FieldPath<T> = (keyof T & string) | DottedPath;
+
+/** What a projection on fields F leaves of T: the top-level fields named, and the id. */
+export type Projected<T, F extends FieldPath<T>> = Pick<T, Extract<F, keyof T> | ("id" & keyof T)>;
+
+/** findPage's options: findMany's, with `after` (a page's `next`) instead of offset. */
+export interface PageOptions<T> extends Omit<QueryOptions<T>, "offset"> {
+  after?: string | null;
+}
+
+/** One page of findPage; next is null after the last page. */
+export interface Page<R> {
+  items: R[];
+  /** The version of each item (see getWithVersion). */
+  versions: number[];
+  next: string | null;
+}
+
+type NonId<T> = Exclude<keyof T & string, "id">;
+type NumericKeys<T> = { [K in NonId<T>]-?: NonNullable<T[K]> extends number ? K : never }[NonId<T>];
+type ArrayKeys<T> = { [K in NonId<T>]-?: NonNullable<T[K]> extends ReadonlyArray<unknown> ? K : never }[NonId<T>];
+type ElemOf<V> = NonNullable<V> extends ReadonlyArray<infer E> ? E : never;
+
+/**
+ * Update operators (MongoDB's): `$inc` takes only numeric fields of T,
+ * `$push`/`$pull`/`$addToSet` only array fields, with their element type.
+ * Dotted paths, whose type TypeScript cannot follow, take any operand the
+ * operator allows; the daemon checks them (`invalid_argument`).
+ */
+export interface UpdateOperators<T> {
+  $set?: { [K in NonId<T>]?: T[K] } & { [path: DottedPath]: unknown };
+  $unset?: { [K in NonId<T>]?: true | "" } & { [path: DottedPath]: true | "" };
+  $inc?: { [K in NumericKeys<T>]?: number } & { [path: DottedPath]: number };
+  $push?: { [K in ArrayKeys<T>]?: ElemOf<T[K]> | { $each: ReadonlyArray<ElemOf<T[K]>> } } & { [path: DottedPath]: unknown };
+  $pull?: { [K in ArrayKeys<T>]?: Extract<ElemOf<T[K]>, Scalar> } & { [path: DottedPath]: Scalar };
+  $addToSet?: { [K in ArrayKeys<T>]?: Extract<ElemOf<T[K]>, Scalar> | { $each: ReadonlyArray<Extract<ElemOf<T[K]>, Scalar>> } } & {
+    [path: DottedPath]: Scalar | { $each: ReadonlyArray<Scalar> };
+  };
+}
+
+/** A PATCH: a shallow merge of top-level fields, or update operators. */
+export type Update<T> = Partial<Omit<T, "id">> | UpdateOperators<T>;
+
+/** When a record expires: ttlMs from now, or at expiresAt. */
+export interface ExpiryOptions {
+  ttlMs?: number;
+  expiresAt?: Date | string;
+}
+
+/** Options of update: a condition on the version, and an expiry. */
+export interface UpdateOptions extends ExpiryOptions {
+  /** Refuse (ConflictError, nothing changed) unless the record is at this version. */
+  ifVersion?: number;
+}
+
+/** Options of upsert. */
+export interface UpsertOptions extends ExpiryOptions {
+  ifVersion?: number;
+  /** Create only: ConflictError if the id is taken (If-None-Match: *). */
+  ifAbsent?: boolean;
+}
+
+/** One operation of batch. */
+export type BatchOp<T> =
+  | ({ op: "create"; id?: string; data: Omit<T, "id"> } & ExpiryOptions)
+  | ({ op: "put"; id: string; data: Omit<T, "id">; ifVersion?: number; ifAbsent?: boolean } & ExpiryOptions)
+  | ({ op: "update"; id: string; data: Update<T>; ifVersion?: number } & ExpiryOptions)
+  | { op: "delete"; id: string; ifVersion?: number };
+
+/** The outcome of one batch operation; record is absent for a delete. */
+export interface BatchResult<T> {
+  id: string;
+  version?: number;
+  created?: boolean;
+  record?: T;
+}
+
+/** One write of the change stream. */
+export interface Change {
+  op: "create" | "update" | "delete";
+  id: string;
+  version: number;
+  /** When it was committed (ISO 8601). */
+  at: string;
+}
+
+export interface WatchOptions {
+  /** Ends the iteration. */
+  signal?: AbortSignal;
+  /** A `next` of GET …/changes to resume from; default: from now on. */
+  after?: string;
+  /** Long-poll wait per request; default 30 000. */
+  waitMs?: number;
+}
+
 export interface IndexSpec<T> {
   fields: ReadonlyArray<(keyof T & string) | DottedPath>;
   unique?: boolean;
@@ -71,16 +167,37 @@ export interface IndexSpec<T> {
   name?: string;
 }
 
-/** One collection (the seed's Repository<T>). */
+/** One collection (the seed's Repository<T>, with issue 18's calls). */
 export interface Repository<T extends { id: string }> {
-  create(data: Omit<T, "id"> & { id?: string }): Promise<T>;
+  create(data: Omit<T, "id"> & { id?: string }, options?: ExpiryOptions): Promise<T>;
   findById(id: string): Promise<T | null>;
+  findById<F extends FieldPath<T>>(id: string, options: { fields: ReadonlyArray<F> }): Promise<Projected<T, F> | null>;
+  /** The record and its version (what ifVersion compares with), or null. */
+  getWithVersion(id: string): Promise<{ record: T; version: number } | null>;
   findMany(options?: QueryOptions<T>): Promise<T[]>;
-  update(id: string, data: Partial<Omit<T, "id">>): Promise<T>;
-  delete(id: string): Promise<void>;
+  findMany<F extends FieldPath<T>>(options: QueryOptions<T> & { fields: ReadonlyArray<F> }): Promise<Projected<T, F>[]>;
+  /** A keyset page: pass the previous page's next as after; stable under concurrent inserts. */
+  findPage(options?: PageOptions<T>): Promise<Page<T>>;
+  findPage<F extends FieldPath<T>>(options: PageOptions<T> & { fields: ReadonlyArray<F> }): Promise<Page<Projected<T, F>>>;
+  /** Records in the order of ids, null for missing ones (at most 1 000 ids). */
+  getMany(ids: ReadonlyArray<string>): Promise<(T | null)[]>;
+  getMany<F extends FieldPath<T>>(ids: ReadonlyArray<string>, options: { fields: ReadonlyArray<F> }): Promise<(Projected<T, F> | null)[]>;
+  /** A shallow merge, or update operators; ifVersion makes it conditional. */
+  update(id: string, data: Update<T>, options?: UpdateOptions): Promise<T>;
+  /** Stores the whole record under id: created or replaced. */
+  upsert(id: string, data: Omit<T, "id">, options?: UpsertOptions): Promise<T>;
+  delete(id: string, options?: { ifVersion?: number }): Promise<void>;
+  /** Applies update to every record matching filter, all or nothing. */
+  updateMany(filter: Filter<T>, update: Update<T>): Promise<{ matched: number; modified: number }>;
+  /** Deletes every record matching filter; returns how many. */
+  deleteMany(filter: Filter<T>): Promise<number>;
+  /** Up to 1 000 operations in one transaction: all or none. */
+  batch(ops: ReadonlyArray<BatchOp<T>>): Promise<BatchResult<T>[]>;
+  /** The collection's writes from now on (or after a cursor), as they commit, until signal aborts. */
+  watch(options?: WatchOptions): AsyncIterable<Change>;
   count(filter?: Filter<T>): Promise<number>;
   ensureIndex(spec: IndexSpec<T>): Promise<void>;
-  /** A typed query builder over findMany and count (see Query). */
+  /** A typed query builder over findMany, findPage, count, updateMany and deleteMany (see Query). */
   query(): Query<T>;
 }
 
@@ -90,6 +207,43 @@ export interface RepositoryBackend {
   connect(): Promise<void>;
   disconnect(): Promise<void>;
   transaction<R>(fn: (tx: RepositoryBackend) => Promise<R>): Promise<R>;
+}
+
+export interface TransactionOptions {
+  /**
+   * How many times fn runs again after a serialization conflict (a
+   * ConflictError with `retryable`), with jittered exponential backoff;
+   * default 20, 0 turns retrying off. Out of tries, the last ConflictError
+   * is raised. fn must be safe to run again: only its daemon calls are
+   * rolled back.
+   */
+  retries?: number;
+}
+
+/**
+ * A queue seen from inside a transaction: its jobs and completions commit
+ * or roll back with the transaction's records. The daemon refuses these
+ * calls (ValidationError) where the jobs do not live in the records'
+ * database (GET /v1/info says `transactionalJobs`).
+ */
+export interface TxQueue<T, R = unknown> {
+  /** Adds a job that no dequeue sees before the transaction commits. */
+  enqueue(data: T, options?: EnqueueOptions): Promise<string>;
+  enqueueMany(jobs: ReadonlyArray<{ data: T } & EnqueueOptions>): Promise<string[]>;
+  /** Completes a claimed job at commit; a rollback leaves it processing under its lease. */
+  acknowledge(job: Job<T> | string, result?: R): Promise<void>;
+  /** Fails a claimed job at commit (retried or dead-lettered as outside a transaction). */
+  fail(job: Job<T> | string, error: Error, retry?: boolean): Promise<void>;
+}
+
+/** What transaction(fn) hands to fn on storaged: records and, in the same transaction, jobs. */
+export interface Transaction extends RepositoryBackend {
+  queue<T = unknown, R = unknown>(name?: string): TxQueue<T, R>;
+}
+
+/** The RepositoryBackend the client and its Fastify plugin provide: transactions can hold jobs and retry themselves. */
+export interface StoragedRepositoryBackend extends RepositoryBackend {
+  transaction<R>(fn: (tx: Transaction) => Promise<R>, options?: TransactionOptions): Promise<R>;
 }
 
 export enum JobStatus {
@@ -132,7 +286,11 @@ export interface JobError {
   stack?: string;
 }
 
-export interface Job<T> {
+/** What a handler reports while it runs: a percentage (0-100) or any object. */
+export type JobProgress = number | { [key: string]: unknown };
+
+/** T is the job's data, R its result (what the handler returned). */
+export interface Job<T, R = unknown> {
   id: string;
   queue: string;
   data: T;
@@ -151,6 +309,22 @@ export interface Job<T> {
   /** The claim's fencing token; only on jobs returned by dequeue. */
   lease?: string;
   lastError?: JobError;
+  /** What the handler returned (or acknowledge was given), once completed. */
+  result?: R;
+  /** The last progress of the current (or last) attempt. */
+  progress?: JobProgress;
+}
+
+/** What a handler gets beside its job. */
+export interface JobContext {
+  /**
+   * Aborted when the worker learns its claim is gone (the job was
+   * cancelled, or its lease ran out and another worker has it), as soon as
+   * a heartbeat or a progress report says so.
+   */
+  signal: AbortSignal;
+  /** Reports progress (and renews the lease); see JobQueue.progress. */
+  progress(progress: JobProgress): Promise<void>;
 }
 
 export interface QueueStats {
@@ -179,6 +353,12 @@ export interface WorkOptions {
   leaseMs?: number;
   /** Long-poll wait per dequeue; default 30 000. */
   waitMs?: number;
+  /**
+   * A handler still running after this long has its signal aborted (with
+   * a JobTimeoutError) and its job failed with that error, retried per the
+   * job's policy. Default 0: no timeout.
+   */
+  timeoutMs?: number;
   /** Called with errors the loop survives (daemon unreachable, lost lease). */
   onError?: (err: unknown) => void;
 }
@@ -206,8 +386,8 @@ export interface FailItem<T> {
  */
 export type ItemResult = StorageError | null;
 
-/** A queue (the seed's JobQueue<T> with DESIGN's extensions). */
-export interface JobQueue<T> {
+/** A queue (the seed's JobQueue<T> with DESIGN's extensions); R is its jobs' result. */
+export interface JobQueue<T, R = unknown> {
   enqueue(data: T, options?: EnqueueOptions): Promise<string>;
   enqueueMany(jobs: ReadonlyArray<{ data: T } & EnqueueOptions>): Promise<string[]>;
   dequeue(options?: DequeueOptions): Promise<Job<T> | null>;
@@ -219,11 +399,20 @@ export interface JobQueue<T> {
    * job's lease ran out and another loop of this process claimed it again).
    * The same holds for fail and heartbeat.
    */
-  acknowledge(job: Job<T> | string): Promise<void>;
+  acknowledge(job: Job<T> | string, result?: R): Promise<void>;
   /** Fails a claimed job: pending again after its backoff while attempts remain (retry), else failed. */
   fail(job: Job<T> | string, error: Error, retry?: boolean): Promise<void>;
   getStatus(jobId: string): Promise<JobStatus | null>;
-  getJob(jobId: string): Promise<Job<T> | null>;
+  getJob(jobId: string): Promise<Job<T, R> | null>;
+  /**
+   * Waits until the job is completed, failed or cancelled and returns it
+   * (with its result or lastError); null if it is still pending or
+   * processing after timeoutMs (default 30 000). Woken by the finish, on
+   * any daemon sharing the database.
+   */
+  waitFor(jobId: string, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<Job<T, R> | null>;
+  /** Reports a claim's progress (0-100 or an object) and extends its lease like heartbeat. */
+  progress(job: Job<T> | string, progress: JobProgress, leaseMs?: number): Promise<void>;
   /** Extends a claim's lease to now + leaseMs (default: the claim's own leaseMs). */
   heartbeat(job: Job<T> | string, leaseMs?: number): Promise<void>;
   cancel(jobId: string): Promise<void>;
@@ -232,13 +421,15 @@ export interface JobQueue<T> {
   retryFailed(jobId: string): Promise<void>;
   /** Deletes the queue's dead letters; returns how many. */
   purgeFailed(): Promise<number>;
-  work(handler: (job: Job<T>) => Promise<void>, options?: WorkOptions): Worker;
+  /** Runs handler on each job; what it returns becomes the job's result. */
+  work(handler: (job: Job<T>, context: JobContext) => Promise<R | void>, options?: WorkOptions): Worker;
 
   // Batches (DESIGN §3a): one call, many jobs, one outcome per item.
 
   /** Claims up to max (1-1 000) ready jobs in claim order; [] when none came within waitMs. */
   dequeueMany(max: number, options?: DequeueOptions): Promise<Job<T>[]>;
-  acknowledgeMany(jobs: ReadonlyArray<Job<T> | string>): Promise<ItemResult[]>;
+  /** results[i], if given, is jobs[i]'s result. */
+  acknowledgeMany(jobs: ReadonlyArray<Job<T> | string>, results?: ReadonlyArray<R | undefined>): Promise<ItemResult[]>;
   failMany(items: ReadonlyArray<FailItem<T>>): Promise<ItemResult[]>;
   /** Extends each claim's lease to now + leaseMs (default: each claim's own leaseMs). */
   heartbeatMany(jobs: ReadonlyArray<Job<T> | string>, leaseMs?: number): Promise<ItemResult[]>;
@@ -250,7 +441,7 @@ export interface JobQueue<T> {
 /** The jobs port (the seed's JobQueueBackend). */
 export interface JobQueueBackend {
   /** The seed declares `T = any`; unknown keeps `any` out of the public types. */
-  queue<T = unknown>(name?: string): JobQueue<T>;
+  queue<T = unknown, R = unknown>(name?: string): JobQueue<T, R>;
   connect(): Promise<void>;
   disconnect(): Promise<void>;
 }

@@ -1,10 +1,13 @@
 import { setMaxListeners } from "node:events";
-import { ConflictError, NotFoundError, ValidationError } from "./errors.js";
+import { ConflictError, JobTimeoutError, NotFoundError, ValidationError } from "./errors.js";
 import type { WorkerQueue } from "./jobqueue.js";
-import type { FailItem, ItemResult, Job, WorkOptions, Worker } from "./types.js";
+import type { FailItem, ItemResult, Job, JobContext, JobProgress, WorkOptions, Worker } from "./types.js";
 
 /** The most items one batch call carries (DESIGN §3a). */
 const MAX_BATCH = 1000;
+
+/** How often a handler running for longer learns whether its claim still holds. */
+const RUNNING_CHECK_MS = 1000;
 
 /** The most claims a worker holds beyond those running, unless told: see README, "Tuning workers". */
 export const DEFAULT_PREFETCH = MAX_BATCH;
@@ -33,7 +36,7 @@ function positiveInteger(name: string, v: number | undefined, fallback: number, 
  * thus get big batches (hundreds of jobs per round trip), slow ones hold
  * next to nothing that other workers could be running.
  */
-export class QueueWorker<T> implements Worker {
+export class QueueWorker<T, R = unknown> implements Worker {
   private readonly concurrency: number;
   private readonly prefetch: number;
   private readonly leaseMs: number;
@@ -49,8 +52,15 @@ export class QueueWorker<T> implements Worker {
    * must not let the lease run out and the job run again).
    */
   private readonly held = new Set<Job<T>>();
+  /** The running jobs: their signals (aborted when the claim is found gone) and when they started. */
+  private readonly signals = new Map<Job<T>, { abort: AbortController; start: number }>();
+  private readonly timeoutMs: number;
+  /** Every claim held is renewed at this pace (a third of the lease). */
+  private readonly renewEvery: number;
+  private lastFullRenew = performance.now();
   private running = 0;
   private acks: Job<T>[] = [];
+  private results: (R | undefined)[] = [];
   private fails: Array<FailItem<T> & { job: Job<T> }> = [];
   private flushing: Promise<void> | undefined;
   private flushQueued = false;
@@ -70,19 +80,23 @@ export class QueueWorker<T> implements Worker {
   private rtt = 1;
 
   constructor(
-    private readonly queue: WorkerQueue<T>,
-    private readonly handler: (job: Job<T>) => Promise<void>,
+    private readonly queue: WorkerQueue<T, R>,
+    private readonly handler: (job: Job<T>, context: JobContext) => Promise<R | void>,
     options: WorkOptions,
   ) {
     this.concurrency = positiveInteger("concurrency", options.concurrency, 1);
     this.prefetch = Math.min(positiveInteger("prefetch", options.prefetch, DEFAULT_PREFETCH, 0), MAX_BATCH);
     this.leaseMs = positiveInteger("leaseMs", options.leaseMs, 30_000);
     this.waitMs = positiveInteger("waitMs", options.waitMs, 30_000, 0);
+    this.timeoutMs = positiveInteger("timeoutMs", options.timeoutMs, 0, 0);
     this.onError = options.onError ?? ((err) => process.emitWarning(`storaged worker: ${(err as Error).message ?? err}`));
     setMaxListeners(0, this.abort.signal);
-    // A third of the lease, so that two renewals may be lost before a
-    // claim runs out.
-    this.heartbeat = setInterval(() => void this.renew(), Math.max(Math.floor(this.leaseMs / 3), 10));
+    // Every claim at a third of the lease, so that two renewals may be
+    // lost before a claim runs out; and handlers running for over a second
+    // every second, so that a cancel reaches their signal within about a
+    // second (a job shorter than that never costs an extra call).
+    this.renewEvery = Math.max(Math.floor(this.leaseMs / 3), 10);
+    this.heartbeat = setInterval(() => void this.renew(), Math.min(this.renewEvery, RUNNING_CHECK_MS));
     this.fetched = this.fetch();
   }
 
@@ -155,12 +169,37 @@ export class QueueWorker<T> implements Worker {
   private async run(job: Job<T>): Promise<void> {
     this.running++;
     const start = performance.now();
+    const abort = new AbortController();
+    this.signals.set(job, { abort, start });
+    const context: JobContext = {
+      signal: abort.signal,
+      progress: (p: JobProgress) => this.progress(job, p),
+    };
+    // At its timeout the job fails at once (retried per its policy) and
+    // the handler's signal aborts; what the handler does after that is
+    // ignored, but its slot stays taken until it returns.
+    let timedOut = false;
+    const timer =
+      this.timeoutMs > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            const err = new JobTimeoutError(`job ${job.id} ran past its timeout of ${this.timeoutMs} ms`);
+            abort.abort(err);
+            this.fails.push({ job, error: err, retry: true });
+            this.scheduleFlush();
+          }, this.timeoutMs)
+        : undefined;
     try {
-      await this.handler(job);
-      this.acks.push(job);
+      const result = await this.handler(job, context);
+      if (!timedOut) {
+        this.acks.push(job);
+        this.results.push(result === undefined ? undefined : result);
+      }
     } catch (err) {
-      this.fails.push({ job, error: err instanceof Error ? err : new Error(String(err)), retry: true });
+      if (!timedOut) this.fails.push({ job, error: err instanceof Error ? err : new Error(String(err)), retry: true });
     }
+    clearTimeout(timer);
+    this.signals.delete(job);
     const took = performance.now() - start;
     this.took = this.took === 0 ? took : 0.9 * this.took + 0.1 * took;
     this.running--;
@@ -188,9 +227,10 @@ export class QueueWorker<T> implements Worker {
   private async flush(): Promise<void> {
     while (this.acks.length > 0 || this.fails.length > 0) {
       const acks = this.acks.splice(0, MAX_BATCH);
+      const results = this.results.splice(0, MAX_BATCH);
       const fails = this.fails.splice(0, MAX_BATCH);
       await Promise.all([
-        acks.length > 0 ? this.send("acknowledge", acks, () => this.queue.acknowledgeMany(acks)) : undefined,
+        acks.length > 0 ? this.send("acknowledge", acks, () => this.queue.acknowledgeMany(acks, results)) : undefined,
         fails.length > 0 ? this.send("fail", fails.map((f) => f.job), () => this.queue.failMany(fails)) : undefined,
       ]);
       // Settled (or given up on): no longer ours to renew, and room for more.
@@ -223,11 +263,25 @@ export class QueueWorker<T> implements Worker {
     }
   }
 
-  /** Renews every claim held; a claim lost meanwhile is dropped if it has not started. */
+  /**
+   * Renews every claim held at a third of the lease, and in between the
+   * claims of handlers running for over a second; a claim found gone is
+   * dropped if it has not started, and its handler's signal aborted if it
+   * has.
+   */
   private async renew(): Promise<void> {
     if (this.beating || this.held.size === 0) return;
+    const now = performance.now();
+    let jobs: Job<T>[];
+    if (now - this.lastFullRenew >= this.renewEvery - 5) {
+      this.lastFullRenew = now;
+      jobs = [...this.held];
+    } else {
+      jobs = [];
+      for (const [job, r] of this.signals) if (now - r.start >= RUNNING_CHECK_MS && this.held.has(job)) jobs.push(job);
+      if (jobs.length === 0) return;
+    }
     this.beating = true;
-    const jobs = [...this.held];
     try {
       for (let k = 0; k < jobs.length; k += MAX_BATCH) {
         const chunk = jobs.slice(k, k + MAX_BATCH);
@@ -235,12 +289,7 @@ export class QueueWorker<T> implements Worker {
         results.forEach((r, i) => {
           if (!r) return;
           const job = chunk[i]!;
-          const waiting = this.buffer.indexOf(job);
-          if (waiting >= 0 && (r instanceof ConflictError || r instanceof NotFoundError)) {
-            // Cancelled, or its lease ran out and another worker has it.
-            this.buffer.splice(waiting, 1);
-            this.held.delete(job);
-          }
+          this.claimLost(job, r);
           this.onError(r);
         });
       }
@@ -248,6 +297,32 @@ export class QueueWorker<T> implements Worker {
       this.onError(err);
     } finally {
       this.beating = false;
+    }
+  }
+
+  /**
+   * Acts on a heartbeat or progress refusal: a claim that is gone (the job
+   * was cancelled, or its lease ran out and another worker has it) is
+   * dropped if it has not started, and its handler's signal aborted if it
+   * has.
+   */
+  private claimLost(job: Job<T>, r: unknown): void {
+    if (!(r instanceof ConflictError || r instanceof NotFoundError)) return;
+    const waiting = this.buffer.indexOf(job);
+    if (waiting >= 0) {
+      this.buffer.splice(waiting, 1);
+      this.held.delete(job);
+    }
+    this.signals.get(job)?.abort.abort(r);
+  }
+
+  /** A handler's progress report; it also renews the claim. */
+  private async progress(job: Job<T>, p: JobProgress): Promise<void> {
+    try {
+      await this.queue.progress(job, p, this.leaseMs);
+    } catch (err) {
+      this.claimLost(job, err);
+      throw err;
     }
   }
 

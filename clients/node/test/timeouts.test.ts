@@ -7,10 +7,10 @@ import net from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import Fastify from "fastify";
-import storaged, { SocketJobQueueBackend, SocketRepositoryBackend, StorageUnavailableError, ValidationError } from "../src/index.js";
+import storaged, { CLIENT_VERSION, SocketJobQueueBackend, SocketRepositoryBackend, StorageUnavailableError, ValidationError } from "../src/index.js";
 import { tempDir } from "./harness.js";
 
-/** A fake daemon: answers GET /healthz, and hands every other request to onRequest. */
+/** A fake daemon: answers GET /healthz and GET /v1/info (connect's checks), and hands every other request to onRequest. */
 async function fakeDaemon(onRequest: (line: string, socket: net.Socket) => void = () => {}) {
   const socketPath = join(tempDir(), "fake.sock");
   const sockets = new Set<net.Socket>();
@@ -34,6 +34,7 @@ async function fakeDaemon(onRequest: (line: string, socket: net.Socket) => void 
         buf = buf.slice(end + 4 + length);
         const line = head.slice(0, head.indexOf("\r\n"));
         if (line.startsWith("GET /healthz ")) answer(socket, 200, '{"status":"ok"}');
+        else if (line.startsWith("GET /v1/info ")) answer(socket, 200, JSON.stringify({ version: CLIENT_VERSION }));
         else onRequest(line, socket);
       }
     });
@@ -89,7 +90,7 @@ describe("client timeouts", () => {
   });
 
   it("a request that gets no answer fails after requestTimeoutMs and its connection is not reused", async () => {
-    const d = await fakeDaemon(); // never answers anything but /healthz
+    const d = await fakeDaemon(); // never answers anything but connect's checks
     const repo = new SocketRepositoryBackend({ socketPath: d.socketPath, requestTimeoutMs: 200 });
     try {
       await repo.connect();

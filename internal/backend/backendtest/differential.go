@@ -57,6 +57,7 @@ func RunDifferential(t *testing.T, newBackend NewRepository) {
 			}
 		}
 	}
+	t.Run("Updates", func(t *testing.T) { runUpdateDifferential(t, b) })
 }
 
 func mustEncode(t *testing.T, doc map[string]any) []byte {

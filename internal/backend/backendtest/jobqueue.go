@@ -72,6 +72,14 @@ func RunJobQueue(t *testing.T, newStore NewJobStore) {
 		{"ConcurrentWorkersEachJobOnce", none, testConcurrentWorkers},
 		{"ConcurrentBatchWorkersEachJobOnce", none, testConcurrentBatchWorkers},
 	}
+	// Results, progress and waiting are read back through getJob and wait.
+	for _, r := range resultTests {
+		tests = append(tests, struct {
+			name  string
+			needs backend.JobCapabilities
+			fn    func(t *testing.T, b *jq)
+		}{r.name, get, r.fn})
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			store := newStore(t)
@@ -972,7 +980,7 @@ func (g *gatedStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.
 	return g.JobStore.Claim(ctx, p)
 }
 
-func (g *gatedStore) Watch(func(string)) {}
+func (g *gatedStore) Watch(backend.Watcher) {}
 
 // testAbandonedClaim: a dequeue whose context ends while its claim runs (a
 // long poll cut by SIGTERM, a client gone) must not leave the job

@@ -50,6 +50,7 @@ func RunRepository(t *testing.T, newBackend NewRepository) {
 		{"FilterVectors", runVectors},
 		{"LargeFiltersAreAnsweredOrRefused", testLargeFilters},
 	}
+	tests = append(tests, v2Tests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newBackend(t))
@@ -613,7 +614,7 @@ func testTxSerializable(t *testing.T, b backend.RepositoryBackend) {
 					// Under CPU load the workers keep colliding when they
 					// retry at once; a growing, jittered pause lets one
 					// through. The bound only stops a real livelock.
-					if !backend.IsCode(err, backend.CodeConflict) || attempt >= 200 {
+					if !backend.IsRetryable(err) || attempt >= 200 {
 						errs <- fmt.Errorf("increment %d, attempt %d: %w", i, attempt+1, err)
 						return
 					}

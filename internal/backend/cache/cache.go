@@ -42,7 +42,7 @@ const stripes = 256
 // RepositoryBackend caches FindByID of the backend it wraps.
 type RepositoryBackend struct {
 	next backend.RepositoryBackend
-	lru  *lru.Cache[string, backend.Record]
+	lru  *lru.Cache[string, backend.Item]
 	seed maphash.Seed
 	log  *slog.Logger
 
@@ -70,7 +70,7 @@ type Config struct {
 // is live (or fails if it does not get there); otherwise only this process's writes are seen, which is right for
 // memory and for a SQLite file that only this daemon writes.
 func Wrap(next backend.RepositoryBackend, cfg Config) (*RepositoryBackend, error) {
-	c, err := lru.New[string, backend.Record](cfg.Size)
+	c, err := lru.New[string, backend.Item](cfg.Size)
 	if err != nil {
 		return nil, backend.Errorf(backend.CodeInvalidArgument, "cache size: %v", err)
 	}
@@ -153,27 +153,38 @@ func (b *RepositoryBackend) setLive(live bool) {
 	b.log.Info("read cache", "live", live)
 }
 
-func (b *RepositoryBackend) findByID(ctx context.Context, r backend.Repository, collection, id string) (backend.Record, error) {
+func (b *RepositoryBackend) get(ctx context.Context, r backend.Repository, collection, id string) (backend.Item, error) {
 	k := key(collection, id)
-	if rec, ok := b.lru.Get(k); ok {
+	if it, ok := b.lru.Get(k); ok {
 		b.hits.Add(1)
-		return rec, nil
+		return it, nil
 	}
 	b.misses.Add(1)
 	s := b.stripe(k)
 	b.mu.Lock()
 	gen, epoch, live := b.gens[s], b.epoch, b.live
 	b.mu.Unlock()
-	rec, err := r.FindByID(ctx, id)
-	if err != nil || rec == nil || !live {
-		return rec, err
+	it, err := r.Get(ctx, id)
+	// A record with a TTL is not kept: the cache would have to know the
+	// backend's clock to stop serving it in time.
+	if err != nil || it.Rec == nil || !live || it.ExpiresAt != 0 {
+		return it, err
 	}
 	b.mu.Lock()
 	if b.live && b.gens[s] == gen && b.epoch == epoch {
-		b.lru.Add(k, rec)
+		b.lru.Add(k, it)
 	}
 	b.mu.Unlock()
-	return rec, nil
+	return it, nil
+}
+
+// flush forgets every record: after a write to records it cannot name
+// (updateMany, deleteMany).
+func (b *RepositoryBackend) flush() {
+	b.mu.Lock()
+	b.epoch++
+	b.lru.Purge()
+	b.mu.Unlock()
 }
 
 // Repository implements backend.RepositoryBackend.
@@ -204,6 +215,41 @@ func (b *RepositoryBackend) Close() error {
 	return b.next.Close()
 }
 
+// PurgeExpired implements backend.Expirer for the backend behind the
+// cache (which never holds records with a TTL).
+func (b *RepositoryBackend) PurgeExpired(ctx context.Context) (int64, error) {
+	if e, ok := b.next.(backend.Expirer); ok {
+		return e.PurgeExpired(ctx)
+	}
+	return 0, nil
+}
+
+// SetClock implements backend.Expirer.
+func (b *RepositoryBackend) SetClock(now func() time.Time) {
+	if e, ok := b.next.(backend.Expirer); ok {
+		e.SetClock(now)
+	}
+}
+
+// ReadChanges implements backend.ChangeLog for the backend behind the
+// cache.
+func (b *RepositoryBackend) ReadChanges(ctx context.Context, collection string, after int64, limit int) ([]backend.Change, int64, error) {
+	l, ok := b.next.(backend.ChangeLog)
+	if !ok {
+		return nil, 0, backend.Errorf(backend.CodeUnavailable, "this repository backend keeps no change log")
+	}
+	return l.ReadChanges(ctx, collection, after, limit)
+}
+
+// ChangesChan implements backend.ChangeWaker: nil (poll) unless the
+// backend behind can wake.
+func (b *RepositoryBackend) ChangesChan(collection string) <-chan struct{} {
+	if w, ok := b.next.(backend.ChangeWaker); ok {
+		return w.ChangesChan(collection)
+	}
+	return nil
+}
+
 // Unwrap returns the backend behind the cache.
 func (b *RepositoryBackend) Unwrap() backend.RepositoryBackend { return b.next }
 
@@ -225,7 +271,45 @@ func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Re
 }
 
 func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, error) {
-	return r.b.findByID(ctx, r.next, r.name, id)
+	it, err := r.b.get(ctx, r.next, r.name, id)
+	return it.Rec, err
+}
+
+func (r *repository) Get(ctx context.Context, id string) (backend.Item, error) {
+	return r.b.get(ctx, r.next, r.name, id)
+}
+
+func (r *repository) FindItems(ctx context.Context, q backend.Query) ([]backend.Item, error) {
+	return r.next.FindItems(ctx, q)
+}
+
+func (r *repository) GetMany(ctx context.Context, ids []string) ([]backend.Item, error) {
+	return r.next.GetMany(ctx, ids)
+}
+
+func (r *repository) Put(ctx context.Context, id string, doc map[string]any, p backend.PutParams) (backend.Item, bool, error) {
+	defer r.b.drop(r.name, id)
+	return r.next.Put(ctx, id, doc, p)
+}
+
+func (r *repository) Modify(ctx context.Context, id string, u backend.Update, p backend.WriteParams) (backend.Item, error) {
+	defer r.b.drop(r.name, id)
+	return r.next.Modify(ctx, id, u, p)
+}
+
+func (r *repository) Remove(ctx context.Context, id string, p backend.WriteParams) error {
+	defer r.b.drop(r.name, id)
+	return r.next.Remove(ctx, id, p)
+}
+
+func (r *repository) UpdateMany(ctx context.Context, f backend.Filter, u backend.Update) (backend.UpdateManyResult, error) {
+	defer r.b.flush()
+	return r.next.UpdateMany(ctx, f, u)
+}
+
+func (r *repository) DeleteMany(ctx context.Context, f backend.Filter) (int64, error) {
+	defer r.b.flush()
+	return r.next.DeleteMany(ctx, f)
 }
 
 func (r *repository) FindMany(ctx context.Context, q backend.Query) ([]backend.Record, error) {
@@ -256,6 +340,7 @@ type tx struct {
 	next    backend.Tx
 	mu      sync.Mutex
 	written [][2]string
+	flush   bool // an updateMany or deleteMany: drop everything
 }
 
 func (t *tx) Repository(collection string) backend.Repository {
@@ -270,7 +355,10 @@ func (t *tx) Commit(ctx context.Context) error {
 	for _, w := range t.written {
 		t.b.drop(w[0], w[1])
 	}
-	t.written = nil
+	if t.flush {
+		t.b.flush()
+	}
+	t.written, t.flush = nil, false
 	return err
 }
 
@@ -305,4 +393,35 @@ func (r *txRepository) Update(ctx context.Context, id string, patch map[string]a
 func (r *txRepository) Delete(ctx context.Context, id string) error {
 	r.t.wrote(r.name, id)
 	return r.Repository.Delete(ctx, id)
+}
+
+func (r *txRepository) Put(ctx context.Context, id string, doc map[string]any, p backend.PutParams) (backend.Item, bool, error) {
+	r.t.wrote(r.name, id)
+	return r.Repository.Put(ctx, id, doc, p)
+}
+
+func (r *txRepository) Modify(ctx context.Context, id string, u backend.Update, p backend.WriteParams) (backend.Item, error) {
+	r.t.wrote(r.name, id)
+	return r.Repository.Modify(ctx, id, u, p)
+}
+
+func (r *txRepository) Remove(ctx context.Context, id string, p backend.WriteParams) error {
+	r.t.wrote(r.name, id)
+	return r.Repository.Remove(ctx, id, p)
+}
+
+func (r *txRepository) UpdateMany(ctx context.Context, f backend.Filter, u backend.Update) (backend.UpdateManyResult, error) {
+	r.t.flushAtCommit()
+	return r.Repository.UpdateMany(ctx, f, u)
+}
+
+func (r *txRepository) DeleteMany(ctx context.Context, f backend.Filter) (int64, error) {
+	r.t.flushAtCommit()
+	return r.Repository.DeleteMany(ctx, f)
+}
+
+func (t *tx) flushAtCommit() {
+	t.mu.Lock()
+	t.flush = true
+	t.mu.Unlock()
 }

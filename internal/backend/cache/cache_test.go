@@ -101,7 +101,7 @@ func field(t *testing.T, rec backend.Record, name string) any {
 	return m[name]
 }
 
-func TestBehaviour(t *testing.T) {
+func TestReliabilityBehaviour(t *testing.T) {
 	for name, open := range backends(t) {
 		t.Run(name, func(t *testing.T) {
 			t.Run("HitsAndWrites", func(t *testing.T) { testHitsAndWrites(t, wrap(t, open(t), 100)) })
@@ -263,11 +263,11 @@ func testReadAfterAck(t *testing.T, c *cache.RepositoryBackend) {
 	t.Logf("%d reads checked (%d hits, %d misses), none older than an acknowledged write", checked.Load(), hits, misses)
 }
 
-// TestOtherProcessWrites: two caches over one PostgreSQL, as two daemons.
+// TestReliabilityOtherProcessWrites: two caches over one PostgreSQL, as two daemons.
 // A write through one (plain or in a transaction) reaches the other's
 // cache through LISTEN/NOTIFY; the test measures how long that takes and
 // fails past the documented bound.
-func TestOtherProcessWrites(t *testing.T) {
+func TestReliabilityOtherProcessWrites(t *testing.T) {
 	url := testutil.PostgresDB(t)
 	a := wrap(t, openPG(t, url), 100)
 	b := wrap(t, openPG(t, url), 100)
@@ -337,10 +337,10 @@ func TestOtherProcessWrites(t *testing.T) {
 	}
 }
 
-// TestFeedLossTurnsTheCacheOff: when the LISTEN connection dies, the cache
+// TestReliabilityFeedLossTurnsTheCacheOff: when the LISTEN connection dies, the cache
 // stops serving at once (it would miss changes) and comes back after the
 // reconnect, empty.
-func TestFeedLossTurnsTheCacheOff(t *testing.T) {
+func TestReliabilityFeedLossTurnsTheCacheOff(t *testing.T) {
 	url := testutil.PostgresDB(t)
 	c := wrap(t, openPG(t, url), 100)
 	name := testutil.Name(t, "c")

@@ -281,6 +281,7 @@ func (b *JobStore) Claim(_ context.Context, p backend.ClaimParams) (backend.Clai
 		}
 		j.Status = backend.StatusProcessing
 		j.Attempts++
+		j.Progress = nil // progress is the attempt's
 		j.lease = p.Token + "." + strconv.Itoa(len(out.Jobs))
 		j.leaseDur = p.Lease
 		j.StartedAt = ptr(now)
@@ -398,6 +399,7 @@ func (b *JobStore) apply(q *mqueue, j *mjob, it backend.SettleItem, now time.Tim
 	j.UpdatedAt = now
 	switch it.Kind {
 	case backend.Complete:
+		j.Result = slices.Clone(it.Value)
 		q.finish(j, backend.StatusCompleted, now)
 	case backend.Fail:
 		j.LastError = errorCopy(it.Error)
@@ -413,7 +415,10 @@ func (b *JobStore) apply(q *mqueue, j *mjob, it backend.SettleItem, now time.Tim
 		j.Attempts--
 		j.LeaseExpiresAt = nil
 		q.schedule(j, now) // runAt is past: ready again, in its old place
-	case backend.Extend:
+	case backend.Extend, backend.Progress:
+		if it.Kind == backend.Progress {
+			j.Progress = slices.Clone(it.Value)
+		}
 		ext := it.Delay
 		if ext == 0 {
 			ext = j.leaseDur
@@ -515,7 +520,7 @@ func (b *JobStore) DeleteFinished(_ context.Context, p backend.DeleteParams) (in
 
 // Watch implements backend.JobStore: nobody else changes this store, so
 // the service's own wake-ups are all there are.
-func (b *JobStore) Watch(func(string)) {}
+func (b *JobStore) Watch(backend.Watcher) {}
 
 // PollInterval implements backend.JobStore.
 func (b *JobStore) PollInterval() time.Duration { return 0 }
@@ -538,6 +543,8 @@ func (b *JobStore) Close() error {
 func (j *mjob) snapshot() *backend.Job {
 	out := j.Job
 	out.Data = slices.Clone(j.Data)
+	out.Result = slices.Clone(j.Result)
+	out.Progress = slices.Clone(j.Progress)
 	out.Lease = j.lease
 	if j.LastError != nil {
 		e := *j.LastError

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/storaged/storaged/internal/backend"
 )
@@ -29,21 +30,34 @@ type RepositoryBackend struct {
 	mu     sync.RWMutex  // guards colls and in-place changes to them
 	colls  map[string]*collection
 	closed bool
+
+	clockMu sync.Mutex
+	clock   func() time.Time // for TTLs; SetClock
+
+	log changeLog
 }
 
 // NewRepositoryBackend returns an empty backend.
 func NewRepositoryBackend() *RepositoryBackend {
-	return &RepositoryBackend{writer: make(chan struct{}, 1), colls: map[string]*collection{}}
+	return &RepositoryBackend{writer: make(chan struct{}, 1), colls: map[string]*collection{}, clock: backend.Now}
 }
 
 type entry struct {
-	doc map[string]any
-	rec backend.Record
+	doc     map[string]any
+	rec     backend.Record
+	version int64
+	expires int64 // Unix ms; 0: never
 }
 
 type collection struct {
 	docs    map[string]*entry
 	indexes map[string]*index
+	// now is the time of the write under way (set by write, which holds
+	// the collection alone): expired records count as absent.
+	now int64
+	// pending are the changes of the write under way, for the change
+	// log once they are committed (changes.go).
+	pending []backend.Change
 }
 
 type index struct {
@@ -158,6 +172,7 @@ func (t *tx) Commit(context.Context) error {
 	t.b.mu.Lock()
 	for name, c := range t.colls {
 		t.b.colls[name] = c
+		t.b.logChanges(name, c)
 	}
 	t.b.mu.Unlock()
 	t.runEnds(true)
@@ -224,6 +239,7 @@ func (r *repository) write(ctx context.Context, fn func(c *collection) error) er
 			}
 			r.tx.colls[r.name] = c
 		}
+		c.now = r.b.nowMs()
 		return fn(c)
 	}
 	if err := r.b.acquire(ctx); err != nil {
@@ -237,6 +253,8 @@ func (r *repository) write(ctx context.Context, fn func(c *collection) error) er
 		c = newCollection()
 		r.b.colls[r.name] = c
 	}
+	c.now = r.b.nowMs()
+	defer r.b.logChanges(r.name, c)
 	return fn(c)
 }
 
@@ -245,9 +263,9 @@ func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Re
 	if err != nil {
 		return nil, err
 	}
-	e := &entry{doc: doc, rec: rec}
+	e := &entry{doc: doc, rec: rec, version: 1}
 	err = r.write(ctx, func(c *collection) error {
-		if _, taken := c.docs[id]; taken {
+		if c.take(id) != nil {
 			return backend.Errorf(backend.CodeConflict, "a record with id %q already exists in %s", id, r.name)
 		}
 		return c.put(id, nil, e)
@@ -258,23 +276,21 @@ func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Re
 	return rec, nil
 }
 
-func (r *repository) FindByID(_ context.Context, id string) (backend.Record, error) {
-	var rec backend.Record
-	err := r.read(func(c *collection) error {
-		if c != nil {
-			if e := c.docs[id]; e != nil {
-				rec = e.rec
-			}
-		}
-		return nil
-	})
-	return rec, err
+func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, error) {
+	it, err := r.Get(ctx, id)
+	return it.Rec, err
 }
 
-func (r *repository) FindMany(_ context.Context, q backend.Query) ([]backend.Record, error) {
-	var out []backend.Record
+func (r *repository) FindMany(ctx context.Context, q backend.Query) ([]backend.Record, error) {
+	items, err := r.FindItems(ctx, q)
+	return backend.Records(items), err
+}
+
+func (r *repository) FindItems(_ context.Context, q backend.Query) ([]backend.Item, error) {
+	var out []backend.Item
+	now := r.b.nowMs()
 	err := r.read(func(c *collection) error {
-		matches := c.matching(q.Filter)
+		matches := c.matching(q.Filter, now)
 		slices.SortFunc(matches, func(a, b *entry) int { return CompareDocs(q.Sort, a.doc, b.doc) })
 		if q.Offset >= len(matches) {
 			matches = nil
@@ -284,9 +300,9 @@ func (r *repository) FindMany(_ context.Context, q backend.Query) ([]backend.Rec
 		if q.Limit > 0 && len(matches) > q.Limit {
 			matches = matches[:q.Limit]
 		}
-		out = make([]backend.Record, len(matches))
+		out = make([]backend.Item, len(matches))
 		for i, e := range matches {
-			out[i] = e.rec
+			out[i] = backend.Item{Rec: e.rec, Version: e.version}
 		}
 		return nil
 	})
@@ -295,8 +311,9 @@ func (r *repository) FindMany(_ context.Context, q backend.Query) ([]backend.Rec
 
 func (r *repository) Count(_ context.Context, f backend.Filter) (int64, error) {
 	var n int64
+	now := r.b.nowMs()
 	err := r.read(func(c *collection) error {
-		n = int64(len(c.matching(f)))
+		n = int64(len(c.matching(f, now)))
 		return nil
 	})
 	return n, err
@@ -306,33 +323,43 @@ func (r *repository) Update(ctx context.Context, id string, patch map[string]any
 	if err := backend.CheckPatch(patch); err != nil {
 		return nil, err
 	}
-	var rec backend.Record
-	err := r.write(ctx, func(c *collection) error {
-		old := c.docs[id]
-		if old == nil {
-			return backend.Errorf(backend.CodeNotFound, "no record with id %q in %s", id, r.name)
-		}
-		doc := backend.Merge(old.doc, patch)
-		var err error
-		if rec, err = backend.Encode(doc); err != nil {
-			return err
-		}
-		return c.put(id, old, &entry{doc: doc, rec: rec})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return rec, nil
+	it, err := r.Modify(ctx, id, backend.Update{Merge: patch}, backend.WriteParams{})
+	return it.Rec, err
 }
 
 func (r *repository) Delete(ctx context.Context, id string) error {
 	return r.write(ctx, func(c *collection) error {
 		if old := c.docs[id]; old != nil {
-			c.unindex(id, old)
-			delete(c.docs, id)
+			c.remove(id, old)
 		}
 		return nil
 	})
+}
+
+// SetClock sets the clock that decides when records expire (tests).
+func (b *RepositoryBackend) SetClock(now func() time.Time) {
+	b.clockMu.Lock()
+	b.clock = now
+	b.clockMu.Unlock()
+}
+
+func (b *RepositoryBackend) nowMs() int64 {
+	b.clockMu.Lock()
+	defer b.clockMu.Unlock()
+	return b.clock().UnixMilli()
+}
+
+func (e *entry) live(now int64) bool { return e.expires == 0 || e.expires > now }
+
+// take returns the live record id, dropping it if it has expired. Only a
+// writer calls it.
+func (c *collection) take(id string) *entry {
+	e := c.docs[id]
+	if e == nil || e.live(c.now) {
+		return e
+	}
+	c.remove(id, e)
+	return nil
 }
 
 func (r *repository) EnsureIndex(ctx context.Context, spec backend.IndexSpec) error {
@@ -347,6 +374,9 @@ func (r *repository) EnsureIndex(ctx context.Context, spec backend.IndexSpec) er
 		if spec.Unique {
 			ix.keys = map[string]string{}
 			for id, e := range c.docs {
+				if !e.live(c.now) {
+					continue
+				}
 				k, ok := uniqueKey(spec.Fields, e.doc)
 				if !ok {
 					continue
@@ -370,7 +400,7 @@ func (c *collection) put(id string, old, e *entry) error {
 			continue
 		}
 		if k, ok := uniqueKey(ix.spec.Fields, e.doc); ok {
-			if holder, taken := ix.keys[k]; taken && holder != id {
+			if holder, taken := ix.keys[k]; taken && holder != id && c.take(holder) != nil {
 				return backend.Errorf(backend.CodeConflict, "unique index %q: another record has the same value", name)
 			}
 		}
@@ -387,7 +417,19 @@ func (c *collection) put(id string, old, e *entry) error {
 		}
 	}
 	c.docs[id] = e
+	op := "update"
+	if old == nil || e.version == 1 {
+		op = "create"
+	}
+	c.pending = append(c.pending, backend.Change{Op: op, ID: id, Version: e.version})
 	return nil
+}
+
+// remove deletes record id, e.
+func (c *collection) remove(id string, e *entry) {
+	c.unindex(id, e)
+	delete(c.docs, id)
+	c.pending = append(c.pending, backend.Change{Op: "delete", ID: id, Version: e.version})
 }
 
 func (c *collection) unindex(id string, old *entry) {
@@ -401,13 +443,13 @@ func (c *collection) unindex(id string, old *entry) {
 	}
 }
 
-func (c *collection) matching(f backend.Filter) []*entry {
+func (c *collection) matching(f backend.Filter, now int64) []*entry {
 	if c == nil {
 		return nil
 	}
 	var out []*entry
 	for _, e := range c.docs {
-		if Match(f, e.doc) {
+		if e.live(now) && Match(f, e.doc) {
 			out = append(out, e)
 		}
 	}

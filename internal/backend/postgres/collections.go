@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -30,7 +31,7 @@ func tableName(id int64) string { return "storaged_records_" + strconv.FormatInt
 
 // tableDDL creates the table of collection name, row id.
 func tableDDL(id int64) string {
-	return `CREATE TABLE ` + tableName(id) + ` (id text COLLATE "C" PRIMARY KEY, doc jsonb NOT NULL)`
+	return `CREATE TABLE ` + tableName(id) + ` (id text COLLATE "C" PRIMARY KEY, doc jsonb NOT NULL, version bigint NOT NULL DEFAULT 1, expires_at bigint)`
 }
 
 // triggerDDL attaches the change-feed trigger to a collection's table,
@@ -52,6 +53,11 @@ func triggerDDL(table, name string, feedOn bool) []string {
 // daemon created it.
 type catalog struct {
 	tables sync.Map // collection name → table
+
+	clockMu sync.Mutex
+	clock   func() time.Time // for TTLs (SetClock); nil: backend.Now
+
+	logged sync.Map // collection name → table whose writes are logged
 }
 
 // table returns the table of collection name, or "" while it has none
@@ -109,7 +115,7 @@ func (c *catalog) createTable(ctx context.Context, q querier, name string) (stri
 		return "", err
 	}
 	t := tableName(id)
-	for _, stmt := range append([]string{tableDDL(id)}, triggerDDL(t, name, feedOn)...) {
+	for _, stmt := range append([]string{tableDDL(id), expiryIndexDDL(t)}, triggerDDL(t, name, feedOn)...) {
 		if _, err := q.Exec(ctx, stmt); err != nil {
 			return "", err
 		}
@@ -174,7 +180,7 @@ func moveToCollectionTables(ctx context.Context, tx *sql.Tx) error {
 			return err
 		}
 		t := tableName(id)
-		stmts := []string{tableDDL(id), `INSERT INTO ` + t + ` (id, doc) SELECT id, doc FROM storaged_records WHERE collection = $1`}
+		stmts := []string{tableDDL(id) + `; ` + expiryIndexDDL(t), `INSERT INTO ` + t + ` (id, doc) SELECT id, doc FROM storaged_records WHERE collection = $1`}
 		stmts = append(stmts, triggerDDL(t, name, feedOn)...)
 		for i, stmt := range stmts {
 			var args []any

@@ -49,8 +49,10 @@ func tableHolding(t *testing.T, conn *pgx.Conn, id string) (table string, indexe
 	if table == "" {
 		t.Fatalf("no table holds record %q", id)
 	}
+	// The expiry index is partial (WHERE expires_at IS NOT NULL): a write
+	// of a record without a TTL adds nothing to it, so it is not counted.
 	rows, err = conn.Query(ctx, `SELECT indexrelid::regclass::text FROM pg_index
-		WHERE indrelid = $1::regclass AND NOT indisprimary ORDER BY 1`, pgx.Identifier{table}.Sanitize())
+		WHERE indrelid = $1::regclass AND NOT indisprimary AND indexrelid::regclass::text NOT LIKE '%\_expiry' ORDER BY 1`, pgx.Identifier{table}.Sanitize())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,7 +163,9 @@ func translate(err error) error {
 			}
 			return backend.Wrap(err, backend.CodeConflict, "a unique index already holds this value")
 		case pe.Code == "40001" || pe.Code == "40P01":
-			return backend.Wrap(err, backend.CodeConflict, "the transaction could not be serialized with a concurrent one; retry it")
+			e := backend.Wrap(err, backend.CodeConflict, "the transaction could not be serialized with a concurrent one; retry it")
+			e.Retryable = true
+			return e
 		case pe.Code == "22P05":
 			return backend.Wrap(err, backend.CodeInvalidArgument, "PostgreSQL cannot store the character U+0000 in a string")
 		case pe.Code == "22021":

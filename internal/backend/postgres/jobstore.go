@@ -24,6 +24,10 @@ var _ backend.JobStore = (*JobStore)(nil)
 // every daemon wake at once.
 const notifyChannel = "storaged_jobs"
 
+// doneChannel carries the queue name of every change that finished a job
+// (complete, fail, cancel), so that waits on every daemon wake at once.
+const doneChannel = "storaged_jobs_done"
+
 // JobStoreConfig adds the queue's options to Config.
 type JobStoreConfig struct {
 	Config
@@ -44,7 +48,7 @@ type JobStore struct {
 	log       *slog.Logger
 	poll      time.Duration
 	noNotify  bool
-	wake      func(string)
+	watch     backend.Watcher
 	listening atomic.Bool
 	closed    atomic.Bool
 	stop      context.CancelFunc
@@ -71,13 +75,13 @@ func OpenJobStore(ctx context.Context, cfg JobStoreConfig) (*JobStore, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
 	}
-	return &JobStore{pool: pool, log: cfg.Logger, poll: cfg.PollInterval, noNotify: cfg.NoNotify, wake: func(string) {}}, nil
+	return &JobStore{pool: pool, log: cfg.Logger, poll: cfg.PollInterval, noNotify: cfg.NoNotify, watch: backend.Watcher{Ready: func(string) {}, Finished: func(string) {}}}, nil
 }
 
 // Watch implements backend.JobStore: one connection LISTENs, outside the
 // pool, and wakes local long polls on every notification.
-func (b *JobStore) Watch(wake func(string)) {
-	b.wake = wake
+func (b *JobStore) Watch(w backend.Watcher) {
+	b.watch = w
 	if b.noNotify || b.stop != nil {
 		return
 	}
@@ -104,11 +108,12 @@ func (b *JobStore) listen(ctx context.Context) {
 	for ctx.Err() == nil {
 		conn, err := pgx.ConnectConfig(ctx, b.pool.Config().ConnConfig.Copy())
 		if err == nil {
-			_, err = conn.Exec(ctx, "LISTEN "+notifyChannel)
+			_, err = conn.Exec(ctx, "LISTEN "+notifyChannel+"; LISTEN "+doneChannel)
 		}
 		if err == nil {
 			b.listening.Store(true)
-			b.wake("")
+			b.watch.Ready("")
+			b.watch.Finished("")
 			delay = 100 * time.Millisecond
 			for {
 				var n *pgconn.Notification
@@ -116,7 +121,11 @@ func (b *JobStore) listen(ctx context.Context) {
 				if err != nil {
 					break
 				}
-				b.wake(n.Payload)
+				if n.Channel == doneChannel {
+					b.watch.Finished(n.Payload)
+				} else {
+					b.watch.Ready(n.Payload)
+				}
 			}
 			b.listening.Store(false)
 		}
@@ -152,19 +161,26 @@ func nowArg(now time.Time) any {
 const nowSQL = "coalesce($1::timestamptz, date_trunc('milliseconds', statement_timestamp()))"
 
 const jobColumns = `id, queue, data::text, status, priority, attempts, max_attempts, backoff::text, key, run_at, created_at,
-	updated_at, started_at, finished_at, lease, lease_ms, lease_expires_at, last_error::text`
+	updated_at, started_at, finished_at, lease, lease_ms, lease_expires_at, last_error::text, result::text, progress::text`
 
 func scanJob(row pgx.Row, prefix ...any) (*backend.Job, error) {
 	j := &backend.Job{}
 	var data, bo string
-	var key, lease, lastErr *string
+	var key, lease, lastErr, result, progress *string
 	var leaseMs *int64
 	dest := append(prefix, &j.ID, &j.Queue, &data, &j.Status, &j.Priority, &j.Attempts, &j.MaxAttempts, &bo, &key,
-		&j.RunAt, &j.CreatedAt, &j.UpdatedAt, &j.StartedAt, &j.FinishedAt, &lease, &leaseMs, &j.LeaseExpiresAt, &lastErr)
+		&j.RunAt, &j.CreatedAt, &j.UpdatedAt, &j.StartedAt, &j.FinishedAt, &lease, &leaseMs, &j.LeaseExpiresAt, &lastErr,
+		&result, &progress)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
 	j.Data = json.RawMessage(data)
+	if result != nil {
+		j.Result = json.RawMessage(*result)
+	}
+	if progress != nil {
+		j.Progress = json.RawMessage(*progress)
+	}
 	if key != nil {
 		j.Key = *key
 	}
@@ -328,10 +344,12 @@ const claimSQL = `WITH swept AS (
 		ORDER BY priority DESC, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED),
 	next AS (SELECT ctid FROM (SELECT * FROM p UNION ALL SELECT * FROM e) c ORDER BY priority DESC, run_at, id LIMIT $5)
 	UPDATE storaged_jobs j SET status = 'processing', attempts = j.attempts + 1, lease = $3 || '.' || j.id, lease_ms = $4::bigint,
-		lease_expires_at = ` + nowSQL + ` + $4::bigint * interval '1 millisecond', started_at = ` + nowSQL + `, updated_at = ` + nowSQL + `
+		lease_expires_at = ` + nowSQL + ` + $4::bigint * interval '1 millisecond', started_at = ` + nowSQL + `, updated_at = ` + nowSQL + `,
+		progress = NULL
 	WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM next))
 	RETURNING j.id, j.queue, j.data::text, j.status, j.priority, j.attempts, j.max_attempts, j.backoff::text, j.key, j.run_at,
-		j.created_at, j.updated_at, j.started_at, j.finished_at, j.lease, j.lease_ms, j.lease_expires_at, j.last_error::text`
+		j.created_at, j.updated_at, j.started_at, j.finished_at, j.lease, j.lease_ms, j.lease_expires_at, j.last_error::text,
+		j.result::text, j.progress::text`
 
 // nextSQL is how long until the queue's next scheduled job or lease expiry.
 const nextSQL = `SELECT extract(epoch FROM least(
@@ -381,13 +399,16 @@ func claimOrder(a, b *backend.Job) int {
 
 // settleSet is, per change, what it sets and what must hold before.
 var settleSet = map[backend.SettleKind]struct{ set, cond string }{
-	backend.Complete: {`status = 'completed', finished_at = ` + nowSQL + `, updated_at = ` + nowSQL + `, lease_expires_at = NULL`, leased},
+	backend.Complete: {`status = 'completed', finished_at = ` + nowSQL + `, updated_at = ` + nowSQL + `, lease_expires_at = NULL,
+		result = u.val::jsonb`, leased},
 	backend.Retry: {`status = 'pending', run_at = ` + nowSQL + ` + u.delay_ms * interval '1 millisecond', updated_at = ` + nowSQL + `,
 		lease_expires_at = NULL, last_error = u.err::jsonb`, leased},
 	backend.Fail: {`status = 'failed', finished_at = ` + nowSQL + `, updated_at = ` + nowSQL + `, lease_expires_at = NULL,
 		last_error = u.err::jsonb`, leased},
 	backend.Extend: {`lease_expires_at = ` + nowSQL + ` + coalesce(nullif(u.delay_ms, 0), j.lease_ms) * interval '1 millisecond',
 		updated_at = ` + nowSQL, leased},
+	backend.Progress: {`lease_expires_at = ` + nowSQL + ` + coalesce(nullif(u.delay_ms, 0), j.lease_ms) * interval '1 millisecond',
+		updated_at = ` + nowSQL + `, progress = u.val::jsonb`, leased},
 	backend.Release: {`status = 'pending', attempts = j.attempts - 1, lease_expires_at = NULL, updated_at = ` + nowSQL, leased},
 	backend.Cancel: {`status = 'cancelled', finished_at = ` + nowSQL + `, updated_at = ` + nowSQL + `, lease_expires_at = NULL`,
 		`j.status IN ('pending', 'processing')`},
@@ -408,12 +429,19 @@ const leased = `j.status = 'processing' AND j.lease = u.lease`
 func settleSQL(kind backend.SettleKind) string {
 	s := settleSet[kind]
 	notify, count := "", ""
-	if kind == backend.Retry || kind == backend.Release {
+	channel := ""
+	switch {
+	case kind == backend.Retry || kind == backend.Release:
+		channel = notifyChannel
+	case kind.Finishes():
+		channel = doneChannel
+	}
+	if channel != "" {
 		notify = `,
-	woke AS (SELECT pg_notify('` + notifyChannel + `', q.queue) FROM (SELECT DISTINCT queue FROM upd) q)`
+	woke AS (SELECT pg_notify('` + channel + `', q.queue) FROM (SELECT DISTINCT queue FROM upd) q)`
 		count = ` CROSS JOIN (SELECT count(*) FROM woke) w`
 	}
-	return `WITH u AS (SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[]) AS u(id, lease, delay_ms, err)),
+	return `WITH u AS (SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[]) AS u(id, lease, delay_ms, err, val)),
 	upd AS (UPDATE storaged_jobs j SET ` + s.set + ` FROM u WHERE j.id = u.id AND ` + s.cond + `
 		RETURNING j.id, j.queue)` + notify + `
 	SELECT true, upd.id, upd.queue, NULL::text, NULL::text FROM upd` + count + `
@@ -470,7 +498,7 @@ func (b *JobStore) settle(ctx context.Context, q jobQuerier, p backend.SettlePar
 			continue
 		}
 		n := len(g.index)
-		ids, leases, errs := make([]string, n), make([]string, n), make([]*string, n)
+		ids, leases, errs, vals := make([]string, n), make([]string, n), make([]*string, n), make([]*string, n)
 		delays := make([]int64, n)
 		for k, i := range g.index {
 			it := p.Items[i]
@@ -480,8 +508,12 @@ func (b *JobStore) settle(ctx context.Context, q jobQuerier, p backend.SettlePar
 				s := string(e)
 				errs[k] = &s
 			}
+			if it.Value != nil {
+				v := string(it.Value)
+				vals[k] = &v
+			}
 		}
-		batch.Queue(settleSQL(g.kind), nowArg(p.Now), ids, leases, delays, errs)
+		batch.Queue(settleSQL(g.kind), nowArg(p.Now), ids, leases, delays, errs, vals)
 	}
 	res := q.SendBatch(ctx, batch)
 	defer res.Close()

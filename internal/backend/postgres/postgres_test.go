@@ -56,6 +56,13 @@ func TestJobQueuePolling(t *testing.T) {
 	backendtest.RunJobQueue(t, func(t *testing.T) backend.JobStore { return openQueue(t, url, true) })
 }
 
+// TestSharedWait: a wait on one daemon is woken (NOTIFY) when a job it
+// waits for is finished through another.
+func TestSharedWait(t *testing.T) {
+	url := testutil.PostgresDB(t)
+	backendtest.RunSharedWait(t, func(t *testing.T) backend.JobStore { return openQueue(t, url, false) })
+}
+
 func TestTxJobs(t *testing.T) {
 	url := testutil.PostgresDB(t)
 	backendtest.RunTxJobs(t, func(t *testing.T) (backend.RepositoryBackend, backend.JobStore) {

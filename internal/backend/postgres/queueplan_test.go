@@ -80,8 +80,8 @@ func TestQueueStatementsUseIndexes(t *testing.T) {
 		uses            []string
 	}{
 		{"claim", claimSQL, "NULL, 'q', 'tok', 60000, 500, '{}'", []string{"storaged_jobs_claim"}},
-		{"ack", settleSQL(backend.Complete), "NULL, " + textArray(ids) + ", " + textArray(leases) + ", " + zeros + ", " + nulls, []string{"storaged_jobs_pkey"}},
-		{"release", settleSQL(backend.Release), "NULL, " + textArray(ids) + ", " + textArray(leases) + ", " + zeros + ", " + nulls, []string{"storaged_jobs_pkey"}},
+		{"ack", settleSQL(backend.Complete), "NULL, " + textArray(ids) + ", " + textArray(leases) + ", " + zeros + ", " + nulls + ", " + nulls, []string{"storaged_jobs_pkey"}},
+		{"release", settleSQL(backend.Release), "NULL, " + textArray(ids) + ", " + textArray(leases) + ", " + zeros + ", " + nulls + ", " + nulls, []string{"storaged_jobs_pkey"}},
 	}
 	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
 		if _, err := conn.Exec(ctx, "SET plan_cache_mode = "+mode); err != nil {

@@ -221,16 +221,36 @@ func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Re
 	if err != nil {
 		return nil, err
 	}
-	var out string
-	err = r.q.QueryRow(ctx, `INSERT INTO `+table+` (id, doc) VALUES ($1, $2::jsonb) RETURNING doc::text`, id, string(rec)).Scan(&out)
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == table+"_pkey" {
-		return nil, backend.Errorf(backend.CodeConflict, "a record with id %q already exists in %s", id, r.name)
-	}
+	out, err := r.insert(ctx, table, id, string(rec), 0)
 	if err != nil {
-		return nil, translate(err)
+		return nil, err
 	}
 	return backend.Record(out), nil
+}
+
+// insert adds a record. An expired record not purged yet may hold its id
+// or a unique value: then expired records go, and the insert is tried
+// once more.
+func (r *repository) insert(ctx context.Context, table, id, rec string, expires int64) (string, error) {
+	var out string
+	ins := func() error {
+		return r.q.QueryRow(ctx, `INSERT INTO `+table+` (id, doc, expires_at) VALUES ($1, $2::jsonb, $3) RETURNING doc::text`, id, rec, expiryArg(expires)).Scan(&out)
+	}
+	err := ins()
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		tag, perr := r.q.Exec(ctx, `DELETE FROM `+table+` WHERE expires_at <= $1`, r.cat.nowMs())
+		if perr != nil {
+			return "", translate(perr)
+		}
+		if tag.RowsAffected() > 0 {
+			err = ins()
+		}
+	}
+	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == table+"_pkey" {
+		return "", backend.Errorf(backend.CodeConflict, "a record with id %q already exists in %s", id, r.name)
+	}
+	return out, translate(err)
 }
 
 func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, error) {
@@ -239,7 +259,7 @@ func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, e
 		return nil, err
 	}
 	var doc string
-	err = r.q.QueryRow(ctx, `SELECT doc::text FROM `+table+` WHERE id = $1`, id).Scan(&doc)
+	err = r.q.QueryRow(ctx, `SELECT doc::text FROM `+table+` WHERE id = $1 AND `+liveSQL(2), id, r.cat.nowMs()).Scan(&doc)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -251,13 +271,34 @@ func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, e
 
 func (r *repository) FindMany(ctx context.Context, qy backend.Query) ([]backend.Record, error) {
 	out := []backend.Record{}
+	err := r.find(ctx, qy, false, func(doc string, _ int64) { out = append(out, backend.Record(doc)) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (r *repository) FindItems(ctx context.Context, qy backend.Query) ([]backend.Item, error) {
+	out := []backend.Item{}
+	err := r.find(ctx, qy, true, func(doc string, v int64) { out = append(out, backend.Item{Rec: backend.Record(doc), Version: v}) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (r *repository) find(ctx context.Context, qy backend.Query, versions bool, each func(doc string, v int64)) error {
 	table, err := r.table(ctx)
 	if err != nil || table == "" {
-		return out, err
+		return err
 	}
 	c := &compiler{}
-	where := c.filter(qy.Filter)
-	sql := `SELECT doc::text FROM ` + table + ` WHERE ` + where + ` ORDER BY ` + orderBy(qy.Sort)
+	where := c.filter(qy.Filter) + " AND " + c.live(r.cat.nowMs())
+	cols := "doc::text"
+	if versions {
+		cols = "doc::text, version"
+	}
+	sql := `SELECT ` + cols + ` FROM ` + table + ` WHERE ` + where + ` ORDER BY ` + orderBy(qy.Sort)
 	if qy.Limit > 0 {
 		sql += " LIMIT " + c.bind(qy.Limit)
 	}
@@ -266,17 +307,22 @@ func (r *repository) FindMany(ctx context.Context, qy backend.Query) ([]backend.
 	}
 	rows, err := r.q.Query(ctx, sql, c.args...)
 	if err != nil {
-		return nil, translate(err)
+		return translate(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var doc string
-		if err := rows.Scan(&doc); err != nil {
-			return nil, translate(err)
+		var v int64
+		dest := []any{&doc}
+		if versions {
+			dest = append(dest, &v)
 		}
-		out = append(out, backend.Record(doc))
+		if err := rows.Scan(dest...); err != nil {
+			return translate(err)
+		}
+		each(doc, v)
 	}
-	return out, translate(rows.Err())
+	return translate(rows.Err())
 }
 
 func (r *repository) Count(ctx context.Context, f backend.Filter) (int64, error) {
@@ -285,39 +331,20 @@ func (r *repository) Count(ctx context.Context, f backend.Filter) (int64, error)
 		return 0, err
 	}
 	c := &compiler{}
-	where := c.filter(f)
+	where := c.filter(f) + " AND " + c.live(r.cat.nowMs())
 	var n int64
 	err = r.q.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE `+where, c.args...).Scan(&n)
 	return n, translate(err)
 }
 
-// Update merges with jsonb ||, which replaces top-level keys: the shallow
-// merge of DESIGN §2, in one statement.
+// Update is Modify of a shallow merge: jsonb_set of each top-level field,
+// in one statement.
 func (r *repository) Update(ctx context.Context, id string, patch map[string]any) (backend.Record, error) {
 	if err := backend.CheckPatch(patch); err != nil {
 		return nil, err
 	}
-	p, err := backend.Encode(patch)
-	if err != nil {
-		return nil, err
-	}
-	notFound := backend.Errorf(backend.CodeNotFound, "no record with id %q in %s", id, r.name)
-	table, err := r.table(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if table == "" {
-		return nil, notFound
-	}
-	var doc string
-	err = r.q.QueryRow(ctx, `UPDATE `+table+` SET doc = doc || $2::jsonb WHERE id = $1 RETURNING doc::text`, id, string(p)).Scan(&doc)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, notFound
-	}
-	if err != nil {
-		return nil, translate(err)
-	}
-	return backend.Record(doc), nil
+	it, err := r.Modify(ctx, id, backend.Update{Merge: patch}, backend.WriteParams{})
+	return it.Rec, err
 }
 
 func (r *repository) Delete(ctx context.Context, id string) error {

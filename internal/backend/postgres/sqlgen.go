@@ -91,6 +91,9 @@ func (c *compiler) eq(v string, want any) string {
 }
 
 func (c *compiler) cond(n *backend.Cond) string {
+	if s, ok := backend.IDColumn(n); ok {
+		return "(id " + backend.CompareOp(n.Op) + " " + c.bind(s) + ")"
+	}
 	v := valueExpr(n.Path)
 	switch n.Op {
 	case backend.OpEq:

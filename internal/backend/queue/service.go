@@ -54,6 +54,13 @@ type Config struct {
 	// Tracer, if set, records a span per operation, a child of the
 	// span the caller's context carries.
 	Tracer trace.Tracer
+	// MaxResultBytes bounds an ack's result and a progress report
+	// (0: DefaultMaxResultBytes).
+	MaxResultBytes int
+	// WaitRecheck is how often a Wait looks at its job without being
+	// woken (0: a second): a claim that fails an expired job announces
+	// nothing. Tests raise it to prove the wake-ups.
+	WaitRecheck time.Duration
 }
 
 // Service is the job queue. It is safe for concurrent use.
@@ -64,7 +71,11 @@ type Service struct {
 	obs     Observer
 	tracer  trace.Tracer
 	waiters wakeup.Set
-	closed  atomic.Bool
+	// finished wakes Wait calls: by queue, when a job of it finished.
+	finished    wakeup.Set
+	maxResult   int
+	waitRecheck time.Duration
+	closed      atomic.Bool
 	// polls ends when the service shuts down, so that every waiting poll
 	// answers at once.
 	polls     context.Context
@@ -80,18 +91,21 @@ func New(cfg Config) *Service {
 		cfg.Logger = slog.Default()
 	}
 	polls, stop := context.WithCancel(context.Background())
+	if cfg.MaxResultBytes == 0 {
+		cfg.MaxResultBytes = DefaultMaxResultBytes
+	}
+	if cfg.WaitRecheck == 0 {
+		cfg.WaitRecheck = time.Second
+	}
 	s := &Service{store: cfg.Store, clock: cfg.Clock, log: cfg.Logger, obs: cfg.Observer, tracer: cfg.Tracer,
-		polls: polls, stopPolls: stop}
+		polls: polls, stopPolls: stop, maxResult: cfg.MaxResultBytes, waitRecheck: cfg.WaitRecheck}
 	s.claims.Run = s.claimRun
 	s.claims.Abandoned = s.claimAbandoned
 	s.settles.Max = 64
 	s.settles.Run = s.settleRun
-	s.store.Watch(func(queue string) {
-		if queue == "" {
-			s.waiters.WakeAll()
-			return
-		}
-		s.waiters.Wake(queue)
+	s.store.Watch(backend.Watcher{
+		Ready:    wakeIn(&s.waiters),
+		Finished: wakeIn(&s.finished),
 	})
 	return s
 }
@@ -105,12 +119,24 @@ func (s *Service) now() time.Time {
 	return s.clock().UTC().Truncate(time.Millisecond)
 }
 
+// wakeIn wakes the waiters of a queue in set, or all of them for "".
+func wakeIn(set *wakeup.Set) func(queue string) {
+	return func(queue string) {
+		if queue == "" {
+			set.WakeAll()
+			return
+		}
+		set.Wake(queue)
+	}
+}
+
 // StopPolls answers every waiting long poll now (empty); new polls answer
 // at once. Call it when shutting down, before draining requests.
 func (s *Service) StopPolls() {
 	s.closed.Store(true)
 	s.stopPolls()
 	s.waiters.WakeAll()
+	s.finished.WakeAll()
 }
 
 // Close stops polls and closes the store.
@@ -151,10 +177,13 @@ func (s *Service) observe(ctx context.Context, op string, attrs ...attribute.Key
 // or a transaction, which tells the service at commit.
 type effects interface {
 	wake(queue string)
+	finish(queue string)
 	count(event, queue string, n int)
 }
 
 func (s *Service) wake(queue string) { s.waiters.Wake(queue) }
+
+func (s *Service) finish(queue string) { s.finished.Wake(queue) }
 
 func (s *Service) count(event, queue string, n int) {
 	if s.obs != nil && n > 0 {

@@ -31,7 +31,11 @@ func (s *Service) ack(ctx context.Context, w settler, items []backend.LeaseRef) 
 	}
 	si := make([]backend.SettleItem, len(items))
 	for i, r := range items {
-		si[i] = backend.SettleItem{Kind: backend.Complete, ID: r.ID, Lease: r.Lease}
+		v, err := s.checkValue("result", r.Result)
+		if err != nil {
+			return nil, itemError(i, len(items), err)
+		}
+		si[i] = backend.SettleItem{Kind: backend.Complete, ID: r.ID, Lease: r.Lease, Value: v}
 	}
 	return s.settleAndCount(ctx, w, si)
 }
@@ -214,6 +218,9 @@ func (s *Service) settleAndCount(ctx context.Context, w settler, items []backend
 		out[i] = refusal(it, r)
 		if !r.Applied {
 			continue
+		}
+		if it.Kind.Finishes() {
+			w.fx.finish(r.Queue)
 		}
 		switch it.Kind {
 		case backend.Complete:

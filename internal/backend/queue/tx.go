@@ -23,9 +23,10 @@ type Tx struct {
 	s *Service
 	w backend.JobWriter
 
-	mu     sync.Mutex
-	wakes  map[string]bool
-	counts map[[2]string]int // (event, queue) → jobs
+	mu       sync.Mutex
+	wakes    map[string]bool
+	finishes map[string]bool
+	counts   map[[2]string]int // (event, queue) → jobs
 }
 
 // InTx binds the queue to tx. The caller calls Committed after tx
@@ -41,7 +42,7 @@ func (s *Service) InTx(tx backend.Tx) (*Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tx{s: s, w: w, wakes: map[string]bool{}, counts: map[[2]string]int{}}, nil
+	return &Tx{s: s, w: w, wakes: map[string]bool{}, finishes: map[string]bool{}, counts: map[[2]string]int{}}, nil
 }
 
 // Enqueue is Service.Enqueue inside the transaction. A dedupe key is
@@ -79,6 +80,12 @@ func (t *Tx) wake(queue string) {
 	t.mu.Unlock()
 }
 
+func (t *Tx) finish(queue string) {
+	t.mu.Lock()
+	t.finishes[queue] = true
+	t.mu.Unlock()
+}
+
 func (t *Tx) count(event, queue string, n int) {
 	if n == 0 {
 		return
@@ -96,8 +103,11 @@ func (t *Tx) Committed() {
 	for q := range t.wakes {
 		t.s.wake(q)
 	}
+	for q := range t.finishes {
+		t.s.finish(q)
+	}
 	for k, n := range t.counts {
 		t.s.count(k[0], k[1], n)
 	}
-	t.wakes, t.counts = map[string]bool{}, map[[2]string]int{}
+	t.wakes, t.finishes, t.counts = map[string]bool{}, map[string]bool{}, map[[2]string]int{}
 }

@@ -14,6 +14,7 @@
 //	P:q:<queue>:counts      hash: status -> number of jobs
 //	P:queues                set: every queue name (for pruning)
 //	P:wake                  channel: queue names, published on enqueue and retry
+//	P:done                  channel: queue names, published when jobs finish
 //
 // Job keys are computed inside the scripts rather than passed as KEYS, so
 // the backend needs one Redis (or a primary with replicas), not a Cluster.
@@ -133,20 +134,26 @@ func (b *JobStore) warnIfVolatile(ctx context.Context) {
 // Watch implements backend.JobStore: it wakes local long polls on every
 // publish. go-redis resubscribes after a reconnect; publishes sent
 // meanwhile are lost, so each (re)subscription wakes everyone.
-func (b *JobStore) Watch(wake func(string)) {
+func (b *JobStore) Watch(w backend.Watcher) {
 	if b.pubsub != nil {
 		return
 	}
-	b.pubsub = b.rdb.Subscribe(context.Background(), b.prefix+":wake")
+	done := b.prefix + ":done"
+	b.pubsub = b.rdb.Subscribe(context.Background(), b.prefix+":wake", done)
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
 		for msg := range b.pubsub.ChannelWithSubscriptions() {
 			switch m := msg.(type) {
 			case *goredis.Message:
-				wake(m.Payload)
+				if m.Channel == done {
+					w.Finished(m.Payload)
+				} else {
+					w.Ready(m.Payload)
+				}
 			case *goredis.Subscription:
-				wake("")
+				w.Ready("")
+				w.Finished("")
 			}
 		}
 	}()
@@ -224,12 +231,12 @@ func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Cl
 
 var kindWords = map[backend.SettleKind]string{
 	backend.Complete: "complete", backend.Retry: "retry", backend.Fail: "fail", backend.Extend: "extend",
-	backend.Release: "release", backend.Cancel: "cancel", backend.Revive: "revive",
+	backend.Progress: "progress", backend.Release: "release", backend.Cancel: "cancel", backend.Revive: "revive",
 }
 
 // Settle implements backend.JobStore: every change in one script call.
 func (b *JobStore) Settle(ctx context.Context, p backend.SettleParams) ([]backend.Settled, error) {
-	args := make([]any, 0, 2+5*len(p.Items))
+	args := make([]any, 0, 2+6*len(p.Items))
 	args = append(args, b.prefix, nowArg(p.Now))
 	for _, it := range p.Items {
 		word, ok := kindWords[it.Kind]
@@ -241,7 +248,7 @@ func (b *JobStore) Settle(ctx context.Context, p backend.SettleParams) ([]backen
 			e, _ := backend.Marshal(it.Error)
 			errText = string(e)
 		}
-		args = append(args, word, it.ID, it.Lease, it.Delay.Milliseconds(), errText)
+		args = append(args, word, it.ID, it.Lease, it.Delay.Milliseconds(), errText, string(it.Value))
 	}
 	res, err := settleScript.Run(ctx, b.rdb, nil, args...).Slice()
 	if err != nil {
@@ -443,6 +450,12 @@ func jobFromMap(m map[string]string) (*backend.Job, error) {
 		FinishedAt:     at("finishedAt"),
 		LeaseExpiresAt: at("leaseExpiresAt"),
 		Lease:          m["lease"],
+	}
+	if r := m["result"]; r != "" {
+		j.Result = json.RawMessage(r)
+	}
+	if p := m["progress"]; p != "" {
+		j.Progress = json.RawMessage(p)
 	}
 	if e := m["lastError"]; e != "" {
 		j.LastError = &backend.JobError{}

@@ -30,6 +30,13 @@ func TestJobQueue(t *testing.T) {
 // TestTwoClientsShareQueues is two daemons on one Redis: each job is
 // claimed by exactly one of them, and an enqueue on one wakes a long poll
 // on the other through the wake channel.
+// TestSharedWait: a wait on one daemon is woken (PUBLISH) when a job it
+// waits for is finished through another.
+func TestSharedWait(t *testing.T) {
+	prefix := testutil.RedisPrefix(t)
+	backendtest.RunSharedWait(t, func(t *testing.T) backend.JobStore { return open(t, prefix) })
+}
+
 func TestTwoClientsShareQueues(t *testing.T) {
 	prefix := testutil.RedisPrefix(t)
 	a, b := testutil.NewJobs(open(t, prefix), nil), testutil.NewJobs(open(t, prefix), nil)

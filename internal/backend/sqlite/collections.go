@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/storaged/storaged/internal/backend"
 	"github.com/storaged/storaged/internal/migrate"
@@ -29,6 +30,11 @@ type catalog struct {
 	tables sync.Map // collection name → table, committed
 	stmts  sync.Map // stmtKey → *sql.Stmt
 	nstmts atomic.Int64
+
+	clockMu sync.Mutex
+	clock   func() time.Time // for TTLs (SetClock); nil: backend.Now
+
+	logged sync.Map // collection name → table whose writes are logged
 }
 
 // maxTableStmts bounds the statements kept prepared: a few per
@@ -121,13 +127,18 @@ func createTable(ctx context.Context, q querier, name string) (string, error) {
 		return "", err
 	}
 	t = tableName(id)
-	_, err = q.ExecContext(ctx, `CREATE TABLE `+t+` (id TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID`)
-	return t, err
+	for _, stmt := range tableDDL(t) {
+		if _, err := q.ExecContext(ctx, stmt); err != nil {
+			return "", err
+		}
+	}
+	return t, nil
 }
 
 // steps are the parts of migrations that SQL cannot say, by version.
 var steps = map[int]func(context.Context, *sql.Tx) error{
 	2: moveToCollectionTables,
+	5: addVersions,
 }
 
 // withSteps attaches steps to the migrations they belong to.

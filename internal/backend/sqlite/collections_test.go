@@ -52,7 +52,9 @@ func tableHolding(t *testing.T, path, id string) (table string, indexes []string
 	if table == "" {
 		t.Fatalf("no table holds record %q", id)
 	}
-	rows, err = db.Query(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL`, table)
+	// The expiry index is partial (WHERE expires_at IS NOT NULL): a write
+	// of a record without a TTL adds nothing to it, so it is not counted.
+	rows, err = db.Query(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL AND name NOT LIKE '%\_expiry' ESCAPE '\'`, table)
 	if err != nil {
 		t.Fatal(err)
 	}

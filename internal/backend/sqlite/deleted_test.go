@@ -32,13 +32,13 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestDeletedFile: when the database file is deleted, moved away or
+// TestReliabilityDeletedFile: when the database file is deleted, moved away or
 // replaced under a running daemon, writes used to be acknowledged into the
 // unlinked file (lost at the next start), readiness stayed green and new
 // readers opened a fresh empty file. Now every read, write, enqueue and
 // ping answers unavailable, no empty file appears, the log names the path,
 // and when the same file comes back everything works again.
-func TestDeletedFile(t *testing.T) {
+func TestReliabilityDeletedFile(t *testing.T) {
 	cases := []struct {
 		name    string
 		change  func(t *testing.T, path string)

@@ -33,7 +33,7 @@ func NewJobStore(db *DB) *JobStore {
 }
 
 const jobColumns = `id, queue, data, status, priority, attempts, max_attempts, backoff, key, run_at, created_at,
-	updated_at, started_at, finished_at, lease, lease_ms, lease_expires_at, last_error`
+	updated_at, started_at, finished_at, lease, lease_ms, lease_expires_at, last_error, result, progress`
 
 type jobRow struct {
 	job      backend.Job
@@ -41,6 +41,8 @@ type jobRow struct {
 	leaseMs  sql.NullInt64
 	backoff  string
 	lastErr  sql.NullString
+	result   sql.NullString
+	progress sql.NullString
 	key      sql.NullString
 	data     string
 	runAt    int64
@@ -57,11 +59,18 @@ func scanJob(s scanner) (*backend.Job, error) {
 	r := &jobRow{}
 	j := &r.job
 	err := s.Scan(&j.ID, &j.Queue, &r.data, &j.Status, &j.Priority, &j.Attempts, &j.MaxAttempts, &r.backoff, &r.key,
-		&r.runAt, &r.created, &r.updated, &r.started, &r.finished, &r.lease, &r.leaseMs, &r.expires, &r.lastErr)
+		&r.runAt, &r.created, &r.updated, &r.started, &r.finished, &r.lease, &r.leaseMs, &r.expires, &r.lastErr,
+		&r.result, &r.progress)
 	if err != nil {
 		return nil, err
 	}
 	j.Data = json.RawMessage(r.data)
+	if r.result.Valid {
+		j.Result = json.RawMessage(r.result.String)
+	}
+	if r.progress.Valid {
+		j.Progress = json.RawMessage(r.progress.String)
+	}
 	j.Key = r.key.String
 	j.Lease = r.lease.String
 	j.RunAt, j.CreatedAt, j.UpdatedAt = ms(r.runAt), ms(r.created), ms(r.updated)
@@ -157,7 +166,7 @@ const sweepSQL = `UPDATE jobs SET status = 'failed', finished_at = ?1, updated_a
 // claims whose lease expired (walking jobs_leases). Each claim's lease is
 // the call's token and the job's id.
 const claimSQL = `UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease = ?1 || '.' || id, lease_ms = ?2,
-		lease_expires_at = ?3 + ?2, started_at = ?3, updated_at = ?3
+		lease_expires_at = ?3 + ?2, started_at = ?3, updated_at = ?3, progress = NULL
 	WHERE id IN (
 		SELECT id FROM (
 			SELECT id, priority, run_at FROM (SELECT id, priority, run_at FROM jobs
@@ -221,13 +230,15 @@ func claimOrder(a, b *backend.Job) int {
 }
 
 // settleSet is, per change, what it sets and what must hold before; u is
-// the batch's item (id, lease, delay_ms, err) for the job.
+// the batch's item (id, lease, delay_ms, err, val) for the job.
 var settleSet = map[backend.SettleKind]struct{ set, cond string }{
-	backend.Complete: {`status = 'completed', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL`, leased},
+	backend.Complete: {`status = 'completed', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL, result = u.val`, leased},
 	backend.Retry: {`status = 'pending', run_at = ?1 + u.delay_ms, updated_at = ?1, lease_expires_at = NULL,
 		last_error = u.err`, leased},
-	backend.Fail:    {`status = 'failed', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL, last_error = u.err`, leased},
-	backend.Extend:  {`lease_expires_at = ?1 + coalesce(nullif(u.delay_ms, 0), jobs.lease_ms), updated_at = ?1`, leased},
+	backend.Fail:   {`status = 'failed', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL, last_error = u.err`, leased},
+	backend.Extend: {`lease_expires_at = ?1 + coalesce(nullif(u.delay_ms, 0), jobs.lease_ms), updated_at = ?1`, leased},
+	backend.Progress: {`lease_expires_at = ?1 + coalesce(nullif(u.delay_ms, 0), jobs.lease_ms), updated_at = ?1,
+		progress = u.val`, leased},
 	backend.Release: {`status = 'pending', attempts = jobs.attempts - 1, lease_expires_at = NULL, updated_at = ?1`, leased},
 	backend.Cancel: {`status = 'cancelled', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL`,
 		`jobs.status IN ('pending', 'processing')`},
@@ -241,7 +252,8 @@ const leased = `jobs.status = 'processing' AND jobs.lease = u.lease`
 func settleSQL(kind backend.SettleKind) string {
 	s := settleSet[kind]
 	return `UPDATE jobs SET ` + s.set + `
-		FROM (SELECT value ->> 0 AS id, value ->> 1 AS lease, value ->> 2 AS delay_ms, value ->> 3 AS err FROM json_each(?2)) AS u
+		FROM (SELECT value ->> 0 AS id, value ->> 1 AS lease, value ->> 2 AS delay_ms, value ->> 3 AS err,
+			value ->> 4 AS val FROM json_each(?2)) AS u
 		WHERE jobs.id = u.id AND ` + s.cond + ` RETURNING jobs.id, jobs.queue`
 }
 
@@ -280,15 +292,18 @@ func (b *JobStore) settleTx(ctx context.Context, tx *sql.Tx, p backend.SettlePar
 	}
 	for _, kind := range kinds {
 		idx := byKind[kind]
-		items := make([][4]any, len(idx))
+		items := make([][5]any, len(idx))
 		for k, i := range idx {
 			it := p.Items[i]
-			var lastErr any
+			var lastErr, val any
 			if it.Error != nil {
 				e, _ := backend.Marshal(it.Error)
 				lastErr = string(e)
 			}
-			items[k] = [4]any{it.ID, it.Lease, it.Delay.Milliseconds(), lastErr}
+			if it.Value != nil {
+				val = string(it.Value)
+			}
+			items[k] = [5]any{it.ID, it.Lease, it.Delay.Milliseconds(), lastErr, val}
 		}
 		list, _ := backend.Marshal(items)
 		rows, err := b.db.queryTx(ctx, tx, settleSQL(kind), now, string(list))
@@ -510,7 +525,7 @@ func (b *JobStore) DeleteFinished(ctx context.Context, p backend.DeleteParams) (
 }
 
 // Watch implements backend.JobStore: only this process writes the file.
-func (b *JobStore) Watch(func(string)) {}
+func (b *JobStore) Watch(backend.Watcher) {}
 
 // PollInterval implements backend.JobStore.
 func (b *JobStore) PollInterval() time.Duration { return 0 }

@@ -184,31 +184,61 @@ func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Re
 			_, err = r.db.writer.ExecContext(ctx, q, id, string(rec))
 		}
 		err = translate(err)
-	} else {
-		err = r.write(ctx, true, func(q querier, table string) error {
-			_, err := q.ExecContext(ctx, insertSQL(table), id, string(rec))
-			return err
-		})
+		if !backend.IsCode(err, backend.CodeConflict) {
+			if err != nil {
+				return nil, err
+			}
+			return rec, nil
+		}
 	}
+	err = r.write(ctx, true, func(q querier, table string) error {
+		return r.insert(ctx, q, table, id, string(rec), 0)
+	})
 	if err != nil {
 		return nil, err
 	}
 	return rec, nil
 }
 
+// insert adds a record. An expired record that has not been purged yet
+// may hold its id or a unique value: it goes first, and the insert is
+// tried again.
+func (r *repository) insert(ctx context.Context, q querier, table, id, rec string, expires int64) error {
+	ins := func() error {
+		_, err := q.ExecContext(ctx, `INSERT INTO `+table+` (id, doc, expires_at) VALUES (?, ?, ?)`, id, rec, expiryArg(expires))
+		return err
+	}
+	err := ins()
+	if !backend.IsCode(translate(err), backend.CodeConflict) {
+		return err
+	}
+	res, perr := q.ExecContext(ctx, `DELETE FROM `+table+` WHERE expires_at <= ?`, r.cat.nowMs())
+	if perr != nil {
+		return perr
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if r.exists(ctx, q, table, id) {
+			return backend.Errorf(backend.CodeConflict, "a record with id %q already exists in %s", id, r.name)
+		}
+		return err
+	}
+	return ins()
+}
+
 func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, error) {
 	var doc string
 	found := false
 	err := r.read(ctx, func(q querier, table string) error {
-		sqlText := `SELECT doc FROM ` + table + ` WHERE id = ?`
+		sqlText := `SELECT doc FROM ` + table + ` WHERE id = ? AND ` + liveSQL
+		now := r.cat.nowMs()
 		row := (*sql.Row)(nil)
 		if r.tx == nil {
 			if s := r.cat.stmt(ctx, r.db.reader, sqlText); s != nil {
-				row = s.QueryRowContext(ctx, id)
+				row = s.QueryRowContext(ctx, id, now)
 			}
 		}
 		if row == nil {
-			row = q.QueryRowContext(ctx, sqlText, id)
+			row = q.QueryRowContext(ctx, sqlText, id, now)
 		}
 		err := row.Scan(&doc)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -224,16 +254,31 @@ func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, e
 }
 
 func (r *repository) FindMany(ctx context.Context, qy backend.Query) ([]backend.Record, error) {
+	out := []backend.Record{}
+	err := r.find(ctx, qy, false, func(doc string, _ int64) { out = append(out, backend.Record(doc)) })
+	return out, err
+}
+
+func (r *repository) FindItems(ctx context.Context, qy backend.Query) ([]backend.Item, error) {
+	out := []backend.Item{}
+	err := r.find(ctx, qy, true, func(doc string, v int64) { out = append(out, backend.Item{Rec: backend.Record(doc), Version: v}) })
+	return out, err
+}
+
+func (r *repository) find(ctx context.Context, qy backend.Query, versions bool, each func(doc string, v int64)) error {
 	c := &compiler{}
-	where := c.filter(qy.Filter)
+	where := c.filter(qy.Filter) + " AND " + c.live(r.cat.nowMs())
 	limit := -1
 	if qy.Limit > 0 {
 		limit = qy.Limit
 	}
 	args := append(c.args, limit, qy.Offset)
-	out := []backend.Record{}
-	err := r.read(ctx, func(q querier, table string) error {
-		sqlText := `SELECT doc FROM ` + table + ` WHERE ` + where + ` ORDER BY ` + orderBy(qy.Sort) + ` LIMIT ? OFFSET ?`
+	cols := "doc"
+	if versions {
+		cols = "doc, version"
+	}
+	return r.read(ctx, func(q querier, table string) error {
+		sqlText := `SELECT ` + cols + ` FROM ` + table + ` WHERE ` + where + ` ORDER BY ` + orderBy(qy.Sort) + ` LIMIT ? OFFSET ?`
 		rows, err := q.QueryContext(ctx, sqlText, args...)
 		if err != nil {
 			return err
@@ -241,19 +286,23 @@ func (r *repository) FindMany(ctx context.Context, qy backend.Query) ([]backend.
 		defer rows.Close()
 		for rows.Next() {
 			var doc string
-			if err := rows.Scan(&doc); err != nil {
+			var v int64
+			dest := []any{&doc}
+			if versions {
+				dest = append(dest, &v)
+			}
+			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
-			out = append(out, backend.Record(doc))
+			each(doc, v)
 		}
 		return rows.Err()
 	})
-	return out, err
 }
 
 func (r *repository) Count(ctx context.Context, f backend.Filter) (int64, error) {
 	c := &compiler{}
-	where := c.filter(f)
+	where := c.filter(f) + " AND " + c.live(r.cat.nowMs())
 	var n int64
 	err := r.read(ctx, func(q querier, table string) error {
 		return q.QueryRowContext(ctx, `SELECT count(*) FROM `+table+` WHERE `+where, c.args...).Scan(&n)
@@ -265,34 +314,8 @@ func (r *repository) Update(ctx context.Context, id string, patch map[string]any
 	if err := backend.CheckPatch(patch); err != nil {
 		return nil, err
 	}
-	var rec backend.Record
-	err := r.write(ctx, false, func(q querier, table string) error {
-		notFound := backend.Errorf(backend.CodeNotFound, "no record with id %q in %s", id, r.name)
-		if table == "" {
-			return notFound
-		}
-		var cur string
-		err := q.QueryRowContext(ctx, `SELECT doc FROM `+table+` WHERE id = ?`, id).Scan(&cur)
-		if errors.Is(err, sql.ErrNoRows) {
-			return notFound
-		}
-		if err != nil {
-			return err
-		}
-		doc, err := backend.Decode(backend.Record(cur))
-		if err != nil {
-			return err
-		}
-		if rec, err = backend.Encode(backend.Merge(doc, patch)); err != nil {
-			return err
-		}
-		_, err = q.ExecContext(ctx, `UPDATE `+table+` SET doc = ? WHERE id = ?`, string(rec), id)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return rec, nil
+	it, err := r.Modify(ctx, id, backend.Update{Merge: patch}, backend.WriteParams{})
+	return it.Rec, err
 }
 
 func (r *repository) Delete(ctx context.Context, id string) error {

@@ -134,6 +134,9 @@ func (c *compiler) eq(p backend.Path, v any) string {
 }
 
 func (c *compiler) cond(n *backend.Cond) string {
+	if s, ok := backend.IDColumn(n); ok {
+		return "(id " + backend.CompareOp(n.Op) + " " + c.bind(s) + ")"
+	}
 	t, val := typeExpr(n.Path), valueExpr(n.Path)
 	switch n.Op {
 	case backend.OpEq:

@@ -110,6 +110,7 @@ type claim struct {
 	lastError                  *backend.JobError
 	startedAt, expires         time.Time
 	leaseLen                   time.Duration
+	progress                   []byte
 	stale                      bool // the job was claimed again since
 }
 
@@ -563,6 +564,7 @@ func (c *claim) job() *backend.Job {
 	if c.lastError != nil {
 		j.LastError = c.lastError
 	}
+	j.Progress = c.progress
 	if c.status == backend.StatusProcessing {
 		exp := c.expires
 		j.LeaseExpiresAt = &exp
@@ -652,7 +654,7 @@ func (s *Store) Settle(ctx context.Context, p backend.SettleParams) ([]backend.S
 			switch it.Kind {
 			case backend.Complete:
 				o.delete, o.then = true, backend.StatusCompleted
-			case backend.Extend:
+			case backend.Extend, backend.Progress:
 				o.vis, o.then = int32(ceilSeconds(min(orDefault(it.Delay, backend.DefaultLease), maxVisibility))), backend.StatusProcessing
 			default:
 				continue
@@ -687,7 +689,9 @@ func (s *Store) Settle(ctx context.Context, p backend.SettleParams) ([]backend.S
 		switch it.Kind {
 		case backend.Complete:
 			o.delete, o.then = true, backend.StatusCompleted
-		case backend.Extend:
+		case backend.Extend, backend.Progress:
+			// Progress is kept with the claim (getJob, which would show
+			// it, is refused on SQS); it extends the lease like a heartbeat.
 			d := min(orDefault(it.Delay, c.leaseLen), maxVisibility)
 			o.vis, o.then = int32(ceilSeconds(d)), backend.StatusProcessing
 		case backend.Retry:
@@ -816,6 +820,9 @@ func (s *Store) apply(ctx context.Context, items []backend.SettleItem, ops []op,
 				o.c.status = o.then
 				if items[o.item].Error != nil {
 					o.c.lastError = items[o.item].Error
+				}
+				if items[o.item].Kind == backend.Progress {
+					o.c.progress = items[o.item].Value
 				}
 				if o.then == backend.StatusProcessing {
 					o.c.expires = now.Add(time.Duration(o.vis) * time.Second)
@@ -1091,7 +1098,7 @@ func (s *Store) DeleteFinished(ctx context.Context, p backend.DeleteParams) (int
 
 // Watch: SQS tells no one of new messages; long polls look again every
 // PollInterval (and wake at once for this process's own changes).
-func (s *Store) Watch(func(string)) {}
+func (s *Store) Watch(backend.Watcher) {}
 
 // PollInterval is how often a long poll looks again.
 func (s *Store) PollInterval() time.Duration { return s.poll }

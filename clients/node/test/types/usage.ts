@@ -114,6 +114,26 @@ export async function usage(): Promise<void> {
     // @ts-expect-error a number is neither an id nor a Job
     await queue.fail(42, new Error("x"));
   }
+  // Jobs in the records' transaction, from the plugin's decorator alone.
+  const orderId: string = await app.repository.transaction(
+    async (tx) => {
+      const plan = await tx.repository<TestPlanV1>("plans").create({ name: "n", steps: [], priority: 1, active: true });
+      const jobId: string = await tx.queue<ExecutePlanJob>().enqueue({ planId: plan.id, executionId: "e" }, { key: plan.id });
+      // @ts-expect-error transactional job data is typed too
+      await tx.queue<ExecutePlanJob>("exec").enqueue({ planId: 1 });
+      const ids: string[] = await tx.queue<ExecutePlanJob>("exec").enqueueMany([{ data: { planId: "p", executionId: "e" } }]);
+      if (job) {
+        await tx.queue<ExecutePlanJob>().acknowledge(job);
+        await tx.queue<ExecutePlanJob>().fail(job.id, new Error("x"), false);
+      }
+      void ids;
+      return jobId;
+    },
+    { retries: 3 },
+  );
+  void orderId;
+  // @ts-expect-error retries is a number
+  await app.repository.transaction(async () => 1, { retries: "3" });
   const status: JobStatus | null = await queue.getStatus("x");
   void status;
   const worker = queue.work(async (j) => {
@@ -130,4 +150,59 @@ export async function usage(): Promise<void> {
   const mem = new MemoryRepositoryBackend({ requestTimeoutMs: 5000 });
   await mem.connect();
   await mem.disconnect();
+}
+
+// Issue 18: update operators, versions, pages, projections, watch.
+export async function usageV2(plans: Repository<TestPlanV1>): Promise<void> {
+  await plans.update("p", { $inc: { priority: 1 } });
+  await plans.update("p", { $inc: { "owner.count": 1 } });
+  // @ts-expect-error $inc takes numeric fields only
+  await plans.update("p", { $inc: { name: 1 } });
+  // @ts-expect-error $inc takes numbers
+  await plans.update("p", { $inc: { priority: "1" } });
+  await plans.update("p", { $push: { steps: "s" }, $set: { name: "x" }, $unset: { owner: true } });
+  await plans.update("p", { $addToSet: { steps: { $each: ["a", "b"] } }, $pull: { steps: "c" } });
+  // @ts-expect-error $push takes array fields only
+  await plans.update("p", { $push: { name: "s" } });
+  // @ts-expect-error the element type of steps is string
+  await plans.update("p", { $push: { steps: 1 } });
+  await plans.update("p", { priority: 3 }, { ifVersion: 2, ttlMs: 60_000 });
+  const v = await plans.getWithVersion("p");
+  if (v) await plans.delete("p", { ifVersion: v.version });
+  const up: TestPlanV1 = await plans.upsert("p", { name: "n", steps: [], priority: 1, active: true }, { ifAbsent: true });
+  void up;
+  // @ts-expect-error upsert takes a whole record
+  await plans.upsert("p", { name: "n" });
+
+  const narrowed = await plans.findMany({ filter: { active: true }, fields: ["name"] });
+  const n: string = narrowed[0]!.name;
+  const i: string = narrowed[0]!.id;
+  void n, i;
+  // @ts-expect-error priority was not asked for
+  void narrowed[0]!.priority;
+  const one = await plans.findById("p", { fields: ["priority"] });
+  const pr: number | undefined = one?.priority;
+  void pr;
+  const many: (TestPlanV1 | null)[] = await plans.getMany(["a", "b"]);
+  void many;
+  let page = await plans.findPage({ sort: { priority: "desc" }, limit: 10 });
+  while (page.next) page = await plans.findPage({ sort: { priority: "desc" }, limit: 10, after: page.next });
+  const qpage = await plans.query().where("active", "=", true).limit(5).findPage();
+  const items: TestPlanV1[] = qpage.items;
+  void items;
+  const res: { matched: number; modified: number } = await plans.updateMany({ active: false }, { $set: { priority: 0 } });
+  void res;
+  const deleted: number = await plans.query().where("priority", "<", 0).deleteMany();
+  void deleted;
+  await plans.batch([
+    { op: "create", data: { name: "n", steps: [], priority: 1, active: true } },
+    { op: "update", id: "x", data: { $inc: { priority: 1 } }, ifVersion: 1 },
+    { op: "delete", id: "y" },
+  ]);
+  const ac = new AbortController();
+  for await (const change of plans.watch({ signal: ac.signal })) {
+    const op: "create" | "update" | "delete" = change.op;
+    void op;
+    ac.abort();
+  }
 }

@@ -51,15 +51,17 @@ while got < want do
       local expires = now + lease_ms
       local lease = token .. '.' .. id
       local attempts = tonumber(h[f.attempts]) + 1
+      -- progress is the attempt's: an empty one reads as none.
       redis.call('HSET', k, 'status', 'processing', 'attempts', attempts, 'lease', lease, 'leaseMs', lease_ms,
-        'startedAt', now, 'updatedAt', now, 'leaseExpiresAt', expires)
+        'startedAt', now, 'updatedAt', now, 'leaseExpiresAt', expires, 'progress', '')
       leased[#leased + 1] = expires
       leased[#leased + 1] = id
       if status == 'pending' then fresh = fresh + 1 end
       -- The answer is the hash as read, with what the claim changed (as
       -- strings, as HGETALL gives them).
       local set = {status = 'processing', attempts = tostring(attempts), lease = lease, leaseMs = string.format('%.0f', lease_ms),
-        startedAt = string.format('%.0f', now), updatedAt = string.format('%.0f', now), leaseExpiresAt = string.format('%.0f', expires)}
+        startedAt = string.format('%.0f', now), updatedAt = string.format('%.0f', now), leaseExpiresAt = string.format('%.0f', expires),
+        progress = ''}
       for name, value in pairs(set) do
         if f[name] then h[f[name]] = value else h[#h + 1] = name; h[#h + 1] = value end
       end

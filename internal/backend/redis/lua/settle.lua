@@ -1,15 +1,17 @@
--- ARGV: prefix, now, then 5 per change: kind, id, lease, delay ms, lastError
--- JSON ('' for none). Kinds: complete, retry, fail, extend, release (each
--- on a processing job under that lease), cancel (a pending or processing
--- job), revive (a failed or cancelled job whose key is free). Returns one
--- answer per change: {'ok', queue}, {'nf'} (no such job), or {'no', queue,
--- status, lease, holder of the key a revive needed or ''}.
+-- ARGV: prefix, now, then 6 per change: kind, id, lease, delay ms, lastError
+-- JSON ('' for none), value JSON (complete's result, progress's progress;
+-- '' for none). Kinds: complete, retry, fail, extend, progress, release
+-- (each on a processing job under that lease), cancel (a pending or
+-- processing job), revive (a failed or cancelled job whose key is free).
+-- Returns one answer per change: {'ok', queue}, {'nf'} (no such job), or
+-- {'no', queue, status, lease, holder of the key a revive needed or ''}.
 local now = now_ms()
 local out = {}
 local woken = {}
+local finished = {}
 
-for i = 3, #ARGV, 5 do
-  local kind, id, lease, delay, err = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
+for i = 3, #ARGV, 6 do
+  local kind, id, lease, delay, err, val = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5]
   local k = jkey(id)
   local f = redis.call('HMGET', k, 'status', 'lease', 'queue', 'runAt', 'key', 'priority', 'leaseMs', 'leaseExpiresAt')
   local status, cur, q, run_at, key, prio, expires = f[1], f[2] or '', f[3], f[4], f[5] or '', f[6], f[8]
@@ -20,6 +22,7 @@ for i = 3, #ARGV, 5 do
   elseif kind == 'cancel' then
     if status == 'pending' or status == 'processing' then
       finish(id, q, status, run_at, key, 'cancelled', now, expires)
+      finished[q] = true
       answer = {'ok', q}
     end
   elseif kind == 'revive' then
@@ -42,10 +45,13 @@ for i = 3, #ARGV, 5 do
   elseif status == 'processing' and cur == lease then
     answer = {'ok', q}
     if kind == 'complete' then
+      if val ~= '' then redis.call('HSET', k, 'result', val) end
       finish(id, q, 'processing', run_at, key, 'completed', now, expires)
+      finished[q] = true
     elseif kind == 'fail' then
       redis.call('HSET', k, 'lastError', err)
       finish(id, q, 'processing', run_at, key, 'failed', now, expires)
+      finished[q] = true
     elseif kind == 'retry' then
       redis.call('HSET', k, 'lastError', err)
       redis.call('ZREM', qkey(q, 'leases'), id)
@@ -59,10 +65,11 @@ for i = 3, #ARGV, 5 do
       end
       count(q, 'processing', 'pending')
       woken[q] = true
-    elseif kind == 'extend' then
+    elseif kind == 'extend' or kind == 'progress' then
       local ext = delay
       if ext <= 0 then ext = tonumber(f[7]) end
       redis.call('HSET', k, 'leaseExpiresAt', now + ext, 'updatedAt', now)
+      if kind == 'progress' then redis.call('HSET', k, 'progress', val) end
       redis.call('ZADD', qkey(q, 'leases'), now + ext, id)
       -- An expired claim may already wait in ready; the extension takes it back.
       redis.call('ZREM', qkey(q, 'ready'), ready_member(run_at, id))
@@ -81,4 +88,5 @@ for i = 3, #ARGV, 5 do
 end
 flush_counts()
 for q in pairs(woken) do wake(q) end
+for q in pairs(finished) do redis.call('PUBLISH', P .. ':done', q) end
 return out
