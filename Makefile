@@ -13,7 +13,7 @@ DESTDIR   ?=
 SOCKET    ?= $(CURDIR)/var/storaged.sock
 NODE_DIR  := clients/node
 # Daemon backends the Node client's suites run against.
-NODE_TEST_BACKENDS ?= memory,sqlite,postgres,redis
+NODE_TEST_BACKENDS ?= memory,sqlite,postgres,redis,sqs
 FUZZTIME  ?= 10s
 LOAD_SECONDS ?= 20
 # make dist: the platforms (GOOS/GOARCH) built (darwin/arm64 does not build yet:
@@ -74,6 +74,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 10s).
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime $(FUZZTIME) ./internal/backend/
 	$(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) ./internal/handlers/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnqueue$$' -fuzztime $(FUZZTIME) ./internal/handlers/
+	$(GO) test -run '^$$' -fuzz '^FuzzQueueNames$$' -fuzztime $(FUZZTIME) ./internal/backend/sqs/
 
 bench: build ## Side-by-side measurements (see bench/); QUICK=1 for a short run.
 	@if [ -x bench/run ]; then QUICK=$(QUICK) bench/run; else echo "bench/run is not written yet"; exit 1; fi

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/url"
 	"os"
 	"os/user"
 	"path"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/storaged/storaged/internal/backend/queue"
+	sqsstore "github.com/storaged/storaged/internal/backend/sqs"
 	"github.com/storaged/storaged/internal/handlers"
 )
 
@@ -37,6 +39,10 @@ type Config struct {
 	JobQueueConnection      string
 	JobQueueConnectionVar   string
 	RedisPrefix             string
+	SQSRegion               string
+	SQSEndpoint             string
+	SQSQueuePrefix          string
+	SQSPollInterval         time.Duration
 	Socket                  string
 	SocketMode              os.FileMode
 	LogLevel                slog.Level
@@ -87,9 +93,9 @@ var settings = []setting{
 	}},
 	{"SQLITE_PATH", "sqlite-path", "", "SQLite file, used when no connection string is set", nil},
 	{"POSTGRESQL_URL", "postgresql-url", "", "PostgreSQL URL, used when no connection string is set", nil},
-	{"JOBQUEUE_BACKEND", "jobqueue-backend", "memory", "jobs backend: memory|sqlite|postgres|redis", func(c *Config, v string) error {
+	{"JOBQUEUE_BACKEND", "jobqueue-backend", "memory", "jobs backend: memory|sqlite|postgres|redis|sqs", func(c *Config, v string) error {
 		c.JobQueueBackend = v
-		return oneOf(v, "memory", "sqlite", "postgres", "redis")
+		return oneOf(v, "memory", "sqlite", "postgres", "redis", "sqs")
 	}},
 	{"JOBQUEUE_CONNECTION_STRING", "jobqueue-connection-string", "", "jobs database: a SQLite path, a PostgreSQL URL or a Redis URL", func(c *Config, v string) error {
 		c.JobQueueConnection = v
@@ -101,6 +107,37 @@ var settings = []setting{
 			return fmt.Errorf("%q must be non-empty, without spaces or braces", v)
 		}
 		c.RedisPrefix = v
+		return nil
+	}},
+	{"SQS_REGION", "sqs-region", "", "AWS region of the SQS job queue; empty: the SDK's (AWS_REGION, the profile)", func(c *Config, v string) error {
+		for _, r := range v {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Errorf("%q is not an AWS region name such as eu-west-1", v)
+			}
+		}
+		c.SQSRegion = v
+		return nil
+	}},
+	{"SQS_ENDPOINT", "sqs-endpoint", "", "SQS endpoint URL replacing AWS's (an emulator, a VPC endpoint); empty: the region's", func(c *Config, v string) error {
+		if v != "" {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("%q is not an http(s) URL", v)
+			}
+		}
+		c.SQSEndpoint = v
+		return nil
+	}},
+	{"SQS_QUEUE_PREFIX", "sqs-queue-prefix", "storaged-", "start of the name of every SQS queue storaged uses (queue <prefix><name>, dead letters <prefix><name>-dlq)", func(c *Config, v string) error {
+		c.SQSQueuePrefix = v
+		return sqsstore.ValidatePrefix(v)
+	}},
+	{"SQS_POLL_INTERVAL", "sqs-poll-interval", "1s", "how often a waiting dequeue asks SQS again (SQS tells no one of new messages)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 10*time.Millisecond || d > 20*time.Second {
+			return fmt.Errorf("%q is not a duration between 10ms and 20s", v)
+		}
+		c.SQSPollInterval = d
 		return nil
 	}},
 	{"STORAGED_SOCKET", "socket", "/run/storaged/storaged.sock", "Unix socket path to serve on", func(c *Config, v string) error {

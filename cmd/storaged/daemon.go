@@ -31,6 +31,7 @@ import (
 	"github.com/storaged/storaged/internal/backend/queue"
 	"github.com/storaged/storaged/internal/backend/redis"
 	"github.com/storaged/storaged/internal/backend/sqlite"
+	sqsstore "github.com/storaged/storaged/internal/backend/sqs"
 	"github.com/storaged/storaged/internal/handlers"
 )
 
@@ -399,6 +400,15 @@ func openJobStore(ctx context.Context, cfg Config, log *slog.Logger) (backend.Jo
 		b, err := redis.Open(ctx, redis.Config{URL: cfg.JobQueueConnection, Prefix: cfg.RedisPrefix, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", cfg.JobQueueConnectionVar, err)
+		}
+		return b, nil
+	case "sqs":
+		// Credentials come by the SDK's default chain (environment, shared
+		// files, the instance's or task's role) and are never logged.
+		b, err := sqsstore.Open(ctx, sqsstore.Config{Region: cfg.SQSRegion, Endpoint: cfg.SQSEndpoint, Prefix: cfg.SQSQueuePrefix,
+			PollInterval: cfg.SQSPollInterval, DeadLetterRetention: cfg.RetentionFailed, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("JOBQUEUE_BACKEND=sqs (SQS_REGION, SQS_ENDPOINT, AWS credentials): %v", err)
 		}
 		return b, nil
 	}

@@ -25,7 +25,13 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		want string
 	}{
 		{map[string]string{"REPOSITORY_BACKEND": "mongo"}, nil, "REPOSITORY_BACKEND"},
-		{map[string]string{"JOBQUEUE_BACKEND": "sqs"}, nil, "JOBQUEUE_BACKEND"},
+		{map[string]string{"JOBQUEUE_BACKEND": "kafka"}, nil, "JOBQUEUE_BACKEND"},
+		{map[string]string{"JOBQUEUE_BACKEND": "sqs", "SQS_QUEUE_PREFIX": "bad.prefix"}, nil, "SQS_QUEUE_PREFIX"},
+		{map[string]string{"SQS_QUEUE_PREFIX": strings.Repeat("p", 41)}, nil, "SQS_QUEUE_PREFIX"},
+		{map[string]string{"SQS_ENDPOINT": "ftp://sqs.local"}, nil, "SQS_ENDPOINT"},
+		{map[string]string{"SQS_ENDPOINT": "localhost:4566"}, nil, "SQS_ENDPOINT"},
+		{map[string]string{"SQS_REGION": "EU West"}, nil, "SQS_REGION"},
+		{map[string]string{"SQS_POLL_INTERVAL": "0s"}, nil, "SQS_POLL_INTERVAL"},
 		{map[string]string{"STORAGED_SOCKET_MODE": "rw"}, nil, "STORAGED_SOCKET_MODE"},
 		{map[string]string{"STORAGED_SOCKET_MODE": "01777"}, nil, "STORAGED_SOCKET_MODE"},
 		{map[string]string{"STORAGED_LOG_LEVEL": "loud"}, nil, "STORAGED_LOG_LEVEL"},
@@ -207,6 +213,8 @@ func TestMigrateCommand(t *testing.T) {
 	}
 }
 
+const sqsTestSecret = "never-log-this-secret"
+
 // TestOpenErrorsNameTheVariableSet: when a database cannot be opened,
 // the message names the variable the user set (SQLITE_PATH,
 // POSTGRESQL_URL, REDIS_URL), not the connection string it stood in for.
@@ -230,7 +238,12 @@ func TestOpenErrorsNameTheVariableSet(t *testing.T) {
 		{"jobs in POSTGRESQL_URL", map[string]string{"JOBQUEUE_BACKEND": "postgres", "POSTGRESQL_URL": badPG}, "POSTGRESQL_URL", "CONNECTION_STRING"},
 		{"jobs in REDIS_URL", map[string]string{"JOBQUEUE_BACKEND": "redis", "REDIS_URL": badRedis}, "REDIS_URL", "CONNECTION_STRING"},
 		{"jobs in JOBQUEUE_CONNECTION_STRING", map[string]string{"JOBQUEUE_BACKEND": "redis", "JOBQUEUE_CONNECTION_STRING": badRedis}, "JOBQUEUE_CONNECTION_STRING", "REDIS_URL"},
+		{"jobs on SQS_ENDPOINT", map[string]string{"JOBQUEUE_BACKEND": "sqs", "SQS_ENDPOINT": "http://127.0.0.1:1", "SQS_REGION": "us-east-1"}, "SQS_ENDPOINT", sqsTestSecret},
 	}
+	// The SDK reads credentials from the process's environment; the
+	// secret must appear in no message.
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIATEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", sqsTestSecret)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			c.env["STORAGED_SOCKET"] = filepath.Join(t.TempDir(), "s.sock")

@@ -34,6 +34,10 @@ func migrateCmd(ctx context.Context, args []string, lookup func(string) (string,
 			fmt.Fprintln(out, "redis: no schema to migrate (keys are made as jobs arrive)")
 			continue
 		}
+		if t.kind == "sqs" {
+			fmt.Fprintln(out, "sqs: no schema to migrate (queues are created with their first job)")
+			continue
+		}
 		if t.kind == "memory" || seen[t] {
 			continue
 		}

@@ -23,27 +23,40 @@ func TestReliabilityTwoDaemonsOneDatabase(t *testing.T) {
 	if reliability() {
 		daemons = append(daemons, testutil.StartDaemon(t, env...))
 	}
-	eachJobOnce(t, daemons)
+	eachJobOnce(t, daemons, 3000)
 	serializableAcross(t, daemons)
 }
 
 // TestReliabilityTwoDaemonsOneRedis: jobs on one Redis, worked through two daemons.
 func TestReliabilityTwoDaemonsOneRedis(t *testing.T) {
 	env := []string{"JOBQUEUE_BACKEND=redis", "REDIS_URL=" + testutil.RedisURL(), "STORAGED_REDIS_PREFIX=" + testutil.RedisPrefix(t)}
-	eachJobOnce(t, []*testutil.Daemon{testutil.StartDaemon(t, env...), testutil.StartDaemon(t, env...)})
+	eachJobOnce(t, []*testutil.Daemon{testutil.StartDaemon(t, env...), testutil.StartDaemon(t, env...)}, 3000)
+}
+
+// TestTwoDaemonsOneSQS: jobs on one SQS (moto), worked through two
+// daemons: SQS's visibility timeout, not a database, keeps each job to one
+// worker, as far as SQS promises: a standard queue delivers at least once
+// (JobCapabilities.ExactlyOnce false), and moto does hand one message to
+// two concurrent receivers now and then. The test then checks that no job
+// is lost or stuck, and reports the duplicates.
+func TestTwoDaemonsOneSQS(t *testing.T) {
+	env := testutil.SQSEnv(t)
+	// moto slows down with the depth of a queue (a receive of 100 from
+	// 1500 messages takes tens of seconds), hence 300 jobs here.
+	eachJobOnce(t, []*testutil.Daemon{testutil.StartDaemon(t, env...), testutil.StartDaemon(t, env...)}, 300)
 }
 
 // eachJobOnce enqueues jobs through every daemon and drains them with
 // workers on all of them: each job must be completed exactly once.
-func eachJobOnce(t *testing.T, daemons []*testutil.Daemon) {
-	jobs, workersEach := 3000, 4
+func eachJobOnce(t *testing.T, daemons []*testutil.Daemon, jobs int) {
+	workersEach := 4
 	if reliability() {
-		jobs = 10000
+		jobs = jobs * 10 / 3
 	}
 	var ids []string
 	for i := 0; i < jobs; i += 500 {
 		var batch []string
-		for k := i; k < i+500; k++ {
+		for k := i; k < min(i+500, jobs); k++ {
 			batch = append(batch, fmt.Sprintf(`{"data":{"n":%d}}`, k))
 		}
 		st, b, err := call(daemons[i/500%len(daemons)].Client, "POST", "/v1/queues/multi/jobs/batch", "["+strings.Join(batch, ",")+"]")
@@ -56,6 +69,7 @@ func eachJobOnce(t *testing.T, daemons []*testutil.Daemon) {
 	}
 	var mu sync.Mutex
 	delivered := map[string]int{}
+	by := map[string][]string{} // job → the daemon and lease of each delivery, for the message
 	perDaemon := make([]int, len(daemons))
 	var wg sync.WaitGroup
 	for di, d := range daemons {
@@ -79,17 +93,24 @@ func eachJobOnce(t *testing.T, daemons []*testutil.Daemon) {
 					if st == 204 {
 						return
 					}
-					var jobs []struct{ ID, Lease string }
+					var jobs []struct {
+						ID, Lease string
+						Attempts  int
+					}
 					if batched {
 						json.Unmarshal(b, &jobs)
 					} else {
-						jobs = make([]struct{ ID, Lease string }, 1)
+						jobs = make([]struct {
+							ID, Lease string
+							Attempts  int
+						}, 1)
 						json.Unmarshal(b, &jobs[0])
 					}
 					items := make([]string, len(jobs))
 					mu.Lock()
 					for k, j := range jobs {
 						delivered[j.ID]++
+						by[j.ID] = append(by[j.ID], fmt.Sprintf("daemon %d at %s attempt %d", di, time.Now().Format("15:04:05.000"), j.Attempts))
 						items[k] = `{"id":"` + j.ID + `","lease":"` + j.Lease + `"}`
 					}
 					perDaemon[di] += len(jobs)
@@ -111,15 +132,28 @@ func eachJobOnce(t *testing.T, daemons []*testutil.Daemon) {
 		}
 	}
 	wg.Wait()
+	_, info, _ := call(daemons[0].Client, "GET", "/v1/info", "")
+	var caps struct {
+		JobCapabilities struct{ ExactStats, ExactlyOnce bool }
+	}
+	json.Unmarshal(info, &caps)
+	dups := 0
 	for _, id := range ids {
-		if delivered[id] != 1 {
-			t.Fatalf("job %s delivered %d times", id, delivered[id])
+		switch {
+		case delivered[id] == 0:
+			t.Fatalf("job %s was never delivered", id)
+		case delivered[id] > 1 && caps.JobCapabilities.ExactlyOnce:
+			t.Fatalf("job %s delivered %d times: %v", id, delivered[id], by[id])
+		case delivered[id] > 1:
+			dups++
+			t.Logf("at-least-once store: job %s delivered %d times: %v", id, delivered[id], by[id])
 		}
 	}
 	_, b, _ := call(daemons[0].Client, "GET", "/v1/queues/multi/stats", "")
 	var st struct{ Pending, Processing, Completed int }
 	json.Unmarshal(b, &st)
-	if st.Completed != jobs || st.Pending != 0 || st.Processing != 0 {
+	// A store without exact stats (SQS) keeps no completed jobs to count.
+	if (caps.JobCapabilities.ExactStats && st.Completed != jobs) || st.Pending != 0 || st.Processing != 0 {
 		t.Fatalf("stats after the drain: %s", b)
 	}
 	for i, n := range perDaemon {
@@ -127,7 +161,11 @@ func eachJobOnce(t *testing.T, daemons []*testutil.Daemon) {
 			t.Fatalf("daemon %d did no work: %v", i, perDaemon)
 		}
 	}
-	t.Logf("%d daemons, %d workers each: %d jobs, each completed exactly once, none stuck; per daemon %v", len(daemons), workersEach, jobs, perDaemon)
+	if caps.JobCapabilities.ExactlyOnce {
+		t.Logf("%d daemons, %d workers each: %d jobs, each completed exactly once, none stuck; per daemon %v", len(daemons), workersEach, jobs, perDaemon)
+	} else {
+		t.Logf("%d daemons, %d workers each: %d jobs, each completed at least once (%d twice), none stuck; per daemon %v", len(daemons), workersEach, jobs, dups, perDaemon)
+	}
 }
 
 // serializableAcross runs read-modify-write transactions through two

@@ -52,6 +52,9 @@ type Info struct {
 	// TransactionalJobs: Storaged-Tx works on enqueue, ack and fail, the
 	// job queue being in the transaction's database (DESIGN §4).
 	TransactionalJobs bool `json:"transactionalJobs"`
+	// JobCapabilities: what the job queue backend honours exactly; what
+	// it lacks is refused with 400 (see backend.JobCapabilities).
+	JobCapabilities backend.JobCapabilities `json:"jobCapabilities"`
 }
 
 // Server holds the handlers' dependencies.
@@ -88,6 +91,7 @@ func New(cfg Config) *Server {
 		queues: newActiveQueues(cfg.MetricsQueues),
 	}
 	s.info.TransactionalJobs = cfg.Jobs.SharesDatabase(cfg.Repository)
+	s.info.JobCapabilities = backend.CapabilitiesOf(cfg.Jobs.Store())
 	// The queue service counts enqueues through the metrics' observer;
 	// they land on this server's active queues.
 	cfg.Metrics.active.Store(s.queues)

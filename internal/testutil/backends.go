@@ -14,7 +14,8 @@ type DaemonBackend struct {
 
 // JobBackends returns the daemon environments of every job queue backend:
 // memory, SQLite (records and jobs in one file), PostgreSQL (a fresh
-// database) and Redis (a fresh key prefix; records on memory).
+// database), Redis (a fresh key prefix; records on memory) and SQS (moto,
+// a fresh queue prefix; records on memory).
 func JobBackends(t testing.TB) []DaemonBackend {
 	t.Helper()
 	dir := t.TempDir()
@@ -23,5 +24,6 @@ func JobBackends(t testing.TB) []DaemonBackend {
 		{"sqlite", []string{"REPOSITORY_BACKEND=sqlite", "JOBQUEUE_BACKEND=sqlite", "SQLITE_PATH=" + filepath.Join(dir, "jobs.db")}},
 		{"postgres", []string{"REPOSITORY_BACKEND=postgres", "JOBQUEUE_BACKEND=postgres", "POSTGRESQL_URL=" + PostgresDB(t)}},
 		{"redis", []string{"REPOSITORY_BACKEND=memory", "JOBQUEUE_BACKEND=redis", "REDIS_URL=" + RedisURL(), "STORAGED_REDIS_PREFIX=" + RedisPrefix(t)}},
+		{"sqs", append([]string{"REPOSITORY_BACKEND=memory"}, SQSEnv(t)...)},
 	}
 }

@@ -133,6 +133,8 @@ export function wireOptions(o: EnqueueOptions | undefined, where = ""): Record<s
  * each with its Job, never by id).
  */
 export interface WorkerQueue<T, R = unknown> extends JobQueue<T, R> {
+  /** Whether the daemon keeps results (SQS does not). */
+  keepsResults(): boolean;
   dequeueMany(max: number, options?: DequeueOptions, signal?: AbortSignal, untracked?: boolean): Promise<Job<T>[]>;
 }
 
@@ -148,6 +150,10 @@ class SocketJobQueue<T, R = unknown> implements WorkerQueue<T, R> {
 
   private get t(): Transport {
     return this.backend.transport();
+  }
+
+  keepsResults(): boolean {
+    return this.t.keepsResults;
   }
 
   async enqueue(data: T, options?: EnqueueOptions): Promise<string> {

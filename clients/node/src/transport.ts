@@ -71,6 +71,11 @@ export class Transport {
   private readonly connectTimeout: Timeout;
   private readonly requestTimeoutMs: number;
   private closed = false;
+  /**
+   * Whether the daemon's job queue keeps results (GET /v1/info,
+   * jobCapabilities.getJob): SQS cannot, and refuses an ack with one.
+   */
+  keepsResults = true;
 
   constructor(opts: TransportOptions = {}) {
     const connectMs = timeoutOption("connectTimeoutMs", opts.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS);
@@ -92,7 +97,9 @@ export class Transport {
     const res = await this.request("GET", "/v1/info", undefined, { timeout: this.connectTimeout });
     let version: unknown;
     try {
-      version = (JSON.parse(res.body) as { version?: unknown }).version;
+      const info = JSON.parse(res.body) as { version?: unknown; jobCapabilities?: { getJob?: boolean } };
+      version = info.version;
+      this.keepsResults = info.jobCapabilities?.getJob !== false;
     } catch (err) {
       throw new StorageUnavailableError(`${this.socketPath} answered GET /v1/info with no JSON: is it storaged?`, res.status, { cause: err });
     }

@@ -61,6 +61,7 @@ export class QueueWorker<T, R = unknown> implements Worker {
   private running = 0;
   private acks: Job<T>[] = [];
   private results: (R | undefined)[] = [];
+  private toldNoResults = false;
   private fails: Array<FailItem<T> & { job: Job<T> }> = [];
   private flushing: Promise<void> | undefined;
   private flushQueued = false;
@@ -193,7 +194,7 @@ export class QueueWorker<T, R = unknown> implements Worker {
       const result = await this.handler(job, context);
       if (!timedOut) {
         this.acks.push(job);
-        this.results.push(result === undefined ? undefined : result);
+        this.results.push(this.keepResult(result));
       }
     } catch (err) {
       if (!timedOut) this.fails.push({ job, error: err instanceof Error ? err : new Error(String(err)), retry: true });
@@ -208,6 +209,20 @@ export class QueueWorker<T, R = unknown> implements Worker {
     this.slotFreed?.();
     this.slotFreed = undefined;
     if (this.running === 0) for (const wake of this.idle.splice(0)) wake();
+  }
+
+  /**
+   * A handler's return value, to send with its ack; on a daemon that keeps
+   * no results (SQS) it is dropped, and onError is told so once.
+   */
+  private keepResult(result: R | void): R | undefined {
+    if (result === undefined) return undefined;
+    if (this.queue.keepsResults()) return result as R;
+    if (!this.toldNoResults) {
+      this.toldNoResults = true;
+      this.onError(new ValidationError("this daemon's job queue keeps no results (see jobCapabilities in GET /v1/info): handlers' return values are dropped"));
+    }
+    return undefined;
   }
 
   /** Sends the outcomes gathered so far on the next turn of the event loop. */

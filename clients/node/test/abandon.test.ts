@@ -6,13 +6,15 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import Fastify from "fastify";
 import storaged, { JobStatus, SocketJobQueueBackend } from "../src/index.js";
-import { BACKENDS, sleep, startDaemon, uniqueName, type TestDaemon } from "./harness.js";
+import { BACKENDS, jobCapabilities, sleep, startDaemon, uniqueName, type JobCapability, type TestDaemon } from "./harness.js";
 
 for (const backend of BACKENDS) {
   describe(`abandoned long polls on ${backend}`, () => {
     let daemon: TestDaemon;
+    let caps: Record<JobCapability, boolean>;
     before(async () => {
       daemon = await startDaemon(backend);
+      caps = await jobCapabilities(daemon.socketPath);
     });
     after(async () => {
       await daemon.stop();
@@ -37,7 +39,7 @@ for (const backend of BACKENDS) {
       while (ran.length === 0 && Date.now() < deadline) await sleep(20);
       await next.stop();
       assert.deepEqual(ran, [id]);
-      assert.equal(await queue.getStatus(id), JobStatus.COMPLETED);
+      if (caps.getJob) assert.equal(await queue.getStatus(id), JobStatus.COMPLETED);
       await jobs.disconnect();
     });
 

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import { ConflictError, JobStatus, NotFoundError, SocketJobQueueBackend, ValidationError, type Job } from "../src/index.js";
-import { BACKENDS, sleep, startDaemon, uniqueName, type TestDaemon } from "./harness.js";
+import { BACKENDS, jobCapabilities, lacks, sleep, startDaemon, uniqueName, type JobCapability, type TestDaemon } from "./harness.js";
 
 interface Item {
   n: number;
@@ -14,8 +14,10 @@ for (const backend of BACKENDS) {
   describe(`batches on ${backend}`, () => {
     let daemon: TestDaemon;
     let jobs: SocketJobQueueBackend;
+    let caps: Record<JobCapability, boolean>;
     before(async () => {
       daemon = await startDaemon(backend);
+      caps = await jobCapabilities(daemon.socketPath);
       jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
       await jobs.connect();
     });
@@ -27,7 +29,8 @@ for (const backend of BACKENDS) {
       assert.equal(jobs.heldClaims(), 0, "claims left in the client's book");
     });
 
-    it("dequeueMany claims in claim order and the settle-many calls answer per item", async () => {
+    it("dequeueMany claims in claim order and the settle-many calls answer per item", async (t) => {
+      if (lacks(t, caps, "priorities", "getJob", "exactStats")) return;
       const queue = jobs.queue<Item>(uniqueName("many"));
       const ids = await queue.enqueueMany([0, 1, 2, 3, 4, 5].map((n) => ({ data: { n }, priority: n % 2 })));
       const claimed = await queue.dequeueMany(4, { leaseMs: 60_000 });
@@ -73,7 +76,8 @@ for (const backend of BACKENDS) {
       await assert.rejects(queue.dequeueMany(1001), ValidationError);
     });
 
-    it("a refused item of a batch leaves no claim behind; an unknown job is NotFoundError", async () => {
+    it("a refused item of a batch leaves no claim behind; an unknown job is NotFoundError", async (t) => {
+      if (lacks(t, caps, "cancel")) return;
       const queue = jobs.queue<Item>(uniqueName("refused"));
       await queue.enqueue({ n: 1 });
       const [job] = await queue.dequeueMany(1);
@@ -85,7 +89,8 @@ for (const backend of BACKENDS) {
       assert.ok(gone[0] instanceof NotFoundError);
     });
 
-    it("work() with prefetch runs every job once, in batches, and releases what it holds on stop", async () => {
+    it("work() with prefetch runs every job once, in batches, and releases what it holds on stop", async (t) => {
+      if (lacks(t, caps, "exactStats")) return;
       const queue = jobs.queue<Item>(uniqueName("worker"));
       const total = 500;
       await queue.enqueueMany(Array.from({ length: total }, (_, n) => ({ data: { n } })));
@@ -124,7 +129,8 @@ for (const backend of BACKENDS) {
       assert.deepEqual(await queue.acknowledgeMany(next), next.map(() => null));
     });
 
-    it("work() fails a throwing handler's job through failMany and renews waiting claims", async () => {
+    it("work() fails a throwing handler's job through failMany and renews waiting claims", async (t) => {
+      if (lacks(t, caps, "exactStats", "getJob")) return;
       const queue = jobs.queue<Item>(uniqueName("renew"));
       await queue.enqueueMany([{ data: { n: 1 }, maxAttempts: 1 }, { data: { n: 2 } }, { data: { n: 3 } }]);
       const worker = queue.work(async (job) => {

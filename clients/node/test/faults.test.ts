@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { JobStatus, SocketJobQueueBackend } from "../src/index.js";
-import { BACKENDS, sleep, startDaemon, uniqueName, type TestDaemon } from "./harness.js";
+import { BACKENDS, jobCapabilities, lacks, sleep, startDaemon, uniqueName, type JobCapability, type TestDaemon } from "./harness.js";
 
 const clientURL = new URL("../src/index.js", import.meta.url).href;
 
@@ -39,8 +39,10 @@ for (const backend of BACKENDS) {
   describe(`worker faults on ${backend}`, () => {
     let daemon: TestDaemon;
     let jobs: SocketJobQueueBackend;
+    let caps: Record<JobCapability, boolean>;
     before(async () => {
       daemon = await startDaemon(backend);
+      caps = await jobCapabilities(daemon.socketPath);
       jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
       await jobs.connect();
     });
@@ -49,7 +51,8 @@ for (const backend of BACKENDS) {
       await daemon.stop();
     });
 
-    it("redelivers the jobs of a killed worker after their leases, each completed once", async () => {
+    it("redelivers the jobs of a killed worker after their leases, each completed once", async (t) => {
+      if (lacks(t, caps, "milliseconds", "exactStats", "getJob")) return;
       const name = uniqueName("killed");
       const queue = jobs.queue<{ n: number }>(name);
       const ids = await queue.enqueueMany(Array.from({ length: 20 }, (_, n) => ({ data: { n } })));
@@ -73,7 +76,8 @@ for (const backend of BACKENDS) {
       }
     });
 
-    it("fences a hung handler: after its lease is taken over it cannot acknowledge", async () => {
+    it("fences a hung handler: after its lease is taken over it cannot acknowledge", async (t) => {
+      if (lacks(t, caps, "milliseconds", "getJob")) return;
       const name = uniqueName("hung");
       const queue = jobs.queue<string>(name);
       const id = await queue.enqueue("slow");

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { JobStatus, NotFoundError, SocketJobQueueBackend, ValidationError, type Job } from "../src/index.js";
-import { BACKENDS, startDaemon, uniqueName, type TestDaemon } from "./harness.js";
+import { BACKENDS, jobCapabilities, lacks, startDaemon, uniqueName, type JobCapability, type TestDaemon } from "./harness.js";
 
 // Flow control (issue 16) through the client against a real daemon on
 // each backend: settings, pause and resume, and a worker held to the
@@ -10,17 +10,20 @@ for (const backend of BACKENDS) {
   describe(`queue flow control on ${backend}`, () => {
     let daemon: TestDaemon;
     let jobs: SocketJobQueueBackend;
+    let caps: Record<JobCapability, boolean>;
     before(async () => {
       daemon = await startDaemon(backend);
       jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
       await jobs.connect();
+      caps = await jobCapabilities(daemon.socketPath);
     });
     after(async () => {
       await jobs.disconnect();
       await daemon.stop();
     });
 
-    it("configures, reads back, and refuses bad settings", async () => {
+    it("configures, reads back, and refuses bad settings", async (t) => {
+      if (lacks(t, caps, "flowControl")) return;
       const queue = jobs.queue(uniqueName("flow"));
       assert.deepEqual(await queue.settings(), { paused: false, concurrency: null, rateLimit: null });
       const set = await queue.configure({ concurrency: 2, rateLimit: { max: 10, durationMs: 1000 } });
@@ -32,7 +35,8 @@ for (const backend of BACKENDS) {
       assert.deepEqual(await queue.settings(), { paused: false, concurrency: null, rateLimit: null });
     });
 
-    it("pauses and resumes: a waiting dequeue gets the job at resume", async () => {
+    it("pauses and resumes: a waiting dequeue gets the job at resume", async (t) => {
+      if (lacks(t, caps, "flowControl")) return;
       const queue = jobs.queue<{ n: number }>(uniqueName("flow"));
       await queue.pause();
       const id = await queue.enqueue({ n: 1 });
@@ -52,7 +56,8 @@ for (const backend of BACKENDS) {
       assert.equal((await queue.stats()).paused, false);
     });
 
-    it("holds a worker to the queue's concurrency", async () => {
+    it("holds a worker to the queue's concurrency", async (t) => {
+      if (lacks(t, caps, "flowControl")) return;
       const queue = jobs.queue<{ n: number }>(uniqueName("flow"));
       await queue.configure({ concurrency: 2 });
       await queue.enqueueMany(Array.from({ length: 12 }, (_, n) => ({ data: { n } })));
@@ -82,17 +87,20 @@ for (const backend of BACKENDS) {
   describe(`unique enqueue on ${backend}`, () => {
     let daemon: TestDaemon;
     let jobs: SocketJobQueueBackend;
+    let caps: Record<JobCapability, boolean>;
     before(async () => {
       daemon = await startDaemon(backend);
       jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
       await jobs.connect();
+      caps = await jobCapabilities(daemon.socketPath);
     });
     after(async () => {
       await jobs.disconnect();
       await daemon.stop();
     });
 
-    it("holds a key past completion, and replaces a pending holder", async () => {
+    it("holds a key past completion, and replaces a pending holder", async (t) => {
+      if (lacks(t, caps, "dedupeKeys", "getJob")) return;
       const queue = jobs.queue<{ v: number }>(uniqueName("uniq"));
       const unique = { key: "hook-1", states: [JobStatus.COMPLETED] };
       const id = await queue.enqueue({ v: 1 }, { unique });
@@ -118,17 +126,20 @@ for (const backend of BACKENDS) {
   describe(`schedules on ${backend}`, () => {
     let daemon: TestDaemon;
     let jobs: SocketJobQueueBackend;
+    let caps: Record<JobCapability, boolean>;
     before(async () => {
       daemon = await startDaemon(backend);
       jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
       await jobs.connect();
+      caps = await jobCapabilities(daemon.socketPath);
     });
     after(async () => {
       await jobs.disconnect();
       await daemon.stop();
     });
 
-    it("puts a schedule idempotently, fires it, lists and deletes it", async () => {
+    it("puts a schedule idempotently, fires it, lists and deletes it", async (t) => {
+      if (lacks(t, caps, "schedules")) return;
       const queue = jobs.queue<{ report: string }>(uniqueName("sched"));
       const s = await queue.schedule("tick", { everyMs: 1000 }, { report: "r" }, { priority: 2, overlap: "allow" });
       assert.equal(s.name, "tick");

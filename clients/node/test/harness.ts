@@ -1,20 +1,85 @@
 // The test harness: runs a real storaged per backend. Adding a backend to
 // every suite is one line in DAEMON_ENV and one name in
 // STORAGED_TEST_BACKENDS (make test sets it to every backend this build has).
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { request } from "node:http";
+import { createServer } from "node:net";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PrivateDaemon } from "../src/daemon.js";
 
-const DAEMON_ENV: Record<string, () => Record<string, string>> = {
+const DAEMON_ENV: Record<string, () => Record<string, string> | Promise<Record<string, string>>> = {
   memory: () => ({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "memory" }),
   sqlite: () => ({ REPOSITORY_BACKEND: "sqlite", JOBQUEUE_BACKEND: "sqlite", SQLITE_PATH: join(tempDir(), "test.db") }),
   postgres: () => ({ REPOSITORY_BACKEND: "postgres", JOBQUEUE_BACKEND: "postgres", POSTGRESQL_URL: freshPostgresDatabase() }),
   // Redis holds only jobs; the records suites run again on memory here.
   redis: () => ({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "redis", REDIS_URL, STORAGED_REDIS_PREFIX: freshRedisPrefix() }),
+  // SQS holds only jobs, on moto (an AWS emulator); records on memory.
+  sqs: async () => ({
+    REPOSITORY_BACKEND: "memory",
+    JOBQUEUE_BACKEND: "sqs",
+    SQS_ENDPOINT: await sqsEndpoint(),
+    SQS_REGION: "us-east-1",
+    SQS_QUEUE_PREFIX: `sn${randomBytes(4).toString("hex")}-`,
+    SQS_POLL_INTERVAL: "100ms",
+    AWS_ACCESS_KEY_ID: "test",
+    AWS_SECRET_ACCESS_KEY: "test",
+  }),
 };
+
+let moto: ChildProcess | undefined;
+let motoURL: Promise<string> | undefined;
+
+/**
+ * The SQS-compatible server of the sqs suites: STORAGED_TEST_SQS_ENDPOINT,
+ * or a moto_server started once per test file and killed at exit.
+ */
+function sqsEndpoint(): Promise<string> {
+  const fromEnv = process.env["STORAGED_TEST_SQS_ENDPOINT"];
+  if (fromEnv) return Promise.resolve(fromEnv);
+  motoURL ??= startMoto();
+  return motoURL;
+}
+
+async function startMoto(): Promise<string> {
+  const port = await new Promise<number>((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
+    });
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn("moto_server", ["-H", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
+  // Not a reason to keep the test process alive; killed at exit.
+  child.unref();
+  moto = child;
+  const failed = new Promise<never>((_, reject) => {
+    child.once("error", (err) =>
+      reject(new Error(`cannot start moto_server (the sqs suites' SQS emulator; pip install 'moto[server]', or set STORAGED_TEST_SQS_ENDPOINT): ${err.message}`)),
+    );
+  });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const up = await Promise.race([
+      failed,
+      new Promise<boolean>((resolve) => {
+        const req = request(`${url}/moto-api/`, (res) => {
+          res.resume();
+          resolve(true);
+        });
+        req.once("error", () => resolve(false));
+        req.end();
+      }),
+    ]);
+    if (up) return url;
+    if (Date.now() > deadline) throw new Error(`moto_server did not answer on ${url} within 30 s`);
+    await sleep(100);
+  }
+}
 
 const REDIS_URL = process.env["STORAGED_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379/0";
 const redisPrefixes: string[] = [];
@@ -56,6 +121,7 @@ function freshPostgresDatabase(): string {
 }
 
 process.on("exit", () => {
+  moto?.kill("SIGKILL");
   for (const prefix of redisPrefixes) {
     try {
       // Keys are few in tests; one EVAL deletes them all.
@@ -87,7 +153,7 @@ export interface TestDaemon {
 
 /** Starts a daemon on backend with a short transaction idle timeout. */
 export async function startDaemon(backend: string, extra: Record<string, string> = {}): Promise<TestDaemon> {
-  const env = { ...DAEMON_ENV[backend]!(), STORAGED_TX_IDLE_TIMEOUT: "1s", ...extra };
+  const env = { ...(await DAEMON_ENV[backend]!()), STORAGED_TX_IDLE_TIMEOUT: "1s", ...extra };
   const d = await PrivateDaemon.start(env);
   return { socketPath: d.socketPath, stop: () => d.stop() };
 }
@@ -115,3 +181,44 @@ export function loadVectors(): VectorFile {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** What a daemon's job queue honours exactly (GET /v1/info jobCapabilities). */
+export type JobCapability =
+  | "priorities"
+  | "getJob"
+  | "cancel"
+  | "dedupeKeys"
+  | "exactStats"
+  | "fencing"
+  | "exactlyOnce"
+  | "settleAnywhere"
+  | "atomicBatches"
+  | "milliseconds"
+  | "flowControl"
+  | "schedules";
+
+export async function jobCapabilities(socketPath: string): Promise<Record<JobCapability, boolean>> {
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = request({ socketPath, path: "/v1/info", method: "GET" }, (res) => {
+      let data = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (data += c));
+      res.on("end", () => resolve(data));
+    });
+    req.once("error", reject);
+    req.end();
+  });
+  return (JSON.parse(body) as { jobCapabilities: Record<JobCapability, boolean> }).jobCapabilities;
+}
+
+/**
+ * Skips the running test, saying why, when the daemon's job queue lacks
+ * one of the capabilities it needs; returns whether it did. Cases are
+ * skipped by capability, never silently.
+ */
+export function lacks(t: { skip(message?: string): void }, caps: Record<JobCapability, boolean>, ...need: JobCapability[]): boolean {
+  const missing = need.filter((c) => !caps[c]);
+  if (missing.length === 0) return false;
+  t.skip(`skipped by capability: this job queue lacks ${missing.join(", ")}`);
+  return true;
+}

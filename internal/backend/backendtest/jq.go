@@ -42,11 +42,35 @@ type jq struct {
 	svc   *queue.Service
 	clock *Clock
 	store backend.JobStore
+	caps  backend.JobCapabilities
+}
+
+// prio is p where the store has priorities, else 0: cases about delivery
+// that enqueue with priorities only to mix the claim order.
+func (b *jq) prio(p int) int {
+	if b.caps.Priorities {
+		return p
+	}
+	return 0
+}
+
+// wantCompleted checks that stats count n completed jobs of q, where the
+// store keeps exact stats (a store without them keeps no finished jobs).
+func (b *jq) wantCompleted(t *testing.T, q string, n int64) {
+	t.Helper()
+	if !b.caps.ExactStats {
+		return
+	}
+	st, err := b.Stats(ctx(t), q)
+	must(t, err)
+	if st.Completed != n {
+		t.Fatalf("stats %+v, want %d completed", st, n)
+	}
 }
 
 func newJQ(t *testing.T, store backend.JobStore) *jq {
 	c := &Clock{}
-	return &jq{svc: queue.New(queue.Config{Store: store, Clock: c.Now}), clock: c, store: store}
+	return &jq{svc: queue.New(queue.Config{Store: store, Clock: c.Now}), clock: c, store: store, caps: backend.CapabilitiesOf(store)}
 }
 
 // now is the suite clock's time, as stores keep it (milliseconds).

@@ -89,7 +89,7 @@ func testSchedulePut(t *testing.T, b *jq) {
 	}
 	got, err := b.svc.GetSchedule(ctx(t), q, "report")
 	must(t, err)
-	if got == nil || got.EveryMs != 120_000 || !sameJSON(got.Data, `{"report":"daily"}`) {
+	if got == nil || got.EveryMs != 120_000 || !sameJSON(t, got.Data, `{"report":"daily"}`) {
 		t.Fatalf("get: %+v", got)
 	}
 	must(t, b.svc.DeleteSchedule(ctx(t), q, "report"))
@@ -114,7 +114,7 @@ func testScheduleFires(t *testing.T, b *jq) {
 		t.Fatalf("fired the slot again: %d", n)
 	}
 	j := dequeue(t, b, q, backend.DequeueParams{})
-	if j == nil || !j.RunAt.Equal(s.Next) || j.Priority != 5 || !sameJSON(j.Data, `{"t":1}`) {
+	if j == nil || !j.RunAt.Equal(s.Next) || j.Priority != 5 || !sameJSON(t, j.Data, `{"t":1}`) {
 		t.Fatalf("the slot's job: %+v (slot %v)", j, s.Next)
 	}
 	must(t, b.Acknowledge(ctx(t), j.ID, j.Lease))

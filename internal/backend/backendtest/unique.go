@@ -1,7 +1,6 @@
 package backendtest
 
 import (
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -117,19 +116,19 @@ func testUniqueReplace(t *testing.T, b *jq) {
 		t.Fatalf("replace: %+v", r)
 	}
 	j := dequeue(t, b, q, backend.DequeueParams{})
-	if j == nil || j.ID != a.ID || !sameJSON(j.Data, `{"v":2}`) {
+	if j == nil || j.ID != a.ID || !sameJSON(t, j.Data, `{"v":2}`) {
 		t.Fatalf("replaced job: %+v", j)
 	}
 	// A claimed holder is not replaced.
 	enqueueUnique(t, b, q, backend.EnqueueParams{Unique: u, Data: json.RawMessage(`{"v":3}`)})
-	if got := getJob(t, b, a.ID); !sameJSON(got.Data, `{"v":2}`) {
+	if got := getJob(t, b, a.ID); !sameJSON(t, got.Data, `{"v":2}`) {
 		t.Fatalf("a claimed job was replaced: %s", got.Data)
 	}
 	must(t, b.Acknowledge(ctx(t), j.ID, j.Lease))
 	// keep (the default) leaves the holder as it is.
 	k := enqueueUnique(t, b, q, backend.EnqueueParams{Unique: &backend.Unique{Key: "k"}, Data: json.RawMessage(`{"v":1}`), Delay: time.Hour})
 	enqueueUnique(t, b, q, backend.EnqueueParams{Unique: &backend.Unique{Key: "k"}, Data: json.RawMessage(`{"v":2}`)})
-	if got := getJob(t, b, k.ID); !sameJSON(got.Data, `{"v":1}`) || !got.RunAt.After(b.now().Add(59*time.Minute)) {
+	if got := getJob(t, b, k.ID); !sameJSON(t, got.Data, `{"v":1}`) || !got.RunAt.After(b.now().Add(59*time.Minute)) {
 		t.Fatalf("keep changed the holder: %+v", got)
 	}
 }
@@ -144,7 +143,7 @@ func testUniqueDebounce(t *testing.T, b *jq) {
 		t.Fatalf("debounce: %+v", r)
 	}
 	after := b.now()
-	if got := getJob(t, b, a.ID); got.RunAt.Before(before.Add(10*time.Second)) || got.RunAt.After(after.Add(10*time.Second)) || !sameJSON(got.Data, `{"v":1}`) {
+	if got := getJob(t, b, a.ID); got.RunAt.Before(before.Add(10*time.Second)) || got.RunAt.After(after.Add(10*time.Second)) || !sameJSON(t, got.Data, `{"v":1}`) {
 		t.Fatalf("debounced job: runAt %v (want now+10s, %v..%v), data %s", got.RunAt, before.Add(10*time.Second), after.Add(10*time.Second), got.Data)
 	}
 	b.clock.Advance(6 * time.Second) // past the first runAt
@@ -246,10 +245,4 @@ func testUniqueInvalid(t *testing.T, b *jq) {
 	if st.Pending != 0 {
 		t.Fatalf("refused enqueues added jobs: %+v", st)
 	}
-}
-
-// sameJSON compares JSON by value (PostgreSQL's jsonb spaces it its way).
-func sameJSON(got json.RawMessage, want string) bool {
-	var a, b any
-	return json.Unmarshal(got, &a) == nil && json.Unmarshal([]byte(want), &b) == nil && reflect.DeepEqual(a, b)
 }

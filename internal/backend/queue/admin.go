@@ -17,6 +17,10 @@ func (s *Service) Get(ctx context.Context, id string) (job *backend.Job, err err
 	if err := backend.ValidateID(id); err != nil {
 		return nil, err
 	}
+	if c := backend.CapabilitiesOf(s.store); !c.GetByID {
+		return nil, backend.Errorf(backend.CodeInvalidArgument,
+			"getJob is not available on the %s job queue: %s cannot look a job up by id (see capabilities in GET /v1/info)", c.Name, c.Name)
+	}
 	jobs, err := s.store.Get(ctx, []string{id})
 	if err != nil {
 		return nil, err
@@ -54,6 +58,9 @@ func (s *Service) ListFailed(ctx context.Context, queue string, p backend.ListPa
 		return nil, err
 	}
 	jobs, err = s.store.ListFailed(ctx, queue, p)
+	if err == nil && jobs == nil {
+		jobs = []*backend.Job{} // an empty list, never null, whatever the store
+	}
 	for _, j := range jobs {
 		j.Lease = ""
 	}

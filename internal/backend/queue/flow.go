@@ -15,7 +15,9 @@ import (
 func (s *Service) flowStore() (backend.FlowStore, error) {
 	f, ok := s.store.(backend.FlowStore)
 	if !ok {
-		return nil, backend.Errorf(backend.CodeInvalidArgument, "this job backend has no queue settings")
+		name := backend.CapabilitiesOf(s.store).Name
+		return nil, backend.Errorf(backend.CodeInvalidArgument,
+			"queue settings (pause, concurrency, rate limits) are not available on the %s job queue (see capabilities in GET /v1/info)", name)
 	}
 	return f, nil
 }

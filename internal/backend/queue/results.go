@@ -88,6 +88,10 @@ func (s *Service) Wait(ctx context.Context, id string, wait time.Duration) (job 
 	if wait < 0 || wait > backend.MaxWait {
 		return nil, backend.Errorf(backend.CodeInvalidArgument, "waitMs must be between 0 and %d", backend.MaxWait.Milliseconds())
 	}
+	if c := backend.CapabilitiesOf(s.store); !c.GetByID {
+		return nil, backend.Errorf(backend.CodeInvalidArgument,
+			"wait is not available on the %s job queue: %s cannot look a job up by id (see capabilities in GET /v1/info)", c.Name, c.Name)
+	}
 	deadline := time.Now().Add(wait)
 	recheck := s.waitRecheck
 	var wake <-chan struct{}

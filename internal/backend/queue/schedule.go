@@ -144,7 +144,9 @@ func validateSpec(sp *backend.ScheduleSpec) (when, error) {
 func (s *Service) scheduleStore() (backend.ScheduleStore, error) {
 	st, ok := s.store.(backend.ScheduleStore)
 	if !ok {
-		return nil, backend.Errorf(backend.CodeInvalidArgument, "this job backend has no schedules")
+		name := backend.CapabilitiesOf(s.store).Name
+		return nil, backend.Errorf(backend.CodeInvalidArgument,
+			"schedules are not available on the %s job queue (see capabilities in GET /v1/info)", name)
 	}
 	return st, nil
 }

@@ -32,6 +32,14 @@ func (s *Service) ack(ctx context.Context, w settler, items []backend.LeaseRef) 
 	si := make([]backend.SettleItem, len(items))
 	for i, r := range items {
 		v, err := s.checkValue("result", r.Result)
+		if err == nil && v != nil {
+			// A result is read back by getJob and wait: a store that
+			// cannot look a job up would drop it unseen.
+			if c := backend.CapabilitiesOf(s.store); !c.GetByID {
+				err = backend.Errorf(backend.CodeInvalidArgument,
+					"results are not kept on the %s job queue: %s cannot look a job up by id (see capabilities in GET /v1/info)", c.Name, c.Name)
+			}
+		}
 		if err != nil {
 			return nil, itemError(i, len(items), err)
 		}
@@ -128,6 +136,10 @@ func (s *Service) fail(ctx context.Context, w settler, items []backend.FailParam
 func (s *Service) Cancel(ctx context.Context, id string) (err error) {
 	ctx, done := s.observe(ctx, "cancel")
 	defer func() { done(err) }()
+	if c := backend.CapabilitiesOf(s.store); !c.Cancel {
+		return backend.Errorf(backend.CodeInvalidArgument,
+			"cancel is not available on the %s job queue: %s cannot remove a message by job id (see capabilities in GET /v1/info)", c.Name, c.Name)
+	}
 	return s.one(ctx, backend.SettleItem{Kind: backend.Cancel, ID: id})
 }
 

@@ -1,0 +1,50 @@
+package sqs
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/storaged/storaged/internal/backend"
+)
+
+// FuzzQueueNames: the storaged → SQS queue name mapping is one to one, its
+// names are what SQS allows, a queue's name never ends like a dead letter
+// queue's, and a lease token gives back the queue it was made for.
+func FuzzQueueNames(f *testing.F) {
+	for _, seed := range [][2]string{{"a.b", "a-pb"}, {"a:b", "a-cb"}, {"a-b", "a-hb"}, {"x.dlq", "x"}, {"q_1", "q__1"}, {"emails", "emails"}} {
+		f.Add(seed[0], seed[1], "receipt+handle/==")
+	}
+	s := New(nil, Config{Prefix: "p-"})
+	f.Fuzz(func(t *testing.T, a, b, receipt string) {
+		if backend.ValidateName("queue", a) != nil || backend.ValidateName("queue", b) != nil {
+			return
+		}
+		na, errA := s.sqsName(a, false)
+		nb, errB := s.sqsName(b, false)
+		if errA != nil || errB != nil {
+			if !backend.IsCode(errA, backend.CodeInvalidArgument) && errA != nil || !backend.IsCode(errB, backend.CodeInvalidArgument) && errB != nil {
+				t.Fatalf("refusals must be invalid_argument: %v %v", errA, errB)
+			}
+			return
+		}
+		if (na == nb) != (a == b) {
+			t.Fatalf("%q and %q map to %q and %q", a, b, na, nb)
+		}
+		da, _ := s.sqsName(a, true)
+		if da == nb || strings.HasSuffix(na, dlqSuffix) || len(da) > maxNameLength {
+			t.Fatalf("%q: queue %q, dead letters %q; %q: queue %q", a, na, da, b, nb)
+		}
+		for _, c := range da {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				t.Fatalf("%q is not an SQS queue name", da)
+			}
+		}
+		if receipt == "" {
+			return
+		}
+		q, r, ok := parseLease(a + "|" + receipt)
+		if !ok || q != a || r != receipt {
+			t.Fatalf("lease of %q, %q parsed as %q, %q, %v", a, receipt, q, r, ok)
+		}
+	})
+}

@@ -1,0 +1,126 @@
+package testutil
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+)
+
+// SQS test credentials and region: an emulator checks neither.
+const (
+	SQSRegion    = "us-east-1"
+	SQSAccessKey = "test"
+	SQSSecretKey = "test"
+)
+
+var sqsServer struct {
+	once sync.Once
+	url  string
+	err  error
+}
+
+// SQSEndpoint is the SQS-compatible server the tests use:
+// STORAGED_TEST_SQS_ENDPOINT, or a moto_server (moto, the Python AWS
+// emulator, which speaks the AWS JSON protocol of the current SDK) that
+// this test process starts once on a free port and that dies with it. A
+// missing moto fails the test, never skips it.
+func SQSEndpoint(t testing.TB) string {
+	t.Helper()
+	if u := os.Getenv("STORAGED_TEST_SQS_ENDPOINT"); u != "" {
+		return u
+	}
+	sqsServer.once.Do(func() { sqsServer.url, sqsServer.err = StartMoto() })
+	if sqsServer.err != nil {
+		t.Fatalf("no SQS emulator: %v\nInstall moto's server (pip install 'moto[server]'; the go-svc machine image has moto 5.2.1)\n"+
+			"or point STORAGED_TEST_SQS_ENDPOINT at an SQS-compatible server.", sqsServer.err)
+	}
+	return sqsServer.url
+}
+
+// StartMoto starts moto_server on a free port of 127.0.0.1 and waits until
+// it answers. The server gets SIGKILL when the calling process dies.
+func StartMoto() (string, error) {
+	bin, err := exec.LookPath("moto_server")
+	if err != nil {
+		return "", fmt.Errorf("moto_server is not on PATH: %w", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	go cmd.Wait()
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if r, err := http.Get(url + "/moto-api/"); err == nil {
+			r.Body.Close()
+			return url, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	return "", fmt.Errorf("moto_server did not answer on %s within 30 s: %s", url, out.String())
+}
+
+// SQSClient is an SQS client of the test server with test credentials.
+func SQSClient(t testing.TB) *awssqs.Client {
+	t.Helper()
+	return awssqs.New(awssqs.Options{Region: SQSRegion, BaseEndpoint: aws.String(SQSEndpoint(t)),
+		Credentials: credentials.NewStaticCredentialsProvider(SQSAccessKey, SQSSecretKey, "")})
+}
+
+// SQSPrefix returns a fresh queue name prefix for the test and deletes
+// every SQS queue under it at cleanup, so tests share one server without
+// seeing each other.
+func SQSPrefix(t testing.TB) string {
+	t.Helper()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	prefix := "st" + hex.EncodeToString(b[:]) + "-"
+	c := SQSClient(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		r, err := c.ListQueues(ctx, &awssqs.ListQueuesInput{QueueNamePrefix: aws.String(prefix), MaxResults: aws.Int32(1000)})
+		if err != nil {
+			t.Logf("cleaning up SQS queues %s*: %v", prefix, err)
+			return
+		}
+		for _, u := range r.QueueUrls {
+			_, _ = c.DeleteQueue(ctx, &awssqs.DeleteQueueInput{QueueUrl: aws.String(u)})
+		}
+	})
+	return prefix
+}
+
+// SQSEnv is the environment of a daemon on the SQS job store of the test
+// server, with a fresh prefix; the credentials come by the SDK's default
+// chain (the AWS_* variables).
+func SQSEnv(t testing.TB) []string {
+	t.Helper()
+	return []string{"JOBQUEUE_BACKEND=sqs", "SQS_ENDPOINT=" + SQSEndpoint(t), "SQS_REGION=" + SQSRegion,
+		"SQS_QUEUE_PREFIX=" + SQSPrefix(t), "SQS_POLL_INTERVAL=100ms", "AWS_ACCESS_KEY_ID=" + SQSAccessKey, "AWS_SECRET_ACCESS_KEY=" + SQSSecretKey}
+}
