@@ -82,7 +82,7 @@ func TestRefusesWhatSQSCannotDo(t *testing.T) {
 		t.Fatalf("after the refusals the queue holds %v (%v)", jobs, err)
 	}
 	caps := backend.CapabilitiesOf(store)
-	if missing := caps.Missing(backend.AllJobCapabilities); len(missing) != 11 || caps.Name != "SQS" {
+	if missing := caps.Missing(backend.AllJobCapabilities); len(missing) != 13 || caps.Name != "SQS" {
 		t.Fatalf("SQS declares %+v", caps)
 	}
 }
