@@ -45,5 +45,26 @@ for (const backend of BACKENDS.filter((b) => b !== "redis" && b !== "sqs")) {
       const listed = (await app.inject({ method: "GET", url: "/plans?status=executed" })).json<Plan[]>();
       assert.ok(listed.some((p) => p.id === plan.id));
     });
+
+    it("answers a report at once when it is quick, else 202 and a job to poll", async () => {
+      const plan = (await app.inject({ method: "POST", url: "/plan", payload: { name: "Weekly", steps: ["a", "b", "c"] } })).json<Plan>();
+      const quick = await app.inject({ method: "POST", url: `/plan/${plan.id}/report` });
+      assert.equal(quick.statusCode, 200);
+      assert.deepEqual(quick.json(), { planId: plan.id, name: "Weekly", steps: 3 });
+
+      const slow = await app.inject({ method: "POST", url: `/plan/${plan.id}/report?slow=1` });
+      assert.equal(slow.statusCode, 202);
+      const { jobId } = slow.json<{ jobId: string }>();
+      assert.equal(slow.headers["location"], `/jobs/${jobId}`);
+      let job = (await app.inject({ method: "GET", url: `/jobs/${jobId}` })).json<{ status: string; progress?: number; result?: unknown }>();
+      for (let i = 0; i < 150 && job.status !== "completed"; i++) {
+        await sleep(100);
+        job = (await app.inject({ method: "GET", url: `/jobs/${jobId}` })).json();
+      }
+      assert.equal(job.status, "completed");
+      assert.equal(job.progress, 50);
+      assert.deepEqual(job.result, { planId: plan.id, name: "Weekly", steps: 3 });
+      assert.equal((await app.inject({ method: "POST", url: "/plan/nope/report" })).statusCode, 404);
+    });
   });
 }
