@@ -207,6 +207,14 @@ func (s *Store) sqsName(queue string, dlq bool) (string, error) {
 		return "", backend.Errorf(backend.CodeInvalidArgument,
 			"queue name %q is too long for SQS: with the prefix %q and %q it needs more than the %d characters SQS allows in a queue name", queue, s.prefix, dlqSuffix, maxNameLength)
 	}
+	// Every '-' of a queue name is encoded, so only a prefix ending in
+	// '-' and the queue "dlq" can make a name that reads as a dead letter
+	// queue's (found by FuzzQueueNames): refuse it rather than let the
+	// dead letter scans take it for one.
+	if !dlq && strings.HasSuffix(b.String(), dlqSuffix) {
+		return "", backend.Errorf(backend.CodeInvalidArgument,
+			"queue name %q with the prefix %q reads as an SQS dead letter queue (it ends in %q): choose another name or SQS_QUEUE_PREFIX", queue, s.prefix, dlqSuffix)
+	}
 	return b.String(), nil
 }
 
