@@ -1,0 +1,11 @@
+-- Issue 17: a per-job timeout and the enqueuer's trace context, kept with
+-- the job; and the queue's event feed, derived from the job rows: every
+-- transition stamps its row with the event, its time and a sequence
+-- number the single writer hands out in commit order. Rows written before
+-- this migration carry no stamp until their next transition.
+ALTER TABLE jobs ADD COLUMN timeout_ms INTEGER;
+ALTER TABLE jobs ADD COLUMN traceparent TEXT;
+ALTER TABLE jobs ADD COLUMN event TEXT;
+ALTER TABLE jobs ADD COLUMN event_at INTEGER;
+ALTER TABLE jobs ADD COLUMN event_seq INTEGER;
+CREATE INDEX jobs_events ON jobs (queue, event_seq, id) WHERE event_seq IS NOT NULL;
