@@ -74,7 +74,7 @@ func testJobExtras(t *testing.T, b *jq) {
 		{Timeout: -time.Millisecond},
 		{Timeout: backend.MaxJobTimeout + time.Millisecond},
 		{Timeout: time.Microsecond},
-		{Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"},  // no flags
+		{Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"},    // no flags
 		{Traceparent: "00-00000000000000000000000000000000-00f067aa0ba902b7-01"}, // zero trace id
 		{Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"}, // zero span id
 		{Traceparent: "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}, // version ff
@@ -271,7 +271,7 @@ func testEventsCompacted(t *testing.T, b *jq) {
 	jobs, err := b.svc.Dequeue(ctx(t), q, backend.DequeueParams{Max: 2}) // A and B start
 	must(t, err)
 	must(t, b.Acknowledge(ctx(t), jobs[1].ID, jobs[1].Lease)) // B completes
-	must(t, progress(b, ctx(t), jobs[0], `10`, 0))              // then A reports
+	must(t, progress(b, ctx(t), jobs[0], `10`, 0))            // then A reports
 	evs, _ := eventsUntil(t, b.svc, q, c, 3)
 	wantEvents(t, evs, "enqueued:C completed:B progress:A", ids...)
 }
