@@ -459,7 +459,8 @@ func settleSQL(kind backend.SettleKind) string {
 	SELECT true, upd.id, upd.queue, NULL::text, NULL::text FROM upd` + count + `
 	UNION ALL
 	SELECT false, c.id, c.queue, c.status, c.lease FROM unnest($2::text[]) x(id)
-		CROSS JOIN LATERAL (SELECT id, queue, status, lease FROM storaged_jobs WHERE id = x.id) c`
+		CROSS JOIN LATERAL (SELECT id, queue, status, lease FROM storaged_jobs WHERE id = x.id) c
+	WHERE x.id NOT IN (SELECT id FROM upd)`
 }
 
 // reviveSQL brings a failed or cancelled job back unless another active
