@@ -36,7 +36,8 @@ function spanContextOf(traceparent: string | undefined): OtelApi.SpanContext | u
  * child of it, so that the enqueuing request's trace goes on into the
  * handler. Without OpenTelemetry it just runs fn.
  */
-export async function inJobSpan<X>(queue: string, jobId: string, attempt: number, traceparent: string | undefined, fn: () => Promise<X>): Promise<X> {
+export function inJobSpan<X>(queue: string, jobId: string, attempt: number, traceparent: string | undefined, fn: () => Promise<X>): Promise<X> {
+  // Without OpenTelemetry, no wrapper at all: a drain runs this per job.
   if (!api) return fn();
   const a = api;
   const creation = spanContextOf(traceparent);

@@ -142,8 +142,9 @@ func TestJobQueriesUseIndexes(t *testing.T) {
 		args      []any
 		indexes   []string
 	}{
-		{"claim", claimSQL, []any{"tok", 30000, now, "q", 100}, []string{"jobs_ready", "jobs_leases"}},
-		{"sweep", sweepSQL, []any{now, "q", "{}"}, []string{"jobs_leases"}},
+		{"claim", claimSQL, []any{"tok", 30000, now, "q", 100, 1}, []string{"jobs_ready", "jobs_leases"}},
+		{"sweep", sweepSQL, []any{now, "q", "{}", 1}, []string{"jobs_leases"}},
+		{"events", eventsSQL, []any{"q", 5, "", 100}, []string{"jobs_events"}},
 		{"stats", statsSQL, []any{`["q"]`}, []string{"jobs_ready", "jobs_leases", "jobs_done"}},
 		{"list failed", listFailedSQL, []any{"q", 10, 0}, []string{"jobs_done"}},
 		{"prune a queue", deleteFinishedSQL, []any{`["completed"]`, now, "q"}, []string{"jobs_done"}},
