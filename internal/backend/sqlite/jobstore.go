@@ -29,6 +29,11 @@ type JobStore struct {
 	// seq is the last sequence number of the event feed handed out
 	// (events.go); 0 until read from the file.
 	seq atomic.Uint64
+	// feed is the queues whose feed is on (event_queues), loaded at first
+	// use; only this process writes the file.
+	feedMu     sync.Mutex
+	feed       map[string]bool
+	feedQueues string // feed's queues as a JSON array, for the settle statements
 }
 
 // NewJobStore serves jobs from db; Close releases db.
@@ -140,7 +145,7 @@ func (b *JobStore) Insert(ctx context.Context, p backend.InsertParams) (out []ba
 
 func (b *JobStore) insertTx(ctx context.Context, tx *sql.Tx, p backend.InsertParams) ([]backend.Inserted, error) {
 	now := backend.NowOr(p.Now)
-	seq, err := b.nextSeq(ctx, tx)
+	seq, err := b.stampOf(ctx, tx, p.Queue)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +227,7 @@ func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Cl
 		// Read in the writer, which serializes claims with each other
 		// and with changes of the settings.
 		f := b.flowOf(p.Queue)
-		seq, err := b.nextSeq(ctx, tx)
+		seq, err := b.stampOf(ctx, tx, p.Queue)
 		if err != nil {
 			return err
 		}
@@ -322,7 +327,7 @@ func settleSQL(kind backend.SettleKind) string {
 	s := settleSet[kind]
 	set := s.set
 	if ev := backend.EventOf(kind); ev != "" {
-		set += `, event = '` + string(ev) + `', event_at = ?1, event_seq = ?3`
+		set += `, event = '` + string(ev) + `', event_at = ?1, event_seq = ` + feedSeq("jobs.queue")
 	}
 	return `UPDATE jobs SET ` + set + `
 		FROM (SELECT value ->> 0 AS id, value ->> 1 AS lease, value ->> 2 AS delay_ms, value ->> 3 AS err,
@@ -331,8 +336,8 @@ func settleSQL(kind backend.SettleKind) string {
 }
 
 // reviveSQL brings back a failed or cancelled job (its key checked first).
-const reviveSQL = `UPDATE jobs SET status = 'pending', attempts = 0, run_at = ?1, updated_at = ?1, finished_at = NULL,
-		event = 'retried', event_at = ?1, event_seq = ?3
+var reviveSQL = `UPDATE jobs SET status = 'pending', attempts = 0, run_at = ?1, updated_at = ?1, finished_at = NULL,
+		event = 'retried', event_at = ?1, event_seq = ` + feedSeq("queue") + `
 	WHERE id = ?2 AND status IN ('failed', 'cancelled') RETURNING queue`
 
 // Settle implements backend.JobStore.
@@ -346,7 +351,7 @@ func (b *JobStore) Settle(ctx context.Context, p backend.SettleParams) (out []ba
 
 func (b *JobStore) settleTx(ctx context.Context, tx *sql.Tx, p backend.SettleParams) ([]backend.Settled, error) {
 	now := backend.NowOr(p.Now).UnixMilli()
-	seq, err := b.nextSeq(ctx, tx)
+	seq, queues, err := b.settleStamp(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
@@ -355,7 +360,7 @@ func (b *JobStore) settleTx(ctx context.Context, tx *sql.Tx, p backend.SettlePar
 	var kinds []backend.SettleKind
 	for i, it := range p.Items {
 		if it.Kind == backend.Revive {
-			if err := b.revive(ctx, tx, now, seq, it.ID, &out[i]); err != nil {
+			if err := b.revive(ctx, tx, now, seq, queues, it.ID, &out[i]); err != nil {
 				return nil, err
 			}
 			continue
@@ -384,7 +389,7 @@ func (b *JobStore) settleTx(ctx context.Context, tx *sql.Tx, p backend.SettlePar
 			items[k] = [5]any{it.ID, it.Lease, it.Delay.Milliseconds(), lastErr, val}
 		}
 		list, _ := backend.Marshal(items)
-		rows, err := b.db.queryTx(ctx, tx, settleSQL(kind), now, string(list), seq)
+		rows, err := b.db.queryTx(ctx, tx, settleSQL(kind), now, string(list), seq, queues)
 		if err != nil {
 			return nil, err
 		}
@@ -431,7 +436,7 @@ func (b *JobStore) settleTx(ctx context.Context, tx *sql.Tx, p backend.SettlePar
 
 // revive brings back one failed or cancelled job unless another active job
 // holds its key.
-func (b *JobStore) revive(ctx context.Context, tx *sql.Tx, now int64, seq uint64, id string, out *backend.Settled) error {
+func (b *JobStore) revive(ctx context.Context, tx *sql.Tx, now int64, seq any, queues, id string, out *backend.Settled) error {
 	holder, err := b.keyHolder(ctx, tx, id)
 	if err != nil {
 		return err
@@ -442,7 +447,7 @@ func (b *JobStore) revive(ctx context.Context, tx *sql.Tx, now int64, seq uint64
 		return err
 	}
 	var queue string
-	err = tx.QueryRowContext(ctx, reviveSQL, now, id, seq).Scan(&queue)
+	err = tx.QueryRowContext(ctx, reviveSQL, now, id, seq, queues).Scan(&queue)
 	switch {
 	case err == nil:
 		*out = backend.Settled{Applied: true, Found: true, Queue: queue}
