@@ -2,7 +2,8 @@
 // records and JobStore for jobs (driven by the queue service in
 // backend/queue; TxJobStore where jobs can join a records transaction;
 // FlowStore and ScheduleStore, which every job store implements, for a
-// queue's flow control and its recurring schedules) —
+// queue's flow control and its recurring schedules; EventStore, which
+// every store but SQS implements, for a queue's event feed) —
 // and the domain types they share:
 // the Error type and its codes, the filter/sort AST, job states and the
 // validation rules of DESIGN §2–§3.

@@ -49,6 +49,8 @@ type JobCapabilities struct {
 	// Schedules: the store keeps recurring schedules and fires each slot
 	// once (ScheduleStore).
 	Schedules bool `json:"schedules"`
+	// Events: the store keeps each queue's event feed (EventStore).
+	Events bool `json:"events"`
 	// ClockControl: the store keeps time by the Now its callers pass, so
 	// tests can move time instead of sleeping. Not part of the API.
 	ClockControl bool `json:"-"`
@@ -57,7 +59,7 @@ type JobCapabilities struct {
 // AllJobCapabilities is what the SQL and Redis stores offer.
 var AllJobCapabilities = JobCapabilities{Priorities: true, GetByID: true, Cancel: true, Dedupe: true, ExactStats: true,
 	Fencing: true, ExactlyOnce: true, SettleAnywhere: true, AtomicBatches: true, Milliseconds: true, FlowControl: true,
-	Schedules: true, ClockControl: true}
+	Schedules: true, Events: true, ClockControl: true}
 
 // JobCapabler is a JobStore that lacks some capabilities.
 type JobCapabler interface {
@@ -93,6 +95,7 @@ func (c JobCapabilities) Missing(need JobCapabilities) []string {
 	check(need.Milliseconds, c.Milliseconds, "milliseconds")
 	check(need.FlowControl, c.FlowControl, "flowControl")
 	check(need.Schedules, c.Schedules, "schedules")
+	check(need.Events, c.Events, "events")
 	check(need.ClockControl, c.ClockControl, "clockControl")
 	return out
 }

@@ -40,6 +40,9 @@ const (
 	MaxBatch           = 10_000
 	MaxDequeue         = 1000
 	MaxKeyLength       = 256
+	// MaxJobTimeout is the longest per-job timeout: the longest delay a
+	// JavaScript timer takes (2^31-1 ms, about 24.8 days).
+	MaxJobTimeout = (1<<31 - 1) * time.Millisecond
 )
 
 // Job is a job as the API shows it. Lease is set only in the answer to the
@@ -68,6 +71,14 @@ type Job struct {
 	// Progress is the last progress the worker reported for its current
 	// (or last) attempt: a number from 0 to 100 or a JSON object.
 	Progress json.RawMessage `json:"progress,omitempty"`
+	// TimeoutMs is how long a worker lets one attempt run (0: the
+	// worker's own setting); a handler still running then is aborted and
+	// the attempt failed.
+	TimeoutMs int64 `json:"timeoutMs,omitempty"`
+	// Traceparent is the W3C trace context of whoever enqueued the job:
+	// the spans of its claim, its acknowledgement and its handler link to
+	// it (OpenTelemetry's messaging convention).
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // LeaseRef names one claim of a job: its id and the claim's lease token.
@@ -172,6 +183,11 @@ type EnqueueParams struct {
 	Hold   HoldMask
 	Period time.Duration
 	Mode   UniqueMode
+	// Timeout bounds each attempt's run in the worker (0: the worker's
+	// own timeout).
+	Timeout time.Duration
+	// Traceparent is the enqueuer's W3C trace context ("" for none).
+	Traceparent string
 }
 
 // The refusals of numbers whose zero means "the default" in the params
@@ -207,6 +223,12 @@ func (p *EnqueueParams) Validate() error {
 	}
 	if p.MaxAttempts < 1 || p.MaxAttempts > math.MaxInt32 {
 		return ErrMaxAttempts
+	}
+	if p.Timeout != 0 && (p.Timeout < time.Millisecond || p.Timeout > MaxJobTimeout) {
+		return Errorf(CodeInvalidArgument, "timeoutMs must be between 1 and %d", MaxJobTimeout.Milliseconds())
+	}
+	if p.Traceparent != "" && !ValidTraceparent(p.Traceparent) {
+		return Errorf(CodeInvalidArgument, "traceparent must be a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>, ids not all zero)")
 	}
 	if p.Backoff == (Backoff{}) {
 		p.Backoff = DefaultBackoff

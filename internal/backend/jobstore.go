@@ -93,6 +93,10 @@ type NewJob struct {
 	RunAt    time.Time
 	HasRunAt bool
 	Delay    time.Duration
+	// Timeout and Trace are kept with the job (Job.TimeoutMs,
+	// Job.Traceparent); zero and "" for none.
+	Timeout time.Duration
+	Trace   string
 }
 
 // InsertParams insert jobs into one queue.
@@ -196,6 +200,9 @@ type Settled struct {
 	Status    JobStatus
 	Lease     string
 	KeyHolder string
+	// Trace is an applied job's Traceparent, for the span of the call
+	// that settled it.
+	Trace string
 }
 
 // DeleteParams select finished jobs to delete: those of Queue ("" for

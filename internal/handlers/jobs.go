@@ -3,10 +3,12 @@ package handlers
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/storaged/storaged/internal/backend"
+	"github.com/storaged/storaged/internal/backend/queue"
 )
 
 // The job routes only translate HTTP to the queue service and back: what
@@ -18,6 +20,60 @@ func queueName(ctx *fasthttp.RequestCtx) (string, error) {
 
 func jobID(ctx *fasthttp.RequestCtx) (string, error) {
 	return pathParam(ctx.UserValue("id"))
+}
+
+// traceOf is the trace context to keep with a job: the one its enqueue
+// options give, else the request's own traceparent header (the caller's
+// span, which the client sends with every request), if it is valid; an
+// invalid header is ignored, as OpenTelemetry's propagators do.
+func traceOf(ctx *fasthttp.RequestCtx, given string) string {
+	if given != "" {
+		return given
+	}
+	if tp := string(ctx.Request.Header.Peek("traceparent")); backend.ValidTraceparent(tp) {
+		return tp
+	}
+	return ""
+}
+
+// events answers GET /v1/queues/{q}/events?after=&waitMs=&limit=: the
+// queue's events after the cursor (from now without one), waiting up to
+// waitMs for the first.
+func (s *Server) events(ctx *fasthttp.RequestCtx) error {
+	name, err := queueName(ctx)
+	if err != nil {
+		return err
+	}
+	args := ctx.QueryArgs()
+	var p queue.EventsParams
+	p.After = string(args.Peek("after"))
+	if args.Has("after") && p.After == "" {
+		return backend.Errorf(backend.CodeInvalidArgument, "after must not be empty (leave it out to read from now)")
+	}
+	if v := args.Peek("waitMs"); len(v) > 0 {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 0 || time.Duration(n)*time.Millisecond > backend.MaxWait {
+			return backend.Errorf(backend.CodeInvalidArgument, "waitMs must be between 0 and %d", backend.MaxWait.Milliseconds())
+		}
+		p.Wait = time.Duration(n) * time.Millisecond
+	}
+	if v := args.Peek("limit"); len(v) > 0 {
+		if p.Limit, err = strconv.Atoi(string(v)); err != nil || p.Limit < 1 || p.Limit > backend.MaxEventLimit {
+			return backend.Errorf(backend.CodeInvalidArgument, "limit must be between 1 and %d", backend.MaxEventLimit)
+		}
+	}
+	c, cancel := s.callCtx(ctx, p.Wait)
+	defer cancel()
+	if p.Wait > 0 {
+		var stop func()
+		c, stop = watchHangup(c, ctx.Conn())
+		defer stop()
+	}
+	page, err := s.jobs.Events(c, name, p)
+	if err != nil {
+		return err
+	}
+	return writeValue(ctx, fasthttp.StatusOK, page)
 }
 
 // seen marks a queue as used, for the queue series of /metrics.
@@ -32,6 +88,7 @@ func (s *Server) enqueue(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
+	p.Traceparent = traceOf(ctx, p.Traceparent)
 	jobs, done, err := s.jobsIn(ctx)
 	if err != nil {
 		return err
@@ -60,6 +117,9 @@ func (s *Server) enqueueMany(ctx *fasthttp.RequestCtx) error {
 	ps, err := DecodeEnqueueBatch(ctx.PostBody())
 	if err != nil {
 		return err
+	}
+	for i := range ps {
+		ps[i].Traceparent = traceOf(ctx, ps[i].Traceparent)
 	}
 	jobs, done, err := s.jobsIn(ctx)
 	if err != nil {

@@ -30,6 +30,8 @@ type enqueueBody struct {
 	Backoff     *backoffBody    `json:"backoff"`
 	Key         *string         `json:"key"`
 	Unique      *uniqueBody     `json:"unique"`
+	TimeoutMs   *float64        `json:"timeoutMs"`
+	Traceparent *string         `json:"traceparent"`
 }
 
 // uniqueBody is enqueue's unique option (issue 16).
@@ -143,6 +145,19 @@ func (e *enqueueBody) toParams() (backend.EnqueueParams, error) {
 		if p.Unique, err = e.Unique.toParams(); err != nil {
 			return p, err
 		}
+	}
+	if p.Timeout, err = ms("timeoutMs", e.TimeoutMs); err != nil {
+		return p, err
+	}
+	if e.TimeoutMs != nil && p.Timeout == 0 {
+		// Zero means "none" in EnqueueParams; on the wire it is out of range.
+		return p, backend.Errorf(backend.CodeInvalidArgument, "timeoutMs must be between 1 and %d", backend.MaxJobTimeout.Milliseconds())
+	}
+	if e.Traceparent != nil {
+		if *e.Traceparent == "" {
+			return p, backend.Errorf(backend.CodeInvalidArgument, "traceparent must not be empty (leave it out for none)")
+		}
+		p.Traceparent = *e.Traceparent
 	}
 	return p, nil
 }

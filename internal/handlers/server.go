@@ -239,6 +239,7 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	r.POST("/v1/queues/{queue}/jobs/batch", s.route("enqueueMany", s.enqueueMany))
 	r.POST("/v1/queues/{queue}/dequeue", s.route("dequeue", noTx(s.dequeue)))
 	r.GET("/v1/queues/{queue}/stats", s.route("stats", noTx(s.stats)))
+	r.GET("/v1/queues/{queue}/events", s.route("events", noTx(s.events)))
 	r.GET("/v1/queues/{queue}/failed", s.route("listFailed", noTx(s.listFailed)))
 	r.DELETE("/v1/queues/{queue}/failed", s.route("purgeFailed", noTx(s.purgeFailed)))
 	r.GET("/v1/queues/{queue}/settings", s.route("getQueueSettings", noTx(s.getSettings)))

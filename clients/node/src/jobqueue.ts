@@ -16,11 +16,14 @@ import type {
   QueueStats,
   Schedule,
   ScheduleOptions,
+  EventsOptions,
+  QueueEvent,
   ScheduleTiming,
   WorkOptions,
   Worker,
 } from "./types.js";
 import { QueueWorker } from "./worker.js";
+import { activeTraceparent } from "./otel.js";
 
 /** The most items one batch call carries (DESIGN §3a). */
 export const MAX_BATCH = 1000;
@@ -56,6 +59,8 @@ interface WireJob {
   lastError?: Job<unknown>["lastError"];
   result?: unknown;
   progress?: JobProgress;
+  timeoutMs?: number;
+  traceparent?: string;
 }
 
 function toJob<T, R = unknown>(w: WireJob): Job<T, R> {
@@ -80,7 +85,15 @@ function toJob<T, R = unknown>(w: WireJob): Job<T, R> {
   if (w.lastError) job.lastError = w.lastError;
   if (w.result !== undefined) job.result = w.result as R;
   if (w.progress !== undefined) job.progress = w.progress;
+  if (w.timeoutMs !== undefined) job.timeoutMs = w.timeoutMs;
+  if (w.traceparent !== undefined) job.traceparent = w.traceparent;
   return job;
+}
+
+type WireEvent = Omit<QueueEvent, "at"> & { at: string };
+
+function toEvent<R>(w: WireEvent): QueueEvent<R> {
+  return { ...w, at: new Date(w.at) } as QueueEvent<R>;
 }
 
 type WireSchedule = Omit<Schedule<unknown>, "next" | "lastRunAt" | "createdAt" | "updatedAt"> & {
@@ -110,7 +123,10 @@ function resultBody(result: unknown): Record<string, unknown> {
 
 /** The wire form of enqueue options; where names the options in messages. */
 export function wireOptions(o: EnqueueOptions | undefined, where = ""): Record<string, unknown> {
-  if (!o) return {};
+  if (!o) {
+    const tp = activeTraceparent();
+    return tp === undefined ? {} : { traceparent: tp };
+  }
   const out: Record<string, unknown> = {};
   if (o.runAt instanceof Date) {
     if (Number.isNaN(o.runAt.getTime())) throw new ValidationError(`${where}runAt is an invalid Date`);
@@ -124,6 +140,9 @@ export function wireOptions(o: EnqueueOptions | undefined, where = ""): Record<s
   if (o.backoff !== undefined) out["backoff"] = o.backoff;
   if (o.key !== undefined) out["key"] = o.key;
   if (o.unique !== undefined) out["unique"] = o.unique;
+  if (o.timeoutMs !== undefined) out["timeoutMs"] = o.timeoutMs;
+  const tp = o.traceparent ?? activeTraceparent();
+  if (tp !== undefined) out["traceparent"] = tp;
   return out;
 }
 
@@ -272,6 +291,33 @@ class SocketJobQueue<T, R = unknown> implements WorkerQueue<T, R> {
 
   async progress(job: ClaimTarget<T>, progress: JobProgress, leaseMs?: number): Promise<void> {
     await this.onClaim(job, "progress", leaseMs === undefined ? { progress } : { progress, leaseMs });
+  }
+
+  async *events(options: EventsOptions = {}): AsyncIterableIterator<QueueEvent<R>> {
+    const waitMs = options.waitMs ?? 30_000;
+    if (!Number.isInteger(waitMs) || waitMs < 0 || waitMs > MAX_WAIT_MS) {
+      throw new ValidationError(`waitMs must be a whole number from 0 to ${MAX_WAIT_MS}, got ${waitMs}`);
+    }
+    const signal = options.signal;
+    let after = options.after;
+    while (!signal?.aborted) {
+      const query = new URLSearchParams({ waitMs: String(waitMs) });
+      if (after !== undefined) query.set("after", after);
+      let body: string;
+      try {
+        const res = await this.t.request("GET", `${this.base}/events?${query}`, undefined, signal ? { waitMs, signal } : { waitMs });
+        body = res.body;
+      } catch (err) {
+        if (signal?.aborted) return;
+        throw err;
+      }
+      const page = JSON.parse(body) as { events: WireEvent[]; next: string };
+      after = page.next;
+      for (const e of page.events) {
+        if (signal?.aborted) return;
+        yield toEvent<R>(e);
+      }
+    }
   }
 
   async waitFor(jobId: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Job<T, R> | null> {

@@ -273,6 +273,19 @@ export interface EnqueueOptions {
   key?: string;
   /** Uniqueness with rules; give key or unique, not both. */
   unique?: UniqueOptions;
+  /**
+   * A handler of this job still running after this long (1 to 2^31-1 ms)
+   * has its signal aborted and the attempt failed with a JobTimeoutError,
+   * retried per the job's policy. Kept with the job; it wins over work()'s
+   * timeoutMs.
+   */
+  timeoutMs?: number;
+  /**
+   * The W3C trace context to keep with the job; the worker's span for it
+   * links to it. Default: the active OpenTelemetry span's, when
+   * @opentelemetry/api is installed and a span is active.
+   */
+  traceparent?: string;
 }
 
 /**
@@ -335,6 +348,44 @@ export interface Job<T, R = unknown> {
   result?: R;
   /** The last progress of the current (or last) attempt. */
   progress?: JobProgress;
+  /** The job's own timeout (enqueue's timeoutMs), if it has one. */
+  timeoutMs?: number;
+  /** The trace context of whoever enqueued it, if any. */
+  traceparent?: string;
+}
+
+/** What happened to a job, as a queue's event feed tells it. */
+export type QueueEventType = "enqueued" | "started" | "progress" | "completed" | "failed" | "retried" | "released" | "cancelled";
+
+/**
+ * One event of queue.events(): a job's latest transition. The feed keeps
+ * one entry per job (its latest), so a reader that falls behind sees each
+ * job's current state once rather than every step; events live as long
+ * as their jobs.
+ */
+export interface QueueEvent<R = unknown> {
+  type: QueueEventType;
+  jobId: string;
+  at: Date;
+  /** The job's attempt count when it happened. */
+  attempt: number;
+  /** With "completed": the job's result. */
+  result?: R;
+  /** With "progress": what the handler reported. */
+  progress?: JobProgress;
+  /** With "failed" and "retried": the error of the attempt. */
+  error?: JobError;
+  /** Pass as events({ after }) to go on after this event (also after a restart, on any daemon). */
+  cursor: string;
+}
+
+export interface EventsOptions {
+  /** A cursor of an earlier event; default: from now. */
+  after?: string;
+  /** Ends the iteration (it then returns without an error). */
+  signal?: AbortSignal;
+  /** Long-poll wait per request (max 60 000); default 30 000. */
+  waitMs?: number;
 }
 
 /** What a handler gets beside its job. */
@@ -430,7 +481,8 @@ export interface WorkOptions {
   /**
    * A handler still running after this long has its signal aborted (with
    * a JobTimeoutError) and its job failed with that error, retried per the
-   * job's policy. Default 0: no timeout.
+   * job's policy. A job enqueued with its own timeoutMs uses that instead.
+   * Default 0: no timeout.
    */
   timeoutMs?: number;
   /** Called with errors the loop survives (daemon unreachable, lost lease). */
@@ -516,6 +568,12 @@ export interface JobQueue<T, R = unknown> {
   unschedule(name: string): Promise<void>;
   /** The queue's schedules, by name. */
   schedules(): Promise<Schedule<T>[]>;
+  /**
+   * The queue's events from now (or after a cursor) as they happen, until
+   * signal aborts: long polls that a transition on any daemon answers.
+   * Not on SQS (jobCapabilities.events).
+   */
+  events(options?: EventsOptions): AsyncIterableIterator<QueueEvent<R>>;
   /** Runs handler on each job; what it returns becomes the job's result. */
   work(handler: (job: Job<T>, context: JobContext) => Promise<R | void>, options?: WorkOptions): Worker;
 

@@ -1,6 +1,7 @@
 import { setMaxListeners } from "node:events";
 import { ConflictError, JobTimeoutError, NotFoundError, ValidationError } from "./errors.js";
 import type { WorkerQueue } from "./jobqueue.js";
+import { inJobSpan } from "./otel.js";
 import type { FailItem, ItemResult, Job, JobContext, JobProgress, WorkOptions, Worker } from "./types.js";
 
 /** The most items one batch call carries (DESIGN §3a). */
@@ -213,20 +214,22 @@ export class QueueWorker<T, R = unknown> implements Worker {
     // At its timeout the job fails at once (retried per its policy) and
     // the handler's signal aborts; what the handler does after that is
     // ignored, but its slot stays taken until it returns.
+    // The job's own timeout (kept with it at enqueue) wins over the worker's.
     let timedOut = false;
+    const timeoutMs = job.timeoutMs ?? this.timeoutMs;
     const timer =
-      this.timeoutMs > 0
+      timeoutMs > 0
         ? setTimeout(() => {
             timedOut = true;
-            const err = new JobTimeoutError(`job ${job.id} ran past its timeout of ${this.timeoutMs} ms`);
+            const err = new JobTimeoutError(`job ${job.id} ran past its timeout of ${timeoutMs} ms`);
             abort.abort(err);
             this.settling.add(job);
             this.fails.push({ job, error: err, retry: true });
             this.scheduleFlush();
-          }, this.timeoutMs)
+          }, timeoutMs)
         : undefined;
     try {
-      const result = await this.handler(job, context);
+      const result = await inJobSpan(job.queue, job.id, job.attempts, job.traceparent, () => this.handler(job, context));
       if (!timedOut) {
         this.settling.add(job);
         this.acks.push(job);

@@ -86,6 +86,8 @@ func RunJobQueue(t *testing.T, newStore NewJobStore) {
 		{flowTests, backend.JobCapabilities{FlowControl: true, GetByID: true}},
 		{uniqueTests, backend.JobCapabilities{Dedupe: true, GetByID: true}},
 		{scheduleTests, backend.JobCapabilities{Schedules: true, GetByID: true}},
+		{extrasTests, none},
+		{eventTests, backend.JobCapabilities{Events: true}},
 	} {
 		for _, c := range group.cases {
 			tests = append(tests, struct {

@@ -108,13 +108,16 @@ func testTxJobCommit(t *testing.T, x *txEnv) {
 	tx, jobs := x.begin(t)
 	_, err := tx.Repository(coll).Create(ctx(t), map[string]any{"id": "o-1", "total": 12})
 	must(t, err)
-	in := txEnqueue(t, jobs, q, backend.EnqueueParams{})
+	in := txEnqueue(t, jobs, q, backend.EnqueueParams{Timeout: 2500 * time.Millisecond, Traceparent: traceA})
 	x.commit(t, tx, jobs)
 
 	wantRecord(t, x.repo, coll, "o-1", true)
 	j := dequeue(t, x.jq, q, backend.DequeueParams{})
 	if j == nil || j.ID != in.ID || testutil.Doc(t, j.Data)["order"] != "o-1" {
 		t.Fatalf("dequeue after commit: %+v, want job %s", j, in.ID)
+	}
+	if j.TimeoutMs != 2500 || j.Traceparent != traceA {
+		t.Fatalf("a job enqueued in a transaction kept timeoutMs %d, traceparent %q", j.TimeoutMs, j.Traceparent)
 	}
 	must(t, x.Acknowledge(ctx(t), j.ID, j.Lease))
 	x.clock.Advance(time.Hour)

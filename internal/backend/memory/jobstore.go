@@ -32,6 +32,8 @@ type JobStore struct {
 	flow map[string]*flowState
 	// schedules by queue and name (schedule.go).
 	schedules map[string]*mschedule
+	// seq numbers the stamps of the event feed (events.go).
+	seq uint64
 }
 
 type mjob struct {
@@ -42,6 +44,11 @@ type mjob struct {
 	// heldBy is the open transaction that has changed this job (or is
 	// inserting it): others wait for it to end, claims pass the job over.
 	heldBy *txJobs
+	// The job's latest transition, for the feed (events.go).
+	event   backend.EventType
+	eventAt time.Time
+	seq     uint64
+	gone    bool // deleted (retention or purge)
 }
 
 type mqueue struct {
@@ -52,6 +59,11 @@ type mqueue struct {
 	leases    jobHeap
 	keys      map[string]*mjob // dedupe key → active job
 	last      map[string]*mjob // dedupe key → the last job added with it (unique.go)
+	// log is the queue's feed in stamp order (events.go); seq is the
+	// store's counter.
+	log   []feedEntry
+	stale int
+	seq   *uint64
 }
 
 // NewJobStore returns an empty store.
@@ -71,6 +83,7 @@ func (b *JobStore) queue(name string) *mqueue {
 			leases:    jobHeap{less: func(a, b heapItem) bool { return a.at.Before(b.at) }},
 			keys:      map[string]*mjob{},
 			last:      map[string]*mjob{},
+			seq:       &b.seq,
 		}
 		b.queues[name] = q
 	}
@@ -134,6 +147,7 @@ func (q *mqueue) promote(now time.Time, expired backend.JobError) {
 			e := expired
 			j.LastError = &e
 			q.finish(j, backend.StatusFailed, now)
+			q.stamp(j, backend.EventFailed, now)
 			continue
 		}
 		// Still processing until claimed again: its holder may yet ack.
@@ -245,7 +259,7 @@ func (b *JobStore) insert(p backend.InsertParams, w *txJobs) []backend.Inserted 
 		j := &mjob{Job: backend.Job{
 			ID: nj.ID, Queue: p.Queue, Data: slices.Clone(nj.Data), Status: backend.StatusPending,
 			Priority: nj.Priority, MaxAttempts: nj.MaxAttempts, Backoff: nj.Backoff, Key: nj.Key,
-			RunAt: runAt, CreatedAt: now, UpdatedAt: now,
+			RunAt: runAt, CreatedAt: now, UpdatedAt: now, TimeoutMs: nj.Timeout.Milliseconds(), Traceparent: nj.Trace,
 		}}
 		out[i] = backend.Inserted{ID: j.ID}
 		if w != nil {
@@ -273,6 +287,7 @@ func (b *JobStore) add(q *mqueue, j *mjob, now time.Time) {
 		q.last[j.Key] = j
 	}
 	q.schedule(j, now)
+	q.stamp(j, backend.EventEnqueued, now)
 }
 
 // Claim implements backend.JobStore.
@@ -307,6 +322,7 @@ func (b *JobStore) Claim(_ context.Context, p backend.ClaimParams) (backend.Clai
 		j.LeaseExpiresAt = ptr(now.Add(p.Lease))
 		j.gen++
 		heap.Push(&q.leases, heapItem{j: j, gen: j.gen, at: *j.LeaseExpiresAt})
+		q.stamp(j, backend.EventStarted, now)
 		out.Jobs = append(out.Jobs, j.snapshot())
 	}
 	if f != nil {
@@ -374,7 +390,7 @@ func (b *JobStore) settle(p backend.SettleParams) []backend.Settled {
 		}
 		q := b.queues[j.Queue]
 		if b.apply(q, j, it, now) {
-			out[i] = backend.Settled{Applied: true, Found: true, Queue: j.Queue}
+			out[i] = backend.Settled{Applied: true, Found: true, Queue: j.Queue, Trace: j.Traceparent}
 			continue
 		}
 		out[i] = backend.Settled{Found: true, Queue: j.Queue, Status: j.Status, Lease: j.lease}
@@ -387,8 +403,19 @@ func (b *JobStore) settle(p backend.SettleParams) []backend.Settled {
 	return out
 }
 
-// apply makes one change if its precondition holds.
+// apply makes one change if its precondition holds, and stamps the
+// job's event.
 func (b *JobStore) apply(q *mqueue, j *mjob, it backend.SettleItem, now time.Time) bool {
+	if !b.change(q, j, it, now) {
+		return false
+	}
+	if ev := backend.EventOf(it.Kind); ev != "" {
+		q.stamp(j, ev, now)
+	}
+	return true
+}
+
+func (b *JobStore) change(q *mqueue, j *mjob, it backend.SettleItem, now time.Time) bool {
 	switch it.Kind {
 	case backend.Cancel:
 		if j.Status != backend.StatusPending && j.Status != backend.StatusProcessing {
@@ -533,7 +560,9 @@ func (b *JobStore) DeleteFinished(_ context.Context, p backend.DeleteParams) (in
 			continue
 		}
 		delete(b.jobs, id)
+		j.gone = true
 		q := b.queues[j.Queue]
+		q.stale++
 		delete(q.jobs, id)
 		if j.Key != "" && q.last[j.Key] == j {
 			delete(q.last, j.Key)

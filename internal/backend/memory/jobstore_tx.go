@@ -151,7 +151,7 @@ func (w *txJobs) stage(p backend.SettleParams) ([]backend.Settled, error) {
 		w.shadow[j.ID] = sh
 		j.heldBy = w
 		w.settles = append(w.settles, staged{item: it, now: now})
-		out[i] = backend.Settled{Applied: true, Found: true, Queue: j.Queue}
+		out[i] = backend.Settled{Applied: true, Found: true, Queue: j.Queue, Trace: j.Traceparent}
 	}
 	return out, nil
 }

@@ -161,18 +161,41 @@ func nowArg(now time.Time) any {
 const nowSQL = "coalesce($1::timestamptz, date_trunc('milliseconds', statement_timestamp()))"
 
 const jobColumns = `id, queue, data::text, status, priority, attempts, max_attempts, backoff::text, key, run_at, created_at,
-	updated_at, started_at, finished_at, lease, lease_ms, lease_expires_at, last_error::text, result::text, progress::text`
+	updated_at, started_at, finished_at, lease, lease_ms, lease_expires_at, last_error::text, result::text, progress::text,
+	timeout_ms, traceparent`
+
+// stamp is what a transition sets besides its own change: the event of
+// the queue's feed (events.go), its time, and, where the feed is read,
+// the transaction's id, which orders it.
+// q is the SQL expression of the row's queue.
+func stamp(event backend.EventType, q string) string {
+	return `event = '` + string(event) + `', event_at = ` + nowSQL + `, event_xid = ` + feedXid(q)
+}
+
+// feedXid is the transaction's id for a row of the queue the SQL
+// expression q names when that queue's feed is on, else NULL. The IN is
+// a hashed subplan: storaged_event_queues is read once per statement,
+// whatever the number of rows.
+func feedXid(q string) string {
+	return `CASE WHEN ` + q + ` IN (SELECT queue FROM storaged_event_queues) THEN pg_current_xact_id() END`
+}
 
 func scanJob(row pgx.Row, prefix ...any) (*backend.Job, error) {
 	j := &backend.Job{}
 	var data, bo string
-	var key, lease, lastErr, result, progress *string
-	var leaseMs *int64
+	var key, lease, lastErr, result, progress, trace *string
+	var leaseMs, timeout *int64
 	dest := append(prefix, &j.ID, &j.Queue, &data, &j.Status, &j.Priority, &j.Attempts, &j.MaxAttempts, &bo, &key,
 		&j.RunAt, &j.CreatedAt, &j.UpdatedAt, &j.StartedAt, &j.FinishedAt, &lease, &leaseMs, &j.LeaseExpiresAt, &lastErr,
-		&result, &progress)
+		&result, &progress, &timeout, &trace)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
+	}
+	if timeout != nil {
+		j.TimeoutMs = *timeout
+	}
+	if trace != nil {
+		j.Traceparent = *trace
 	}
 	j.Data = json.RawMessage(data)
 	if result != nil {
@@ -217,11 +240,14 @@ type jobQuerier interface {
 // insertSQL inserts a whole batch in one statement from parallel arrays.
 // A key held by an active job is skipped by the unique index (ON CONFLICT),
 // never by a read that could race; so is a key repeated in the batch.
-const insertSQL = `INSERT INTO storaged_jobs (id, queue, data, status, priority, max_attempts, backoff, key, run_at, created_at, updated_at)
+var insertSQL = `INSERT INTO storaged_jobs (id, queue, data, status, priority, max_attempts, backoff, key, run_at, created_at, updated_at,
+		timeout_ms, traceparent, event, event_at, event_xid)
 	SELECT u.id, $2, u.data::jsonb, 'pending', u.priority, u.max_attempts, u.backoff::jsonb, u.key,
-		coalesce(u.run_at, ` + nowSQL + ` + u.delay_ms * interval '1 millisecond'), ` + nowSQL + `, ` + nowSQL + `
-	FROM unnest($3::text[], $4::text[], $5::int[], $6::int[], $7::text[], $8::text[], $9::timestamptz[], $10::bigint[])
-		AS u(id, data, priority, max_attempts, backoff, key, run_at, delay_ms)
+		coalesce(u.run_at, ` + nowSQL + ` + u.delay_ms * interval '1 millisecond'), ` + nowSQL + `, ` + nowSQL + `,
+		u.timeout_ms, u.trace, 'enqueued', ` + nowSQL + `, ` + feedXid("$2") + `
+	FROM unnest($3::text[], $4::text[], $5::int[], $6::int[], $7::text[], $8::text[], $9::timestamptz[], $10::bigint[],
+		$11::bigint[], $12::text[])
+		AS u(id, data, priority, max_attempts, backoff, key, run_at, delay_ms, timeout_ms, trace)
 	ON CONFLICT (queue, key) WHERE key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
 	RETURNING id`
 
@@ -246,6 +272,7 @@ func (b *JobStore) insert(ctx context.Context, q jobQuerier, p backend.InsertPar
 	keys := make([]*string, n)
 	runAt := make([]*time.Time, n)
 	delay := make([]int64, n)
+	timeouts, traces := jobExtras(p.Jobs)
 	var wanted []string
 	for i, j := range p.Jobs {
 		ids[i], data[i] = j.ID, string(j.Data)
@@ -264,7 +291,7 @@ func (b *JobStore) insert(ctx context.Context, q jobQuerier, p backend.InsertPar
 		delay[i] = j.Delay.Milliseconds()
 	}
 	batch := &pgx.Batch{}
-	batch.Queue(insertSQL, nowArg(p.Now), p.Queue, ids, data, prio, maxAtt, backoff, keys, runAt, delay)
+	batch.Queue(insertSQL, nowArg(p.Now), p.Queue, ids, data, prio, maxAtt, backoff, keys, runAt, delay, timeouts, traces)
 	batch.Queue(`SELECT pg_notify($1, $2)`, notifyChannel, p.Queue)
 	if len(wanted) > 0 {
 		// Read in the same transaction, after the insert: who holds each
@@ -327,6 +354,23 @@ func (b *JobStore) insert(ctx context.Context, q jobQuerier, p backend.InsertPar
 	return out, nil
 }
 
+// jobExtras are the timeouts and trace contexts of jobs as insert
+// arguments (NULL for none).
+func jobExtras(jobs []backend.NewJob) ([]*int64, []*string) {
+	timeouts, traces := make([]*int64, len(jobs)), make([]*string, len(jobs))
+	for i, j := range jobs {
+		if j.Timeout > 0 {
+			ms := j.Timeout.Milliseconds()
+			timeouts[i] = &ms
+		}
+		if j.Trace != "" {
+			t := j.Trace
+			traces[i] = &t
+		}
+	}
+	return timeouts, traces
+}
+
 // claimSQL fails expired claims with no attempts left, then claims up to
 // $5 ready jobs — pending and due (walking storaged_jobs_claim in claim
 // order), or processing with an expired lease — skipping rows other
@@ -334,9 +378,9 @@ func (b *JobStore) insert(ctx context.Context, q jobQuerier, p backend.InsertPar
 // The update finds its rows by ctid (a TID scan; they are locked, so they
 // stay put): as a join the planner hashed the whole table to update 200
 // rows (EXPLAIN: 31 of 42 ms on a 20k-job queue, and linear in the table).
-const claimSQL = `WITH swept AS (
+var claimSQL = `WITH swept AS (
 		UPDATE storaged_jobs SET status = 'failed', finished_at = ` + nowSQL + `, updated_at = ` + nowSQL + `,
-			lease_expires_at = NULL, last_error = $6::jsonb
+			lease_expires_at = NULL, last_error = $6::jsonb, ` + stamp(backend.EventFailed, "$2") + `
 		WHERE queue = $2 AND status = 'processing' AND lease_expires_at <= ` + nowSQL + ` AND attempts >= max_attempts
 		RETURNING 1),
 	p AS (SELECT ctid, id, priority, run_at FROM storaged_jobs
@@ -348,11 +392,11 @@ const claimSQL = `WITH swept AS (
 	next AS (SELECT ctid FROM (SELECT * FROM p UNION ALL SELECT * FROM e) c ORDER BY priority DESC, run_at, id LIMIT $5)
 	UPDATE storaged_jobs j SET status = 'processing', attempts = j.attempts + 1, lease = $3 || '.' || j.id, lease_ms = $4::bigint,
 		lease_expires_at = ` + nowSQL + ` + $4::bigint * interval '1 millisecond', started_at = ` + nowSQL + `, updated_at = ` + nowSQL + `,
-		progress = NULL
+		progress = NULL, ` + stamp(backend.EventStarted, "$2") + `
 	WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM next)) AND ` + claimCommitAsync + `
 	RETURNING j.id, j.queue, j.data::text, j.status, j.priority, j.attempts, j.max_attempts, j.backoff::text, j.key, j.run_at,
 		j.created_at, j.updated_at, j.started_at, j.finished_at, j.lease, j.lease_ms, j.lease_expires_at, j.last_error::text,
-		j.result::text, j.progress::text`
+		j.result::text, j.progress::text, j.timeout_ms, j.traceparent`
 
 // claimCommitAsync makes the claim's commit skip the wait for its WAL
 // flush (synchronous_commit off for this transaction only): that wait was
@@ -456,6 +500,10 @@ const leased = `j.status = 'processing' AND j.lease = u.lease`
 // nested loops over it (EXPLAIN, 1000 acks: 240 ms, a million comparisons).
 func settleSQL(kind backend.SettleKind) string {
 	s := settleSet[kind]
+	set := s.set
+	if ev := backend.EventOf(kind); ev != "" {
+		set += ", " + stamp(ev, "j.queue")
+	}
 	notify, count := "", ""
 	channel := ""
 	switch {
@@ -470,9 +518,9 @@ func settleSQL(kind backend.SettleKind) string {
 		count = ` CROSS JOIN (SELECT count(*) FROM woke) w`
 	}
 	return `WITH u AS (SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[]) AS u(id, lease, delay_ms, err, val)),
-	upd AS (UPDATE storaged_jobs j SET ` + s.set + ` FROM u WHERE j.id = u.id AND ` + s.cond + `
-		RETURNING j.id, j.queue)` + notify + `
-	SELECT true, upd.id, upd.queue, NULL::text, NULL::text FROM upd` + count + `
+	upd AS (UPDATE storaged_jobs j SET ` + set + ` FROM u WHERE j.id = u.id AND ` + s.cond + `
+		RETURNING j.id, j.queue, j.traceparent)` + notify + `
+	SELECT true, upd.id, upd.queue, NULL::text, upd.traceparent FROM upd` + count + `
 	UNION ALL
 	SELECT false, c.id, c.queue, c.status, c.lease FROM unnest($2::text[]) x(id)
 		CROSS JOIN LATERAL (SELECT id, queue, status, lease FROM storaged_jobs WHERE id = x.id) c
@@ -481,11 +529,12 @@ func settleSQL(kind backend.SettleKind) string {
 
 // reviveSQL brings a failed or cancelled job back unless another active
 // job holds its key, and says who does.
-const reviveSQL = `WITH t AS (SELECT id, queue, key FROM storaged_jobs WHERE id = $2 AND status IN ('failed', 'cancelled') FOR UPDATE),
+var reviveSQL = `WITH t AS (SELECT id, queue, key FROM storaged_jobs WHERE id = $2 AND status IN ('failed', 'cancelled') FOR UPDATE),
 	h AS (SELECT o.id FROM storaged_jobs o JOIN t ON o.queue = t.queue AND o.key = t.key
 		WHERE o.status IN ('pending', 'processing') LIMIT 1),
 	upd AS (UPDATE storaged_jobs j SET status = 'pending', attempts = 0, run_at = ` + nowSQL + `, updated_at = ` + nowSQL + `,
-		finished_at = NULL FROM t WHERE j.id = t.id AND NOT EXISTS (SELECT 1 FROM h) RETURNING j.queue),
+		finished_at = NULL, ` + stamp(backend.EventRetried, "j.queue") + ` FROM t WHERE j.id = t.id AND NOT EXISTS (SELECT 1 FROM h)
+		RETURNING j.queue),
 	woke AS (SELECT pg_notify('` + notifyChannel + `', queue) FROM upd)
 	SELECT (SELECT queue FROM upd), (SELECT id FROM h), cur.queue, cur.status, cur.lease, (SELECT count(*) FROM woke)
 	FROM (SELECT 1) one LEFT JOIN storaged_jobs cur ON cur.id = $2`
@@ -565,6 +614,7 @@ func (b *JobStore) settle(ctx context.Context, q jobQuerier, p backend.SettlePar
 			return nil, err
 		}
 		applied := make(map[string]string, len(g.index))
+		traces := map[string]string{}
 		before := make(map[string]backend.Settled, len(g.index))
 		for rows.Next() {
 			var done bool
@@ -576,6 +626,9 @@ func (b *JobStore) settle(ctx context.Context, q jobQuerier, p backend.SettlePar
 			}
 			if done {
 				applied[id] = queue
+				if lease != nil {
+					traces[id] = *lease // the applied rows' traceparent
+				}
 				continue
 			}
 			st := backend.Settled{Found: true, Queue: queue, Status: backend.JobStatus(*status)}
@@ -591,7 +644,7 @@ func (b *JobStore) settle(ctx context.Context, q jobQuerier, p backend.SettlePar
 		for _, i := range g.index {
 			id := p.Items[i].ID
 			if q, ok := applied[id]; ok {
-				out[i] = backend.Settled{Applied: true, Found: true, Queue: q}
+				out[i] = backend.Settled{Applied: true, Found: true, Queue: q, Trace: traces[id]}
 			} else {
 				out[i] = before[id] // the zero Settled (not found) if absent
 			}

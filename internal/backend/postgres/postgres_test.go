@@ -116,3 +116,16 @@ func TestTxJobsSharing(t *testing.T) {
 		})
 	}
 }
+
+// TestEventsRestart: the feed's cursor goes on after a restart.
+func TestEventsRestart(t *testing.T) {
+	url := testutil.PostgresDB(t)
+	backendtest.RunEventsRestart(t, func(t *testing.T) backend.JobStore { return openQueue(t, url, false) })
+}
+
+// TestEventsShared: a reader on one daemon sees, in order, what another
+// daemon does to the queue.
+func TestEventsShared(t *testing.T) {
+	url := testutil.PostgresDB(t)
+	backendtest.RunEventsShared(t, func(t *testing.T) backend.JobStore { return openQueue(t, url, false) })
+}

@@ -37,11 +37,14 @@ func needsUniqueInsert(jobs []backend.NewJob) bool {
 
 // insertUniqueSQL is insertSQL with the last-job rule: $11 is each job's
 // hold mask (backend.HoldMask), $12 its period in ms.
-const insertUniqueSQL = `INSERT INTO storaged_jobs (id, queue, data, status, priority, max_attempts, backoff, key, run_at, created_at, updated_at)
+var insertUniqueSQL = `INSERT INTO storaged_jobs (id, queue, data, status, priority, max_attempts, backoff, key, run_at, created_at, updated_at,
+		timeout_ms, traceparent, event, event_at, event_xid)
 	SELECT u.id, $2, u.data::jsonb, 'pending', u.priority, u.max_attempts, u.backoff::jsonb, u.key,
-		coalesce(u.run_at, ` + nowSQL + ` + u.delay_ms * interval '1 millisecond'), ` + nowSQL + `, ` + nowSQL + `
-	FROM unnest($3::text[], $4::text[], $5::int[], $6::int[], $7::text[], $8::text[], $9::timestamptz[], $10::bigint[], $11::int[], $12::bigint[])
-		AS u(id, data, priority, max_attempts, backoff, key, run_at, delay_ms, hold, period_ms)
+		coalesce(u.run_at, ` + nowSQL + ` + u.delay_ms * interval '1 millisecond'), ` + nowSQL + `, ` + nowSQL + `,
+		u.timeout_ms, u.trace, 'enqueued', ` + nowSQL + `, ` + feedXid("$2") + `
+	FROM unnest($3::text[], $4::text[], $5::int[], $6::int[], $7::text[], $8::text[], $9::timestamptz[], $10::bigint[], $11::int[], $12::bigint[],
+		$13::bigint[], $14::text[])
+		AS u(id, data, priority, max_attempts, backoff, key, run_at, delay_ms, hold, period_ms, timeout_ms, trace)
 	WHERE u.key IS NULL OR (u.hold = 0 AND u.period_ms = 0) OR NOT EXISTS (
 		SELECT 1 FROM (SELECT status, created_at FROM storaged_jobs o WHERE o.queue = $2 AND o.key = u.key
 			ORDER BY o.created_at DESC, o.id DESC LIMIT 1) l
@@ -91,7 +94,8 @@ func (b *JobStore) insertUnique(ctx context.Context, q jobQuerier, p backend.Ins
 		batch.Queue(`SELECT count(pg_advisory_xact_lock(hashtextextended($1 || chr(31) || k, 16))) FROM
 			(SELECT k FROM unnest($2::text[]) k ORDER BY k) s`, p.Queue, locked)
 	}
-	batch.Queue(insertUniqueSQL, nowArg(p.Now), p.Queue, ids, data, prio, maxAtt, backoff, keys, runAt, delay, hold, period)
+	timeouts, traces := jobExtras(p.Jobs)
+	batch.Queue(insertUniqueSQL, nowArg(p.Now), p.Queue, ids, data, prio, maxAtt, backoff, keys, runAt, delay, hold, period, timeouts, traces)
 	batch.Queue(`SELECT pg_notify($1, $2)`, notifyChannel, p.Queue)
 	batch.Queue(holderSQL, p.Queue, wanted)
 	res := q.SendBatch(ctx, batch)

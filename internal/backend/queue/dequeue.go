@@ -62,6 +62,7 @@ func (s *Service) Dequeue(ctx context.Context, queue string, p backend.DequeuePa
 			return nil, err
 		}
 		if len(share.jobs) > 0 {
+			linkJobs(ctx, func(i int) string { return share.jobs[i].ID }, func(i int) string { return share.jobs[i].Traceparent }, len(share.jobs))
 			return share.jobs, nil
 		}
 		wait := time.Until(deadline)
@@ -141,6 +142,9 @@ func (s *Service) claimUpTo(ctx context.Context, queue string, lease time.Durati
 			return jobs, 0, err
 		}
 		jobs = append(jobs, c.Jobs...)
+		if len(c.Jobs) > 0 {
+			s.events.Wake(queue)
+		}
 		if c.Limited {
 			s.limitedQueue(queue)
 		}

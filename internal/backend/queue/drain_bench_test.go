@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,10 +50,18 @@ func BenchmarkDrain(b *testing.B) {
 			return s
 		},
 	}
-	for _, name := range []string{"memory", "sqlite", "postgres", "redis"} {
+	// "-events": the same with the queue's event feed on (someone reads
+	// it), which costs every transition its stamp.
+	for _, name := range []string{"memory", "sqlite", "postgres", "redis", "memory-events", "sqlite-events", "postgres-events", "redis-events"} {
 		b.Run(name, func(b *testing.B) {
-			svc := queue.New(queue.Config{Store: stores[name](b)})
+			store, events := strings.CutSuffix(name, "-events")
+			svc := queue.New(queue.Config{Store: stores[store](b)})
 			defer svc.Close()
+			if events {
+				if _, err := svc.Events(ctx, "d", queue.EventsParams{}); err != nil {
+					b.Fatal(err)
+				}
+			}
 			const total, batch, workers = 20000, 200, 4
 			ps := make([]backend.EnqueueParams, 1000)
 			for i := range ps {

@@ -39,7 +39,8 @@ func (s *Service) enqueue(ctx context.Context, w backend.JobWriter, fx effects, 
 			return nil, err
 		}
 		nj[i] = backend.NewJob{ID: backend.NewID(), Data: p.Data, Priority: p.Priority, MaxAttempts: p.MaxAttempts,
-			Backoff: p.Backoff, Key: p.Key, Delay: p.Delay, Hold: p.Hold, Period: p.Period, Mode: p.Mode}
+			Backoff: p.Backoff, Key: p.Key, Delay: p.Delay, Hold: p.Hold, Period: p.Period, Mode: p.Mode,
+			Timeout: p.Timeout, Trace: p.Traceparent}
 		if p.HasRunAt() {
 			nj[i].RunAt, nj[i].HasRunAt = p.RunAt.UTC().Truncate(1e6), true
 		}

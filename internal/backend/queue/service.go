@@ -73,7 +73,9 @@ type Service struct {
 	tracer  trace.Tracer
 	waiters wakeup.Set
 	// finished wakes Wait calls: by queue, when a job of it finished.
-	finished    wakeup.Set
+	finished wakeup.Set
+	// events wakes Events calls: by queue, on any transition.
+	events      wakeup.Set
 	maxResult   int
 	waitRecheck time.Duration
 	closed      atomic.Bool
@@ -108,9 +110,10 @@ func New(cfg Config) *Service {
 	s.claims.Abandoned = s.claimAbandoned
 	s.settles.Max = 64
 	s.settles.Run = s.settleRun
+	ready, finished, events := wakeIn(&s.waiters), wakeIn(&s.finished), wakeIn(&s.events)
 	s.store.Watch(backend.Watcher{
-		Ready:    wakeIn(&s.waiters),
-		Finished: wakeIn(&s.finished),
+		Ready:    func(q string) { ready(q); events(q) },
+		Finished: func(q string) { finished(q); events(q) },
 	})
 	return s
 }
@@ -142,6 +145,7 @@ func (s *Service) StopPolls() {
 	s.stopPolls()
 	s.waiters.WakeAll()
 	s.finished.WakeAll()
+	s.events.WakeAll()
 }
 
 // Close stops polls and closes the store.
@@ -186,9 +190,15 @@ type effects interface {
 	count(event, queue string, n int)
 }
 
-func (s *Service) wake(queue string) { s.waiters.Wake(queue) }
+func (s *Service) wake(queue string) {
+	s.waiters.Wake(queue)
+	s.events.Wake(queue)
+}
 
-func (s *Service) finish(queue string) { s.finished.Wake(queue) }
+func (s *Service) finish(queue string) {
+	s.finished.Wake(queue)
+	s.events.Wake(queue)
+}
 
 func (s *Service) count(event, queue string, n int) {
 	if s.obs != nil && n > 0 {

@@ -221,6 +221,7 @@ func (s *Service) settleAndCount(ctx context.Context, w settler, items []backend
 		return nil, err
 	}
 	out := make([]error, len(items))
+	linkJobs(ctx, func(i int) string { return items[i].ID }, func(i int) string { return res[i].Trace }, len(items))
 	for i, it := range items {
 		r := res[i]
 		out[i] = refusal(it, r)
@@ -247,6 +248,8 @@ func (s *Service) settleAndCount(ctx context.Context, w settler, items []backend
 			w.fx.wake(r.Queue)
 		case backend.Revive:
 			w.fx.wake(r.Queue)
+		case backend.Progress:
+			s.events.Wake(r.Queue)
 		}
 	}
 	return out, nil

@@ -14,6 +14,8 @@
 //	P:q:<queue>:last        hash: dedupe key -> id of the last job enqueued with it
 //	P:q:<queue>:counts      hash: status -> number of jobs
 //	P:q:<queue>:settings    hash: flow control (flow.go), only while set
+//	P:q:<queue>:events      zset: the event feed, each job once, score the number of its latest stamp (events.go)
+//	P:evseq                 string: the counter that numbers the stamps
 //	P:queues                set: every queue name (for pruning)
 //	P:wake                  channel: queue names, published on enqueue and retry
 //	P:done                  channel: queue names, published when jobs finish
@@ -74,6 +76,7 @@ var (
 	settleScript = script("settle")
 	deleteScript = script("delete")
 	flowScript   = script("flow")
+	eventsScript = script("events")
 )
 
 // deleteBatch bounds the jobs one purge or prune script deletes, so that
@@ -178,7 +181,7 @@ func nowArg(now time.Time) string {
 
 // Insert implements backend.JobStore.
 func (b *JobStore) Insert(ctx context.Context, p backend.InsertParams) ([]backend.Inserted, error) {
-	args := make([]any, 0, 3+13*len(p.Jobs))
+	args := make([]any, 0, 3+15*len(p.Jobs))
 	args = append(args, b.prefix, nowArg(p.Now), p.Queue)
 	for _, j := range p.Jobs {
 		runAt := ""
@@ -187,7 +190,7 @@ func (b *JobStore) Insert(ctx context.Context, p backend.InsertParams) ([]backen
 		}
 		args = append(args, j.ID, []byte(j.Data), j.Priority, j.MaxAttempts,
 			string(j.Backoff.Type), j.Backoff.DelayMs, j.Backoff.MaxDelayMs, j.Key, runAt, j.Delay.Milliseconds(),
-			int(j.Hold), j.Period.Milliseconds(), string(j.Mode))
+			int(j.Hold), j.Period.Milliseconds(), string(j.Mode), timeoutArg(j.Timeout), j.Trace)
 	}
 	res, err := insertScript.Run(ctx, b.rdb, nil, args...).StringSlice()
 	if err != nil {
@@ -268,7 +271,7 @@ func (b *JobStore) Settle(ctx context.Context, p backend.SettleParams) ([]backen
 		word := str(a[0])
 		switch word {
 		case "ok":
-			out[i] = backend.Settled{Applied: true, Found: true, Queue: str(a[1])}
+			out[i] = backend.Settled{Applied: true, Found: true, Queue: str(a[1]), Trace: str(a[2])}
 		case "nf":
 		case "no":
 			out[i] = backend.Settled{Found: true, Queue: str(a[1]), Status: backend.JobStatus(str(a[2])), Lease: str(a[3]), KeyHolder: str(a[4])}
@@ -458,6 +461,8 @@ func jobFromMap(m map[string]string) (*backend.Job, error) {
 		FinishedAt:     at("finishedAt"),
 		LeaseExpiresAt: at("leaseExpiresAt"),
 		Lease:          m["lease"],
+		TimeoutMs:      num("timeoutMs"),
+		Traceparent:    m["trace"],
 	}
 	if r := m["result"]; r != "" {
 		j.Result = json.RawMessage(r)

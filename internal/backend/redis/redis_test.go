@@ -131,3 +131,16 @@ func TestUnreachable(t *testing.T) {
 		t.Fatal("Open accepted a non-Redis URL")
 	}
 }
+
+// TestEventsRestart: the feed's cursor goes on after a restart.
+func TestEventsRestart(t *testing.T) {
+	prefix := testutil.RedisPrefix(t)
+	backendtest.RunEventsRestart(t, func(t *testing.T) backend.JobStore { return open(t, prefix) })
+}
+
+// TestEventsShared: a reader on one daemon sees, in order, what another
+// daemon does to the queue.
+func TestEventsShared(t *testing.T) {
+	prefix := testutil.RedisPrefix(t)
+	backendtest.RunEventsShared(t, func(t *testing.T) backend.JobStore { return open(t, prefix) })
+}

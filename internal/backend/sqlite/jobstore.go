@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -25,6 +26,14 @@ type JobStore struct {
 	// flow mirrors queue_settings (flow.go), loaded at first use.
 	flowMu sync.Mutex
 	flow   map[string]*flowRow
+	// seq is the last sequence number of the event feed handed out
+	// (events.go); 0 until read from the file.
+	seq atomic.Uint64
+	// feed is the queues whose feed is on (event_queues), loaded at first
+	// use; only this process writes the file.
+	feedMu     sync.Mutex
+	feed       map[string]bool
+	feedQueues string // feed's queues as a JSON array, for the settle statements
 }
 
 // NewJobStore serves jobs from db; Close releases db.
@@ -37,7 +46,7 @@ func NewJobStore(db *DB) *JobStore {
 }
 
 const jobColumns = `id, queue, data, status, priority, attempts, max_attempts, backoff, key, run_at, created_at,
-	updated_at, started_at, finished_at, lease, lease_ms, lease_expires_at, last_error, result, progress`
+	updated_at, started_at, finished_at, lease, lease_ms, lease_expires_at, last_error, result, progress, timeout_ms, traceparent`
 
 type jobRow struct {
 	job      backend.Job
@@ -47,6 +56,8 @@ type jobRow struct {
 	lastErr  sql.NullString
 	result   sql.NullString
 	progress sql.NullString
+	timeout  sql.NullInt64
+	trace    sql.NullString
 	key      sql.NullString
 	data     string
 	runAt    int64
@@ -64,10 +75,11 @@ func scanJob(s scanner) (*backend.Job, error) {
 	j := &r.job
 	err := s.Scan(&j.ID, &j.Queue, &r.data, &j.Status, &j.Priority, &j.Attempts, &j.MaxAttempts, &r.backoff, &r.key,
 		&r.runAt, &r.created, &r.updated, &r.started, &r.finished, &r.lease, &r.leaseMs, &r.expires, &r.lastErr,
-		&r.result, &r.progress)
+		&r.result, &r.progress, &r.timeout, &r.trace)
 	if err != nil {
 		return nil, err
 	}
+	j.TimeoutMs, j.Traceparent = r.timeout.Int64, r.trace.String
 	j.Data = json.RawMessage(r.data)
 	if r.result.Valid {
 		j.Result = json.RawMessage(r.result.String)
@@ -114,8 +126,9 @@ func (b *JobStore) inWriter(ctx context.Context, fn func(tx *sql.Tx) error) erro
 	return translate(t.Commit())
 }
 
-const insertJobSQL = `INSERT INTO jobs (id, queue, data, status, priority, attempts, max_attempts, backoff, key, run_at, created_at, updated_at)
-	VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?)`
+const insertJobSQL = `INSERT INTO jobs (id, queue, data, status, priority, attempts, max_attempts, backoff, key, run_at, created_at, updated_at,
+		timeout_ms, traceparent, event, event_at, event_seq)
+	VALUES (?, ?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, 'enqueued', ?, ?)`
 
 // holderSQL finds the active job holding a dedupe key. The single writer
 // makes this read and the insert after it one atomic step.
@@ -132,6 +145,10 @@ func (b *JobStore) Insert(ctx context.Context, p backend.InsertParams) (out []ba
 
 func (b *JobStore) insertTx(ctx context.Context, tx *sql.Tx, p backend.InsertParams) ([]backend.Inserted, error) {
 	now := backend.NowOr(p.Now)
+	seq, err := b.stampOf(ctx, tx, p.Queue)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]backend.Inserted, len(p.Jobs))
 	for i, nj := range p.Jobs {
 		var key any
@@ -161,8 +178,15 @@ func (b *JobStore) insertTx(ctx context.Context, tx *sql.Tx, p backend.InsertPar
 			runAt = now.Add(nj.Delay)
 		}
 		bo, _ := backend.Marshal(nj.Backoff)
+		var timeout, trace any
+		if nj.Timeout > 0 {
+			timeout = nj.Timeout.Milliseconds()
+		}
+		if nj.Trace != "" {
+			trace = nj.Trace
+		}
 		if _, err := b.db.exec(ctx, tx, insertJobSQL, nj.ID, p.Queue, string(nj.Data), nj.Priority, nj.MaxAttempts, string(bo), key,
-			runAt.UnixMilli(), now.UnixMilli(), now.UnixMilli()); err != nil {
+			runAt.UnixMilli(), now.UnixMilli(), now.UnixMilli(), timeout, trace, now.UnixMilli(), seq); err != nil {
 			return nil, err
 		}
 		out[i] = backend.Inserted{ID: nj.ID}
@@ -171,7 +195,8 @@ func (b *JobStore) insertTx(ctx context.Context, tx *sql.Tx, p backend.InsertPar
 }
 
 // sweepSQL fails expired claims that have no attempts left.
-const sweepSQL = `UPDATE jobs SET status = 'failed', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL, last_error = ?3
+const sweepSQL = `UPDATE jobs SET status = 'failed', finished_at = ?1, updated_at = ?1, lease_expires_at = NULL, last_error = ?3,
+		event = 'failed', event_at = ?1, event_seq = ?4
 	WHERE queue = ?2 AND status = 'processing' AND lease_expires_at <= ?1 AND attempts >= max_attempts`
 
 // claimSQL claims up to ?5 ready jobs in one statement: the first ones in
@@ -179,7 +204,7 @@ const sweepSQL = `UPDATE jobs SET status = 'failed', finished_at = ?1, updated_a
 // claims whose lease expired (walking jobs_leases). Each claim's lease is
 // the call's token and the job's id.
 const claimSQL = `UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease = ?1 || '.' || id, lease_ms = ?2,
-		lease_expires_at = ?3 + ?2, started_at = ?3, updated_at = ?3, progress = NULL
+		lease_expires_at = ?3 + ?2, started_at = ?3, updated_at = ?3, progress = NULL, event = 'started', event_at = ?3, event_seq = ?6
 	WHERE id IN (
 		SELECT id FROM (
 			SELECT id, priority, run_at FROM (SELECT id, priority, run_at FROM jobs
@@ -202,7 +227,11 @@ func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Cl
 		// Read in the writer, which serializes claims with each other
 		// and with changes of the settings.
 		f := b.flowOf(p.Queue)
-		if _, err := b.db.exec(ctx, tx, sweepSQL, now, p.Queue, string(expired)); err != nil {
+		seq, err := b.stampOf(ctx, tx, p.Queue)
+		if err != nil {
+			return err
+		}
+		if _, err := b.db.exec(ctx, tx, sweepSQL, now, p.Queue, string(expired), seq); err != nil {
 			return err
 		}
 		want := p.Max
@@ -214,7 +243,7 @@ func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Cl
 			out.Limited = want < p.Max
 		}
 		if want > 0 {
-			rows, err := b.db.queryTx(ctx, tx, claimSQL, p.Token, p.Lease.Milliseconds(), now, p.Queue, want)
+			rows, err := b.db.queryTx(ctx, tx, claimSQL, p.Token, p.Lease.Milliseconds(), now, p.Queue, want, seq)
 			if err != nil {
 				return err
 			}
@@ -296,14 +325,19 @@ const leased = `jobs.status = 'processing' AND jobs.lease = u.lease`
 // time on SQLite.
 func settleSQL(kind backend.SettleKind) string {
 	s := settleSet[kind]
-	return `UPDATE jobs SET ` + s.set + `
+	set := s.set
+	if ev := backend.EventOf(kind); ev != "" {
+		set += `, event = '` + string(ev) + `', event_at = ?1, event_seq = ` + feedSeq("jobs.queue")
+	}
+	return `UPDATE jobs SET ` + set + `
 		FROM (SELECT value ->> 0 AS id, value ->> 1 AS lease, value ->> 2 AS delay_ms, value ->> 3 AS err,
 			value ->> 4 AS val FROM json_each(?2)) AS u
-		WHERE jobs.id = u.id AND ` + s.cond + ` RETURNING jobs.id, jobs.queue`
+		WHERE jobs.id = u.id AND ` + s.cond + ` RETURNING jobs.id, jobs.queue, jobs.traceparent`
 }
 
 // reviveSQL brings back a failed or cancelled job (its key checked first).
-const reviveSQL = `UPDATE jobs SET status = 'pending', attempts = 0, run_at = ?1, updated_at = ?1, finished_at = NULL
+var reviveSQL = `UPDATE jobs SET status = 'pending', attempts = 0, run_at = ?1, updated_at = ?1, finished_at = NULL,
+		event = 'retried', event_at = ?1, event_seq = ` + feedSeq("queue") + `
 	WHERE id = ?2 AND status IN ('failed', 'cancelled') RETURNING queue`
 
 // Settle implements backend.JobStore.
@@ -317,12 +351,16 @@ func (b *JobStore) Settle(ctx context.Context, p backend.SettleParams) (out []ba
 
 func (b *JobStore) settleTx(ctx context.Context, tx *sql.Tx, p backend.SettleParams) ([]backend.Settled, error) {
 	now := backend.NowOr(p.Now).UnixMilli()
+	seq, queues, err := b.settleStamp(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]backend.Settled, len(p.Items))
 	byKind := map[backend.SettleKind][]int{}
 	var kinds []backend.SettleKind
 	for i, it := range p.Items {
 		if it.Kind == backend.Revive {
-			if err := b.revive(ctx, tx, now, it.ID, &out[i]); err != nil {
+			if err := b.revive(ctx, tx, now, seq, queues, it.ID, &out[i]); err != nil {
 				return nil, err
 			}
 			continue
@@ -351,18 +389,23 @@ func (b *JobStore) settleTx(ctx context.Context, tx *sql.Tx, p backend.SettlePar
 			items[k] = [5]any{it.ID, it.Lease, it.Delay.Milliseconds(), lastErr, val}
 		}
 		list, _ := backend.Marshal(items)
-		rows, err := b.db.queryTx(ctx, tx, settleSQL(kind), now, string(list))
+		rows, err := b.db.queryTx(ctx, tx, settleSQL(kind), now, string(list), seq, queues)
 		if err != nil {
 			return nil, err
 		}
 		applied := make(map[string]string, len(idx))
+		traces := map[string]string{}
 		for rows.Next() {
 			var id, queue string
-			if err := rows.Scan(&id, &queue); err != nil {
+			var trace sql.NullString
+			if err := rows.Scan(&id, &queue, &trace); err != nil {
 				rows.Close()
 				return nil, err
 			}
 			applied[id] = queue
+			if trace.Valid {
+				traces[id] = trace.String
+			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -371,7 +414,7 @@ func (b *JobStore) settleTx(ctx context.Context, tx *sql.Tx, p backend.SettlePar
 		var missed []string
 		for _, i := range idx {
 			if q, ok := applied[p.Items[i].ID]; ok {
-				out[i] = backend.Settled{Applied: true, Found: true, Queue: q}
+				out[i] = backend.Settled{Applied: true, Found: true, Queue: q, Trace: traces[p.Items[i].ID]}
 			} else {
 				missed = append(missed, p.Items[i].ID)
 			}
@@ -393,7 +436,7 @@ func (b *JobStore) settleTx(ctx context.Context, tx *sql.Tx, p backend.SettlePar
 
 // revive brings back one failed or cancelled job unless another active job
 // holds its key.
-func (b *JobStore) revive(ctx context.Context, tx *sql.Tx, now int64, id string, out *backend.Settled) error {
+func (b *JobStore) revive(ctx context.Context, tx *sql.Tx, now int64, seq any, queues, id string, out *backend.Settled) error {
 	holder, err := b.keyHolder(ctx, tx, id)
 	if err != nil {
 		return err
@@ -404,7 +447,7 @@ func (b *JobStore) revive(ctx context.Context, tx *sql.Tx, now int64, id string,
 		return err
 	}
 	var queue string
-	err = tx.QueryRowContext(ctx, reviveSQL, now, id).Scan(&queue)
+	err = tx.QueryRowContext(ctx, reviveSQL, now, id, seq, queues).Scan(&queue)
 	switch {
 	case err == nil:
 		*out = backend.Settled{Applied: true, Found: true, Queue: queue}

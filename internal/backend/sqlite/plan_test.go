@@ -142,8 +142,9 @@ func TestJobQueriesUseIndexes(t *testing.T) {
 		args      []any
 		indexes   []string
 	}{
-		{"claim", claimSQL, []any{"tok", 30000, now, "q", 100}, []string{"jobs_ready", "jobs_leases"}},
-		{"sweep", sweepSQL, []any{now, "q", "{}"}, []string{"jobs_leases"}},
+		{"claim", claimSQL, []any{"tok", 30000, now, "q", 100, 1}, []string{"jobs_ready", "jobs_leases"}},
+		{"sweep", sweepSQL, []any{now, "q", "{}", 1}, []string{"jobs_leases"}},
+		{"events", eventsSQL, []any{"q", 5, "", 100}, []string{"jobs_events"}},
 		{"stats", statsSQL, []any{`["q"]`}, []string{"jobs_ready", "jobs_leases", "jobs_done"}},
 		{"list failed", listFailedSQL, []any{"q", 10, 0}, []string{"jobs_done"}},
 		{"prune a queue", deleteFinishedSQL, []any{`["completed"]`, now, "q"}, []string{"jobs_done"}},
@@ -273,5 +274,40 @@ func TestTransactionHoldsWriter(t *testing.T) {
 	}
 	if _, err := b.Repository("c").Create(ctx, map[string]any{"a": 1.0}); err != nil {
 		t.Fatalf("writer not freed: %v", err)
+	}
+}
+
+// TestFeedOffStampsNoSequence: a queue whose feed nobody has read puts
+// nothing in jobs_events; once read, its transitions are numbered.
+func TestFeedOffStampsNoSequence(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "f.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := NewJobStore(db)
+	defer store.Close()
+	if _, err := store.EventHead(ctx, "on"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"on", "off"} {
+		if _, err := store.Insert(ctx, backend.InsertParams{Queue: q, Jobs: []backend.NewJob{{ID: q + "-1", Data: json.RawMessage(`1`), MaxAttempts: 1, Backoff: backend.DefaultBackoff}}}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := store.Claim(ctx, backend.ClaimParams{Queue: q, Max: 1, Lease: time.Minute, Token: "t"})
+		if err != nil || len(c.Jobs) != 1 {
+			t.Fatalf("claim %s: %v", q, err)
+		}
+		if _, err := store.Settle(ctx, backend.SettleParams{Items: []backend.SettleItem{{Kind: backend.Complete, ID: c.Jobs[0].ID, Lease: c.Jobs[0].Lease}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var on, off int
+	if err := db.reader.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE queue = 'on' AND event_seq IS NOT NULL AND event = 'completed'),
+		count(*) FILTER (WHERE queue = 'off' AND event_seq IS NOT NULL) FROM jobs`).Scan(&on, &off); err != nil {
+		t.Fatal(err)
+	}
+	if on != 1 || off != 0 {
+		t.Fatalf("numbered: %d of the queue read, %d of the other; want 1 and 0", on, off)
 	}
 }

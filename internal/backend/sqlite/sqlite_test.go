@@ -80,3 +80,14 @@ func TestTxJobsOtherFile(t *testing.T) {
 		t.Fatalf("InTx with another file's transaction: %v, want invalid_argument", err)
 	}
 }
+
+// TestEventsRestart: the feed's cursor goes on after the file is closed
+// and opened again (the sequence resumes from the file).
+func TestEventsRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.db")
+	backendtest.RunEventsRestart(t, func(t *testing.T) backend.JobStore {
+		b := sqlite.NewJobStore(openDB(t, path))
+		t.Cleanup(func() { b.Close() })
+		return b
+	})
+}

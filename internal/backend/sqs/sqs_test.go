@@ -82,8 +82,13 @@ func TestRefusesWhatSQSCannotDo(t *testing.T) {
 		t.Fatalf("after the refusals the queue holds %v (%v)", jobs, err)
 	}
 	caps := backend.CapabilitiesOf(store)
-	if missing := caps.Missing(backend.AllJobCapabilities); len(missing) != 13 || caps.Name != "SQS" {
+	if missing := caps.Missing(backend.AllJobCapabilities); len(missing) != 14 || caps.Name != "SQS" {
 		t.Fatalf("SQS declares %+v", caps)
+	}
+	// The event feed (issue 17) needs every transition stamped where it
+	// can be read; SQS has nowhere to keep it.
+	if _, err := svc.Events(ctx(t), q, queue.EventsParams{}); !backend.IsCode(err, backend.CodeInvalidArgument) || !strings.Contains(err.Error(), "SQS") {
+		t.Fatalf("events on SQS: %v, want invalid_argument naming SQS", err)
 	}
 }
 

@@ -99,6 +99,9 @@ type message struct {
 	CreatedAt  time.Time         `json:"createdAt"`
 	LastError  *backend.JobError `json:"lastError,omitempty"`
 	FinishedAt *time.Time        `json:"finishedAt,omitempty"` // dead letters
+	// TimeoutMs and Traceparent travel with the job (issue 17).
+	TimeoutMs   int64  `json:"timeoutMs,omitempty"`
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // claim is one claim this process made.
@@ -294,7 +297,7 @@ func (s *Store) Insert(ctx context.Context, p backend.InsertParams) ([]backend.I
 			runAt = j.RunAt
 		}
 		m := message{ID: j.ID, Queue: p.Queue, Data: j.Data, MaxAttempts: j.MaxAttempts, Backoff: j.Backoff,
-			RunAt: runAt, CreatedAt: now}
+			RunAt: runAt, CreatedAt: now, TimeoutMs: j.Timeout.Milliseconds(), Traceparent: j.Trace}
 		body, err := json.Marshal(m)
 		if err != nil {
 			return nil, backend.Wrap(err, backend.CodeInternal, "encoding job %d", i)
@@ -568,7 +571,7 @@ func (c *claim) job() *backend.Job {
 	started := c.startedAt
 	j := &backend.Job{ID: m.ID, Queue: m.Queue, Data: m.Data, Status: c.status, Attempts: c.attempts,
 		MaxAttempts: m.MaxAttempts, Backoff: m.Backoff, RunAt: m.RunAt, CreatedAt: m.CreatedAt, UpdatedAt: c.startedAt,
-		StartedAt: &started, Lease: c.lease, LastError: m.LastError}
+		StartedAt: &started, Lease: c.lease, LastError: m.LastError, TimeoutMs: m.TimeoutMs, Traceparent: m.Traceparent}
 	if c.lastError != nil {
 		j.LastError = c.lastError
 	}
@@ -825,6 +828,7 @@ func (s *Store) apply(ctx context.Context, items []backend.SettleItem, ops []op,
 			}
 			out[o.item].Applied = true
 			if o.c != nil {
+				out[o.item].Trace = o.c.msg.Traceparent
 				o.c.status = o.then
 				if items[o.item].Error != nil {
 					o.c.lastError = items[o.item].Error

@@ -205,4 +205,18 @@ export async function usageV2(plans: Repository<TestPlanV1>): Promise<void> {
     void op;
     ac.abort();
   }
+
+  // Queue events (issue 17): typed by the queue's result.
+  const renders = new SocketJobQueueBackend().queue<{ page: string }, { url: string }>("render");
+  await renders.enqueue({ page: "home" }, { timeoutMs: 10_000, traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" });
+  // @ts-expect-error timeoutMs is a number
+  await renders.enqueue({ page: "home" }, { timeoutMs: "10s" });
+  for await (const e of renders.events({ signal: ac.signal })) {
+    const url: string | undefined = e.result?.url;
+    const at: Date = e.at;
+    const cursor: string = e.cursor;
+    // @ts-expect-error not an event type
+    const bad: typeof e.type = "deleted";
+    void [url, at, cursor, bad];
+  }
 }

@@ -25,6 +25,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0,
     if tonumber(f[1]) >= tonumber(f[2]) then
       redis.call('HSET', jkey(id), 'lastError', expired)
       finish(id, q, 'processing', f[4], f[5] or '', 'failed', now, now)
+      stamp(q, id, 'failed', now)
     else
       -- Still "processing" until claimed again: its holder may yet ack.
       redis.call('ZADD', ready, -tonumber(f[3]), ready_member(f[4], id))
@@ -87,7 +88,8 @@ while got < cap do
       local attempts = tonumber(h[f.attempts]) + 1
       -- progress is the attempt's: an empty one reads as none.
       redis.call('HSET', k, 'status', 'processing', 'attempts', attempts, 'lease', lease, 'leaseMs', lease_ms,
-        'startedAt', now, 'updatedAt', now, 'leaseExpiresAt', expires, 'progress', '')
+        'startedAt', now, 'updatedAt', now, 'leaseExpiresAt', expires, 'progress', '', 'event', 'started', 'eventAt', now)
+      file(q, id)
       leased[#leased + 1] = expires
       leased[#leased + 1] = id
       if status == 'pending' then fresh = fresh + 1 end
@@ -109,6 +111,7 @@ for i = 1, #leased, 1000 do
 end
 if fresh > 0 then count(q, 'pending', 'processing', fresh) end
 flush_counts()
+flush_stamps()
 if rate_ms and got > 0 then
   redis.call('HSET', settings, 'rateWindow', string.format('%.0f', rate_window), 'rateCount', rate_count + got)
 end

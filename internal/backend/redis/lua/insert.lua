@@ -1,8 +1,9 @@
--- ARGV: prefix, now, queue, then 13 per job: id, data, priority,
+-- ARGV: prefix, now, queue, then 15 per job: id, data, priority,
 -- maxAttempts, backoffType, backoffDelayMs, backoffMaxDelayMs, key, runAt
 -- ('' if none), delayMs, hold (finished statuses that also hold the key:
 -- 1 completed, 2 failed, 4 cancelled), periodMs (0: none), mode ('keep',
--- 'replace', 'debounce'). Returns, per job, its id and '0', or the id of
+-- 'replace', 'debounce'), timeoutMs ('' if none), traceparent ('' if
+-- none). Returns, per job, its id and '0', or the id of
 -- the job holding its key and '1': the active job with the key, or, when
 -- hold or periodMs say so, the last job enqueued with it (P:q:<q>:last).
 -- The script is the one atomic step that looks and inserts.
@@ -47,7 +48,7 @@ local function duplicate(id, mode, run_at, data)
 end
 
 local moved = false
-for i = 4, #ARGV, 13 do
+for i = 4, #ARGV, 15 do
   local id, key = ARGV[i], ARGV[i + 7]
   local hold, period, mode = tonumber(ARGV[i + 10]), tonumber(ARGV[i + 11]), ARGV[i + 12]
   local run_at = now + tonumber(ARGV[i + 9])
@@ -70,7 +71,9 @@ for i = 4, #ARGV, 13 do
     redis.call('HSET', jkey(id), 'id', id, 'queue', q, 'data', ARGV[i + 1], 'status', 'pending',
       'priority', prio, 'attempts', 0, 'maxAttempts', ARGV[i + 3],
       'backoffType', ARGV[i + 4], 'backoffDelayMs', ARGV[i + 5], 'backoffMaxDelayMs', ARGV[i + 6],
-      'key', key, 'runAt', run_at, 'createdAt', now, 'updatedAt', now)
+      'key', key, 'runAt', run_at, 'createdAt', now, 'updatedAt', now,
+      'timeoutMs', ARGV[i + 13], 'trace', ARGV[i + 14], 'event', 'enqueued', 'eventAt', now)
+    file(q, id)
     if run_at <= now then
       redis.call('ZADD', qkey(q, 'ready'), -prio, ready_member(run_at, id))
     else
@@ -90,6 +93,7 @@ if added then
   for i = 2, #out, 2 do if out[i] == '0' then c = c + 1 end end
   count(q, nil, 'pending', c)
   flush_counts()
+  flush_stamps()
   wake(q)
 elseif moved then
   wake(q)

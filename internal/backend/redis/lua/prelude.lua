@@ -71,3 +71,41 @@ local function finish(id, q, from, run_at, key, status, now, expires)
   end
   count(q, from, status)
 end
+
+-- The event feed (issue 17). A transition stamps the job's hash with its
+-- event and time and files the job in P:q:<queue>:events, a zset scored
+-- by a number from the counter P:evseq: re-filing a job moves it, so the
+-- feed keeps each job's latest transition, and deleting the job takes it
+-- out. The numbers are taken in one INCRBY by flush_stamps, which every
+-- script that stamps calls before it returns; scripts run one at a time,
+-- so the numbers follow the order in which the changes happened.
+local stamps = {}
+local function file(q, id)
+  stamps[#stamps + 1] = q
+  stamps[#stamps + 1] = id
+end
+
+local function stamp(q, id, ev, now)
+  redis.call('HSET', jkey(id), 'event', ev, 'eventAt', now)
+  file(q, id)
+end
+
+local function flush_stamps()
+  local n = #stamps / 2
+  if n == 0 then return end
+  local seq = redis.call('INCRBY', P .. ':evseq', n) - n
+  local byq = {}
+  for i = 1, #stamps, 2 do
+    seq = seq + 1
+    local z = byq[stamps[i]]
+    if not z then z = {}; byq[stamps[i]] = z end
+    z[#z + 1] = seq
+    z[#z + 1] = stamps[i + 1]
+  end
+  for q, z in pairs(byq) do
+    for i = 1, #z, 1000 do
+      redis.call('ZADD', qkey(q, 'events'), unpack(z, i, math.min(i + 999, #z)))
+    end
+  end
+  stamps = {}
+end

@@ -3,7 +3,7 @@
 -- '' for none). Kinds: complete, retry, fail, extend, progress, release
 -- (each on a processing job under that lease), cancel (a pending or
 -- processing job), revive (a failed or cancelled job whose key is free).
--- Returns one answer per change: {'ok', queue}, {'nf'} (no such job), or
+-- Returns one answer per change: {'ok', queue, traceparent}, {'nf'} (no such job), or
 -- {'no', queue, status, lease, holder of the key a revive needed or ''}.
 local now = now_ms()
 local out = {}
@@ -13,7 +13,7 @@ local finished = {}
 for i = 3, #ARGV, 6 do
   local kind, id, lease, delay, err, val = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5]
   local k = jkey(id)
-  local f = redis.call('HMGET', k, 'status', 'lease', 'queue', 'runAt', 'key', 'priority', 'leaseMs', 'leaseExpiresAt')
+  local f = redis.call('HMGET', k, 'status', 'lease', 'queue', 'runAt', 'key', 'priority', 'leaseMs', 'leaseExpiresAt', 'trace')
   local status, cur, q, run_at, key, prio, expires = f[1], f[2] or '', f[3], f[4], f[5] or '', f[6], f[8]
   if expires == '' then expires = nil end
   local answer = nil
@@ -22,8 +22,9 @@ for i = 3, #ARGV, 6 do
   elseif kind == 'cancel' then
     if status == 'pending' or status == 'processing' then
       finish(id, q, status, run_at, key, 'cancelled', now, expires)
+      stamp(q, id, 'cancelled', now)
       finished[q] = true
-      answer = {'ok', q}
+      answer = {'ok', q, f[9] or ''}
     end
   elseif kind == 'revive' then
     if status == 'failed' or status == 'cancelled' then
@@ -38,12 +39,15 @@ for i = 3, #ARGV, 6 do
         redis.call('HDEL', k, 'finishedAt')
         redis.call('ZADD', qkey(q, 'ready'), -tonumber(prio), ready_member(now, id))
         count(q, status, 'pending')
+        stamp(q, id, 'retried', now)
         woken[q] = true
-        answer = {'ok', q}
+        answer = {'ok', q, f[9] or ''}
       end
     end
   elseif status == 'processing' and cur == lease then
-    answer = {'ok', q}
+    answer = {'ok', q, f[9] or ''}
+    local ev = ({complete = 'completed', fail = 'failed', retry = 'retried', progress = 'progress', release = 'released'})[kind]
+    if ev then stamp(q, id, ev, now) end
     if kind == 'complete' then
       if val ~= '' then redis.call('HSET', k, 'result', val) end
       finish(id, q, 'processing', run_at, key, 'completed', now, expires)
@@ -87,6 +91,7 @@ for i = 3, #ARGV, 6 do
   out[#out + 1] = answer or {'no', q, status, cur, ''}
 end
 flush_counts()
+flush_stamps()
 for q in pairs(woken) do wake(q) end
 for q in pairs(finished) do redis.call('PUBLISH', P .. ':done', q) end
 return out
