@@ -86,6 +86,7 @@ func RunJobQueue(t *testing.T, newStore NewJobStore) {
 		{flowTests, backend.JobCapabilities{FlowControl: true, GetByID: true}},
 		{uniqueTests, backend.JobCapabilities{Dedupe: true, GetByID: true}},
 		{scheduleTests, backend.JobCapabilities{Schedules: true, GetByID: true}},
+		{browseTests, backend.JobCapabilities{Browse: true, GetByID: true, ClockControl: true}},
 	} {
 		for _, c := range group.cases {
 			tests = append(tests, struct {
