@@ -144,24 +144,38 @@ func mixedQueue(t *testing.T, b *jq, q string) map[backend.JobStatus][]string {
 func testFindByStatus(t *testing.T, b *jq) {
 	q := qname(t)
 	by := mixedQueue(t, b, q)
-	var every []string
+	var active []string // every status but completed: what createdAt orders
 	for _, st := range []backend.JobStatus{backend.StatusPending, backend.StatusProcessing, backend.StatusCompleted, backend.StatusFailed, backend.StatusCancelled} {
+		// Finished jobs come latest finished first, the others newest first.
+		sort := backend.SortCreatedAt
+		if st.Finished() {
+			sort = backend.SortFinishedAt
+		}
 		got := findAll(t, b.svc, q, queue.FindParams{Statuses: []backend.JobStatus{st}})
-		wantIDs(t, string(st)+" newest first", got, sorted(t, b, by[st], backend.SortCreatedAt, true))
+		wantIDs(t, string(st), got, sorted(t, b, by[st], sort, true))
 		for _, j := range got {
 			if j.Status != st || j.Queue != q {
 				t.Fatalf("find of %s answered %+v", st, j)
 			}
 		}
-		every = append(every, by[st]...)
+		if st != backend.StatusCompleted {
+			active = append(active, by[st]...)
+		}
+		if st != backend.StatusCompleted && st != backend.StatusProcessing {
+			got := findAll(t, b.svc, q, queue.FindParams{Statuses: []backend.JobStatus{st}, Sort: backend.SortCreatedAt, Order: "asc"})
+			wantIDs(t, string(st)+" oldest first", got, sorted(t, b, by[st], backend.SortCreatedAt, false))
+		}
 	}
 	got := findAll(t, b.svc, q, queue.FindParams{})
-	wantIDs(t, "every status, newest first", got, sorted(t, b, every, backend.SortCreatedAt, true))
+	wantIDs(t, "every status createdAt orders, newest first", got, sorted(t, b, active, backend.SortCreatedAt, true))
 	got = findAll(t, b.svc, q, queue.FindParams{Order: "asc", Limit: 2})
-	wantIDs(t, "every status, oldest first, pages of 2", got, sorted(t, b, every, backend.SortCreatedAt, false))
+	wantIDs(t, "the same, oldest first, pages of 2", got, sorted(t, b, active, backend.SortCreatedAt, false))
+	finished := append(append(slices.Clone(by[backend.StatusCompleted]), by[backend.StatusFailed]...), by[backend.StatusCancelled]...)
+	got = findAll(t, b.svc, q, queue.FindParams{Sort: backend.SortFinishedAt, Limit: 1})
+	wantIDs(t, "every finished status", got, sorted(t, b, finished, backend.SortFinishedAt, true))
 	two := []backend.JobStatus{backend.StatusFailed, backend.StatusCompleted}
 	got = findAll(t, b.svc, q, queue.FindParams{Statuses: two, Limit: 1})
-	wantIDs(t, "completed and failed", got, sorted(t, b, append(slices.Clone(by[backend.StatusCompleted]), by[backend.StatusFailed]...), backend.SortCreatedAt, true))
+	wantIDs(t, "completed and failed", got, sorted(t, b, append(slices.Clone(by[backend.StatusCompleted]), by[backend.StatusFailed]...), backend.SortFinishedAt, true))
 	// The failed job shows what an operator needs.
 	failed := findAll(t, b.svc, q, queue.FindParams{Statuses: []backend.JobStatus{backend.StatusFailed}})
 	if e := failed[0].LastError; e == nil || e.Message != "boom" || e.Stack != "at x" || string(failed[0].Data) == "" {
@@ -312,7 +326,7 @@ func testFindSorts(t *testing.T, b *jq) {
 	}
 	got := findAll(t, b.svc, q, queue.FindParams{Statuses: []backend.JobStatus{backend.StatusPending}, Sort: backend.SortRunAt, Limit: 2})
 	wantIDs(t, "runAt, due soonest first", got, sorted(t, b, pending, backend.SortRunAt, false))
-	got = findAll(t, b.svc, q, queue.FindParams{Statuses: []backend.JobStatus{backend.StatusPending}, Sort: backend.SortRunAt, Order: "desc", Limit: 3})
+	got = findAll(t, b.svc, q, queue.FindParams{Sort: backend.SortRunAt, Order: "desc", Limit: 3})
 	wantIDs(t, "runAt, latest first", got, sorted(t, b, pending, backend.SortRunAt, true))
 
 	done := qname(t)
@@ -358,10 +372,10 @@ func testFindRefusals(t *testing.T, b *jq) {
 		{"unknown status", q, queue.FindParams{Statuses: []backend.JobStatus{"done"}}},
 		{"status twice", q, queue.FindParams{Statuses: []backend.JobStatus{"failed", "failed"}}},
 		{"unknown sort", q, queue.FindParams{Sort: "priority"}},
-		{"runAt without status", q, queue.FindParams{Sort: backend.SortRunAt}},
 		{"runAt of failed jobs", q, queue.FindParams{Sort: backend.SortRunAt, Statuses: []backend.JobStatus{"failed"}}},
 		{"finishedAt of pending jobs", q, queue.FindParams{Sort: backend.SortFinishedAt, Statuses: pending}},
-		{"finishedAt without status", q, queue.FindParams{Sort: backend.SortFinishedAt}},
+		{"createdAt of completed jobs", q, queue.FindParams{Sort: backend.SortCreatedAt, Statuses: []backend.JobStatus{"pending", "completed"}}},
+		{"pending and completed, no sort", q, queue.FindParams{Statuses: []backend.JobStatus{"pending", "completed"}}},
 		{"bad order", q, queue.FindParams{Order: "up"}},
 		{"limit too large", q, queue.FindParams{Limit: queue.MaxFindLimit + 1}},
 		{"negative limit", q, queue.FindParams{Limit: -1}},

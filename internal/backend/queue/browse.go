@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -39,15 +40,17 @@ var allStatuses = []backend.JobStatus{backend.StatusPending, backend.StatusProce
 
 // FindParams select and order jobs of a queue (POST /v1/queues/{q}/jobs/find).
 type FindParams struct {
-	// Statuses to look in; none: every status.
+	// Statuses to look in; none: every status the sort orders.
 	Statuses []backend.JobStatus
 	// Key, if set, keeps the jobs enqueued with that dedupe key.
 	Key string
 	// Filter is over the job's data, in the records' filter language
 	// (nil: every job).
 	Filter backend.Filter
-	// Sort is createdAt (default), runAt (pending jobs only) or
-	// finishedAt (finished statuses only).
+	// Sort is createdAt (every status but completed), runAt (pending
+	// jobs) or finishedAt (completed, failed, cancelled); no status means
+	// every status the sort orders. The default is finishedAt when every
+	// status asked for is finished, else createdAt.
 	Sort backend.JobSort
 	// Order is "asc" or "desc"; "" is desc (newest first), except for
 	// runAt, asc (due soonest first).
@@ -86,6 +89,9 @@ func validateStatuses(list []backend.JobStatus, allowed []backend.JobStatus, wha
 			return backend.Errorf(backend.CodeInvalidArgument, "status %q is not one of pending, processing, completed, failed, cancelled", truncate(string(st)))
 		}
 		if !slices.Contains(allowed, st) {
+			if st == backend.StatusCompleted && strings.HasPrefix(what, "sort ") {
+				return backend.Errorf(backend.CodeInvalidArgument, "completed jobs are ordered by finishedAt only: sort finishedAt, or leave completed out")
+			}
 			return backend.Errorf(backend.CodeInvalidArgument, "%s takes only %s jobs, not %s", what, statusList(allowed), st)
 		}
 		if seen[st] {
@@ -143,38 +149,50 @@ type findPlan struct {
 	after    *backend.JobPos
 }
 
+// sortable is what each sort orders, and so what a find with that sort
+// looks in when it names no status. Completed jobs (a day of them, the
+// bulk of a queue's history) are ordered by finishedAt only: an order by
+// createdAt needs an index entry that every acknowledgement would write,
+// on the queue's hottest path. runAt orders pending jobs, which are the
+// only ones waiting for it.
+var sortable = map[backend.JobSort][]backend.JobStatus{
+	backend.SortCreatedAt:  {backend.StatusPending, backend.StatusProcessing, backend.StatusFailed, backend.StatusCancelled},
+	backend.SortRunAt:      {backend.StatusPending},
+	backend.SortFinishedAt: {backend.StatusCompleted, backend.StatusFailed, backend.StatusCancelled},
+}
+
+// naturalSort is a find's sort when it names none: finishedAt when every
+// status asked for is finished, else createdAt.
+func naturalSort(statuses []backend.JobStatus) backend.JobSort {
+	if len(statuses) == 0 {
+		return backend.SortCreatedAt
+	}
+	for _, st := range statuses {
+		if !st.Finished() {
+			return backend.SortCreatedAt
+		}
+	}
+	return backend.SortFinishedAt
+}
+
 func planFind(queue string, p FindParams) (findPlan, error) {
 	f := findPlan{queue: queue, key: p.Key, filter: p.Filter, sort: p.Sort, limit: p.Limit}
 	if err := backend.ValidateName("queue", queue); err != nil {
 		return f, err
 	}
 	if f.sort == "" {
-		f.sort = backend.SortCreatedAt
+		f.sort = naturalSort(p.Statuses)
 	}
-	finished := []backend.JobStatus{backend.StatusCompleted, backend.StatusFailed, backend.StatusCancelled}
-	allowed := allStatuses
-	switch f.sort {
-	case backend.SortCreatedAt:
-	case backend.SortRunAt:
-		allowed = []backend.JobStatus{backend.StatusPending}
-		if len(p.Statuses) == 0 {
-			return f, backend.Errorf(backend.CodeInvalidArgument, `sort runAt orders pending jobs only: give status ["pending"]`)
-		}
-	case backend.SortFinishedAt:
-		allowed = finished
-		if len(p.Statuses) == 0 {
-			return f, backend.Errorf(backend.CodeInvalidArgument, `sort finishedAt orders finished jobs only: give statuses among completed, failed, cancelled`)
-		}
-	default:
+	allowed, ok := sortable[f.sort]
+	if !ok {
 		return f, backend.Errorf(backend.CodeInvalidArgument, `sort must be "createdAt", "runAt" or "finishedAt"`)
 	}
-	what := "sort " + string(f.sort)
-	if err := validateStatuses(p.Statuses, allowed, what); err != nil {
+	if err := validateStatuses(p.Statuses, allowed, "sort "+string(f.sort)); err != nil {
 		return f, err
 	}
 	f.statuses = p.Statuses
 	if len(f.statuses) == 0 {
-		f.statuses = allStatuses
+		f.statuses = allowed
 	}
 	switch p.Order {
 	case "":
@@ -360,40 +378,45 @@ func (s *Service) Bulk(ctx context.Context, queue string, action BulkAction, p B
 		n, err := s.bulkIDs(ctx, b, queue, action, dedupe(p.IDs), allowed)
 		return BulkResult{Affected: n}, err
 	}
-	f := findPlan{queue: queue, statuses: p.Statuses, key: p.Key, filter: p.Filter, sort: backend.SortCreatedAt, limit: MaxSettle}
-	if f.filter == nil {
-		f.filter = backend.MatchAll
-	}
 	deadline := time.Now().Add(s.bulkBudget)
-	for {
-		page, err := s.find(ctx, b, f)
-		if err != nil {
-			return out, err
+	// Status by status, each in an order its index has.
+	for _, st := range p.Statuses {
+		f := findPlan{queue: queue, statuses: []backend.JobStatus{st}, key: p.Key, filter: p.Filter, sort: naturalSort([]backend.JobStatus{st}),
+			limit: MaxSettle}
+		if f.filter == nil {
+			f.filter = backend.MatchAll
 		}
-		if len(page.Jobs) > 0 {
-			ids := make([]string, len(page.Jobs))
-			for i, j := range page.Jobs {
-				ids[i] = j.ID
-			}
-			n, err := s.apply(ctx, b, queue, action, ids)
-			out.Affected += n
+		for {
+			page, err := s.find(ctx, b, f)
 			if err != nil {
 				return out, err
 			}
+			if len(page.Jobs) > 0 {
+				ids := make([]string, len(page.Jobs))
+				for i, j := range page.Jobs {
+					ids[i] = j.ID
+				}
+				n, err := s.apply(ctx, b, queue, action, ids)
+				out.Affected += n
+				if err != nil {
+					return out, err
+				}
+			}
+			if time.Now().After(deadline) && (page.Next != nil || st != p.Statuses[len(p.Statuses)-1]) {
+				out.More = true
+				return out, nil
+			}
+			if page.Next == nil {
+				break
+			}
+			pos, err := backend.ParseJobCursor(f.sort, f.desc, *page.Next)
+			if err != nil {
+				return out, err
+			}
+			f.after = &pos
 		}
-		if page.Next == nil {
-			return out, nil
-		}
-		if time.Now().After(deadline) {
-			out.More = true
-			return out, nil
-		}
-		pos, err := backend.ParseJobCursor(f.sort, f.desc, *page.Next)
-		if err != nil {
-			return out, err
-		}
-		f.after = &pos
 	}
+	return out, nil
 }
 
 func dedupe(ids []string) []string {
