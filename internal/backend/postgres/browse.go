@@ -320,4 +320,3 @@ func (b *JobStore) Queues(ctx context.Context) ([]backend.ListedQueue, error) {
 	}
 	return out, translate(rows.Err())
 }
-

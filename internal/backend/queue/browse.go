@@ -617,7 +617,9 @@ func (s *Service) Queues(ctx context.Context) (out []QueueOverview, err error) {
 		if until.IsZero() {
 			until = backend.Now()
 		}
-		p := backend.ActivityParams{Queues: names, Until: until, Bucket: activityBucket, Buckets: activityBuckets}
+		// The windows end just after now: a job finished this very
+		// millisecond is in the last one.
+		p := backend.ActivityParams{Queues: names, Until: until.Add(time.Millisecond), Bucket: activityBucket, Buckets: activityBuckets}
 		acts, err := b.Activity(ctx, p)
 		if err != nil {
 			return nil, err
