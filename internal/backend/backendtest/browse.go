@@ -26,6 +26,7 @@ var browseTests = []struct {
 	{"FindFilterOnDataAndKey", testFindFilter},
 	{"FindSortRunAtAndFinishedAt", testFindSorts},
 	{"FindRefusals", testFindRefusals},
+	{"FindProcessingSeesLapsedClaims", testFindLapsed},
 	{"BulkByIDs", testBulkIDs},
 	{"BulkByStatusAndFilter", testBulkFilter},
 	{"BulkStopsAtItsBudget", testBulkBudget},
@@ -355,6 +356,36 @@ func testFindSorts(t *testing.T, b *jq) {
 	}
 	got = findAll(t, b.svc, done, queue.FindParams{Statuses: both, Sort: backend.SortFinishedAt, Order: "asc", Limit: 5})
 	wantIDs(t, "finishedAt, earliest first", got, sorted(t, b, finished, backend.SortFinishedAt, false))
+}
+
+// A claim whose lease ran out is still processing until it is claimed
+// again (or failed), and a find shows it so, whatever the store does with
+// it meanwhile; here its queue is paused, so nothing claims it again.
+func testFindLapsed(t *testing.T, b *jq) {
+	q := qname(t)
+	ids := enqueueN(t, b, q, 3)
+	claimed := claim(t, b, q, 2)
+	b.clock.Advance(2 * backend.DefaultLease)
+	must(t, b.svc.Pause(ctx(t), q))
+	if more := claim(t, b, q, 5); len(more) != 0 {
+		t.Fatalf("a paused queue handed out %d jobs", len(more))
+	}
+	got := findAll(t, b.svc, q, queue.FindParams{Statuses: []backend.JobStatus{backend.StatusProcessing}, Order: "asc"})
+	wantIDs(t, "lapsed claims", got, sorted(t, b, jobIDs(claimed), backend.SortCreatedAt, false))
+	for _, j := range got {
+		if j.LeaseExpiresAt == nil || !j.LeaseExpiresAt.Before(b.now()) {
+			t.Fatalf("a lapsed claim shows lease %v", j.LeaseExpiresAt)
+		}
+	}
+	must(t, b.svc.Resume(ctx(t), q))
+	again := claim(t, b, q, 5)
+	if len(again) != 3 {
+		t.Fatalf("after resume %d jobs claimed, want the 2 lapsed and 1 pending of %v", len(again), ids)
+	}
+	got = findAll(t, b.svc, q, queue.FindParams{Statuses: []backend.JobStatus{backend.StatusProcessing}})
+	if len(got) != 3 {
+		t.Fatalf("processing after the claims again: %v", jobIDs(got))
+	}
 }
 
 func testFindRefusals(t *testing.T, b *jq) {

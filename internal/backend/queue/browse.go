@@ -379,10 +379,16 @@ func (s *Service) Bulk(ctx context.Context, queue string, action BulkAction, p B
 		return BulkResult{Affected: n}, err
 	}
 	deadline := time.Now().Add(s.bulkBudget)
-	// Status by status, each in an order its index has.
+	// Status by status, each in an order of its own that every store
+	// keeps per status (pending jobs by runAt, finished ones by
+	// finishedAt): the jobs an action changes leave the walk, so a call
+	// that stopped at its budget starts the next where it left off.
 	for _, st := range p.Statuses {
-		f := findPlan{queue: queue, statuses: []backend.JobStatus{st}, key: p.Key, filter: p.Filter, sort: naturalSort([]backend.JobStatus{st}),
-			limit: MaxSettle}
+		sort := naturalSort([]backend.JobStatus{st})
+		if st == backend.StatusPending {
+			sort = backend.SortRunAt
+		}
+		f := findPlan{queue: queue, statuses: []backend.JobStatus{st}, key: p.Key, filter: p.Filter, sort: sort, limit: MaxSettle}
 		if f.filter == nil {
 			f.filter = backend.MatchAll
 		}

@@ -37,6 +37,7 @@ local function duplicate(id, mode, run_at, data)
   redis.call('ZREM', qkey(q, 'ready'), ready_member(f[2], id))
   redis.call('ZREM', qkey(q, 'scheduled'), id)
   redis.call('HSET', k, 'runAt', run_at, 'updatedAt', now)
+  redis.call('ZADD', qkey(q, 'runat'), run_at, id)
   if mode == 'replace' then redis.call('HSET', k, 'data', data) end
   if run_at <= now then
     redis.call('ZADD', qkey(q, 'ready'), -tonumber(f[3]), ready_member(run_at, id))
@@ -71,6 +72,7 @@ for i = 4, #ARGV, 13 do
       'priority', prio, 'attempts', 0, 'maxAttempts', ARGV[i + 3],
       'backoffType', ARGV[i + 4], 'backoffDelayMs', ARGV[i + 5], 'backoffMaxDelayMs', ARGV[i + 6],
       'key', key, 'runAt', run_at, 'createdAt', now, 'updatedAt', now)
+    filed(q, id, now, run_at)
     if run_at <= now then
       redis.call('ZADD', qkey(q, 'ready'), -prio, ready_member(run_at, id))
     else
@@ -90,6 +92,7 @@ if added then
   for i = 2, #out, 2 do if out[i] == '0' then c = c + 1 end end
   count(q, nil, 'pending', c)
   flush_counts()
+  flush_filed()
   wake(q)
 elseif moved then
   wake(q)

@@ -58,6 +58,7 @@ if insert and #ARGV >= 9 then
       'priority', prio, 'attempts', 0, 'maxAttempts', ARGV[i + 3],
       'backoffType', ARGV[i + 4], 'backoffDelayMs', ARGV[i + 5], 'backoffMaxDelayMs', ARGV[i + 6],
       'key', '', 'runAt', run_at, 'createdAt', now, 'updatedAt', now)
+    filed(q, id, now, run_at)
     if run_at <= now then
       redis.call('ZADD', qkey(q, 'ready'), -prio, ready_member(run_at, id))
     else
@@ -69,6 +70,7 @@ if insert and #ARGV >= 9 then
   end
   count(q, nil, 'pending', n)
   flush_counts()
+  flush_filed()
   wake(q)
 end
 redis.call('HSET', h, 'next', next, 'lastRun', now, 'last', last or '')
