@@ -55,15 +55,16 @@ func TestFindJobsOverHTTP(t *testing.T) {
 		t.Fatalf("failed page %+v", failed)
 	}
 	var filtered foundPage
-	must(t, json.Unmarshal(d.do(t, "POST", "/v1/queues/mail/jobs/find", `{"filter":{"n":{"$in":[2,4]}},"order":"asc"}`).want(t, 200).body, &filtered))
+	must(t, json.Unmarshal(d.do(t, "POST", "/v1/queues/mail/jobs/find", `{"status":"pending","filter":{"n":{"$in":[2,4]}}}`).want(t, 200).body, &filtered))
 	if len(filtered.Jobs) != 2 || filtered.Jobs[0].ID != ids[2] || filtered.Jobs[1].ID != ids[4] {
 		t.Fatalf("filtered page %+v", filtered)
 	}
-	// An empty body finds every job, newest first.
+	// An empty body finds what createdAt orders: processing, failed and
+	// cancelled jobs, newest first.
 	var every foundPage
 	must(t, json.Unmarshal(d.do(t, "POST", "/v1/queues/mail/jobs/find", ``).want(t, 200).body, &every))
-	if len(every.Jobs) != 7 || every.Jobs[0].ID != ids[6] {
-		t.Fatalf("every job %+v", every)
+	if len(every.Jobs) != 1 || every.Jobs[0].ID != ids[0] {
+		t.Fatalf("an empty find %+v", every)
 	}
 }
 
@@ -92,6 +93,7 @@ func TestFindJobsHostileInput(t *testing.T) {
 		`{"sort":""}`,
 		`{"sort":"runAt","status":"failed"}`,
 		`{"status":["pending","completed"]}`,
+		`{"status":"pending","sort":"createdAt"}`,
 		`{"order":"sideways"}`,
 		`{"limit":0}`,
 		`{"limit":1.5}`,

@@ -1,16 +1,18 @@
 -- Browsing jobs (issue 20): a find walks one status of one queue in the
--- order of createdAt (every status but completed), runAt (pending jobs)
--- or finishedAt (finished jobs), keyset-paged, along an index, so that a
+-- order of createdAt (processing, failed, cancelled), runAt (pending) or
+-- finishedAt (finished jobs), keyset-paged, along an index, so that a
 -- page costs the same on a deep queue as on a shallow one.
 --
--- createdAt: pending, failed and cancelled jobs. A job gets an entry when
--- it is enqueued (and when it fails or is cancelled), never when it is
--- claimed or acknowledged: those are the drain's statements, and an entry
--- per acknowledgement cost them 13% (BenchmarkBrowseIndexCost). Completed
--- jobs are ordered by finishedAt only, through storaged_jobs_done_at;
--- processing jobs (the claims in flight) are read through
--- storaged_jobs_leases and sorted.
-CREATE INDEX storaged_jobs_browse ON storaged_jobs (queue, status, created_at, id) WHERE status IN ('pending', 'failed', 'cancelled');
+-- At most one entry per job enqueued, claimed or acknowledged: index
+-- upkeep is the drain's and enqueueMany's headline cost. Pending jobs (the
+-- deep end of a queue) are ordered by runAt only, through
+-- storaged_jobs_pending_run, their one entry; completed ones by finishedAt
+-- only, through storaged_jobs_done_at (replacing storaged_jobs_done, same
+-- entries); the claims in flight are read through storaged_jobs_leases and
+-- sorted. createdAt orders failed and cancelled jobs through
+-- storaged_jobs_browse, which a job enters only when it fails or is
+-- cancelled.
+CREATE INDEX storaged_jobs_browse ON storaged_jobs (queue, status, created_at, id) WHERE status IN ('failed', 'cancelled');
 -- runAt, pending jobs (storaged_jobs_claim orders by priority first).
 CREATE INDEX storaged_jobs_pending_run ON storaged_jobs (queue, run_at, id) WHERE status = 'pending';
 -- finishedAt: storaged_jobs_failed has the id after finished_at;

@@ -145,32 +145,34 @@ func mixedQueue(t *testing.T, b *jq, q string) map[backend.JobStatus][]string {
 func testFindByStatus(t *testing.T, b *jq) {
 	q := qname(t)
 	by := mixedQueue(t, b, q)
-	var active []string // every status but completed: what createdAt orders
+	var created []string // what createdAt orders: processing, failed, cancelled
 	for _, st := range []backend.JobStatus{backend.StatusPending, backend.StatusProcessing, backend.StatusCompleted, backend.StatusFailed, backend.StatusCancelled} {
-		// Finished jobs come latest finished first, the others newest first.
-		sort := backend.SortCreatedAt
-		if st.Finished() {
+		// Pending jobs come due soonest first, finished ones latest
+		// finished first, the claims in flight newest first.
+		sort, desc := backend.SortCreatedAt, true
+		switch {
+		case st == backend.StatusPending:
+			sort, desc = backend.SortRunAt, false
+		case st.Finished():
 			sort = backend.SortFinishedAt
 		}
 		got := findAll(t, b.svc, q, queue.FindParams{Statuses: []backend.JobStatus{st}})
-		wantIDs(t, string(st), got, sorted(t, b, by[st], sort, true))
+		wantIDs(t, string(st), got, sorted(t, b, by[st], sort, desc))
 		for _, j := range got {
 			if j.Status != st || j.Queue != q {
 				t.Fatalf("find of %s answered %+v", st, j)
 			}
 		}
-		if st != backend.StatusCompleted {
-			active = append(active, by[st]...)
-		}
-		if st != backend.StatusCompleted && st != backend.StatusProcessing {
+		if slices.Contains(queue.Sortable(backend.SortCreatedAt), st) {
+			created = append(created, by[st]...)
 			got := findAll(t, b.svc, q, queue.FindParams{Statuses: []backend.JobStatus{st}, Sort: backend.SortCreatedAt, Order: "asc"})
 			wantIDs(t, string(st)+" oldest first", got, sorted(t, b, by[st], backend.SortCreatedAt, false))
 		}
 	}
 	got := findAll(t, b.svc, q, queue.FindParams{})
-	wantIDs(t, "every status createdAt orders, newest first", got, sorted(t, b, active, backend.SortCreatedAt, true))
+	wantIDs(t, "every status createdAt orders, newest first", got, sorted(t, b, created, backend.SortCreatedAt, true))
 	got = findAll(t, b.svc, q, queue.FindParams{Order: "asc", Limit: 2})
-	wantIDs(t, "the same, oldest first, pages of 2", got, sorted(t, b, active, backend.SortCreatedAt, false))
+	wantIDs(t, "the same, oldest first, pages of 2", got, sorted(t, b, created, backend.SortCreatedAt, false))
 	finished := append(append(slices.Clone(by[backend.StatusCompleted]), by[backend.StatusFailed]...), by[backend.StatusCancelled]...)
 	got = findAll(t, b.svc, q, queue.FindParams{Sort: backend.SortFinishedAt, Limit: 1})
 	wantIDs(t, "every finished status", got, sorted(t, b, finished, backend.SortFinishedAt, true))
@@ -182,7 +184,7 @@ func testFindByStatus(t *testing.T, b *jq) {
 	if e := failed[0].LastError; e == nil || e.Message != "boom" || e.Stack != "at x" || string(failed[0].Data) == "" {
 		t.Fatalf("found failed job %+v", failed[0])
 	}
-	none := findAll(t, b.svc, qname(t), queue.FindParams{})
+	none := findAll(t, b.svc, qname(t), queue.FindParams{Statuses: []backend.JobStatus{backend.StatusPending}})
 	if len(none) != 0 {
 		t.Fatalf("an unknown queue has jobs %v", jobIDs(none))
 	}
@@ -196,12 +198,12 @@ func testFindPages(t *testing.T, b *jq) {
 		all = append(all, enqueueN(t, b, q, 6)...)
 		b.clock.Advance(time.Millisecond)
 	}
-	want := sorted(t, b, all, backend.SortCreatedAt, true)
+	want := sorted(t, b, all, backend.SortRunAt, false)
 	for _, limit := range []int{1, 5, 7, 24, 1000} {
 		got := findAll(t, b.svc, q, queue.FindParams{Statuses: []backend.JobStatus{backend.StatusPending}, Limit: limit})
 		wantIDs(t, fmt.Sprintf("limit %d", limit), got, want)
 	}
-	first, err := b.svc.FindJobs(ctx(t), q, queue.FindParams{Limit: 10})
+	first, err := b.svc.FindJobs(ctx(t), q, queue.FindParams{Statuses: []backend.JobStatus{backend.StatusPending}, Limit: 10})
 	must(t, err)
 	if len(first.Jobs) != 10 || first.Next == nil {
 		t.Fatalf("a first page of 10 of 24: %d jobs, next %v", len(first.Jobs), first.Next)
@@ -219,7 +221,7 @@ func testFindPages(t *testing.T, b *jq) {
 	if len(seen) != 21 && len(seen) != 24 {
 		t.Fatalf("pages after 3 claims hold %d jobs", len(seen))
 	}
-	last, err := b.svc.FindJobs(ctx(t), q, queue.FindParams{Limit: 24, Order: "asc"})
+	last, err := b.svc.FindJobs(ctx(t), q, queue.FindParams{Statuses: []backend.JobStatus{backend.StatusPending}, Limit: 24, Order: "desc"})
 	must(t, err)
 	if last.Next != nil {
 		t.Fatalf("a page holding every job has a next page %q", *last.Next)
@@ -241,7 +243,7 @@ func testFindScanBound(t *testing.T, b *jq) {
 	f, err := backend.ParseFilter([]byte(`{"odd":true}`))
 	must(t, err)
 	pages, short := 0, 0
-	p := queue.FindParams{Filter: f, Limit: 5, Order: "asc"}
+	p := queue.FindParams{Statuses: []backend.JobStatus{backend.StatusPending}, Filter: f, Limit: 5}
 	var got []*backend.Job
 	for {
 		page, err := svc.FindJobs(ctx(t), q, p)
@@ -256,12 +258,12 @@ func testFindScanBound(t *testing.T, b *jq) {
 		}
 		p.After = *page.Next
 	}
-	wantIDs(t, "odd jobs through walks of 4", got, sorted(t, b, odd, backend.SortCreatedAt, false))
+	wantIDs(t, "odd jobs through walks of 4", got, sorted(t, b, odd, backend.SortRunAt, false))
 	if short == 0 {
 		t.Fatalf("walks of 4 jobs over 30 never cut a page short (%d pages)", pages)
 	}
 	// Every status walks on its own, each cut by the bound.
-	wantIDs(t, "every job through walks of 4", findAll(t, svc, q, queue.FindParams{Limit: 3}), sorted(t, b, all, backend.SortCreatedAt, true))
+	wantIDs(t, "every job through walks of 4", findAll(t, svc, q, queue.FindParams{Statuses: []backend.JobStatus{backend.StatusPending}, Limit: 3, Order: "desc"}), sorted(t, b, all, backend.SortRunAt, true))
 }
 
 func testFindFilter(t *testing.T, b *jq) {
@@ -304,16 +306,16 @@ func testFindFilter(t *testing.T, b *jq) {
 		for _, i := range c.want {
 			want = append(want, all[i])
 		}
-		got := findAll(t, b.svc, q, queue.FindParams{Filter: f, Order: "asc"})
-		wantIDs(t, "filter "+c.filter, got, sorted(t, b, want, backend.SortCreatedAt, false))
+		got := findAll(t, b.svc, q, queue.FindParams{Statuses: []backend.JobStatus{backend.StatusPending}, Filter: f})
+		wantIDs(t, "filter "+c.filter, got, sorted(t, b, want, backend.SortRunAt, false))
 	}
-	got := findAll(t, b.svc, q, queue.FindParams{Key: "k-1"})
+	got := findAll(t, b.svc, q, queue.FindParams{Statuses: []backend.JobStatus{backend.StatusPending}, Key: "k-1"})
 	wantIDs(t, "key k-1", got, []string{keyed})
 	f, _ := backend.ParseFilter([]byte(`{"kind":"sms"}`))
-	if got := findAll(t, b.svc, q, queue.FindParams{Key: "k-1", Filter: f}); len(got) != 0 {
+	if got := findAll(t, b.svc, q, queue.FindParams{Statuses: []backend.JobStatus{backend.StatusPending}, Key: "k-1", Filter: f}); len(got) != 0 {
 		t.Fatalf("key and a filter it fails: %v", jobIDs(got))
 	}
-	if got := findAll(t, b.svc, q, queue.FindParams{Key: "nobody"}); len(got) != 0 {
+	if got := findAll(t, b.svc, q, queue.FindParams{Statuses: []backend.JobStatus{backend.StatusPending}, Key: "nobody"}); len(got) != 0 {
 		t.Fatalf("unknown key: %v", jobIDs(got))
 	}
 }
@@ -391,9 +393,9 @@ func testFindLapsed(t *testing.T, b *jq) {
 func testFindRefusals(t *testing.T, b *jq) {
 	q := qname(t)
 	enqueueN(t, b, q, 3)
-	page, err := b.svc.FindJobs(ctx(t), q, queue.FindParams{Limit: 1})
-	must(t, err)
 	pending := []backend.JobStatus{backend.StatusPending}
+	page, err := b.svc.FindJobs(ctx(t), q, queue.FindParams{Statuses: pending, Limit: 1})
+	must(t, err)
 	cases := []struct {
 		name string
 		q    string
@@ -413,8 +415,9 @@ func testFindRefusals(t *testing.T, b *jq) {
 		{"key with a control character", q, queue.FindParams{Key: "a\x01"}},
 		{"key too long", q, queue.FindParams{Key: strings.Repeat("k", backend.MaxKeyLength+1)}},
 		{"cursor not ours", q, queue.FindParams{After: "garbage!"}},
-		{"cursor of another order", q, queue.FindParams{After: *page.Next, Order: "asc"}},
-		{"cursor of another sort", q, queue.FindParams{After: *page.Next, Sort: backend.SortRunAt, Statuses: pending, Order: "desc"}},
+		{"cursor of another order", q, queue.FindParams{Statuses: pending, After: *page.Next, Order: "desc"}},
+		{"cursor of another sort", q, queue.FindParams{After: *page.Next, Sort: backend.SortCreatedAt, Statuses: []backend.JobStatus{"failed"}, Order: "asc"}},
+		{"createdAt of pending jobs", q, queue.FindParams{Sort: backend.SortCreatedAt, Statuses: pending}},
 	}
 	for _, c := range cases {
 		_, err := b.svc.FindJobs(ctx(t), c.q, c.p)
@@ -475,7 +478,7 @@ func testBulkIDs(t *testing.T, b *jq) {
 	if jobs[0] != nil || jobs[1] != nil || jobs[2] == nil || jobs[3] == nil || jobs[4] != nil {
 		t.Fatalf("after delete: %v", jobs)
 	}
-	if got := findAll(t, b.svc, q, queue.FindParams{}); slices.Contains(jobIDs(got), completed) {
+	if got := findAll(t, b.svc, q, queue.FindParams{Sort: backend.SortFinishedAt}); slices.Contains(jobIDs(got), completed) {
 		t.Fatal("find shows a deleted job")
 	}
 	// The claim still settles.
@@ -520,8 +523,8 @@ func testBulkFilter(t *testing.T, b *jq) {
 	if st.Pending != 10 || st.Failed != 20 {
 		t.Fatalf("stats after retrying group 1: %+v", st)
 	}
-	pending := findAll(t, b.svc, q, queue.FindParams{Statuses: []backend.JobStatus{backend.StatusPending}, Order: "asc"})
-	wantIDs(t, "retried", pending, sorted(t, b, group1, backend.SortCreatedAt, false))
+	pending := findAll(t, b.svc, q, queue.FindParams{Statuses: []backend.JobStatus{backend.StatusPending}})
+	wantIDs(t, "retried", pending, sorted(t, b, group1, backend.SortRunAt, false))
 	// A status the action does not take is refused, and changes nothing.
 	if _, err := b.svc.Bulk(ctx(t), q, queue.BulkRetry, queue.BulkParams{Statuses: []backend.JobStatus{backend.StatusPending}}); !backend.IsCode(err, backend.CodeInvalidArgument) {
 		t.Fatalf("retry of pending jobs: %v", err)

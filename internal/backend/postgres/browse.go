@@ -16,9 +16,9 @@ var (
 )
 
 // Walks of a find (issue 20) run along an index per status and order
-// (migration 0010): storaged_jobs_browse for createdAt (pending, failed
-// and cancelled jobs), storaged_jobs_leases for processing jobs (the
-// claims in flight, sorted), storaged_jobs_pending_run for runAt, and
+// (migration 0010): storaged_jobs_browse for createdAt (failed and
+// cancelled jobs), storaged_jobs_leases for processing jobs (the claims
+// in flight, sorted), storaged_jobs_pending_run for runAt, and
 // storaged_jobs_failed and storaged_jobs_done_at for finishedAt. The status
 // is written into the statement as a literal: a partial index serves a
 // statement only when the planner can prove its predicate from the
@@ -281,13 +281,18 @@ func (b *JobStore) Activity(ctx context.Context, p backend.ActivityParams) ([]ba
 }
 
 // queuesSQL lists the queues with jobs (skip scans written out:
-// PostgreSQL 15 has none; over storaged_jobs_browse, storaged_jobs_done_at
-// and the claims in flight), settings or schedules.
+// PostgreSQL 15 has none; over the partial indexes that together hold
+// every job), settings or schedules.
 const queuesSQL = `WITH RECURSIVE a(queue) AS (
-		(SELECT queue FROM storaged_jobs WHERE status IN ('pending', 'failed', 'cancelled') ORDER BY queue LIMIT 1)
+		(SELECT queue FROM storaged_jobs WHERE status = 'pending' ORDER BY queue LIMIT 1)
 		UNION ALL
-		SELECT (SELECT queue FROM storaged_jobs WHERE status IN ('pending', 'failed', 'cancelled') AND queue > a.queue ORDER BY queue LIMIT 1)
+		SELECT (SELECT queue FROM storaged_jobs WHERE status = 'pending' AND queue > a.queue ORDER BY queue LIMIT 1)
 		FROM a WHERE a.queue IS NOT NULL),
+	f(queue) AS (
+		(SELECT queue FROM storaged_jobs WHERE status = 'failed' ORDER BY queue LIMIT 1)
+		UNION ALL
+		SELECT (SELECT queue FROM storaged_jobs WHERE status = 'failed' AND queue > f.queue ORDER BY queue LIMIT 1)
+		FROM f WHERE f.queue IS NOT NULL),
 	d(queue) AS (
 		(SELECT queue FROM storaged_jobs WHERE status IN ('completed', 'cancelled') ORDER BY queue LIMIT 1)
 		UNION ALL
@@ -299,6 +304,7 @@ const queuesSQL = `WITH RECURSIVE a(queue) AS (
 		SELECT (SELECT queue FROM storaged_jobs WHERE lease_expires_at IS NOT NULL AND queue > p.queue ORDER BY queue LIMIT 1)
 		FROM p WHERE p.queue IS NOT NULL),
 	named(queue) AS (SELECT queue COLLATE "C" FROM a WHERE queue IS NOT NULL UNION SELECT queue COLLATE "C" FROM d WHERE queue IS NOT NULL
+		UNION SELECT queue COLLATE "C" FROM f WHERE queue IS NOT NULL
 		UNION SELECT queue COLLATE "C" FROM p WHERE queue IS NOT NULL
 		UNION SELECT queue FROM storaged_queue_settings UNION SELECT queue FROM storaged_schedules)
 	SELECT n.queue, (SELECT count(*) FROM storaged_schedules s WHERE s.queue = n.queue) FROM named n ORDER BY n.queue`

@@ -72,7 +72,6 @@ func TestFindWalksUseIndexes(t *testing.T) {
 		index  string
 		sorts  bool // the walk sorts what it reads: only the claims in flight
 	}{
-		{backend.SortCreatedAt, backend.StatusPending, "storaged_jobs_browse", false},
 		{backend.SortCreatedAt, backend.StatusFailed, "storaged_jobs_browse", false},
 		{backend.SortCreatedAt, backend.StatusCancelled, "storaged_jobs_browse", false},
 		{backend.SortCreatedAt, backend.StatusProcessing, "storaged_jobs_leases", true},

@@ -47,10 +47,10 @@ type FindParams struct {
 	// Filter is over the job's data, in the records' filter language
 	// (nil: every job).
 	Filter backend.Filter
-	// Sort is createdAt (every status but completed), runAt (pending
-	// jobs) or finishedAt (completed, failed, cancelled); no status means
-	// every status the sort orders. The default is finishedAt when every
-	// status asked for is finished, else createdAt.
+	// Sort is createdAt (processing, failed, cancelled), runAt (pending)
+	// or finishedAt (completed, failed, cancelled); no status means every
+	// status the sort orders. The default is runAt for pending jobs,
+	// finishedAt when every status asked for is finished, else createdAt.
 	Sort backend.JobSort
 	// Order is "asc" or "desc"; "" is desc (newest first), except for
 	// runAt, asc (due soonest first).
@@ -89,8 +89,13 @@ func validateStatuses(list []backend.JobStatus, allowed []backend.JobStatus, wha
 			return backend.Errorf(backend.CodeInvalidArgument, "status %q is not one of pending, processing, completed, failed, cancelled", truncate(string(st)))
 		}
 		if !slices.Contains(allowed, st) {
-			if st == backend.StatusCompleted && strings.HasPrefix(what, "sort ") {
-				return backend.Errorf(backend.CodeInvalidArgument, "completed jobs are ordered by finishedAt only: sort finishedAt, or leave completed out")
+			if strings.HasPrefix(what, "sort ") {
+				switch st {
+				case backend.StatusCompleted:
+					return backend.Errorf(backend.CodeInvalidArgument, "completed jobs are ordered by finishedAt only: sort finishedAt, or leave completed out")
+				case backend.StatusPending:
+					return backend.Errorf(backend.CodeInvalidArgument, "pending jobs are ordered by runAt only: sort runAt, or leave pending out")
+				}
 			}
 			return backend.Errorf(backend.CodeInvalidArgument, "%s takes only %s jobs, not %s", what, statusList(allowed), st)
 		}
@@ -150,20 +155,29 @@ type findPlan struct {
 }
 
 // sortable is what each sort orders, and so what a find with that sort
-// looks in when it names no status. Completed jobs (a day of them, the
-// bulk of a queue's history) are ordered by finishedAt only: an order by
-// createdAt needs an index entry that every acknowledgement would write,
-// on the queue's hottest path. runAt orders pending jobs, which are the
-// only ones waiting for it.
+// looks in when it names no status. Every order is an index a store keeps
+// per status, and the indexes cost the queue's hot path as little as can
+// be: pending jobs (the deep end of a queue) are ordered by runAt only,
+// completed ones (a day of them) by finishedAt only, so that an enqueue,
+// a claim and an acknowledgement each add at most one index entry for
+// browsing. createdAt orders the claims in flight (few) and the failed
+// and cancelled jobs (indexed when they fail or are cancelled).
 var sortable = map[backend.JobSort][]backend.JobStatus{
-	backend.SortCreatedAt:  {backend.StatusPending, backend.StatusProcessing, backend.StatusFailed, backend.StatusCancelled},
+	backend.SortCreatedAt:  {backend.StatusProcessing, backend.StatusFailed, backend.StatusCancelled},
 	backend.SortRunAt:      {backend.StatusPending},
 	backend.SortFinishedAt: {backend.StatusCompleted, backend.StatusFailed, backend.StatusCancelled},
 }
 
-// naturalSort is a find's sort when it names none: finishedAt when every
-// status asked for is finished, else createdAt.
+// Sortable is the statuses a sort orders.
+func Sortable(sort backend.JobSort) []backend.JobStatus { return slices.Clone(sortable[sort]) }
+
+// naturalSort is a find's sort when it names none: runAt for pending
+// jobs, finishedAt when every status asked for is finished, else
+// createdAt.
 func naturalSort(statuses []backend.JobStatus) backend.JobSort {
+	if len(statuses) == 1 && statuses[0] == backend.StatusPending {
+		return backend.SortRunAt
+	}
 	if len(statuses) == 0 {
 		return backend.SortCreatedAt
 	}
@@ -385,9 +399,6 @@ func (s *Service) Bulk(ctx context.Context, queue string, action BulkAction, p B
 	// that stopped at its budget starts the next where it left off.
 	for _, st := range p.Statuses {
 		sort := naturalSort([]backend.JobStatus{st})
-		if st == backend.StatusPending {
-			sort = backend.SortRunAt
-		}
 		f := findPlan{queue: queue, statuses: []backend.JobStatus{st}, key: p.Key, filter: p.Filter, sort: sort, limit: MaxSettle}
 		if f.filter == nil {
 			f.filter = backend.MatchAll
@@ -585,7 +596,9 @@ func (s *Service) Queues(ctx context.Context) (out []QueueOverview, err error) {
 	defer func() { done(err) }()
 	lister, ok := s.store.(backend.QueueLister)
 	if !ok {
-		return nil, backend.Errorf(backend.CodeInvalidArgument, "the %s job queue cannot list its queues", backend.CapabilitiesOf(s.store).Name)
+		name := backend.CapabilitiesOf(s.store).Name
+		return nil, backend.Errorf(backend.CodeInvalidArgument,
+			"the list of queues is not available on the %s job queue: this store cannot list its queues (see capabilities in GET /v1/info)", name)
 	}
 	listed, err := lister.Queues(ctx)
 	if err != nil {

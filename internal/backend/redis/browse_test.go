@@ -19,11 +19,15 @@ func TestBrowseFilesOldJobs(t *testing.T) {
 	prefix := testutil.RedisPrefix(t)
 	jobs := testutil.NewJobs(open(t, prefix), nil)
 	q := testutil.Name(t, "q")
-	ids, err := jobs.Add(ctx, q, backend.EnqueueParams{}, backend.EnqueueParams{}, backend.EnqueueParams{})
+	ids, err := jobs.Add(ctx, q, backend.EnqueueParams{MaxAttempts: 1}, backend.EnqueueParams{}, backend.EnqueueParams{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := jobs.Take(ctx, q, backend.DequeueParams{}); err != nil {
+	j, err := jobs.Take(ctx, q, backend.DequeueParams{})
+	if err != nil || j == nil || j.ID != ids[0] {
+		t.Fatalf("take: %v, %v", j, err)
+	}
+	if err := jobs.FailOne(ctx, backend.FailParams{ID: j.ID, Lease: j.Lease, Error: backend.JobError{Message: "x"}}); err != nil {
 		t.Fatal(err)
 	}
 	paused := testutil.Name(t, "paused")
@@ -38,15 +42,12 @@ func TestBrowseFilesOldJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	again := testutil.NewJobs(open(t, prefix), nil)
-	found, err := again.FindJobs(ctx, q, queue.FindParams{Order: "asc"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(found.Jobs) != 3 || found.Jobs[0].ID != ids[0] || found.Jobs[2].ID != ids[2] {
-		t.Fatalf("after filing: %+v", found.Jobs)
+	failed, err := again.FindJobs(ctx, q, queue.FindParams{Statuses: []backend.JobStatus{backend.StatusFailed}, Sort: backend.SortCreatedAt})
+	if err != nil || len(failed.Jobs) != 1 || failed.Jobs[0].ID != ids[0] {
+		t.Fatalf("failed by createdAt after filing: %+v, %v", failed.Jobs, err)
 	}
 	pending, err := again.FindJobs(ctx, q, queue.FindParams{Sort: backend.SortRunAt})
-	if err != nil || len(pending.Jobs) != 2 {
+	if err != nil || len(pending.Jobs) != 2 || pending.Jobs[0].ID != ids[1] || pending.Jobs[1].ID != ids[2] {
 		t.Fatalf("pending by runAt after filing: %+v, %v", pending.Jobs, err)
 	}
 	list, err := again.Queues(ctx)

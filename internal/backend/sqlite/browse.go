@@ -16,12 +16,14 @@ var (
 	_ backend.QueueLister = (*JobStore)(nil)
 )
 
-// Walks of a find (issue 20) run along the indexes of migration 0008:
-// jobs_browse (queue, status, created_at, then the id as the table's key)
-// for createdAt, jobs_pending_run for runAt (pending jobs) and
-// jobs_<status>_at for finishedAt (finished jobs). The status is written into
-// the statement as a literal (it is one of five words): a partial index
-// serves only a statement whose WHERE names its predicate's values.
+// Walks of a find (issue 20) run along partial indexes: jobs_pending_run
+// for pending jobs by runAt and jobs_browse for failed and cancelled ones
+// by createdAt (migration 0008), jobs_done for finished ones by
+// finishedAt (0009), jobs_leases for the claims in flight (read and
+// sorted: as many as the workers hold). The status is written into the
+// statement as a literal (it is one of five words), with the predicate of
+// the index as its text: SQLite uses a partial index only when the
+// statement's WHERE names that predicate.
 
 var sortColumn = map[backend.JobSort]string{
 	backend.SortCreatedAt:  "created_at",
@@ -49,7 +51,7 @@ func walkSQL(w backend.JobWalk, limit int) (string, []any) {
 		dir, cmp = "DESC", "<"
 	}
 	hit := c.filter(orAll(w.Filter))
-	where := "queue = " + c.bind(w.Queue) + " AND status = " + statusLiteral(w.Status)
+	where := "queue = " + c.bind(w.Queue) + " AND status = " + statusLiteral(w.Status) + indexPredicate(w)
 	if w.Key != "" {
 		where += " AND key = " + c.bind(w.Key)
 	}
@@ -61,6 +63,20 @@ func walkSQL(w backend.JobWalk, limit int) (string, []any) {
 		` LIMIT ` + c.bind(limit)
 	return q, c.args
 }
+
+// indexPredicate repeats the predicate of the walk's partial index.
+func indexPredicate(w backend.JobWalk) string {
+	switch {
+	case w.Sort == backend.SortFinishedAt:
+		return " AND " + doneStatuses
+	case w.Sort == backend.SortCreatedAt && (w.Status == backend.StatusFailed || w.Status == backend.StatusCancelled):
+		return " AND status IN ('failed', 'cancelled')"
+	}
+	return ""
+}
+
+// doneStatuses is the predicate of jobs_done.
+const doneStatuses = "status IN ('completed', 'failed', 'cancelled')"
 
 func orAll(f backend.Filter) backend.Filter {
 	if f == nil {
@@ -186,10 +202,10 @@ func (b *JobStore) UpdateJob(ctx context.Context, p backend.UpdateJobParams) (ou
 
 // activitySQL counts the jobs of one finished status (%s) per window.
 const activitySQL = `SELECT queue, status, (finished_at - ?2) / ?3, count(*) FROM jobs
-	WHERE queue IN (SELECT value FROM json_each(?1)) AND status = %s AND finished_at >= ?2 AND finished_at < ?4 GROUP BY 1, 2, 3`
+	WHERE queue IN (SELECT value FROM json_each(?1)) AND status = %s AND ` + doneStatuses + `
+		AND finished_at >= ?2 AND finished_at < ?4 GROUP BY 1, 2, 3`
 
-// Activity implements backend.BrowseStore: one range of jobs_completed_at
-// and of jobs_failed_at per queue.
+// Activity implements backend.BrowseStore: ranges of jobs_done.
 func (b *JobStore) Activity(ctx context.Context, p backend.ActivityParams) ([]backend.Activity, error) {
 	list, _ := json.Marshal(p.Queues)
 	since := p.Since().UnixMilli()
@@ -225,17 +241,23 @@ func (b *JobStore) Activity(ctx context.Context, p backend.ActivityParams) ([]ba
 	return out, translate(rows.Err())
 }
 
-// Queues implements backend.QueueLister: the queues with jobs, one probe
-// of jobs_browse per queue (a skip scan written out), and those with
-// settings or schedules.
+// queuesSQL lists the queues with jobs, one probe per queue of each
+// partial index that together hold every job (skip scans written out),
+// and those with settings or schedules.
+const queuesSQL = `WITH RECURSIVE
+		p(queue) AS (SELECT min(queue) FROM jobs WHERE status = 'pending'
+			UNION ALL SELECT (SELECT min(queue) FROM jobs WHERE status = 'pending' AND queue > p.queue) FROM p WHERE p.queue IS NOT NULL),
+		r(queue) AS (SELECT min(queue) FROM jobs WHERE status = 'processing'
+			UNION ALL SELECT (SELECT min(queue) FROM jobs WHERE status = 'processing' AND queue > r.queue) FROM r WHERE r.queue IS NOT NULL),
+		d(queue) AS (SELECT min(queue) FROM jobs WHERE ` + doneStatuses + `
+			UNION ALL SELECT (SELECT min(queue) FROM jobs WHERE ` + doneStatuses + ` AND queue > d.queue) FROM d WHERE d.queue IS NOT NULL),
+		named(queue) AS (SELECT queue FROM p WHERE queue IS NOT NULL UNION SELECT queue FROM r WHERE queue IS NOT NULL
+			UNION SELECT queue FROM d WHERE queue IS NOT NULL UNION SELECT queue FROM queue_settings UNION SELECT queue FROM schedules)
+		SELECT named.queue, (SELECT count(*) FROM schedules s WHERE s.queue = named.queue) FROM named ORDER BY named.queue`
+
+// Queues implements backend.QueueLister.
 func (b *JobStore) Queues(ctx context.Context) ([]backend.ListedQueue, error) {
-	rows, err := b.db.reader.QueryContext(ctx, `WITH RECURSIVE qs(queue) AS (
-			SELECT min(queue) FROM jobs
-			UNION ALL
-			SELECT (SELECT min(queue) FROM jobs WHERE queue > qs.queue) FROM qs WHERE qs.queue IS NOT NULL),
-		named(queue) AS (SELECT queue FROM qs WHERE queue IS NOT NULL
-			UNION SELECT queue FROM queue_settings UNION SELECT queue FROM schedules)
-		SELECT named.queue, (SELECT count(*) FROM schedules s WHERE s.queue = named.queue) FROM named ORDER BY named.queue`)
+	rows, err := b.db.reader.QueryContext(ctx, queuesSQL)
 	if err != nil {
 		return nil, translate(err)
 	}
