@@ -202,3 +202,17 @@ func ParseJobCursor(sort JobSort, desc bool, s string) (JobPos, error) {
 	}
 	return JobPos{At: at, ID: c.ID}, nil
 }
+
+// CollectionInfo is a collection as GET /v1/repos lists it.
+type CollectionInfo struct {
+	Name    string
+	Indexes []IndexSpec
+}
+
+// Catalog is a records backend that can list its collections (every
+// backend of storaged; the read cache lists through the backend under it).
+type Catalog interface {
+	// Collections lists every collection by name, with its indexes by
+	// name.
+	Collections(ctx context.Context) ([]CollectionInfo, error)
+}

@@ -242,3 +242,47 @@ func (s *Server) patchJob(ctx *fasthttp.RequestCtx) error {
 	}
 	return writeValue(ctx, fasthttp.StatusOK, job)
 }
+
+// collectionOverview is one collection of GET /v1/repos.
+type collectionOverview struct {
+	Collection string          `json:"collection"`
+	Count      int64           `json:"count"`
+	Indexes    []indexOverview `json:"indexes"`
+}
+
+type indexOverview struct {
+	Name   string   `json:"name"`
+	Fields []string `json:"fields"`
+	Unique bool     `json:"unique"`
+}
+
+// listCollections serves GET /v1/repos: every collection with its record
+// count (live records, one count each) and its indexes.
+func (s *Server) listCollections(ctx *fasthttp.RequestCtx) error {
+	cat, ok := backend.UnwrapRepository(s.repo).(backend.Catalog)
+	if !ok {
+		return backend.Errorf(backend.CodeInvalidArgument, "this records backend cannot list its collections")
+	}
+	c, cancel := s.callCtx(ctx, 0)
+	defer cancel()
+	list, err := cat.Collections(c)
+	if err != nil {
+		return err
+	}
+	out := make([]collectionOverview, len(list))
+	for i, info := range list {
+		n, err := s.repo.Repository(info.Name).Count(c, backend.MatchAll)
+		if err != nil {
+			return err
+		}
+		out[i] = collectionOverview{Collection: info.Name, Count: n, Indexes: make([]indexOverview, len(info.Indexes))}
+		for k, ix := range info.Indexes {
+			fields := make([]string, len(ix.Fields))
+			for f, p := range ix.Fields {
+				fields[f] = p.String()
+			}
+			out[i].Indexes[k] = indexOverview{Name: ix.Name, Fields: fields, Unique: ix.Unique}
+		}
+	}
+	return writeValue(ctx, fasthttp.StatusOK, out)
+}

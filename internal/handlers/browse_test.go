@@ -199,3 +199,25 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestListCollectionsOverHTTP(t *testing.T) {
+	d := start(t, 0)
+	d.do(t, "POST", "/v1/repos/plans", `{"n":1}`).want(t, 201)
+	d.do(t, "POST", "/v1/repos/plans", `{"n":2}`).want(t, 201)
+	d.do(t, "PUT", "/v1/repos/plans/indexes/by_n", `{"fields":["n"],"unique":true}`).want(t, 204)
+	d.do(t, "POST", "/v1/repos/users", `{"name":"a"}`).want(t, 201)
+	var list []struct {
+		Collection string
+		Count      int64
+		Indexes    []struct {
+			Name   string
+			Fields []string
+			Unique bool
+		}
+	}
+	must(t, json.Unmarshal(d.do(t, "GET", "/v1/repos", "").want(t, 200).body, &list))
+	if len(list) != 2 || list[0].Collection != "plans" || list[0].Count != 2 || len(list[0].Indexes) != 1 ||
+		list[0].Indexes[0].Name != "by_n" || !list[0].Indexes[0].Unique || list[1].Collection != "users" || list[1].Count != 1 || list[1].Indexes == nil {
+		t.Fatalf("collections %+v", list)
+	}
+}

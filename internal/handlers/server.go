@@ -222,6 +222,7 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 		writeErrorBody(ctx, backend.Errorf(backend.CodeInternal, "internal error"))
 	}
 
+	r.GET("/v1/repos", s.route("listCollections", noTx(s.listCollections)))
 	r.POST("/v1/repos/{collection}", s.route("create", s.create))
 	r.GET("/v1/repos/{collection}/{id}", s.route("findById", s.findByID))
 	r.POST("/v1/repos/{collection}/find", s.route("findMany", s.findMany))
