@@ -195,7 +195,8 @@ export type JobCapability =
   | "atomicBatches"
   | "milliseconds"
   | "flowControl"
-  | "schedules";
+  | "schedules"
+  | "browse";
 
 export async function jobCapabilities(socketPath: string): Promise<Record<JobCapability, boolean>> {
   const body = await new Promise<string>((resolve, reject) => {
