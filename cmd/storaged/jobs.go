@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -18,11 +20,19 @@ import (
 
 const jobsUsage = `usage: storaged jobs <command> [--socket PATH]
 
-dead-letter tooling, through the daemon's socket ($STORAGED_SOCKET):
+job tooling, through the daemon's socket ($STORAGED_SOCKET):
   failed <queue> [--limit N] [--offset N]   list the queue's failed jobs, newest first (JSON lines)
   inspect <job-id>                          show one job (JSON)
   retry <job-id>                            move a failed or cancelled job back to pending
   purge <queue>                             delete the queue's failed jobs
+  find <queue> [--status S,S] [--key K] [--filter JSON] [--sort createdAt|runAt|finishedAt]
+       [--order asc|desc] [--limit N] [--after CURSOR]
+                                            a page of the queue's jobs (JSON lines); the next
+                                            page's cursor goes to stderr
+  retry|cancel|delete <queue> --ids ID,ID | --status S,S [--key K] [--filter JSON]
+                                            retry (failed, cancelled), cancel (pending,
+                                            processing) or delete (all but processing) jobs in
+                                            bulk; prints how many
 `
 
 // jobsCmd runs `storaged jobs ...` against a running daemon.
@@ -36,6 +46,13 @@ func jobsCmd(ctx context.Context, args []string, lookup func(string) (string, bo
 	socket := fs.String("socket", envOr(lookup, "STORAGED_SOCKET", ""), "the daemon's socket ($STORAGED_SOCKET)")
 	limit := fs.Int("limit", 100, "jobs per page")
 	offset := fs.Int("offset", 0, "jobs to skip")
+	status := fs.String("status", "", "statuses, comma-separated")
+	key := fs.String("key", "", "dedupe key")
+	filter := fs.String("filter", "", "filter on the job's data (JSON, the records' filter language)")
+	sortBy := fs.String("sort", "", "createdAt, runAt or finishedAt")
+	order := fs.String("order", "", "asc or desc")
+	after := fs.String("after", "", "the cursor of the page to read")
+	idList := fs.String("ids", "", "job ids, comma-separated")
 	var pos []string
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
@@ -53,11 +70,21 @@ func jobsCmd(ctx context.Context, args []string, lookup func(string) (string, bo
 		return fmt.Errorf("storaged jobs %s takes one argument\n%s", cmd, jobsUsage)
 	}
 	arg := url.PathEscape(pos[0])
+	errOut := io.Writer(os.Stderr)
+	var err error
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", *socket)
 	}}}
-	do := func(method, path string) ([]byte, error) {
-		req, err := http.NewRequestWithContext(ctx, method, "http://storaged"+path, nil)
+	do := func(method, path string, body ...any) ([]byte, error) {
+		var rd io.Reader
+		if len(body) > 0 {
+			b, err := json.Marshal(body[0])
+			if err != nil {
+				return nil, err
+			}
+			rd = bytes.NewReader(b)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, "http://storaged"+path, rd)
 		if err != nil {
 			return nil, err
 		}
@@ -77,6 +104,90 @@ func jobsCmd(ctx context.Context, args []string, lookup func(string) (string, bo
 			return nil, fmt.Errorf("storaged answered %d", res.StatusCode)
 		}
 		return b, nil
+	}
+	// selection is what find and the bulk calls send.
+	selection := func() (map[string]any, error) {
+		sel := map[string]any{}
+		if *status != "" {
+			sel["status"] = strings.Split(*status, ",")
+		}
+		if *key != "" {
+			sel["key"] = *key
+		}
+		if *filter != "" {
+			var f json.RawMessage
+			if err := json.Unmarshal([]byte(*filter), &f); err != nil {
+				return nil, fmt.Errorf("--filter is not JSON: %v", err)
+			}
+			sel["filter"] = f
+		}
+		return sel, nil
+	}
+	bulk := *idList != "" || *status != ""
+	switch {
+	case cmd == "find":
+		sel, err := selection()
+		if err != nil {
+			return err
+		}
+		sel["limit"] = *limit
+		for k, v := range map[string]string{"sort": *sortBy, "order": *order, "after": *after} {
+			if v != "" {
+				sel[k] = v
+			}
+		}
+		b, err := do("POST", "/v1/queues/"+arg+"/jobs/find", sel)
+		if err != nil {
+			return err
+		}
+		var page struct {
+			Jobs []json.RawMessage
+			Next *string
+		}
+		if err := json.Unmarshal(b, &page); err != nil {
+			return err
+		}
+		for _, j := range page.Jobs {
+			var line bytes.Buffer
+			if err := json.Compact(&line, j); err != nil {
+				return err
+			}
+			fmt.Fprintln(out, line.String())
+		}
+		if page.Next != nil {
+			fmt.Fprintf(errOut, "next page: --after %s\n", *page.Next)
+		}
+		return nil
+	case bulk && (cmd == "retry" || cmd == "cancel" || cmd == "delete"):
+		var sel map[string]any
+		if *idList != "" {
+			if *status != "" || *key != "" || *filter != "" {
+				return fmt.Errorf("give --ids, or --status with --key and --filter, not both\n%s", jobsUsage)
+			}
+			sel = map[string]any{"ids": strings.Split(*idList, ",")}
+		} else if sel, err = selection(); err != nil {
+			return err
+		}
+		total := 0
+		for {
+			b, err := do("POST", "/v1/queues/"+arg+"/jobs/"+cmd, sel)
+			if err != nil {
+				return err
+			}
+			var r struct {
+				Affected int
+				More     bool
+			}
+			if err := json.Unmarshal(b, &r); err != nil {
+				return err
+			}
+			total += r.Affected
+			if !r.More {
+				break
+			}
+		}
+		fmt.Fprintf(out, "%s: %d job(s) of %s\n", map[string]string{"retry": "retried", "cancel": "cancelled", "delete": "deleted"}[cmd], total, pos[0])
+		return nil
 	}
 	switch cmd {
 	case "failed":

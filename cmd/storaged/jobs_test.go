@@ -61,3 +61,49 @@ func TestJobsCommand(t *testing.T) {
 		t.Fatal("unknown command accepted")
 	}
 }
+
+// TestJobsFindAndBulk: storaged jobs find pages through a queue by status
+// and data; retry, cancel and delete act in bulk by status and filter or
+// by ids.
+func TestJobsFindAndBulk(t *testing.T) {
+	d := testutil.StartDaemon(t)
+	env := env(map[string]string{"STORAGED_SOCKET": d.Socket})
+	for i := 0; i < 4; i++ {
+		call(d.Client, "POST", "/v1/queues/mail/jobs", `{"data":{"n":`+string(rune('0'+i))+`},"maxAttempts":1}`)
+	}
+	_, body, _ := call(d.Client, "POST", "/v1/queues/mail/dequeue", `{"max":2}`)
+	var claimed []struct{ ID, Lease string }
+	json.Unmarshal(body, &claimed)
+	for _, j := range claimed {
+		call(d.Client, "POST", "/v1/jobs/"+j.ID+"/fail", `{"lease":"`+j.Lease+`","error":{"name":"E","message":"boom"}}`)
+	}
+	jobs := func(args ...string) string {
+		var out bytes.Buffer
+		if err := jobsCmd(context.Background(), args, env, &out); err != nil {
+			t.Fatalf("storaged jobs %v: %v", args, err)
+		}
+		return out.String()
+	}
+	if out := jobs("find", "mail", "--status", "pending"); strings.Count(out, "\n") != 2 {
+		t.Fatalf("find pending:\n%s", out)
+	}
+	if out := jobs("find", "mail", "--status", "failed", "--filter", `{"n":1}`); strings.Count(out, "\n") != 1 || !strings.Contains(out, claimed[1].ID) {
+		t.Fatalf("find failed n=1:\n%s", out)
+	}
+	if out := jobs("retry", "mail", "--status", "failed", "--filter", `{"n":{"$gte":0}}`); !strings.Contains(out, "retried: 2 job(s)") {
+		t.Fatalf("bulk retry: %s", out)
+	}
+	if out := jobs("cancel", "mail", "--ids", claimed[0].ID+","+claimed[1].ID); !strings.Contains(out, "cancelled: 2 job(s)") {
+		t.Fatalf("bulk cancel: %s", out)
+	}
+	if out := jobs("delete", "mail", "--status", "cancelled,pending"); !strings.Contains(out, "deleted: 4 job(s)") {
+		t.Fatalf("bulk delete: %s", out)
+	}
+	var out bytes.Buffer
+	if err := jobsCmd(context.Background(), []string{"find", "mail", "--filter", `{"a..b":1}`}, env, &out); err == nil || !strings.Contains(err.Error(), "invalid_argument") {
+		t.Fatalf("a hostile filter path: %v", err)
+	}
+	if err := jobsCmd(context.Background(), []string{"delete", "mail", "--status", "processing"}, env, &out); err == nil || !strings.Contains(err.Error(), "invalid_argument") {
+		t.Fatalf("delete of processing jobs: %v", err)
+	}
+}

@@ -51,6 +51,10 @@ type JobCapabilities struct {
 	Schedules bool `json:"schedules"`
 	// Events: the store keeps each queue's event feed (EventStore).
 	Events bool `json:"events"`
+	// Browse: jobs can be found by queue, status, key and data, changed
+	// in bulk (retry, cancel, delete) and edited while pending
+	// (BrowseStore, issue 20).
+	Browse bool `json:"browse"`
 	// ClockControl: the store keeps time by the Now its callers pass, so
 	// tests can move time instead of sleeping. Not part of the API.
 	ClockControl bool `json:"-"`
@@ -59,7 +63,7 @@ type JobCapabilities struct {
 // AllJobCapabilities is what the SQL and Redis stores offer.
 var AllJobCapabilities = JobCapabilities{Priorities: true, GetByID: true, Cancel: true, Dedupe: true, ExactStats: true,
 	Fencing: true, ExactlyOnce: true, SettleAnywhere: true, AtomicBatches: true, Milliseconds: true, FlowControl: true,
-	Schedules: true, Events: true, ClockControl: true}
+	Schedules: true, Events: true, Browse: true, ClockControl: true}
 
 // JobCapabler is a JobStore that lacks some capabilities.
 type JobCapabler interface {
@@ -69,10 +73,14 @@ type JobCapabler interface {
 // CapabilitiesOf returns what store honours: all of it unless it says
 // otherwise.
 func CapabilitiesOf(store JobStore) JobCapabilities {
-	if c, ok := store.(JobCapabler); ok {
-		return c.JobCapabilities()
+	c := AllJobCapabilities
+	if d, ok := store.(JobCapabler); ok {
+		c = d.JobCapabilities()
 	}
-	return AllJobCapabilities
+	if _, ok := store.(BrowseStore); !ok {
+		c.Browse = false
+	}
+	return c
 }
 
 // Missing lists the capabilities of need that c lacks, by their API names.
@@ -96,6 +104,7 @@ func (c JobCapabilities) Missing(need JobCapabilities) []string {
 	check(need.FlowControl, c.FlowControl, "flowControl")
 	check(need.Schedules, c.Schedules, "schedules")
 	check(need.Events, c.Events, "events")
+	check(need.Browse, c.Browse, "browse")
 	check(need.ClockControl, c.ClockControl, "clockControl")
 	return out
 }

@@ -222,6 +222,7 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 		writeErrorBody(ctx, backend.Errorf(backend.CodeInternal, "internal error"))
 	}
 
+	r.GET("/v1/repos", s.route("listCollections", noTx(s.listCollections)))
 	r.POST("/v1/repos/{collection}", s.route("create", s.create))
 	r.GET("/v1/repos/{collection}/{id}", s.route("findById", s.findByID))
 	r.POST("/v1/repos/{collection}/find", s.route("findMany", s.findMany))
@@ -237,6 +238,11 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 
 	r.POST("/v1/queues/{queue}/jobs", s.route("enqueue", s.enqueue))
 	r.POST("/v1/queues/{queue}/jobs/batch", s.route("enqueueMany", s.enqueueMany))
+	r.GET("/v1/queues", s.route("listQueues", noTx(s.listQueues)))
+	r.POST("/v1/queues/{queue}/jobs/find", s.route("findJobs", noTx(s.findJobs)))
+	r.POST("/v1/queues/{queue}/jobs/retry", s.route("bulkRetry", noTx(s.bulk(queue.BulkRetry))))
+	r.POST("/v1/queues/{queue}/jobs/cancel", s.route("bulkCancel", noTx(s.bulk(queue.BulkCancel))))
+	r.POST("/v1/queues/{queue}/jobs/delete", s.route("bulkDelete", noTx(s.bulk(queue.BulkDelete))))
 	r.POST("/v1/queues/{queue}/dequeue", s.route("dequeue", noTx(s.dequeue)))
 	r.GET("/v1/queues/{queue}/stats", s.route("stats", noTx(s.stats)))
 	r.GET("/v1/queues/{queue}/events", s.route("events", noTx(s.events)))
@@ -251,6 +257,7 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	r.GET("/v1/queues/{queue}/schedules/{name}", s.route("getSchedule", noTx(s.getSchedule)))
 	r.DELETE("/v1/queues/{queue}/schedules/{name}", s.route("deleteSchedule", noTx(s.deleteSchedule)))
 	r.GET("/v1/jobs/{id}", s.route("getJob", noTx(s.getJob)))
+	r.PATCH("/v1/jobs/{id}", s.route("updateJob", noTx(s.patchJob)))
 	r.POST("/v1/jobs/{id}/ack", s.route("ack", settleOne(s, "ack", refOf, jobCalls.Ack)))
 	r.POST("/v1/jobs/{id}/fail", s.route("fail", settleOne(s, "fail", failOf, jobCalls.Fail)))
 	r.POST("/v1/jobs/{id}/heartbeat", s.route("heartbeat", noTx(settleOne(s, "heartbeat", heartbeatOf, direct(s.jobs.Heartbeat)))))

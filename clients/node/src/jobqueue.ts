@@ -2,7 +2,13 @@ import { Claims, type Claim, type ClaimTarget } from "./claims.js";
 import { errorFromResponse, StorageError, StorageUnavailableError, ValidationError } from "./errors.js";
 import { seg, Transport, type TransportOptions } from "./transport.js";
 import type {
+  BulkResult,
   DequeueOptions,
+  FindJobsOptions,
+  JobPage,
+  JobPatch,
+  JobSelection,
+  QueueOverview,
   EnqueueOptions,
   FailItem,
   ItemResult,
@@ -422,6 +428,38 @@ class SocketJobQueue<T, R = unknown> implements WorkerQueue<T, R> {
     return JSON.parse(res.body) as QueueSettings;
   }
 
+  async findJobs(options: FindJobsOptions<T> = {}): Promise<JobPage<T, R>> {
+    const res = await this.t.request("POST", `${this.base}/jobs/find`, options);
+    const page = JSON.parse(res.body) as { jobs: WireJob[]; next: string | null };
+    return { jobs: page.jobs.map((w) => toJob<T, R>(w)), next: page.next };
+  }
+
+  retryJobs(selection: JobSelection<T>): Promise<BulkResult> {
+    return this.bulk("retry", selection);
+  }
+
+  cancelJobs(selection: JobSelection<T>): Promise<BulkResult> {
+    return this.bulk("cancel", selection);
+  }
+
+  deleteJobs(selection: JobSelection<T>): Promise<BulkResult> {
+    return this.bulk("delete", selection);
+  }
+
+  private async bulk(action: string, selection: JobSelection<T>): Promise<BulkResult> {
+    const res = await this.t.request("POST", `${this.base}/jobs/${action}`, selection);
+    return JSON.parse(res.body) as BulkResult;
+  }
+
+  async updateJob(jobId: string, patch: JobPatch<T>): Promise<Job<T, R>> {
+    const body: Record<string, unknown> = {};
+    if (patch.runAt !== undefined) body.runAt = patch.runAt.toISOString();
+    if (patch.priority !== undefined) body.priority = patch.priority;
+    if ("data" in patch) body.data = patch.data === undefined ? null : patch.data;
+    const res = await this.t.request("PATCH", `/v1/jobs/${seg(jobId)}`, body);
+    return toJob<T, R>(JSON.parse(res.body) as WireJob);
+  }
+
   work(handler: (job: Job<T>, context: JobContext) => Promise<R | void>, options: WorkOptions = {}): Worker {
     const w = new QueueWorker<T, R>(this, handler, options);
     this.backend.track(w);
@@ -455,6 +493,12 @@ export class SocketJobQueueBackend implements JobQueueBackend {
   /** @internal */
   track(w: Worker): void {
     this.workers.add(w);
+  }
+
+  /** Every queue with jobs, settings or schedules, with its stats, settings and last hour (GET /v1/queues). */
+  async queues(): Promise<QueueOverview[]> {
+    const res = await this.transport().request("GET", "/v1/queues");
+    return JSON.parse(res.body) as QueueOverview[];
   }
 
   /** @internal The claim book, which transactions settle claims from. */

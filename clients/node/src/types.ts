@@ -576,6 +576,16 @@ export interface JobQueue<T, R = unknown> {
   events(options?: EventsOptions): AsyncIterableIterator<QueueEvent<R>>;
   /** Runs handler on each job; what it returns becomes the job's result. */
   work(handler: (job: Job<T>, context: JobContext) => Promise<R | void>, options?: WorkOptions): Worker;
+  /** A keyset page of the queue's jobs by status, key and data (issue 20). */
+  findJobs(options?: FindJobsOptions<T>): Promise<JobPage<T, R>>;
+  /** Retries failed and cancelled jobs (attempts back to 0). */
+  retryJobs(selection: JobSelection<T>): Promise<BulkResult>;
+  /** Cancels pending and processing jobs. */
+  cancelJobs(selection: JobSelection<T>): Promise<BulkResult>;
+  /** Deletes jobs that are not processing. */
+  deleteJobs(selection: JobSelection<T>): Promise<BulkResult>;
+  /** Reschedules, reprioritises or rewrites a pending job (ConflictError otherwise) and returns it. */
+  updateJob(jobId: string, patch: JobPatch<T>): Promise<Job<T, R>>;
 
   // Batches (DESIGN §3a): one call, many jobs, one outcome per item.
 
@@ -589,6 +599,71 @@ export interface JobQueue<T, R = unknown> {
   /** Hands a claim back unstarted: pending again at once, its attempt not counted. */
   release(job: Job<T> | string): Promise<void>;
   releaseMany(jobs: ReadonlyArray<Job<T> | string>): Promise<ItemResult[]>;
+}
+
+// Browsing jobs (issue 20): find, bulk actions, edits.
+
+/** The time a find orders jobs by: runAt orders pending jobs, createdAt processing, failed and cancelled ones, finishedAt finished ones. */
+export type JobSort = "createdAt" | "runAt" | "finishedAt";
+
+/** What POST /v1/queues/{q}/jobs/find selects. */
+export interface FindJobsOptions<T> {
+  /** One status or several; none: every status the sort orders. */
+  status?: JobStatus | JobStatus[];
+  /** The jobs enqueued with this dedupe key. */
+  key?: string;
+  /** The records' filter language, over the job's data. */
+  filter?: T extends object ? Filter<T> : Filter<Record<string, unknown>>;
+  /** Default: runAt for pending jobs, finishedAt when every status is finished, else createdAt. */
+  sort?: JobSort;
+  /** Default desc (newest first), asc for runAt (due soonest first). */
+  order?: "asc" | "desc";
+  /** 1-1000, default 50. */
+  limit?: number;
+  /** The previous page's next. */
+  after?: string;
+}
+
+/** A page of jobs: next is null after the last page. A page may hold fewer jobs than the limit, even none, while next is set. */
+export interface JobPage<T, R = unknown> {
+  jobs: Job<T, R>[];
+  next: string | null;
+}
+
+/** The jobs a bulk action takes: ids (1-1000), or a status with an optional key and filter. */
+export type JobSelection<T> =
+  | { ids: string[] }
+  | { status: JobStatus | JobStatus[]; key?: string; filter?: FindJobsOptions<T>["filter"] };
+
+/** What a bulk action did; more when it stopped after its time budget with jobs left (call again). */
+export interface BulkResult {
+  affected: number;
+  more?: boolean;
+}
+
+/** PATCH /v1/jobs/{id}: what to change in a pending job. */
+export interface JobPatch<T> {
+  runAt?: Date;
+  priority?: number;
+  data?: T;
+}
+
+/** One queue of GET /v1/queues. */
+export interface QueueOverview {
+  queue: string;
+  stats: QueueStats;
+  /** null where the job queue keeps no settings. */
+  settings: QueueSettings | null;
+  schedules: number;
+  /** Jobs completed and failed in the last hour, in twelve windows of bucketMs, oldest first. */
+  lastHour: { since: string; bucketMs: number; completed: number[]; failed: number[] } | null;
+}
+
+/** One collection of GET /v1/repos. */
+export interface CollectionOverview {
+  collection: string;
+  count: number;
+  indexes: Array<{ name: string; fields: string[]; unique: boolean }>;
 }
 
 /** The jobs port (the seed's JobQueueBackend). */

@@ -196,7 +196,8 @@ export type JobCapability =
   | "milliseconds"
   | "flowControl"
   | "schedules"
-  | "events";
+  | "events"
+  | "browse";
 
 export async function jobCapabilities(socketPath: string): Promise<Record<JobCapability, boolean>> {
   const body = await new Promise<string>((resolve, reject) => {

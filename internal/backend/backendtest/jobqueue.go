@@ -88,6 +88,7 @@ func RunJobQueue(t *testing.T, newStore NewJobStore) {
 		{scheduleTests, backend.JobCapabilities{Schedules: true, GetByID: true}},
 		{extrasTests, none},
 		{eventTests, backend.JobCapabilities{Events: true}},
+		{browseTests, backend.JobCapabilities{Browse: true, GetByID: true, ClockControl: true}},
 	} {
 		for _, c := range group.cases {
 			tests = append(tests, struct {

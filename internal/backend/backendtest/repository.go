@@ -37,6 +37,7 @@ func RunRepository(t *testing.T, newBackend NewRepository) {
 		{"CollectionNames", testCollectionNames},
 		{"DocumentsRoundTrip", testRoundTrip},
 		{"EnsureIndex", testEnsureIndex},
+		{"CatalogListsCollections", testCatalog},
 		{"UniqueIndex", testUniqueIndex},
 		{"UniqueIndexZeroIsNegativeZero", testUniqueNegativeZero},
 		{"TransactionCommit", testTxCommit},
@@ -700,5 +701,35 @@ func testNotHTMLEscaped(t *testing.T, b backend.RepositoryBackend) {
 		if len(rec) > len(markup)+200 {
 			t.Fatalf("%s answered %d bytes for %d bytes of markup", what, len(rec), len(markup))
 		}
+	}
+}
+
+// testCatalog: GET /v1/repos lists every collection with its indexes
+// (issue 20), through the backend under any decorator.
+func testCatalog(t *testing.T, b backend.RepositoryBackend) {
+	cat, ok := backend.UnwrapRepository(b).(backend.Catalog)
+	if !ok {
+		t.Fatalf("%T lists no collections", b)
+	}
+	a, c := testutil.Name(t, "a"), testutil.Name(t, "c")
+	if _, err := b.Repository(a).Create(ctx(t), map[string]any{"n": 1.0}); err != nil {
+		t.Fatal(err)
+	}
+	spec := backend.IndexSpec{Name: "by_n", Fields: []backend.Path{{"n"}, {"o", "p"}}, Unique: true}
+	must(t, b.Repository(c).EnsureIndex(ctx(t), spec))
+	must(t, b.Repository(c).EnsureIndex(ctx(t), backend.IndexSpec{Name: "a_first", Fields: []backend.Path{{"m"}}}))
+	list, err := cat.Collections(ctx(t))
+	must(t, err)
+	var got []backend.CollectionInfo
+	for _, info := range list {
+		if info.Name == a || info.Name == c {
+			got = append(got, info)
+		}
+	}
+	if len(got) != 2 || got[0].Name != a || got[1].Name != c || len(got[0].Indexes) != 0 || len(got[1].Indexes) != 2 {
+		t.Fatalf("collections %+v", got)
+	}
+	if ix := got[1].Indexes; ix[0].Name != "a_first" || ix[1].Name != "by_n" || !ix[1].Unique || ix[1].Fields[1].String() != "o.p" {
+		t.Fatalf("indexes %+v", ix)
 	}
 }

@@ -33,9 +33,11 @@ func checkSegment(seg string) {
 // With a text key, -> reads an object's field and gives NULL for anything
 // else, so a path reaches into objects only, as DESIGN §2 says: "0" is a
 // key, never an array index (doc #> '{t,0}' would index the array).
-func valueExpr(p backend.Path) string {
+func valueExpr(p backend.Path) string { return columnExpr("doc", p) }
+
+func columnExpr(col string, p backend.Path) string {
 	var sb strings.Builder
-	sb.WriteString("(doc")
+	sb.WriteString("(" + col)
 	for _, seg := range p {
 		checkSegment(seg)
 		sb.WriteString(" -> '" + seg + "'")
@@ -44,7 +46,20 @@ func valueExpr(p backend.Path) string {
 	return sb.String()
 }
 
-type compiler struct{ args []any }
+// compiler binds a filter's values. col is the JSONB column its paths
+// read: "" for a record's doc (whose id may go to the id column), "data"
+// for a job's data (issue 20), where "id" is a field like any other.
+type compiler struct {
+	args []any
+	col  string
+}
+
+func (c *compiler) valueExpr(p backend.Path) string {
+	if c.col == "" {
+		return valueExpr(p)
+	}
+	return columnExpr(c.col, p)
+}
 
 func (c *compiler) bind(v any) string {
 	c.args = append(c.args, v)
@@ -91,10 +106,10 @@ func (c *compiler) eq(v string, want any) string {
 }
 
 func (c *compiler) cond(n *backend.Cond) string {
-	if s, ok := backend.IDColumn(n); ok {
+	if s, ok := backend.IDColumn(n); ok && c.col == "" {
 		return "(id " + backend.CompareOp(n.Op) + " " + c.bind(s) + ")"
 	}
-	v := valueExpr(n.Path)
+	v := c.valueExpr(n.Path)
 	switch n.Op {
 	case backend.OpEq:
 		return c.eq(v, n.Value)

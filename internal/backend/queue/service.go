@@ -62,6 +62,12 @@ type Config struct {
 	// woken (0: a second): a claim that fails an expired job announces
 	// nothing. Tests raise it to prove the wake-ups.
 	WaitRecheck time.Duration
+	// FindScan bounds the jobs one walk of a find examines (0:
+	// DefaultFindScan); tests lower it to see pages cut short.
+	FindScan int
+	// BulkBudget bounds the time of a bulk action by status (0:
+	// DefaultBulkBudget).
+	BulkBudget time.Duration
 }
 
 // Service is the job queue. It is safe for concurrent use.
@@ -78,6 +84,8 @@ type Service struct {
 	events      wakeup.Set
 	maxResult   int
 	waitRecheck time.Duration
+	findScan    int
+	bulkBudget  time.Duration
 	closed      atomic.Bool
 	// polls ends when the service shuts down, so that every waiting poll
 	// answers at once.
@@ -104,8 +112,15 @@ func New(cfg Config) *Service {
 	if cfg.WaitRecheck == 0 {
 		cfg.WaitRecheck = time.Second
 	}
+	if cfg.FindScan <= 0 {
+		cfg.FindScan = DefaultFindScan
+	}
+	if cfg.BulkBudget <= 0 {
+		cfg.BulkBudget = DefaultBulkBudget
+	}
 	s := &Service{store: cfg.Store, clock: cfg.Clock, log: cfg.Logger, obs: cfg.Observer, tracer: cfg.Tracer,
-		polls: polls, stopPolls: stop, maxResult: cfg.MaxResultBytes, waitRecheck: cfg.WaitRecheck}
+		polls: polls, stopPolls: stop, maxResult: cfg.MaxResultBytes, waitRecheck: cfg.WaitRecheck,
+		findScan: cfg.FindScan, bulkBudget: cfg.BulkBudget}
 	s.claims.Run = s.claimRun
 	s.claims.Abandoned = s.claimAbandoned
 	s.settles.Max = 64

@@ -16,7 +16,12 @@
 //	P:q:<queue>:settings    hash: flow control (flow.go), only while set
 //	P:q:<queue>:events      zset: the event feed, each job once, score the number of its latest stamp (events.go)
 //	P:evseq                 string: the counter that numbers the stamps
+//	P:q:<queue>:created     zset: every job, score createdAt (browsing, issue 20)
+//	P:q:<queue>:runat       zset: pending jobs, score runAt (browsing)
+//	P:q:<queue>:expired     set: claims whose lease ran out, waiting in ready
 //	P:queues                set: every queue name (for pruning)
+//	P:configured            set: the queues that have a settings hash
+//	P:browse-sets           string: set once the jobs of earlier versions are filed
 //	P:wake                  channel: queue names, published on enqueue and retry
 //	P:done                  channel: queue names, published when jobs finish
 //
@@ -124,6 +129,10 @@ func Open(ctx context.Context, cfg Config) (*JobStore, error) {
 	}
 	b := &JobStore{rdb: rdb, prefix: cfg.Prefix, poll: cfg.PollInterval, log: cfg.Logger}
 	b.warnIfVolatile(pctx)
+	if err := b.fileOldJobs(ctx); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("filing the jobs of earlier versions for browsing: %v", err)
+	}
 	return b, nil
 }
 

@@ -39,7 +39,28 @@ func jsonPath(p backend.Path) string {
 func valueExpr(p backend.Path) string { return "json_extract(doc, '" + jsonPath(p) + "')" }
 func typeExpr(p backend.Path) string  { return "json_type(doc, '" + jsonPath(p) + "')" }
 
-type compiler struct{ args []any }
+// compiler binds a filter's values. col is the JSON column its paths
+// read: "" for a record's doc (whose id may go to the id column), "data"
+// for a job's data (issue 20), where "id" is a field like any other.
+type compiler struct {
+	args []any
+	col  string
+}
+
+func (c *compiler) column() string {
+	if c.col == "" {
+		return "doc"
+	}
+	return c.col
+}
+
+func (c *compiler) valueExpr(p backend.Path) string {
+	return "json_extract(" + c.column() + ", '" + jsonPath(p) + "')"
+}
+
+func (c *compiler) typeExpr(p backend.Path) string {
+	return "json_type(" + c.column() + ", '" + jsonPath(p) + "')"
+}
 
 func (c *compiler) bind(v any) string {
 	c.args = append(c.args, v)
@@ -116,7 +137,7 @@ func (c *compiler) filter(f backend.Filter) string {
 
 // eq is type-strict equality with a scalar; nil means null or missing.
 func (c *compiler) eq(p backend.Path, v any) string {
-	t, val := typeExpr(p), valueExpr(p)
+	t, val := c.typeExpr(p), c.valueExpr(p)
 	switch x := v.(type) {
 	case nil:
 		return "(coalesce(" + t + ", 'null') = 'null')"
@@ -134,10 +155,10 @@ func (c *compiler) eq(p backend.Path, v any) string {
 }
 
 func (c *compiler) cond(n *backend.Cond) string {
-	if s, ok := backend.IDColumn(n); ok {
+	if s, ok := backend.IDColumn(n); ok && c.col == "" {
 		return "(id " + backend.CompareOp(n.Op) + " " + c.bind(s) + ")"
 	}
-	t, val := typeExpr(n.Path), valueExpr(n.Path)
+	t, val := c.typeExpr(n.Path), c.valueExpr(n.Path)
 	switch n.Op {
 	case backend.OpEq:
 		return c.eq(n.Path, n.Value)
@@ -190,7 +211,7 @@ func (c *compiler) cond(n *backend.Cond) string {
 		case string:
 			elem = "e.type = 'text' AND e.value = " + c.bind(x)
 		}
-		return "(" + t + " IS 'array' AND EXISTS (SELECT 1 FROM json_each(doc, '" + jsonPath(n.Path) + "') AS e WHERE " + elem + "))"
+		return "(" + t + " IS 'array' AND EXISTS (SELECT 1 FROM json_each(" + c.column() + ", '" + jsonPath(n.Path) + "') AS e WHERE " + elem + "))"
 	}
 	panic(fmt.Sprintf("sqlite: unknown operator %d", n.Op))
 }

@@ -81,8 +81,18 @@ func TestRefusesWhatSQSCannotDo(t *testing.T) {
 	if err != nil || len(jobs) != 1 || jobs[0].ID != res[0].ID {
 		t.Fatalf("after the refusals the queue holds %v (%v)", jobs, err)
 	}
+	// Browsing (issue 20): SQS cannot list a queue's messages.
+	_, err = svc.FindJobs(ctx(t), q, queue.FindParams{})
+	wantInvalid(t, err, "SQS", "cannot list")
+	_, err = svc.Bulk(ctx(t), q, queue.BulkRetry, queue.BulkParams{IDs: []string{"a"}})
+	wantInvalid(t, err, "SQS", "cannot list")
+	p := 1
+	_, err = svc.UpdateJob(ctx(t), "a", queue.JobPatch{Priority: &p})
+	wantInvalid(t, err, "SQS", "cannot list")
+	_, err = svc.Queues(ctx(t))
+	wantInvalid(t, err, "SQS", "cannot list")
 	caps := backend.CapabilitiesOf(store)
-	if missing := caps.Missing(backend.AllJobCapabilities); len(missing) != 14 || caps.Name != "SQS" {
+	if missing := caps.Missing(backend.AllJobCapabilities); len(missing) != 15 || caps.Name != "SQS" || caps.Browse || caps.Events {
 		t.Fatalf("SQS declares %+v", caps)
 	}
 	// The event feed (issue 17) needs every transition stamped where it

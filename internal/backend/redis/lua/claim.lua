@@ -28,7 +28,9 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0,
       stamp(q, id, 'failed', now)
     else
       -- Still "processing" until claimed again: its holder may yet ack.
+      -- P:q:<q>:expired names such claims, for finds of processing jobs.
       redis.call('ZADD', ready, -tonumber(f[3]), ready_member(f[4], id))
+      redis.call('SADD', qkey(q, 'expired'), id)
     end
   end
 end
@@ -70,6 +72,7 @@ local out = {0, '', 0}
 local claimed = {}
 local got, fresh = 0, 0
 local leased = {}
+local unfiled = {} -- pending no more: out of the runat set, in one ZREM
 while got < cap do
   -- One pop for the whole batch; an entry whose job has moved on since it
   -- was filed (cancelled, say) is skipped and the loop pops again.
@@ -92,7 +95,12 @@ while got < cap do
       file(q, id)
       leased[#leased + 1] = expires
       leased[#leased + 1] = id
-      if status == 'pending' then fresh = fresh + 1 end
+      if status == 'pending' then
+        fresh = fresh + 1
+        unfiled[#unfiled + 1] = id
+      else
+        redis.call('SREM', qkey(q, 'expired'), id)
+      end
       -- The answer is the hash as read, with what the claim changed (as
       -- strings, as HGETALL gives them).
       local set = {status = 'processing', attempts = tostring(attempts), lease = lease, leaseMs = string.format('%.0f', lease_ms),
@@ -108,6 +116,9 @@ while got < cap do
 end
 for i = 1, #leased, 1000 do
   redis.call('ZADD', leases, unpack(leased, i, math.min(i + 999, #leased)))
+end
+for i = 1, #unfiled, 1000 do
+  redis.call('ZREM', qkey(q, 'runat'), unpack(unfiled, i, math.min(i + 999, #unfiled)))
 end
 if fresh > 0 then count(q, 'pending', 'processing', fresh) end
 flush_counts()

@@ -17,6 +17,7 @@ for i = 4, #ARGV, 3 do
     redis.call('DEL', jkey(id))
     redis.call('ZREM', set, id)
     redis.call('ZREM', qkey(q, 'events'), id)
+    redis.call('ZREM', qkey(q, 'created'), id)
   end
   if #ids > 0 then redis.call('HINCRBY', qkey(q, 'counts'), status, -#ids) end
   n = n + #ids

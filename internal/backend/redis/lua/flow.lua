@@ -17,6 +17,11 @@ else
   redis.call('HSET', settings, 'paused', '0')
 end
 local s = redis.call('HMGET', settings, 'paused', 'concurrency', 'rateMax')
-if s[1] ~= '1' and not s[2] and not s[3] then redis.call('DEL', settings) end
+if s[1] ~= '1' and not s[2] and not s[3] then
+  redis.call('DEL', settings)
+  redis.call('SREM', P .. ':configured', q)
+else
+  redis.call('SADD', P .. ':configured', q) -- listed by GET /v1/queues
+end
 wake(q)
 return 1

@@ -38,6 +38,7 @@ local function duplicate(id, mode, run_at, data)
   redis.call('ZREM', qkey(q, 'ready'), ready_member(f[2], id))
   redis.call('ZREM', qkey(q, 'scheduled'), id)
   redis.call('HSET', k, 'runAt', run_at, 'updatedAt', now)
+  redis.call('ZADD', qkey(q, 'runat'), run_at, id)
   if mode == 'replace' then redis.call('HSET', k, 'data', data) end
   if run_at <= now then
     redis.call('ZADD', qkey(q, 'ready'), -tonumber(f[3]), ready_member(run_at, id))
@@ -74,6 +75,7 @@ for i = 4, #ARGV, 15 do
       'key', key, 'runAt', run_at, 'createdAt', now, 'updatedAt', now,
       'timeoutMs', ARGV[i + 13], 'trace', ARGV[i + 14], 'event', 'enqueued', 'eventAt', now)
     file(q, id)
+    filed(q, id, now, run_at)
     if run_at <= now then
       redis.call('ZADD', qkey(q, 'ready'), -prio, ready_member(run_at, id))
     else
@@ -94,6 +96,7 @@ if added then
   count(q, nil, 'pending', c)
   flush_counts()
   flush_stamps()
+  flush_filed()
   wake(q)
 elseif moved then
   wake(q)

@@ -25,6 +25,38 @@ local function ready_member(run_at, id)
   return string.format('%015d', tonumber(run_at) + year0) .. ':' .. id
 end
 
+-- Browsing (issue 20): P:q:<q>:created holds every job of the queue by
+-- createdAt, P:q:<q>:runat its pending jobs by runAt (a find walks them;
+-- the finished statuses' sets are by finishedAt already). Ties of a score
+-- sort by member, the id: the walk's tie-break.
+-- New jobs are filed in both with one ZADD per set and script
+-- (flush_filed), not two per job: the insert of a batch costs about one
+-- command per job, and two more each would have cost it a third.
+local filing = {}
+local function filed(q, id, created_at, run_at)
+  local f = filing[q]
+  if not f then
+    f = {created = {}, runat = {}}
+    filing[q] = f
+  end
+  local c, r = f.created, f.runat
+  c[#c + 1] = created_at
+  c[#c + 1] = id
+  r[#r + 1] = run_at
+  r[#r + 1] = id
+end
+
+local function flush_filed()
+  for q, f in pairs(filing) do
+    for set, list in pairs(f) do
+      for i = 1, #list, 1000 do
+        redis.call('ZADD', qkey(q, set), unpack(list, i, math.min(i + 999, #list)))
+      end
+    end
+  end
+  filing = {}
+end
+
 -- count moves n jobs (default 1) from one status count to another. The
 -- moves are summed and written once per queue and status by
 -- flush_counts, which every script that counts calls before it returns:
@@ -58,9 +90,11 @@ local function finish(id, q, from, run_at, key, status, now, expires)
     redis.call('ZREM', qkey(q, 'leases'), id)
   else
     redis.call('ZREM', qkey(q, 'scheduled'), id)
+    redis.call('ZREM', qkey(q, 'runat'), id)
   end
   if from ~= 'processing' or not expires or tonumber(expires) <= now then
     redis.call('ZREM', qkey(q, 'ready'), ready_member(run_at, id))
+    if from == 'processing' then redis.call('SREM', qkey(q, 'expired'), id) end
   end
   local k = jkey(id)
   -- An empty leaseExpiresAt reads as none, and saves an HDEL.

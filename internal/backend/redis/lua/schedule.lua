@@ -59,6 +59,7 @@ if insert and #ARGV >= 9 then
       'backoffType', ARGV[i + 4], 'backoffDelayMs', ARGV[i + 5], 'backoffMaxDelayMs', ARGV[i + 6],
       'key', '', 'runAt', run_at, 'createdAt', now, 'updatedAt', now, 'event', 'enqueued', 'eventAt', now)
     file(q, id)
+    filed(q, id, now, run_at)
     if run_at <= now then
       redis.call('ZADD', qkey(q, 'ready'), -prio, ready_member(run_at, id))
     else
@@ -71,6 +72,7 @@ if insert and #ARGV >= 9 then
   count(q, nil, 'pending', n)
   flush_counts()
   flush_stamps()
+  flush_filed()
   wake(q)
 end
 redis.call('HSET', h, 'next', next, 'lastRun', now, 'last', last or '')

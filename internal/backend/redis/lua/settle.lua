@@ -17,6 +17,8 @@ for i = 3, #ARGV, 6 do
   local status, cur, q, run_at, key, prio, expires = f[1], f[2] or '', f[3], f[4], f[5] or '', f[6], f[8]
   if expires == '' then expires = nil end
   local answer = nil
+  -- A claim whose lease ran out may wait in ready, named in expired.
+  local lapsed = status == 'processing' and (not expires or tonumber(expires) <= now)
   if not status then
     answer = {'nf'}
   elseif kind == 'cancel' then
@@ -38,6 +40,7 @@ for i = 3, #ARGV, 6 do
         redis.call('HSET', k, 'status', 'pending', 'attempts', 0, 'runAt', now, 'updatedAt', now)
         redis.call('HDEL', k, 'finishedAt')
         redis.call('ZADD', qkey(q, 'ready'), -tonumber(prio), ready_member(now, id))
+        redis.call('ZADD', qkey(q, 'runat'), now, id)
         count(q, status, 'pending')
         stamp(q, id, 'retried', now)
         woken[q] = true
@@ -60,8 +63,10 @@ for i = 3, #ARGV, 6 do
       redis.call('HSET', k, 'lastError', err)
       redis.call('ZREM', qkey(q, 'leases'), id)
       redis.call('ZREM', qkey(q, 'ready'), ready_member(run_at, id))
+      if lapsed then redis.call('SREM', qkey(q, 'expired'), id) end
       local at = now + delay
       redis.call('HSET', k, 'status', 'pending', 'runAt', at, 'updatedAt', now, 'leaseExpiresAt', '')
+      redis.call('ZADD', qkey(q, 'runat'), at, id)
       if delay <= 0 then
         redis.call('ZADD', qkey(q, 'ready'), -tonumber(prio), ready_member(at, id))
       else
@@ -77,11 +82,14 @@ for i = 3, #ARGV, 6 do
       redis.call('ZADD', qkey(q, 'leases'), now + ext, id)
       -- An expired claim may already wait in ready; the extension takes it back.
       redis.call('ZREM', qkey(q, 'ready'), ready_member(run_at, id))
+      if lapsed then redis.call('SREM', qkey(q, 'expired'), id) end
     elseif kind == 'release' then
       redis.call('HINCRBY', k, 'attempts', -1)
       redis.call('HSET', k, 'status', 'pending', 'updatedAt', now, 'leaseExpiresAt', '')
       redis.call('ZREM', qkey(q, 'leases'), id)
+      if lapsed then redis.call('SREM', qkey(q, 'expired'), id) end
       redis.call('ZADD', qkey(q, 'ready'), -tonumber(prio), ready_member(run_at, id))
+      redis.call('ZADD', qkey(q, 'runat'), run_at, id)
       count(q, 'processing', 'pending')
       woken[q] = true
     else
