@@ -14,7 +14,7 @@ import pg from "pg";
 import { SocketRepositoryBackend } from "../../clients/node/dist/index.js";
 import {
   N, QUICK, BIN, ADMIN_URL, here, tmp, cleanups, results, log, pct, median, us, now, rss, daemon, freshDb, dbName, f, k, target,
-  inflight, compare, rawClient, overHop,
+  inflight, compare, rawClient, overHop, PG_POOL, withPool,
 } from "./harness.mjs";
 import { queues, deepQueue, latencyAll, queueReport } from "./queues.mjs";
 import { repoV2, repoV2Report } from "./repo18.mjs";
@@ -117,14 +117,14 @@ async function sqliteRepo() {
 async function pgRepo() {
   log("Repository on PostgreSQL beside node-postgres");
   const url = await freshDb();
-  const d = await daemon({ REPOSITORY_BACKEND: "postgres", JOBQUEUE_BACKEND: "memory", POSTGRESQL_URL: url });
+  const d = await daemon({ REPOSITORY_BACKEND: "postgres", JOBQUEUE_BACKEND: "memory", POSTGRESQL_URL: withPool(url) });
   const repo = new SocketRepositoryBackend({ socketPath: d.socket });
   await repo.connect();
   const plans = repo.repository("bench");
   const ids = [];
   for (let i = 0; i < 2000; i++) ids.push((await plans.create(docFor(i))).id);
   await plans.ensureIndex({ fields: ["status"] });
-  const pool = new pg.Pool({ connectionString: url, max: 16 });
+  const pool = new pg.Pool({ connectionString: url, max: PG_POOL });
   await pool.query("CREATE TABLE np_records (id text PRIMARY KEY, doc jsonb NOT NULL)");
   await pool.query("CREATE INDEX np_status ON np_records ((doc -> 'status'))");
   const bids = [];
@@ -146,7 +146,7 @@ async function pgRepo() {
   // database of its own: the cache turns on the change-feed trigger, whose
   // NOTIFY the uncached daemon's writes should not pay.
   const dcUrl = await freshDb();
-  const dc = await daemon({ REPOSITORY_BACKEND: "postgres", JOBQUEUE_BACKEND: "memory", POSTGRESQL_URL: dcUrl, REPOSITORY_CACHE_SIZE: "10000" });
+  const dc = await daemon({ REPOSITORY_BACKEND: "postgres", JOBQUEUE_BACKEND: "memory", POSTGRESQL_URL: withPool(dcUrl), REPOSITORY_CACHE_SIZE: "10000" });
   const repoC = new SocketRepositoryBackend({ socketPath: dc.socket });
   await repoC.connect();
   const plansC = repoC.repository("bench");
@@ -323,7 +323,9 @@ function report() {
   }
   for (const [key, title, peer] of [["sqliteRepo", "Repository on SQLite (better-sqlite3 is an in-process anchor, not a race)", "better-sqlite3 (in process)"], ["pgRepo", "Repository on PostgreSQL", "node-postgres (direct)"]]) {
     if (!r[key]) continue;
-    md.push(`## ${title}`, "", "CPU: µs per call in the 64-in-flight blocks, by process: node (this process: the client, or the peer in process), daemon (storaged), postgres (the backends of the run's database).", "",
+    if (key === "pgRepo") md.push(`## ${title}`, "", `Both sides have ${PG_POOL} connections to PostgreSQL (node-postgres max, the daemon's pool_max_conns).`);
+    else md.push(`## ${title}`);
+    md.push("", "CPU: µs per call in the 64-in-flight blocks, by process: node (this process: the client, or the peer in process), daemon (storaged), postgres (the backends of the run's database).", "",
       "| op | contender | p50 µs | p99 µs | /s with 64 in flight | p50 ×peer | /s ×peer | CPU node / daemon / postgres |", "|---|---|---|---|---|---|---|---|");
     for (const [op, byName] of Object.entries(r[key])) {
       if (op === "findByIdAlone") continue;

@@ -77,6 +77,18 @@ export async function freshDb() {
   return u.toString();
 }
 
+/**
+ * The PostgreSQL pool size of both sides in the repository sections:
+ * node-postgres's max and the daemon's pool_max_conns, so that the
+ * comparison is of the calls, not of how many commits can share a flush.
+ */
+export const PG_POOL = 16;
+export function withPool(url) {
+  const u = new URL(url);
+  u.searchParams.set("pool_max_conns", String(PG_POOL));
+  return u.toString();
+}
+
 export const dbName = (url) => new URL(url).pathname.slice(1);
 
 export async function dropDb(urlOrName) {

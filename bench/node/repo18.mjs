@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { SocketRepositoryBackend } from "../../clients/node/dist/index.js";
-import { results, log, daemon, freshDb, dbName, f, k, compare, rawClient, overHop } from "./harness.mjs";
+import { results, log, daemon, freshDb, dbName, f, k, compare, rawClient, overHop, PG_POOL, withPool } from "./harness.mjs";
 
 const docFor = (i) => ({ name: `plan ${i}`, status: `s${i % 100}`, n: i, steps: ["a", "b"], owner: { team: `t${i % 10}` } });
 const RAW = "raw GET /healthz (same daemon)";
@@ -12,14 +12,14 @@ const RAW = "raw GET /healthz (same daemon)";
 export async function repoV2() {
   log("Repository calls of issue 18 on PostgreSQL beside node-postgres");
   const url = await freshDb();
-  const d = await daemon({ REPOSITORY_BACKEND: "postgres", JOBQUEUE_BACKEND: "memory", POSTGRESQL_URL: url });
+  const d = await daemon({ REPOSITORY_BACKEND: "postgres", JOBQUEUE_BACKEND: "memory", POSTGRESQL_URL: withPool(url) });
   const repo = new SocketRepositoryBackend({ socketPath: d.socket });
   await repo.connect();
   const plans = repo.repository("bench18");
   const ids = [];
   for (let i = 0; i < 2000; i++) ids.push((await plans.create(docFor(i))).id);
   await plans.ensureIndex({ fields: ["status"] });
-  const pool = new pg.Pool({ connectionString: url, max: 16 });
+  const pool = new pg.Pool({ connectionString: url, max: PG_POOL });
   await pool.query("CREATE TABLE np_records (id text COLLATE \"C\" PRIMARY KEY, doc jsonb NOT NULL, version bigint NOT NULL DEFAULT 1)");
   await pool.query("CREATE INDEX np_status ON np_records ((doc -> 'status'))");
   const bids = [];
@@ -63,7 +63,7 @@ export async function repoV2() {
 
 export function repoV2Report(r) {
   if (!r.repoV2) return [];
-  const md = ["## Issue 18 calls on PostgreSQL (getMany: 10 ids; updateMany: 20 records)", "",
+  const md = ["## Issue 18 calls on PostgreSQL (getMany: 10 ids; updateMany: 20 records)", "", `Both sides have ${PG_POOL} connections to PostgreSQL.`, "",
     `× round trip: (storaged p50 − node-postgres p50) / the socket's round trip (${RAW}, interleaved), median of the rounds. CPU: µs per call with 64 in flight, node / daemon / postgres.`, "",
     "| op | contender | p50 µs | p99 µs | /s with 64 in flight | p50 ×peer | /s ×peer | × round trip | CPU node / daemon / postgres |", "|---|---|---|---|---|---|---|---|---|"];
   for (const [op, byName] of Object.entries(r.repoV2)) {
