@@ -76,8 +76,8 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 10s).
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnqueue$$' -fuzztime $(FUZZTIME) ./internal/handlers/
 	$(GO) test -run '^$$' -fuzz '^FuzzQueueNames$$' -fuzztime $(FUZZTIME) ./internal/backend/sqs/
 
-bench: build ## Side-by-side measurements (see bench/); QUICK=1 for a short run.
-	@if [ -x bench/run ]; then QUICK=$(QUICK) bench/run; else echo "bench/run is not written yet"; exit 1; fi
+bench: build ## Side-by-side measurements (see bench/); QUICK=1 for a short run, BENCH_ONLY=postgres,repoV2 for some sections.
+	@if [ -x bench/run ]; then QUICK=$(QUICK) BENCH_ONLY=$(BENCH_ONLY) bench/run; else echo "bench/run is not written yet"; exit 1; fi
 
 lint: ## gofmt, go vet and the TypeScript compiler in strict mode.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

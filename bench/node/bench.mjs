@@ -7,14 +7,14 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { writeFileSync, mkdirSync, rmSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import pg from "pg";
 import { SocketRepositoryBackend } from "../../clients/node/dist/index.js";
 import {
-  N, QUICK, BIN, ADMIN_URL, here, tmp, cleanups, results, log, pct, median, us, now, rss, daemon, freshDb, f, k, target,
+  N, QUICK, BIN, ADMIN_URL, here, tmp, cleanups, results, log, pct, median, us, now, rss, daemon, freshDb, dbName, f, k, target,
+  inflight, compare, rawClient, overHop, PG_POOL, withPool,
 } from "./harness.mjs";
 import { queues, deepQueue, latencyAll, queueReport } from "./queues.mjs";
 import { repoV2, repoV2Report } from "./repo18.mjs";
@@ -26,75 +26,15 @@ async function serial(fn, n) {
   return { p50: pct(lat, 50), p99: pct(lat, 99) };
 }
 
-async function inflight(fn, k, ms) {
-  let done = 0;
-  const end = Date.now() + ms;
-  await Promise.all(Array.from({ length: k }, async (_, j) => { while (Date.now() < end) { await fn(done++, j); } }));
-  return done / (ms / 1000);
-}
-
-/**
- * Latency: the contenders' calls are interleaved one by one, so that
- * noise (another tenant, GC, frequency changes) hits all of them alike.
- * Throughput: 64-in-flight blocks, alternating between contenders, in
- * several rounds. Medians of the rounds are reported.
- */
-async function compare(contenders) {
-  const acc = Object.fromEntries(contenders.map((c) => [c.name, { p50: [], p99: [], tput: [] }]));
-  const per = Math.floor(N.serial / N.rounds);
-  for (let r = 0; r < N.rounds; r++) {
-    const lat = contenders.map(() => new Array(per));
-    for (let i = 0; i < per; i++) {
-      for (let c = 0; c < contenders.length; c++) {
-        const t = now();
-        await contenders[c].fn(r * per + i);
-        lat[c][i] = us(t);
-      }
-    }
-    contenders.forEach((c, ci) => {
-      acc[c.name].p50.push(pct(lat[ci], 50));
-      acc[c.name].p99.push(pct(lat[ci], 99));
-    });
-    for (const c of contenders) {
-      if (!c.noTput) acc[c.name].tput.push(await inflight(c.fn, 64, Math.floor(N.ms / 2)));
-    }
-  }
-  const out = {};
-  for (const c of contenders) {
-    const a = acc[c.name];
-    out[c.name] = { p50_us: median(a.p50), p99_us: median(a.p99), per_s_64: a.tput.length ? median(a.tput) : null };
-  }
-  return out;
-}
-
-function rawClient(socketPath) {
-  const sock = net.createConnection(socketPath);
-  sock.setNoDelay(true);
-  let pending = null, buf = "";
-  sock.on("data", (d) => {
-    buf += d.toString("latin1");
-    const end = buf.indexOf("\r\n\r\n");
-    if (end < 0) return;
-    const m = /content-length: (\d+)/i.exec(buf.slice(0, end));
-    const len = m ? Number(m[1]) : 0;
-    if (buf.length < end + 4 + len) return;
-    buf = buf.slice(end + 4 + len);
-    const r = pending; pending = null; r();
-  });
-  const req = Buffer.from("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-  return {
-    ready: new Promise((r) => sock.once("connect", r)),
-    get: () => new Promise((r) => { pending = r; sock.write(req); }),
-    close: () => sock.destroy(),
-  };
-}
-
 async function rawPool(socketPath, k) {
   const cs = Array.from({ length: k }, () => rawClient(socketPath));
   await Promise.all(cs.map((c) => c.ready));
   // Loop j of inflight() owns connection j: one request at a time on each.
   return { get: (j) => cs[j].get(), close: () => cs.forEach((c) => c.close()) };
 }
+
+// The raw round trip's row in the PostgreSQL repository section.
+const RAW = "raw GET /healthz (same daemon)";
 
 const docFor = (i) => ({ name: `plan ${i}`, status: `s${i % 100}`, n: i, steps: ["a", "b"], owner: { team: `t${i % 10}` } });
 
@@ -116,8 +56,8 @@ async function ipcFloor() {
   const sampler = setInterval(() => { peak = Math.max(peak, rss(d.pid)); }, 50);
   const r = await compare([
     { name: "raw GET /healthz", fn: () => raw1.get(), noTput: true },
-    { name: "client findById", fn: (i) => plans.findById(ids[i % 1000]) },
-    { name: "client create", fn: (i) => plans.create(docFor(i)) },
+    { name: "client findById", fn: (i) => plans.findById(ids[i % 1000]), procs: { daemon: d.pid } },
+    { name: "client create", fn: (i) => plans.create(docFor(i)), procs: { daemon: d.pid } },
   ]);
   // Raw throughput with 64 in flight, on 64 kept-open connections.
   const rawT = [];
@@ -166,7 +106,7 @@ async function sqliteRepo() {
   };
   const out = {};
   for (const op of Object.keys(s)) {
-    out[op] = await compare([{ name: "better-sqlite3 (in process)", fn: b[op] }, { name: "storaged sqlite", fn: s[op] }]);
+    out[op] = await compare([{ name: "better-sqlite3 (in process)", fn: b[op] }, { name: "storaged sqlite", fn: s[op], procs: { daemon: d.pid } }]);
   }
   results.sections.sqliteRepo = out;
   db.close();
@@ -177,14 +117,14 @@ async function sqliteRepo() {
 async function pgRepo() {
   log("Repository on PostgreSQL beside node-postgres");
   const url = await freshDb();
-  const d = await daemon({ REPOSITORY_BACKEND: "postgres", JOBQUEUE_BACKEND: "memory", POSTGRESQL_URL: url });
+  const d = await daemon({ REPOSITORY_BACKEND: "postgres", JOBQUEUE_BACKEND: "memory", POSTGRESQL_URL: withPool(url) });
   const repo = new SocketRepositoryBackend({ socketPath: d.socket });
   await repo.connect();
   const plans = repo.repository("bench");
   const ids = [];
   for (let i = 0; i < 2000; i++) ids.push((await plans.create(docFor(i))).id);
   await plans.ensureIndex({ fields: ["status"] });
-  const pool = new pg.Pool({ connectionString: url, max: 16 });
+  const pool = new pg.Pool({ connectionString: url, max: PG_POOL });
   await pool.query("CREATE TABLE np_records (id text PRIMARY KEY, doc jsonb NOT NULL)");
   await pool.query("CREATE INDEX np_status ON np_records ((doc -> 'status'))");
   const bids = [];
@@ -205,7 +145,8 @@ async function pgRepo() {
   // The same records behind a daemon with the read cache on, in a
   // database of its own: the cache turns on the change-feed trigger, whose
   // NOTIFY the uncached daemon's writes should not pay.
-  const dc = await daemon({ REPOSITORY_BACKEND: "postgres", JOBQUEUE_BACKEND: "memory", POSTGRESQL_URL: await freshDb(), REPOSITORY_CACHE_SIZE: "10000" });
+  const dcUrl = await freshDb();
+  const dc = await daemon({ REPOSITORY_BACKEND: "postgres", JOBQUEUE_BACKEND: "memory", POSTGRESQL_URL: withPool(dcUrl), REPOSITORY_CACHE_SIZE: "10000" });
   const repoC = new SocketRepositoryBackend({ socketPath: dc.socket });
   await repoC.connect();
   const plansC = repoC.repository("bench");
@@ -215,12 +156,21 @@ async function pgRepo() {
     findById: (i) => plansC.findById(idsC[i % 2000]),
     update: (i) => plansC.update(idsC[i % 2000], { n: i }),
   };
+  // The socket's round trip on the uncached daemon, interleaved with the
+  // calls: what a call costs beyond the hop is measured against it.
+  const raw = rawClient(d.socket);
+  await raw.ready;
   const out = {};
   for (const op of Object.keys(s)) {
-    const contenders = [{ name: "node-postgres (direct)", fn: n[op] }, { name: "storaged postgres", fn: s[op] }];
-    if (c[op]) contenders.push({ name: "storaged postgres, cached", fn: c[op] });
+    const contenders = [
+      { name: "node-postgres (direct)", fn: n[op], procs: { pgDb: dbName(url) } },
+      { name: "storaged postgres", fn: s[op], procs: { daemon: d.pid, pgDb: dbName(url) } },
+    ];
+    if (c[op]) contenders.push({ name: "storaged postgres, cached", fn: c[op], procs: { daemon: dc.pid, pgDb: dbName(dcUrl) } });
+    contenders.push({ name: RAW, fn: () => raw.get(), noTput: true });
     out[op] = await compare(contenders);
   }
+  raw.close();
   // The hit path on its own: back-to-back calls to one daemon, so that
   // neither daemon idles between calls (the interleaved figures above
   // include waking an idle daemon).
@@ -362,19 +312,29 @@ function report() {
   md.push(`# storaged bench${QUICK ? " (QUICK)" : ""}`, "", `${m.date} · ${m.cpus} · ${m.memory_gib} GiB · ${m.node} · ${m.go} · ${m.storaged}`, `PostgreSQL: ${m.postgres}`, "");
   if (r.ipc) {
     const raw = r.ipc["raw GET /healthz"];
-    md.push("## IPC floor (memory backend)", "", "| call | p50 µs | p99 µs | ×raw p50 | /s with 64 in flight |", "|---|---|---|---|---|");
-    for (const [name, x] of Object.entries(r.ipc)) md.push(`| ${name} | ${f(x.p50_us)} | ${f(x.p99_us)} | ${f(x.p50_us / raw.p50_us, 2)} | ${k(x.per_s_64)} |`);
+    md.push("## IPC floor (memory backend)", "", "| call | p50 µs | p99 µs | ×raw p50 | /s with 64 in flight | CPU µs/call at 64 in flight, node / daemon |", "|---|---|---|---|---|---|");
+    for (const [name, x] of Object.entries(r.ipc)) {
+      const c = x.cpu_us_per_call_64;
+      md.push(`| ${name} | ${f(x.p50_us)} | ${f(x.p99_us)} | ${f(x.p50_us / raw.p50_us, 2)} | ${k(x.per_s_64)} | ${c ? `${f(c.node, 0)} / ${f(c.daemon, 0)}` : "–"} |`);
+    }
     md.push("");
     target("client findById p50 / raw socket p50", r.ipc["client findById"].p50_us / raw.p50_us, 1.5, "<=", "×");
     target("client findById/s, 64 in flight (memory)", r.ipc["client findById"].per_s_64, 40000, ">=", "/s");
   }
   for (const [key, title, peer] of [["sqliteRepo", "Repository on SQLite (better-sqlite3 is an in-process anchor, not a race)", "better-sqlite3 (in process)"], ["pgRepo", "Repository on PostgreSQL", "node-postgres (direct)"]]) {
     if (!r[key]) continue;
-    md.push(`## ${title}`, "", "| op | contender | p50 µs | p99 µs | /s with 64 in flight | p50 ×peer | /s ×peer |", "|---|---|---|---|---|---|---|");
+    if (key === "pgRepo") md.push(`## ${title}`, "", `Both sides have ${PG_POOL} connections to PostgreSQL (node-postgres max, the daemon's pool_max_conns).`);
+    else md.push(`## ${title}`);
+    md.push("", "CPU: µs per call in the 64-in-flight blocks, by process: node (this process: the client, or the peer in process), daemon (storaged), postgres (the backends of the run's database).", "",
+      "| op | contender | p50 µs | p99 µs | /s with 64 in flight | p50 ×peer | /s ×peer | CPU node / daemon / postgres |", "|---|---|---|---|---|---|---|---|");
     for (const [op, byName] of Object.entries(r[key])) {
       if (op === "findByIdAlone") continue;
       const p = byName[peer];
-      for (const [name, x] of Object.entries(byName)) md.push(`| ${op} | ${name} | ${f(x.p50_us)} | ${f(x.p99_us)} | ${k(x.per_s_64)} | ${f(x.p50_us / p.p50_us, 2)} | ${f(x.per_s_64 / p.per_s_64, 2)} |`);
+      for (const [name, x] of Object.entries(byName)) {
+        const c = x.cpu_us_per_call_64;
+        const cpu = c ? `${f(c.node, 0)} / ${f(c.daemon, 0)} / ${f(c.postgres, 0)}` : "–";
+        md.push(`| ${op} | ${name} | ${f(x.p50_us)} | ${f(x.p99_us)} | ${k(x.per_s_64)} | ${f(x.p50_us / p.p50_us, 2)} | ${x.per_s_64 == null ? "–" : f(x.per_s_64 / p.per_s_64, 2)} | ${cpu} |`);
+      }
     }
     md.push("");
   }
@@ -386,6 +346,20 @@ function report() {
     if (alone) md.push(`Back to back, one daemon at a time (no idle daemon to wake): findById p50 ${f(alone["storaged postgres, cached"].p50_us)} µs cached (p99 ${f(alone["storaged postgres, cached"].p99_us)}) vs ${f(alone["storaged postgres"].p50_us)} µs uncached (p99 ${f(alone["storaged postgres"].p99_us)}).`, "");
     target("PostgreSQL findById p50 / node-postgres", s.p50_us / p.p50_us, 1.2, "<=", "×");
     target("PostgreSQL findById/s 64 in flight / node-postgres", s.per_s_64 / p.per_s_64, 1.0, ">=", "×");
+    // Issue 18, "The cost of one call": beyond the socket hop, a call may
+    // cost at most 1.2 round trips more than node-postgres's.
+    md.push("### Beyond the hop (issue 18)", "", `(storaged p50 − node-postgres p50) / the socket's round trip (${RAW}, interleaved with the calls), median of the rounds; throughput with 64 in flight against node-postgres's.`, "",
+      "| op | storaged − direct p50 µs | round trip p50 µs | × round trip | /s ×direct |", "|---|---|---|---|---|");
+    for (const op of ["findById", "create", "update"]) {
+      const x = r.pgRepo[op];
+      if (!x?.[RAW]) continue;
+      const sd = x["storaged postgres"], np = x["node-postgres (direct)"], hop = x[RAW];
+      const over = overHop(sd, np, hop);
+      md.push(`| ${op} | ${f(sd.p50_us - np.p50_us)} | ${f(hop.p50_us)} | ${f(over, 2)} | ${f(sd.per_s_64 / np.per_s_64, 2)} |`);
+      target(`PostgreSQL ${op}: (storaged − node-postgres p50) / socket round trip`, over, 1.2, "<=", "×");
+      if (op !== "findById") target(`PostgreSQL ${op}/s 64 in flight / node-postgres`, sd.per_s_64 / np.per_s_64, 1.0, ">=", "×");
+    }
+    md.push("");
   }
   queueReport(md);
   if (r.scale) {

@@ -1,8 +1,9 @@
 // What every bench section shares: the sizes, the scratch directory, the
 // daemon and database helpers, the statistics and the results.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -55,6 +56,8 @@ export async function daemon(env) {
   });
   const stop = () => new Promise((r) => { if (child.exitCode !== null) return r(); child.once("exit", r); child.kill("SIGTERM"); });
   cleanups.push(stop);
+  // For profiling a section: curl --unix-socket <socket> localhost/debug/pprof/profile?seconds=10
+  log(`  storaged pid ${child.pid} on ${socket}`);
   return { socket, pid: child.pid, stop };
 }
 
@@ -74,6 +77,18 @@ export async function freshDb() {
   return u.toString();
 }
 
+/**
+ * The PostgreSQL pool size of both sides in the repository sections:
+ * node-postgres's max and the daemon's pool_max_conns, so that the
+ * comparison is of the calls, not of how many commits can share a flush.
+ */
+export const PG_POOL = 16;
+export function withPool(url) {
+  const u = new URL(url);
+  u.searchParams.set("pool_max_conns", String(PG_POOL));
+  return u.toString();
+}
+
 export const dbName = (url) => new URL(url).pathname.slice(1);
 
 export async function dropDb(urlOrName) {
@@ -88,4 +103,132 @@ export const k = (x) => (x == null ? "–" : x >= 1000 ? `${(x / 1000).toFixed(1
 export function target(name, value, limit, cmp, unit) {
   const met = value != null && !Number.isNaN(value) && (cmp === "<=" ? value <= limit : value >= limit);
   results.targets.push({ name, value, limit, cmp, unit, met });
+}
+
+// ---------------------------------------------------------------- side by side
+/** Calls fn with k calls in flight for ms; calls per second. fn(i, j): call i, loop j. */
+export async function inflight(fn, k, ms) {
+  let done = 0;
+  const end = Date.now() + ms;
+  await Promise.all(Array.from({ length: k }, async (_, j) => { while (Date.now() < end) { await fn(done++, j); } }));
+  return done / (ms / 1000);
+}
+
+// CPU time of the processes a contender uses, from /proc/<pid>/stat
+// (utime + stime, the whole thread group): the daemon, and the PostgreSQL
+// backends serving its database (found in pg_stat_activity; one that
+// starts during a block counts whole). This process's is process.cpuUsage().
+const CLK_TCK = (() => { try { return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" })) || 100; } catch { return 100; } })();
+function cpuMs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+  } catch {
+    return null;
+  }
+}
+let pgAdmin;
+async function pgBackendsMs(db) {
+  if (!pgAdmin) {
+    pgAdmin = new pg.Client({ connectionString: ADMIN_URL });
+    await pgAdmin.connect();
+    cleanups.push(() => pgAdmin.end());
+  }
+  const { rows } = await pgAdmin.query("SELECT pid FROM pg_stat_activity WHERE datname = $1", [db]);
+  return new Map(rows.map((r) => [r.pid, cpuMs(r.pid) ?? 0]));
+}
+/** procs: { daemon: pid, pgDb: database name }, either optional. */
+async function cpuSnapshot(procs) {
+  return { node: process.cpuUsage(), daemon: procs.daemon ? cpuMs(procs.daemon) : null, postgres: procs.pgDb ? await pgBackendsMs(procs.pgDb) : null };
+}
+/** CPU µs per call of each process between snapshot a and now. */
+async function cpuPerCall(procs, a, calls) {
+  const b = await cpuSnapshot(procs);
+  const node = process.cpuUsage(a.node);
+  let postgres = null;
+  if (b.postgres) {
+    postgres = 0;
+    for (const [pid, t] of b.postgres) postgres += t - (a.postgres.get(pid) ?? 0);
+  }
+  const per = (ms) => (ms == null ? null : (ms * 1000) / calls);
+  return { node: per((node.user + node.system) / 1000), daemon: per(a.daemon != null && b.daemon != null ? b.daemon - a.daemon : null), postgres: per(postgres) };
+}
+
+/**
+ * Contenders side by side. Latency: their calls interleaved one by one,
+ * so that noise (another tenant, GC, frequency changes) hits all of them
+ * alike. Throughput: 64-in-flight blocks, alternating between contenders,
+ * in several rounds, with the CPU time each process spent per call in the
+ * block (a contender runs alone in its block; procs names its processes).
+ * Medians of the rounds are reported. A contender with noTput is timed
+ * for latency only (the raw socket round trip).
+ */
+export async function compare(contenders) {
+  const acc = Object.fromEntries(contenders.map((c) => [c.name, { p50: [], p99: [], tput: [], cpu: [] }]));
+  const per = Math.floor(N.serial / N.rounds);
+  for (let r = 0; r < N.rounds; r++) {
+    const lat = contenders.map(() => new Array(per));
+    for (let i = 0; i < per; i++) {
+      for (let c = 0; c < contenders.length; c++) {
+        const t = now();
+        await contenders[c].fn(r * per + i);
+        lat[c][i] = us(t);
+      }
+    }
+    contenders.forEach((c, ci) => {
+      acc[c.name].p50.push(pct(lat[ci], 50));
+      acc[c.name].p99.push(pct(lat[ci], 99));
+    });
+    for (const c of contenders) {
+      if (c.noTput) continue;
+      const before = await cpuSnapshot(c.procs ?? {});
+      const t = now();
+      let calls = 0;
+      acc[c.name].tput.push(await inflight((i, j) => { calls++; return c.fn(i, j); }, 64, Math.floor(N.ms / 2)));
+      const wall = us(t);
+      const cpu = await cpuPerCall(c.procs ?? {}, before, calls);
+      cpu.cores = ((cpu.node ?? 0) + (cpu.daemon ?? 0) + (cpu.postgres ?? 0)) * calls / wall;
+      acc[c.name].cpu.push(cpu);
+    }
+  }
+  const out = {};
+  for (const c of contenders) {
+    const a = acc[c.name];
+    const cpu = a.cpu.length ? Object.fromEntries(Object.keys(a.cpu[0]).map((k) => [k, a.cpu[0][k] == null ? null : median(a.cpu.map((x) => x[k]))])) : null;
+    out[c.name] = { p50_us: median(a.p50), p99_us: median(a.p99), per_s_64: a.tput.length ? median(a.tput) : null, cpu_us_per_call_64: cpu, rounds_p50_us: a.p50 };
+  }
+  return out;
+}
+
+/** A raw HTTP/1.1 GET /healthz on one kept-open connection: the socket's round trip. */
+export function rawClient(socketPath) {
+  const sock = net.createConnection(socketPath);
+  sock.setNoDelay(true);
+  let pending = null, buf = "";
+  sock.on("data", (d) => {
+    buf += d.toString("latin1");
+    const end = buf.indexOf("\r\n\r\n");
+    if (end < 0) return;
+    const m = /content-length: (\d+)/i.exec(buf.slice(0, end));
+    const len = m ? Number(m[1]) : 0;
+    if (buf.length < end + 4 + len) return;
+    buf = buf.slice(end + 4 + len);
+    const r = pending; pending = null; r();
+  });
+  const req = Buffer.from("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  return {
+    ready: new Promise((r) => sock.once("connect", r)),
+    get: () => new Promise((r) => { pending = r; sock.write(req); }),
+    close: () => sock.destroy(),
+  };
+}
+
+/**
+ * What a storaged call costs beyond the socket hop, the measure of issue
+ * 18: (storaged p50 − direct p50) / raw round trip p50, round by round
+ * (all three were interleaved), median of the rounds.
+ */
+export function overHop(storaged, direct, raw) {
+  return median(storaged.rounds_p50_us.map((s, i) => (s - direct.rounds_p50_us[i]) / raw.rounds_p50_us[i]));
 }

@@ -55,7 +55,7 @@ func (s *Server) create(ctx *fasthttp.RequestCtx) error {
 	defer done()
 	c, cancel := s.ctx(0)
 	defer cancel()
-	defer s.metrics.op("repository", "create")()
+	defer s.metrics.op("repository", "create").done()
 	it, err := create(c, repo, doc, expires)
 	if err != nil {
 		return err
@@ -81,7 +81,7 @@ func (s *Server) findByID(ctx *fasthttp.RequestCtx) error {
 	defer done()
 	c, cancel := s.ctx(0)
 	defer cancel()
-	defer s.metrics.op("repository", "findById")()
+	defer s.metrics.op("repository", "findById").done()
 	it, err := repo.Get(c, id)
 	if err != nil {
 		return err
@@ -113,7 +113,7 @@ func (s *Server) findMany(ctx *fasthttp.RequestCtx) error {
 	defer done()
 	c, cancel := s.ctx(0)
 	defer cancel()
-	defer s.metrics.op("repository", "findMany")()
+	defer s.metrics.op("repository", "findMany").done()
 	if q.Page {
 		items, next, err := backend.FindPage(c, repo, q, q.After)
 		if err != nil {
@@ -180,7 +180,7 @@ func (s *Server) count(ctx *fasthttp.RequestCtx) error {
 	defer done()
 	c, cancel := s.ctx(0)
 	defer cancel()
-	defer s.metrics.op("repository", "count")()
+	defer s.metrics.op("repository", "count").done()
 	n, err := repo.Count(c, f)
 	if err != nil {
 		return err
@@ -218,7 +218,7 @@ func (s *Server) update(ctx *fasthttp.RequestCtx) error {
 	defer done()
 	c, cancel := s.ctx(0)
 	defer cancel()
-	defer s.metrics.op("repository", "update")()
+	defer s.metrics.op("repository", "update").done()
 	it, err := repo.Modify(c, id, u, backend.WriteParams{IfMatch: match, ExpiresAt: expires})
 	if err != nil {
 		return err
@@ -244,7 +244,7 @@ func (s *Server) delete(ctx *fasthttp.RequestCtx) error {
 	defer done()
 	c, cancel := s.ctx(0)
 	defer cancel()
-	defer s.metrics.op("repository", "delete")()
+	defer s.metrics.op("repository", "delete").done()
 	if err := repo.Remove(c, id, backend.WriteParams{IfMatch: match}); err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func (s *Server) ensureIndex(ctx *fasthttp.RequestCtx) error {
 	defer done()
 	c, cancel := s.ctx(0)
 	defer cancel()
-	defer s.metrics.op("repository", "ensureIndex")()
+	defer s.metrics.op("repository", "ensureIndex").done()
 	if err := repo.EnsureIndex(c, spec); err != nil {
 		return err
 	}

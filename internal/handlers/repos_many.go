@@ -35,7 +35,9 @@ func (s *Server) repoRoutesV2(r *router.Router) {
 // setETag sets the ETag of a single-record answer: the version, quoted
 // as RFC 9110 wants an entity tag.
 func setETag(ctx *fasthttp.RequestCtx, version int64) {
-	ctx.Response.Header.Set("ETag", `"`+strconv.FormatInt(version, 10)+`"`)
+	var b [24]byte // "-9223372036854775808" fits, quotes and all
+	v := append(strconv.AppendInt(append(b[:0], '"'), version, 10), '"')
+	ctx.Response.Header.SetBytesV("ETag", v)
 }
 
 // ifMatch reads If-Match: one version, quoted or not (W/ is ignored: the
@@ -95,7 +97,7 @@ func (s *Server) upsert(ctx *fasthttp.RequestCtx) error {
 	defer done()
 	c, cancel := s.ctx(0)
 	defer cancel()
-	defer s.metrics.op("repository", "upsert")()
+	defer s.metrics.op("repository", "upsert").done()
 	it, created, err := repo.Put(c, id, doc, p)
 	if err != nil {
 		return err
@@ -172,7 +174,7 @@ func (s *Server) getMany(ctx *fasthttp.RequestCtx) error {
 	defer done()
 	c, cancel := s.ctx(0)
 	defer cancel()
-	defer s.metrics.op("repository", "getMany")()
+	defer s.metrics.op("repository", "getMany").done()
 	items, err := repo.GetMany(c, ids)
 	if err != nil {
 		return err
@@ -216,7 +218,7 @@ func (s *Server) updateMany(ctx *fasthttp.RequestCtx) error {
 	defer done()
 	c, cancel := s.ctx(0)
 	defer cancel()
-	defer s.metrics.op("repository", "updateMany")()
+	defer s.metrics.op("repository", "updateMany").done()
 	res, err := repo.UpdateMany(c, f, u)
 	if err != nil {
 		return err
@@ -244,7 +246,7 @@ func (s *Server) deleteMany(ctx *fasthttp.RequestCtx) error {
 	defer done()
 	c, cancel := s.ctx(0)
 	defer cancel()
-	defer s.metrics.op("repository", "deleteMany")()
+	defer s.metrics.op("repository", "deleteMany").done()
 	n, err := repo.DeleteMany(c, f)
 	if err != nil {
 		return err
@@ -381,7 +383,7 @@ func (s *Server) batch(ctx *fasthttp.RequestCtx) error {
 	}
 	c, cancel := s.ctx(0)
 	defer cancel()
-	defer s.metrics.op("repository", "batch")()
+	defer s.metrics.op("repository", "batch").done()
 	results := make([]batchResult, len(ops))
 	run := func(repo backend.Repository) error {
 		for i, op := range ops {
@@ -570,7 +572,7 @@ func (s *Server) changes(ctx *fasthttp.RequestCtx) error {
 		c, stop = watchHangup(c, ctx.Conn())
 		defer stop()
 	}
-	defer s.metrics.op("repository", "changes")()
+	defer s.metrics.op("repository", "changes").done()
 	changes, next, err := backend.WaitChanges(c, log, name, after, limit, wait)
 	if err != nil {
 		return err

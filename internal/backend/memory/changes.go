@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"sort"
 	"sync"
 
 	"github.com/storaged/storaged/internal/backend"
@@ -54,8 +55,14 @@ func (b *RepositoryBackend) logChanges(collection string, c *collection) {
 		drop++
 	}
 	if drop > 0 {
+		// Dropped from the front in place: copying what stays on every
+		// write cost a write the whole log once it was full. append
+		// moves the live entries to a new array when the old one fills,
+		// so the dead front is reclaimed then; cleared now, it holds
+		// nothing meanwhile.
 		l.purged = l.entries[drop-1].seq
-		l.entries = append([]logEntry(nil), l.entries[drop:]...)
+		clear(l.entries[:drop])
+		l.entries = l.entries[drop:]
 	}
 	if ch, ok := l.wake[collection]; ok {
 		close(ch)
@@ -76,8 +83,10 @@ func (b *RepositoryBackend) ReadChanges(_ context.Context, collection string, af
 	}
 	out := []backend.Change{}
 	next := l.seq
-	for _, e := range l.entries {
-		if e.seq <= after || e.collection != collection {
+	// Entries are in seq order: start past after.
+	first := sort.Search(len(l.entries), func(i int) bool { return l.entries[i].seq > after })
+	for _, e := range l.entries[first:] {
+		if e.collection != collection {
 			continue
 		}
 		if len(out) == limit {

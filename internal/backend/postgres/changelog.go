@@ -65,10 +65,11 @@ func (b *RepositoryBackend) logged(ctx context.Context, collection string) (stri
 		return t.(string), nil
 	}
 	r := &repository{q: b.pool, cat: b.cat, name: collection}
-	table, err := r.tableForWrite(ctx)
+	t, err := r.tableForWrite(ctx)
 	if err != nil {
 		return "", err
 	}
+	table := t.name
 	n := strings.TrimPrefix(table, "storaged_records_")
 	err = pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "storaged_log:"+collection); err != nil {

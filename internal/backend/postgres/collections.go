@@ -48,11 +48,27 @@ func triggerDDL(table, name string, feedOn bool) []string {
 	return ddl
 }
 
+// collTable is the table of a collection, with the statements of its
+// most frequent calls built once rather than on every call.
+type collTable struct {
+	name   string
+	get    string // a live record's doc, version and expiry, by id ($1) and now ($2)
+	insert string // a record ($1 id, $2 doc, $3 expiry), returning its doc
+}
+
+func newCollTable(table string) *collTable {
+	return &collTable{
+		name:   table,
+		get:    `SELECT doc::text, version, expires_at FROM ` + table + ` WHERE id = $1 AND ` + liveSQL(2),
+		insert: `INSERT INTO ` + table + ` (id, doc, expires_at) VALUES ($1, $2::jsonb, $3) RETURNING doc::text`,
+	}
+}
+
 // catalog remembers the tables of collections. Collections are never
 // dropped, so a table seen committed stays valid for good, whichever
 // daemon created it.
 type catalog struct {
-	tables sync.Map // collection name → table
+	tables sync.Map // collection name → *collTable
 
 	clockMu sync.Mutex
 	clock   func() time.Time // for TTLs (SetClock); nil: backend.Now
@@ -60,22 +76,22 @@ type catalog struct {
 	logged sync.Map // collection name → table whose writes are logged
 }
 
-// table returns the table of collection name, or "" while it has none
+// table returns the table of collection name, or nil while it has none
 // (no record was ever written and no index built). committed says that q
 // sees only committed state, not a transaction that may yet roll back.
-func (c *catalog) table(ctx context.Context, q querier, name string, committed bool) (string, error) {
+func (c *catalog) table(ctx context.Context, q querier, name string, committed bool) (*collTable, error) {
 	if t, ok := c.tables.Load(name); ok {
-		return t.(string), nil
+		return t.(*collTable), nil
 	}
 	var id int64
 	err := q.QueryRow(ctx, `SELECT id FROM storaged_collections WHERE name = $1`, name).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
+		return nil, nil
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	t := tableName(id)
+	t := newCollTable(tableName(id))
 	if committed {
 		c.tables.Store(name, t)
 	}
@@ -85,42 +101,42 @@ func (c *catalog) table(ctx context.Context, q querier, name string, committed b
 // createTable is table inside a transaction q, creating the table, its
 // trigger and its catalog row when there are none; a rollback of q undoes
 // all of it.
-func (c *catalog) createTable(ctx context.Context, q querier, name string) (string, error) {
+func (c *catalog) createTable(ctx context.Context, q querier, name string) (*collTable, error) {
 	if t, ok := c.tables.Load(name); ok {
-		return t.(string), nil
+		return t.(*collTable), nil
 	}
 	if err := backend.ValidateName("collection", name); err != nil {
-		return "", err
+		return nil, err
 	}
 	// Daemons creating the same collection take turns; the second finds
 	// the first's table.
 	if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "storaged_collection:"+name); err != nil {
-		return "", err
+		return nil, err
 	}
-	if t, err := c.table(ctx, q, name, false); err != nil || t != "" {
+	if t, err := c.table(ctx, q, name, false); err != nil || t != nil {
 		return t, err
 	}
 	var feedOn bool
 	if err := q.QueryRow(ctx, `SELECT enabled FROM storaged_record_feed FOR SHARE`).Scan(&feedOn); err != nil {
-		return "", err
+		return nil, err
 	}
 	var id int64
 	err := q.QueryRow(ctx, `INSERT INTO storaged_collections (name) VALUES ($1) RETURNING id`, name).Scan(&id)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {
 		// Created by a transaction this one's snapshot predates.
-		return "", backend.Errorf(backend.CodeConflict, "collection %s was created by a concurrent transaction; retry", name)
+		return nil, backend.Errorf(backend.CodeConflict, "collection %s was created by a concurrent transaction; retry", name)
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	t := tableName(id)
 	for _, stmt := range append([]string{tableDDL(id), expiryIndexDDL(t)}, triggerDDL(t, name, feedOn)...) {
 		if _, err := q.Exec(ctx, stmt); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
-	return t, nil
+	return newCollTable(t), nil
 }
 
 // atomically runs fn in one transaction: a savepoint of the caller's, or

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -26,8 +27,8 @@ import (
 // Config opens a pool.
 type Config struct {
 	URL string
-	// MaxConns bounds the pool; 0 means pgxpool's default (4 per core,
-	// at least 4).
+	// MaxConns bounds the pool; 0 means the URL's pool_max_conns, else
+	// pgxpool's default (one per core, at least 4) raised to 8.
 	MaxConns int32
 	// NoMigrate skips applying migrations at open.
 	NoMigrate bool
@@ -45,7 +46,7 @@ func openPool(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	}
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
-	} else if pc.MaxConns < 8 {
+	} else if pc.MaxConns < 8 && !strings.Contains(cfg.URL, "pool_max_conns") {
 		pc.MaxConns = 8
 	}
 	for k, v := range cfg.runtimeParams {

@@ -129,3 +129,27 @@ func TestEventsShared(t *testing.T) {
 	url := testutil.PostgresDB(t)
 	backendtest.RunEventsShared(t, func(t *testing.T) backend.JobStore { return openQueue(t, url, false) })
 }
+
+// TestPoolSize: the pool has at least 8 connections unless the URL's
+// pool_max_conns says how many.
+func TestPoolSize(t *testing.T) {
+	url := testutil.PostgresDB(t)
+	for _, tc := range []struct {
+		param string
+		want  int
+	}{{"", 8}, {"3", 3}, {"16", 16}} {
+		u, err := neturl.Parse(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.param != "" {
+			q := u.Query()
+			q.Set("pool_max_conns", tc.param)
+			u.RawQuery = q.Encode()
+		}
+		b := openRepo(t, u.String())
+		if _, _, max := b.PoolStats(); max < tc.want || (tc.param != "" && max != tc.want) {
+			t.Errorf("pool_max_conns=%q: %d connections, want %d", tc.param, max, tc.want)
+		}
+	}
+}

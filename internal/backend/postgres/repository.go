@@ -187,6 +187,15 @@ type repository struct {
 
 // table returns the collection's table, or "" while it has none.
 func (r *repository) table(ctx context.Context) (string, error) {
+	t, err := r.entry(ctx)
+	if t == nil {
+		return "", err
+	}
+	return t.name, nil
+}
+
+// entry is table with its statements, nil while it has none.
+func (r *repository) entry(ctx context.Context) (*collTable, error) {
 	_, inTx := r.q.(*txQuerier)
 	t, err := r.cat.table(ctx, r.q, r.name, !inTx)
 	return t, translate(err)
@@ -194,17 +203,17 @@ func (r *repository) table(ctx context.Context) (string, error) {
 
 // tableForWrite returns the collection's table, created first if need
 // be: in the caller's transaction, or committed at once.
-func (r *repository) tableForWrite(ctx context.Context) (string, error) {
+func (r *repository) tableForWrite(ctx context.Context) (*collTable, error) {
 	if t, ok := r.cat.tables.Load(r.name); ok {
-		return t.(string), nil
+		return t.(*collTable), nil
 	}
-	var t string
+	var t *collTable
 	err := atomically(ctx, r.q, func(q querier) (err error) {
 		t, err = r.cat.createTable(ctx, q, r.name)
 		return err
 	})
 	if err != nil {
-		return "", translate(err)
+		return nil, translate(err)
 	}
 	if _, inTx := r.q.(*txQuerier); !inTx {
 		r.cat.tables.Store(r.name, t)
@@ -221,57 +230,46 @@ func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Re
 	if err != nil {
 		return nil, err
 	}
-	out, err := r.insert(ctx, table, id, string(rec), 0)
-	if err != nil {
-		return nil, err
-	}
-	return backend.Record(out), nil
+	return r.insert(ctx, table, id, rec, 0)
 }
 
 // insert adds a record. An expired record not purged yet may hold its id
 // or a unique value: then expired records go, and the insert is tried
-// once more.
-func (r *repository) insert(ctx context.Context, table, id, rec string, expires int64) (string, error) {
-	var out string
+// once more. The record comes back as PostgreSQL stored it, scanned
+// straight into the bytes that are answered.
+func (r *repository) insert(ctx context.Context, table *collTable, id string, rec []byte, expires int64) (backend.Record, error) {
+	var out []byte
 	ins := func() error {
-		return r.q.QueryRow(ctx, `INSERT INTO `+table+` (id, doc, expires_at) VALUES ($1, $2::jsonb, $3) RETURNING doc::text`, id, rec, expiryArg(expires)).Scan(&out)
+		return r.q.QueryRow(ctx, table.insert, id, rec, expiryArg(expires)).Scan(&out)
 	}
 	err := ins()
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {
-		tag, perr := r.q.Exec(ctx, `DELETE FROM `+table+` WHERE expires_at <= $1`, r.cat.nowMs())
+		tag, perr := r.q.Exec(ctx, `DELETE FROM `+table.name+` WHERE expires_at <= $1`, r.cat.nowMs())
 		if perr != nil {
-			return "", translate(perr)
+			return nil, translate(perr)
 		}
 		if tag.RowsAffected() > 0 {
 			err = ins()
 		}
 	}
-	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == table+"_pkey" {
-		return "", backend.Errorf(backend.CodeConflict, "a record with id %q already exists in %s", id, r.name)
-	}
-	return out, translate(err)
-}
-
-func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, error) {
-	table, err := r.table(ctx)
-	if err != nil || table == "" {
-		return nil, err
-	}
-	var doc string
-	err = r.q.QueryRow(ctx, `SELECT doc::text FROM `+table+` WHERE id = $1 AND `+liveSQL(2), id, r.cat.nowMs()).Scan(&doc)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
+	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == table.name+"_pkey" {
+		return nil, backend.Errorf(backend.CodeConflict, "a record with id %q already exists in %s", id, r.name)
 	}
 	if err != nil {
 		return nil, translate(err)
 	}
-	return backend.Record(doc), nil
+	return backend.Record(out), nil
+}
+
+func (r *repository) FindByID(ctx context.Context, id string) (backend.Record, error) {
+	it, err := r.Get(ctx, id)
+	return it.Rec, err
 }
 
 func (r *repository) FindMany(ctx context.Context, qy backend.Query) ([]backend.Record, error) {
 	out := []backend.Record{}
-	err := r.find(ctx, qy, false, func(doc string, _ int64) { out = append(out, backend.Record(doc)) })
+	err := r.find(ctx, qy, false, func(doc []byte, _ int64) { out = append(out, backend.Record(doc)) })
 	if err != nil {
 		return nil, err
 	}
@@ -280,14 +278,14 @@ func (r *repository) FindMany(ctx context.Context, qy backend.Query) ([]backend.
 
 func (r *repository) FindItems(ctx context.Context, qy backend.Query) ([]backend.Item, error) {
 	out := []backend.Item{}
-	err := r.find(ctx, qy, true, func(doc string, v int64) { out = append(out, backend.Item{Rec: backend.Record(doc), Version: v}) })
+	err := r.find(ctx, qy, true, func(doc []byte, v int64) { out = append(out, backend.Item{Rec: backend.Record(doc), Version: v}) })
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (r *repository) find(ctx context.Context, qy backend.Query, versions bool, each func(doc string, v int64)) error {
+func (r *repository) find(ctx context.Context, qy backend.Query, versions bool, each func(doc []byte, v int64)) error {
 	table, err := r.table(ctx)
 	if err != nil || table == "" {
 		return err
@@ -311,7 +309,7 @@ func (r *repository) find(ctx context.Context, qy backend.Query, versions bool, 
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var doc string
+		var doc []byte // each row's own: pgx copies out of its buffer
 		var v int64
 		dest := []any{&doc}
 		if versions {
@@ -360,7 +358,7 @@ func (r *repository) Delete(ctx context.Context, id string) error {
 // (the caller's, or its own), so that a failed unique build leaves nothing.
 func (r *repository) EnsureIndex(ctx context.Context, spec backend.IndexSpec) error {
 	want := spec.Canonical()
-	var table string
+	var table *collTable
 	err := atomically(ctx, r.q, func(q querier) error {
 		// Serialize ensureIndex of one collection across daemons.
 		if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "storaged_ix:"+r.name); err != nil {
@@ -380,7 +378,7 @@ func (r *repository) EnsureIndex(ctx context.Context, spec backend.IndexSpec) er
 		case !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
-		name, ddl := indexSQL(table, r.name, spec)
+		name, ddl := indexSQL(table.name, r.name, spec)
 		for _, stmt := range ddl {
 			if _, err := q.Exec(ctx, stmt); err != nil {
 				if backend.IsCode(translate(err), backend.CodeConflict) {

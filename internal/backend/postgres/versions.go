@@ -8,26 +8,31 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/storaged/storaged/internal/backend"
 )
 
 func (r *repository) Get(ctx context.Context, id string) (backend.Item, error) {
-	table, err := r.table(ctx)
-	if err != nil || table == "" {
+	table, err := r.entry(ctx)
+	if err != nil || table == nil {
 		return backend.Item{}, err
 	}
-	var doc string
-	var v int64
-	var exp *int64
-	err = r.q.QueryRow(ctx, `SELECT doc::text, version, expires_at FROM `+table+` WHERE id = $1 AND `+liveSQL(2), id, r.cat.nowMs()).Scan(&doc, &v, &exp)
+	// One allocation for the three destinations (each would escape on
+	// its own through Scan's arguments).
+	var out struct {
+		doc []byte
+		v   int64
+		exp pgtype.Int8
+	}
+	err = r.q.QueryRow(ctx, table.get, id, r.cat.nowMs()).Scan(&out.doc, &out.v, &out.exp)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return backend.Item{}, nil
 	}
 	if err != nil {
 		return backend.Item{}, translate(err)
 	}
-	return backend.Item{Rec: backend.Record(doc), Version: v, ExpiresAt: msOf(exp)}, nil
+	return backend.Item{Rec: backend.Record(out.doc), Version: out.v, ExpiresAt: out.exp.Int64}, nil
 }
 
 func (r *repository) GetMany(ctx context.Context, ids []string) ([]backend.Item, error) {
@@ -43,13 +48,14 @@ func (r *repository) GetMany(ctx context.Context, ids []string) ([]backend.Item,
 	defer rows.Close()
 	found := make(map[string]backend.Item, len(ids))
 	for rows.Next() {
-		var id, doc string
+		var id string
+		var doc []byte
 		var v int64
-		var exp *int64
+		var exp pgtype.Int8
 		if err := rows.Scan(&id, &doc, &v, &exp); err != nil {
 			return nil, translate(err)
 		}
-		found[id] = backend.Item{Rec: backend.Record(doc), Version: v, ExpiresAt: msOf(exp)}
+		found[id] = backend.Item{Rec: backend.Record(doc), Version: v, ExpiresAt: exp.Int64}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, translate(err)
@@ -65,22 +71,23 @@ func (r *repository) Put(ctx context.Context, id string, doc map[string]any, p b
 	if err != nil {
 		return backend.Item{}, false, err
 	}
-	table, err := r.tableForWrite(ctx)
+	t, err := r.tableForWrite(ctx)
 	if err != nil {
 		return backend.Item{}, false, err
 	}
+	table := t.name
 	it := backend.Item{Version: 1, ExpiresAt: p.ExpiresAt}
 	now := r.cat.nowMs()
-	var out string
+	var out []byte
 	switch {
 	case p.IfNoneMatch:
-		out, err = r.insert(ctx, table, id, string(rec), p.ExpiresAt)
+		out, err = r.insert(ctx, t, id, rec, p.ExpiresAt)
 		if err != nil {
 			return backend.Item{}, false, err
 		}
 	case p.IfMatch != 0:
 		err = r.q.QueryRow(ctx, `UPDATE `+table+` SET doc = $2::jsonb, version = version + 1, expires_at = $4 WHERE id = $1 AND version = $3 AND `+liveSQL(5)+
-			` RETURNING doc::text, version`, id, string(rec), p.IfMatch, expiryArg(p.ExpiresAt), now).Scan(&out, &it.Version)
+			` RETURNING doc::text, version`, id, rec, p.IfMatch, expiryArg(p.ExpiresAt), now).Scan(&out, &it.Version)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return backend.Item{}, false, backend.VersionConflict(r.name, id, p.IfMatch)
 		}
@@ -91,7 +98,7 @@ func (r *repository) Put(ctx context.Context, id string, doc map[string]any, p b
 			return r.q.QueryRow(ctx, `INSERT INTO `+table+` AS t (id, doc, expires_at) VALUES ($1, $2::jsonb, $3)
 				ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc, expires_at = EXCLUDED.expires_at,
 				version = CASE WHEN t.expires_at <= $4 THEN 1 ELSE t.version + 1 END RETURNING doc::text, version`,
-				id, string(rec), expiryArg(p.ExpiresAt), now).Scan(&out, &it.Version)
+				id, rec, expiryArg(p.ExpiresAt), now).Scan(&out, &it.Version)
 		}
 		err = upsert()
 		var pe *pgconn.PgError
@@ -133,12 +140,12 @@ func (r *repository) Modify(ctx context.Context, id string, up backend.Update, p
 	}
 	sql += ` RETURNING doc::text, version, expires_at`
 	for attempt := 0; ; attempt++ {
-		var doc string
+		var doc []byte
 		var v int64
-		var exp *int64
+		var exp pgtype.Int8
 		err := r.q.QueryRow(ctx, sql, c.args...).Scan(&doc, &v, &exp)
 		if err == nil {
-			return backend.Item{Rec: backend.Record(doc), Version: v, ExpiresAt: msOf(exp)}, nil
+			return backend.Item{Rec: backend.Record(doc), Version: v, ExpiresAt: exp.Int64}, nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return backend.Item{}, translate(err)
@@ -270,13 +277,6 @@ func expiryArg(ms int64) any {
 		return nil
 	}
 	return ms
-}
-
-func msOf(p *int64) int64 {
-	if p == nil {
-		return 0
-	}
-	return *p
 }
 
 // SetClock implements backend.Expirer.
