@@ -82,7 +82,7 @@ describe("the batching worker", () => {
   });
 
   it("renews finished claims until their acknowledgement lands, and releases unstarted ones on stop", async () => {
-    const { queue, stats } = fakeQueue(50, 400);
+    const { queue, stats } = fakeQueue(50, 2000);
     let started = 0;
     // Quick jobs first, so that the worker learns it may hold claims ahead
     // (its adaptive prefetch), then a slow one while those wait.
@@ -91,7 +91,7 @@ describe("the batching worker", () => {
       if (started >= 6) await sleep(1000);
     }, { concurrency: 1, prefetch: 10, leaseMs: 90, waitMs: 10 });
     while (started < 6) await sleep(5);
-    // The first job finished and its acknowledgement takes 400 ms: meanwhile
+    // The first job finished and its acknowledgement takes 2 s (long enough for a loaded machine): meanwhile
     // its claim is still renewed (every 30 ms, a third of the lease).
     stats.renewed.clear();
     await sleep(100);
