@@ -28,7 +28,7 @@ dead-letter tooling, through the daemon's socket ($STORAGED_SOCKET):
 // jobsCmd runs `storaged jobs ...` against a running daemon.
 func jobsCmd(ctx context.Context, args []string, lookup func(string) (string, bool), out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New(jobsUsage)
+		return errors.New(jobsUsage) //nolint:staticcheck // ST1005: the usage text is the error, printed as it is
 	}
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet("storaged jobs "+cmd, flag.ContinueOnError)
@@ -39,7 +39,7 @@ func jobsCmd(ctx context.Context, args []string, lookup func(string) (string, bo
 	var pos []string
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
-			return fmt.Errorf("%v\n%s", err, jobsUsage)
+			return fmt.Errorf("%w\n%s", err, jobsUsage)
 		}
 		args = fs.Args()
 		if len(args) > 0 {
@@ -63,7 +63,7 @@ func jobsCmd(ctx context.Context, args []string, lookup func(string) (string, bo
 		}
 		res, err := c.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("STORAGED_SOCKET: no daemon answers on %s: %v", *socket, err)
+			return nil, fmt.Errorf("STORAGED_SOCKET: no daemon answers on %s: %w", *socket, err)
 		}
 		defer res.Body.Close()
 		b, _ := io.ReadAll(res.Body)

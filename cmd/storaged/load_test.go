@@ -62,7 +62,7 @@ func TestReliabilityLoad(t *testing.T) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						rng := rand.New(rand.NewPCG(uint64(w), 1))
+						rng := rand.New(rand.NewPCG(uint64(w), 1)) //nolint:gosec // G115: w is a worker number, small and positive
 						var mine []time.Duration
 						var bad []string
 						for time.Now().Before(end) {

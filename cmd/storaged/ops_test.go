@@ -160,9 +160,11 @@ func TestReliabilityPeerCredentials(t *testing.T) {
 	if st := fi.Sys().(*syscall.Stat_t); st.Gid != 65534 || fi.Mode().Perm() != 0o666 {
 		t.Fatalf("socket gid %d mode %v", st.Gid, fi.Mode().Perm())
 	}
-	if res, err := d.Client.Get("http://storaged/healthz"); err != nil || res.StatusCode != 200 {
-		t.Fatalf("allowed uid refused: %v %v", res, err)
+	health, err := d.Client.Get("http://storaged/healthz")
+	if err != nil || health.StatusCode != 200 {
+		t.Fatalf("allowed uid refused: %v %v", health, err)
 	}
+	health.Body.Close()
 	// nobody may open the file (mode 0666) but not talk to the daemon.
 	// The probe is this test binary, copied where nobody may run it.
 	self, err := os.ReadFile(os.Args[0])

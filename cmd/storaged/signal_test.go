@@ -29,7 +29,7 @@ func TestReliabilitySIGTERM(t *testing.T) {
 	res.Body.Close()
 	poll := make(chan *http.Response, 1)
 	go func() {
-		r, err := d.Client.Post("http://storaged/v1/queues/q/dequeue", "application/json", strings.NewReader(`{"waitMs":30000}`))
+		r, err := d.Client.Post("http://storaged/v1/queues/q/dequeue", "application/json", strings.NewReader(`{"waitMs":30000}`)) //nolint:bodyclose // closed below, where the answer is read
 		if err != nil {
 			t.Error(err)
 		}

@@ -100,5 +100,14 @@ func ErrorCode(err error) Code {
 	return CodeInternal
 }
 
+// AsError is the *Error in err's chain, or nil if there is none.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return nil
+}
+
 // IsCode reports whether err carries code.
 func IsCode(err error, code Code) bool { return err != nil && ErrorCode(err) == code }

@@ -145,7 +145,7 @@ func (b Backoff) Delay(attempt int) time.Duration {
 	if d > float64(limit) {
 		d = float64(limit)
 	}
-	d -= d * 0.25 * mrand.Float64()
+	d -= d * 0.25 * mrand.Float64() //nolint:gosec // G404: jitter spreads retries; nothing depends on it being unpredictable
 	return time.Duration(d).Truncate(time.Millisecond)
 }
 
@@ -232,7 +232,7 @@ func (p *EnqueueParams) Validate() error {
 			return Errorf(CodeInvalidArgument, "key must be at most %d bytes", MaxKeyLength)
 		}
 		if err := ValidateID(p.Key); err != nil {
-			return Errorf(CodeInvalidArgument, "key: %s", err.(*Error).Message)
+			return Errorf(CodeInvalidArgument, "key: %s", AsError(err).Message)
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"math"
 
@@ -108,7 +109,7 @@ func decodeBody(raw []byte, v any, keys string) error {
 	if err := dec.Decode(v); err != nil {
 		return Errorf(CodeInvalidArgument, "request body is not valid JSON or has a key other than %s", keys)
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Errorf(CodeInvalidArgument, "request body has data after the JSON object")
 	}
 	return nil

@@ -84,7 +84,7 @@ func (u *Unique) validate() (HoldMask, error) {
 		return 0, Errorf(CodeInvalidArgument, "unique.key must be at most %d bytes", MaxKeyLength)
 	}
 	if err := ValidateID(u.Key); err != nil {
-		return 0, Errorf(CodeInvalidArgument, "unique.key: %s", err.(*Error).Message)
+		return 0, Errorf(CodeInvalidArgument, "unique.key: %s", AsError(err).Message)
 	}
 	var mask HoldMask
 	for _, s := range u.States {

@@ -369,6 +369,7 @@ func TestReliabilityBodyTooLarge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
 	resp{res.StatusCode, body}.wantError(t, 413, backend.CodePayloadTooLarge)
 	if n := d.do(t, "POST", "/v1/repos/c/count", `{}`).want(t, 200).json(t)["count"]; n != 0.0 {

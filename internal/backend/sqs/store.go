@@ -329,7 +329,7 @@ func delayUntil(runAt, now time.Time) int32 {
 	if d <= 0 {
 		return 0
 	}
-	return int32(ceilSeconds(min(d, maxDelay)))
+	return int32(ceilSeconds(min(d, maxDelay))) //nolint:gosec // G115: at most 900 s
 }
 
 func ceilSeconds(d time.Duration) int64 {
@@ -409,13 +409,13 @@ func (s *Store) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claim
 	}
 	now := backend.NowOr(p.Now)
 	s.prune(now)
-	vis := int32(ceilSeconds(p.Lease))
+	vis := int32(ceilSeconds(p.Lease)) //nolint:gosec // G115: the lease was checked against maxVisibility (12 h) above
 	var jobs []*backend.Job
 	var again, dead []send
 	var gone []string // receipts of messages replaced by a copy
 	for len(jobs) < p.Max {
 		r, err := s.api.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(u),
-			MaxNumberOfMessages: int32(min(maxEntries, p.Max-len(jobs))), VisibilityTimeout: vis,
+			MaxNumberOfMessages: int32(min(maxEntries, p.Max-len(jobs))), VisibilityTimeout: vis, //nolint:gosec // G115: at most maxEntries (10)
 			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount}})
 		if err != nil {
 			s.forget(err)
@@ -663,7 +663,7 @@ func (s *Store) Settle(ctx context.Context, p backend.SettleParams) ([]backend.S
 			case backend.Complete:
 				o.delete, o.then = true, backend.StatusCompleted
 			case backend.Extend, backend.Progress:
-				o.vis, o.then = int32(ceilSeconds(min(orDefault(it.Delay, backend.DefaultLease), maxVisibility))), backend.StatusProcessing
+				o.vis, o.then = int32(ceilSeconds(min(orDefault(it.Delay, backend.DefaultLease), maxVisibility))), backend.StatusProcessing //nolint:gosec // G115: at most maxVisibility (12 h)
 			default:
 				continue
 			}
@@ -701,11 +701,11 @@ func (s *Store) Settle(ctx context.Context, p backend.SettleParams) ([]backend.S
 			// Progress is kept with the claim (getJob, which would show
 			// it, is refused on SQS); it extends the lease like a heartbeat.
 			d := min(orDefault(it.Delay, c.leaseLen), maxVisibility)
-			o.vis, o.then = int32(ceilSeconds(d)), backend.StatusProcessing
+			o.vis, o.then = int32(ceilSeconds(d)), backend.StatusProcessing //nolint:gosec // G115: at most maxVisibility (12 h)
 		case backend.Retry:
 			o.then = backend.StatusPending
 			if it.Delay <= maxVisibility {
-				o.vis = int32(ceilSeconds(it.Delay))
+				o.vis = int32(ceilSeconds(it.Delay)) //nolint:gosec // G115: at most maxVisibility (12 h), checked above
 			} else {
 				m := c.msg
 				m.Attempts, m.RunAt, m.LastError = c.attempts, now.Add(it.Delay), it.Error
