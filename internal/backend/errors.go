@@ -13,6 +13,9 @@ import (
 // exception class.
 type Code string
 
+// The codes. Each has one HTTP status (handlers.statusOf) and one
+// exception class in the Node client; schema/wire.schema.json lists them
+// for both.
 const (
 	CodeInvalidArgument Code = "invalid_argument"
 	CodeNotFound        Code = "not_found"

@@ -13,6 +13,7 @@ import (
 // JobStatus is the state of a job (DESIGN §1).
 type JobStatus string
 
+// The statuses, as the API spells them.
 const (
 	StatusPending    JobStatus = "pending"
 	StatusProcessing JobStatus = "processing"
@@ -116,6 +117,7 @@ func (s *QueueStats) Add(status JobStatus, n int64) {
 // BackoffType names a retry schedule.
 type BackoffType string
 
+// The schedules (Backoff.Delay).
 const (
 	BackoffExponential BackoffType = "exponential"
 	BackoffFixed       BackoffType = "fixed"

@@ -32,7 +32,8 @@ type Query struct {
 const (
 	// MaxLimit bounds one page. Larger pages are a mistake more often
 	// than a need, and they hold a reader for a long time.
-	MaxLimit  = 100_000
+	MaxLimit = 100_000
+	// MaxOffset bounds offset (the databases take a 32-bit one).
 	MaxOffset = math.MaxInt32
 	maxSort   = 16
 )

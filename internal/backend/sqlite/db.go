@@ -390,21 +390,21 @@ func translate(err error) error {
 }
 
 // PoolStats reports the writer and reader connections together.
-func (db *DB) PoolStats() (inUse, idle, max int) {
+func (db *DB) PoolStats() (inUse, idle, maxOpen int) {
 	w := db.writer.Stats()
-	inUse, idle, max = w.InUse, w.Idle, w.MaxOpenConnections
+	inUse, idle, maxOpen = w.InUse, w.Idle, w.MaxOpenConnections
 	if db.reader != db.writer {
 		r := db.reader.Stats()
-		inUse, idle, max = inUse+r.InUse, idle+r.Idle, max+r.MaxOpenConnections
+		inUse, idle, maxOpen = inUse+r.InUse, idle+r.Idle, maxOpen+r.MaxOpenConnections
 	}
 	return
 }
 
 // PoolStats implements handlers.PoolStater.
-func (b *RepositoryBackend) PoolStats() (inUse, idle, max int) { return b.db.PoolStats() }
+func (b *RepositoryBackend) PoolStats() (inUse, idle, maxOpen int) { return b.db.PoolStats() }
 
 // PoolStats implements handlers.PoolStater.
-func (b *JobStore) PoolStats() (inUse, idle, max int) { return b.db.PoolStats() }
+func (b *JobStore) PoolStats() (inUse, idle, maxOpen int) { return b.db.PoolStats() }
 
 // The database file can be deleted, moved or replaced under a running
 // daemon (a cleanup script, a restore done wrong). SQLite keeps writing to

@@ -176,7 +176,7 @@ func ValidatePrefix(p string) error {
 	return nil
 }
 
-// JobCapabilities: see the README's SQS section.
+// JobCapabilities implements backend.JobStore; see the README's SQS section.
 func (s *Store) JobCapabilities() backend.JobCapabilities {
 	return backend.JobCapabilities{Name: "SQS"}
 }
@@ -1104,7 +1104,7 @@ func (s *Store) DeleteFinished(ctx context.Context, p backend.DeleteParams) (int
 	return n, nil
 }
 
-// Watch: SQS tells no one of new messages; long polls look again every
+// Watch does nothing: SQS tells no one of new messages; long polls look again every
 // PollInterval (and wake at once for this process's own changes).
 func (s *Store) Watch(backend.Watcher) {}
 
