@@ -119,7 +119,9 @@ func jobsCmd(ctx context.Context, args []string, lookup func(string) (string, bo
 			return err
 		}
 		var r struct{ Purged int }
-		json.Unmarshal(b, &r)
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("purge: the daemon's answer is not JSON: %w", err)
+		}
 		fmt.Fprintf(out, "purged %d failed job(s) from %s\n", r.Purged, pos[0])
 		return nil
 	}

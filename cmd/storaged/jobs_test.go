@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	json "github.com/goccy/go-json"
-
 	"github.com/storaged/storaged/internal/testutil"
 )
 
@@ -19,11 +17,11 @@ func TestJobsCommand(t *testing.T) {
 	fail := func() string {
 		_, b, _ := call(d.Client, "POST", "/v1/queues/dlq/jobs", `{"data":{"x":1},"maxAttempts":1}`)
 		var r struct{ ID string }
-		json.Unmarshal(b, &r)
+		decode(t, b, &r)
 		_, b, _ = call(d.Client, "POST", "/v1/queues/dlq/dequeue", `{}`)
 		var j struct{ ID, Lease string }
-		json.Unmarshal(b, &j)
-		call(d.Client, "POST", "/v1/jobs/"+j.ID+"/fail", `{"lease":"`+j.Lease+`","error":{"name":"E","message":"boom"}}`)
+		decode(t, b, &j)
+		mustCall(t, d.Client, "POST", "/v1/jobs/"+j.ID+"/fail", `{"lease":"`+j.Lease+`","error":{"name":"E","message":"boom"}}`)
 		return r.ID
 	}
 	a, b := fail(), fail()

@@ -117,7 +117,7 @@ func StartDaemonShell(t testing.TB, sock, shell string, env ...string) *Daemon {
 	}}}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-d.exited
+		<-d.exited //nolint:errcheck // killed: its exit status says so and nothing more
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for {
