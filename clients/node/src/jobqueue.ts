@@ -33,7 +33,7 @@ const MAX_WAIT_MS = 60_000;
 
 export function errorBody(e: Error): { name: string; message: string; stack: string } {
   const err = e instanceof Error ? e : new Error(String(e));
-  return { name: err.name || "Error", message: err.message ?? "", stack: err.stack ?? "" };
+  return { name: err.name || "Error", message: err.message, stack: err.stack ?? "" };
 }
 
 interface WireJob {
@@ -83,7 +83,7 @@ function toJob<T, R = unknown>(w: WireJob): Job<T, R> {
   return job;
 }
 
-type WireSchedule = Omit<Schedule<unknown>, "next" | "lastRunAt" | "createdAt" | "updatedAt"> & {
+type WireSchedule = Omit<Schedule, "next" | "lastRunAt" | "createdAt" | "updatedAt"> & {
   next: string;
   lastRunAt?: string;
   createdAt: string;
@@ -251,7 +251,8 @@ class SocketJobQueue<T, R = unknown> implements WorkerQueue<T, R> {
   }
 
   async failMany(items: ReadonlyArray<FailItem<T>>): Promise<ItemResult[]> {
-    return this.onClaims("fail", items.map((x) => x.job), (i) => ({ retry: items[i]!.retry ?? true, error: errorBody(items[i]!.error) }));
+    const bodies = items.map((x) => ({ retry: x.retry ?? true, error: errorBody(x.error) }));
+    return this.onClaims("fail", items.map((x) => x.job), (i) => bodies[i] ?? {});
   }
 
   async heartbeatMany(jobs: ReadonlyArray<ClaimTarget<T>>, leaseMs?: number): Promise<ItemResult[]> {
