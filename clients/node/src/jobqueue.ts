@@ -10,7 +10,6 @@ import type {
   JobProgress,
   JobQueue,
   JobQueueBackend,
-  JobStatus,
   JobContext,
   QueueSettings,
   QueueStats,
@@ -20,6 +19,8 @@ import type {
   WorkOptions,
   Worker,
 } from "./types.js";
+import { JobStatus } from "./types.js";
+import type { WireJob, WireJobStatus } from "./wire.js";
 import { QueueWorker } from "./worker.js";
 
 /** The most items one batch call carries (DESIGN §3a). */
@@ -36,34 +37,20 @@ export function errorBody(e: Error): { name: string; message: string; stack: str
   return { name: err.name || "Error", message: err.message, stack: err.stack ?? "" };
 }
 
-interface WireJob {
-  id: string;
-  queue: string;
-  data: unknown;
-  status: JobStatus;
-  priority: number;
-  attempts: number;
-  maxAttempts: number;
-  backoff: Job<unknown>["backoff"];
-  key?: string;
-  runAt: string;
-  createdAt: string;
-  updatedAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  leaseExpiresAt?: string;
-  lease?: string;
-  lastError?: Job<unknown>["lastError"];
-  result?: unknown;
-  progress?: JobProgress;
-}
+const STATUS: Record<WireJobStatus, JobStatus> = {
+  pending: JobStatus.PENDING,
+  processing: JobStatus.PROCESSING,
+  completed: JobStatus.COMPLETED,
+  failed: JobStatus.FAILED,
+  cancelled: JobStatus.CANCELLED,
+};
 
 function toJob<T, R = unknown>(w: WireJob): Job<T, R> {
   const job: Job<T, R> = {
     id: w.id,
     queue: w.queue,
     data: w.data as T,
-    status: w.status,
+    status: STATUS[w.status],
     priority: w.priority,
     attempts: w.attempts,
     maxAttempts: w.maxAttempts,
@@ -79,7 +66,7 @@ function toJob<T, R = unknown>(w: WireJob): Job<T, R> {
   if (w.lease) job.lease = w.lease;
   if (w.lastError) job.lastError = w.lastError;
   if (w.result !== undefined) job.result = w.result as R;
-  if (w.progress !== undefined) job.progress = w.progress;
+  if (w.progress !== undefined) job.progress = w.progress as JobProgress;
   return job;
 }
 
