@@ -428,7 +428,8 @@ async function main() {
       log(`  ${name} took ${((Date.now() - t) / 1000).toFixed(0)} s`);
     }
   } finally {
-    for (const c of cleanups.reverse()) await c().catch(() => {});
+    // A cleanup may be sync or async, and may fail: every one still runs.
+    for (const c of cleanups.reverse()) await Promise.resolve().then(c).catch(() => {});
     rmSync(tmp, { recursive: true, force: true });
   }
   const md = report();

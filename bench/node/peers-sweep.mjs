@@ -43,6 +43,6 @@ try {
     for (const [name, xs] of rates) console.log(`  ${Math.round(median(xs)).toString().padStart(6)}/s  ${name}  [${xs.map(Math.round).join(", ")}]`);
   }
 } finally {
-  for (const c of cleanups.reverse()) await c().catch(() => {});
+  for (const c of cleanups.reverse()) await Promise.resolve().then(c).catch(() => {});
   rmSync(tmp, { recursive: true, force: true });
 }

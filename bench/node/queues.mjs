@@ -397,7 +397,7 @@ async function startMoto() {
   const url = `http://127.0.0.1:${port}`;
   const child = spawn("moto_server", ["-H", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
   const failed = new Promise((_, reject) => child.once("error", reject));
-  const stop = () => { child.kill("SIGKILL"); };
+  const stop = () => new Promise((r) => { if (child.exitCode !== null || child.signalCode !== null) return r(); child.once("exit", r); child.kill("SIGKILL"); });
   cleanups.push(stop);
   for (let i = 0; i < 300; i++) {
     const up = await Promise.race([failed, fetch(`${url}/moto-api/`).then(() => true, () => false)]);

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"math"
 	"runtime/debug"
@@ -68,6 +69,22 @@ func TestMemoryLimitApplied(t *testing.T) {
 	}
 	if !strings.Contains(logged.String(), "memory limit") {
 		t.Fatalf("the limit was not logged: %s", logged.String())
+	}
+}
+
+// TestGCPercentApplied: the daemon's pace of collection when GOGC is
+// unset; a GOGC the runtime has applied is left alone.
+func TestGCPercentApplied(t *testing.T) {
+	was := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(was) })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	applyGCPercent(env(nil), log)
+	if got := debug.SetGCPercent(150); got != defaultGCPercent {
+		t.Fatalf("GC percent %d with GOGC unset, want %d", got, defaultGCPercent)
+	}
+	applyGCPercent(env(map[string]string{"GOGC": "150"}), log) // as the runtime has applied it
+	if got := debug.SetGCPercent(-1); got != 150 {
+		t.Fatalf("GC percent %d: GOGC=150 was overridden", got)
 	}
 }
 

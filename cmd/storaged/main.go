@@ -105,6 +105,7 @@ func serve(ctx context.Context, args []string, lookup func(string) (string, bool
 	}
 	m := NewMain(cfg)
 	cfg.applyMemoryLimit(lookup, m.log)
+	applyGCPercent(lookup, m.log)
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "storaged:", err)
 		m.Close()

@@ -125,7 +125,9 @@ type ClaimParams struct {
 
 // Claimed is what a claim got: jobs in claim order, each with its Lease,
 // and, when fewer than Max were ready, how long until the queue's next
-// scheduled job or lease expiry (0: unknown or none).
+// scheduled job or lease expiry (0: unknown or none). A store may leave
+// Next unknown when it claimed some jobs (PostgreSQL does: it would cost
+// another statement); the service looks again at once in that case.
 type Claimed struct {
 	Jobs []*Job
 	Next time.Duration

@@ -19,6 +19,32 @@ function positiveInteger(name: string, v: number | undefined, fallback: number, 
 }
 
 /**
+ * A handler's AbortSignal, made only if the handler looks at it: most
+ * handlers never do, and an AbortController per job was a tenth of the
+ * worker's CPU time on a drain of no-op jobs (node --cpu-prof).
+ */
+class LazyAbort {
+  private controller: AbortController | undefined;
+  private fired = false;
+  private reason: unknown;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.fired) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.fired) return;
+    this.fired = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
+/**
  * The seed's processing loop, batched (DESIGN §3a). One fetcher keeps
  * claims at hand with dequeueMany (one long poll at a time); handlers take
  * them in claim order, at most concurrency at once; outcomes are sent in
@@ -53,12 +79,18 @@ export class QueueWorker<T, R = unknown> implements Worker {
    */
   private readonly held = new Set<Job<T>>();
   /** The running jobs: their signals (aborted when the claim is found gone) and when they started. */
-  private readonly signals = new Map<Job<T>, { abort: AbortController; start: number }>();
+  private readonly signals = new Map<Job<T>, { abort: LazyAbort; start: number }>();
   private readonly timeoutMs: number;
   /** Every claim held is renewed at this pace (a third of the lease). */
   private readonly renewEvery: number;
   private lastFullRenew = performance.now();
   private running = 0;
+  /**
+   * Finished claims whose outcome is decided (queued or on its way): a
+   * renewal refused for one of them only means its own ack or fail landed
+   * first, which is no news to report.
+   */
+  private readonly settling = new WeakSet<Job<T>>();
   private acks: Job<T>[] = [];
   private results: (R | undefined)[] = [];
   private toldNoResults = false;
@@ -174,10 +206,12 @@ export class QueueWorker<T, R = unknown> implements Worker {
   private async run(job: Job<T>): Promise<void> {
     this.running++;
     const start = performance.now();
-    const abort = new AbortController();
+    const abort = new LazyAbort();
     this.signals.set(job, { abort, start });
     const context: JobContext = {
-      signal: abort.signal,
+      get signal() {
+        return abort.signal;
+      },
       progress: (p: JobProgress) => this.progress(job, p),
     };
     // At its timeout the job fails at once (retried per its policy) and
@@ -190,6 +224,7 @@ export class QueueWorker<T, R = unknown> implements Worker {
             timedOut = true;
             const err = new JobTimeoutError(`job ${job.id} ran past its timeout of ${this.timeoutMs} ms`);
             abort.abort(err);
+            this.settling.add(job);
             this.fails.push({ job, error: err, retry: true });
             this.scheduleFlush();
           }, this.timeoutMs)
@@ -198,12 +233,16 @@ export class QueueWorker<T, R = unknown> implements Worker {
       const result = await this.handler(job, context);
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the timer sets it while the handler runs
       if (!timedOut) {
+        this.settling.add(job);
         this.acks.push(job);
         this.results.push(this.keepResult(result));
       }
     } catch (err) {
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the timer sets it while the handler runs
-      if (!timedOut) this.fails.push({ job, error: err instanceof Error ? err : new Error(String(err)), retry: true });
+      if (!timedOut) {
+        this.settling.add(job);
+        this.fails.push({ job, error: err instanceof Error ? err : new Error(String(err)), retry: true });
+      }
     }
     clearTimeout(timer);
     this.signals.delete(job);
@@ -309,7 +348,7 @@ export class QueueWorker<T, R = unknown> implements Worker {
         const results = await this.queue.heartbeatMany(chunk);
         results.forEach((r, i) => {
           const job = chunk[i];
-          if (!r || !job) return;
+          if (!r || !job || this.settling.has(job)) return;
           this.claimLost(job, r);
           this.onError(r);
         });

@@ -4,7 +4,7 @@
 // not started.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { JobStatus, type Job, type ItemResult } from "../src/index.js";
+import { ConflictError, JobStatus, type Job, type ItemResult } from "../src/index.js";
 import type { WorkerQueue } from "../src/jobqueue.js";
 import { QueueWorker } from "../src/worker.js";
 
@@ -22,6 +22,9 @@ function job(n: number): Job<number> {
 function fakeQueue(total: number, ackMs: number) {
   let next = 0;
   const unsettled = new Set<string>();
+  // Applied as an acknowledgement arrives, answered ackMs later, as a
+  // daemon commits and then replies.
+  const completed = new Set<string>();
   const stats = { maxUnsettled: 0, renewed: new Set<string>(), released: [] as string[], acked: 0 };
   const q: Partial<WorkerQueue<number>> = {
     async dequeueMany(max: number) {
@@ -36,6 +39,7 @@ function fakeQueue(total: number, ackMs: number) {
       return out;
     },
     async acknowledgeMany(jobs: ReadonlyArray<Job<number> | string>): Promise<ItemResult[]> {
+      for (const j of jobs) completed.add((j as Job<number>).id);
       await sleep(ackMs);
       for (const j of jobs) unsettled.delete((j as Job<number>).id);
       stats.acked += jobs.length;
@@ -46,7 +50,10 @@ function fakeQueue(total: number, ackMs: number) {
     },
     async heartbeatMany(jobs: ReadonlyArray<Job<number> | string>): Promise<ItemResult[]> {
       for (const j of jobs) stats.renewed.add((j as Job<number>).id);
-      return jobs.map(() => null);
+      return jobs.map((j) => {
+        const id = (j as Job<number>).id;
+        return completed.has(id) ? new ConflictError(`job "${id}" is completed, not processing`) : null;
+      });
     },
     async releaseMany(jobs: ReadonlyArray<Job<number> | string>): Promise<ItemResult[]> {
       for (const j of jobs) {
@@ -93,5 +100,24 @@ describe("the batching worker", () => {
     await w.stop();
     assert.ok(stats.released.length > 0, "prefetched claims were not released on stop");
     for (let n = 0; n < 6; n++) assert.ok(!stats.released.includes(`j${n}`), `started claim j${n} was released`);
+  });
+
+  it("does not report a renewal refused because the job's own acknowledgement landed first", async () => {
+    // The renewal of every claim held includes finished ones whose ack is
+    // on its way; when the ack commits first, the daemon refuses the
+    // renewal ("is completed"): that is the worker's own doing, not news.
+    const { queue, stats } = fakeQueue(2000, 30);
+    const errors: unknown[] = [];
+    const w = new QueueWorker<number>(queue, async () => {}, {
+      concurrency: 4, prefetch: 50, leaseMs: 30, waitMs: 10, onError: (e) => errors.push(e),
+    });
+    const deadline = Date.now() + 20_000;
+    while (stats.acked < 2000) {
+      assert.ok(Date.now() < deadline, `acked ${stats.acked} of 2000`);
+      await sleep(10);
+    }
+    await w.stop();
+    assert.ok(stats.renewed.size > 0, "no renewal happened: the case was not exercised");
+    assert.deepEqual(errors.map(String), []);
   });
 });

@@ -43,15 +43,24 @@ func (b *JobStore) claimLimited(ctx context.Context, p backend.ClaimParams) (bac
 	var window int64
 	var windowCount int
 	var now time.Time
-	err = tx.QueryRow(ctx, `SELECT paused, concurrency, rate_max, rate_ms, rate_window, rate_count, `+nowSQL+`
-		FROM storaged_queue_settings WHERE queue = $2 FOR UPDATE`, nowArg(p.Now), p.Queue).
-		Scan(&set.Paused, &conc, &rateMax, &rateMs, &window, &windowCount, &now)
+	err = tx.QueryRow(ctx, `SELECT paused, concurrency, rate_max, rate_ms, rate_window, rate_count
+		FROM storaged_queue_settings WHERE queue = $1 FOR UPDATE`, p.Queue).
+		Scan(&set.Paused, &conc, &rateMax, &rateMs, &window, &windowCount)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// The settings went meanwhile: claim as any queue.
 		tx.Rollback(ctx)
 		return b.Claim(ctx, p)
 	}
 	if err != nil {
+		return out, translate(err)
+	}
+	// The time is read once the lock is held, in a statement of its own: a
+	// statement's time is when it began, so read with the lock it was
+	// before the wait for the lock, and a claim that waited through a
+	// window's turn counted itself in the window before, reset the count
+	// of the new one, and let the next claimer take the new window's
+	// allowance again (three daemons: 8 claims in a window of 4).
+	if err := tx.QueryRow(ctx, `SELECT `+nowSQL, nowArg(p.Now)).Scan(&now); err != nil {
 		return out, translate(err)
 	}
 	now = now.UTC()

@@ -112,9 +112,16 @@ func (s *Service) claimRun(ctx context.Context, queue string, reqs []claimReq) (
 		if err != nil && len(jobs) == 0 {
 			return nil, err
 		}
+		claimed := len(jobs) > 0
 		for _, k := range mine {
 			n := min(reqs[k].max, len(jobs))
 			out[k] = claimShare{jobs: jobs[:n:n], next: next}
+			if n == 0 && claimed && next == 0 {
+				// The run ran dry before this share: a store that says
+				// when to look again only after an empty claim said
+				// nothing, so look again at once rather than sleep.
+				out[k].next = time.Millisecond
+			}
 			jobs = jobs[n:]
 		}
 	}

@@ -488,11 +488,19 @@ func (b *JobStore) Get(ctx context.Context, ids []string) ([]*backend.Job, error
 	return out, nil
 }
 
+// statsSQL counts the jobs of each queue in ?1 (a JSON array) by status,
+// one part per index: the statuses spelled out so that each part walks its
+// partial index (jobs_ready, jobs_leases, jobs_done), never the table.
+const statsSQL = `WITH q(queue) AS (SELECT value FROM json_each(?1))
+	SELECT queue, 'pending', count(*) FROM jobs WHERE queue IN q AND status = 'pending' GROUP BY queue
+	UNION ALL SELECT queue, 'processing', count(*) FROM jobs WHERE queue IN q AND status = 'processing' GROUP BY queue
+	UNION ALL SELECT queue, status, count(*) FROM jobs WHERE queue IN q AND status IN ('completed', 'failed', 'cancelled')
+		GROUP BY queue, status`
+
 // Stats implements backend.JobStore.
 func (b *JobStore) Stats(ctx context.Context, queues []string) ([]backend.QueueStats, error) {
 	list, _ := json.Marshal(queues)
-	rows, err := b.db.reader.QueryContext(ctx, `SELECT queue, status, count(*) FROM jobs
-		WHERE queue IN (SELECT value FROM json_each(?)) GROUP BY queue, status`, string(list))
+	rows, err := b.db.reader.QueryContext(ctx, statsSQL, string(list))
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -517,8 +525,7 @@ func (b *JobStore) Stats(ctx context.Context, queues []string) ([]backend.QueueS
 
 // ListFailed implements backend.JobStore.
 func (b *JobStore) ListFailed(ctx context.Context, queue string, p backend.ListParams) ([]*backend.Job, error) {
-	rows, err := b.db.reader.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE queue = ? AND status = 'failed'
-		ORDER BY finished_at DESC, id DESC LIMIT ? OFFSET ?`, queue, p.Limit, p.Offset)
+	rows, err := b.db.reader.QueryContext(ctx, listFailedSQL, queue, p.Limit, p.Offset)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -533,6 +540,19 @@ func (b *JobStore) ListFailed(ctx context.Context, queue string, p backend.ListP
 	}
 	return out, translate(rows.Err())
 }
+
+// deleteFinishedSQL deletes up to 1000 jobs whose status is in ?1 (a JSON
+// array) that finished before ?2, of queue ?3 or of any (”) queue; the
+// finished statuses spelled out let the search walk jobs_done.
+const deleteFinishedSQL = `DELETE FROM jobs WHERE id IN (SELECT id FROM jobs
+	WHERE status IN ('completed', 'failed', 'cancelled') AND status IN (SELECT value FROM json_each(?1))
+	AND finished_at < ?2 AND (?3 = '' OR queue = ?3) LIMIT 1000)`
+
+// listFailedSQL is a queue's dead letters, newest first; SQLite uses a
+// partial index only when the query repeats its condition word for word.
+const listFailedSQL = `SELECT ` + jobColumns + ` FROM jobs
+	WHERE queue = ? AND status = 'failed' AND status IN ('completed', 'failed', 'cancelled')
+	ORDER BY finished_at DESC, id DESC LIMIT ? OFFSET ?`
 
 // DeleteFinished implements backend.JobStore, 1000 jobs per transaction so
 // that no single one holds the writer for long.
@@ -550,8 +570,7 @@ func (b *JobStore) DeleteFinished(ctx context.Context, p backend.DeleteParams) (
 	for {
 		var n int64
 		err := b.inWriter(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, `DELETE FROM jobs WHERE id IN (SELECT id FROM jobs
-				WHERE status IN (SELECT value FROM json_each(?1)) AND finished_at < ?2 AND (?3 = '' OR queue = ?3) LIMIT 1000)`,
+			res, err := tx.ExecContext(ctx, deleteFinishedSQL,
 				string(list), before, p.Queue)
 			if err != nil {
 				return err

@@ -99,6 +99,71 @@ func TestIndexesAreUsed(t *testing.T) {
 	}
 }
 
+// TestJobQueriesUseIndexes asserts from EXPLAIN QUERY PLAN that the job
+// queue's statements walk an index, never the whole table: the claim, the
+// counts, the dead-letter listing and pruning, on a file holding jobs in
+// every status.
+func TestJobQueriesUseIndexes(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "j.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := testutil.NewJobs(NewJobStore(db), nil)
+	defer q.Close()
+	ps := make([]backend.EnqueueParams, 300)
+	for i := range ps {
+		ps[i].Data = json.RawMessage(`{}`)
+	}
+	if _, err := q.Add(ctx, "q", ps...); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		j, err := q.Take(ctx, "q", backend.DequeueParams{})
+		if err != nil || j == nil {
+			t.Fatalf("take: %v", err)
+		}
+		switch {
+		case i < 150:
+			err = q.AckOne(ctx, j.ID, j.Lease)
+		case i < 170:
+			err = q.FailOne(ctx, backend.FailParams{ID: j.ID, Lease: j.Lease, Error: backend.JobError{Name: "E", Message: "m"}})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.writer.Exec("ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	cases := []struct {
+		name, sql string
+		args      []any
+		indexes   []string
+	}{
+		{"claim", claimSQL, []any{"tok", 30000, now, "q", 100}, []string{"jobs_ready", "jobs_leases"}},
+		{"sweep", sweepSQL, []any{now, "q", "{}"}, []string{"jobs_leases"}},
+		{"stats", statsSQL, []any{`["q"]`}, []string{"jobs_ready", "jobs_leases", "jobs_done"}},
+		{"list failed", listFailedSQL, []any{"q", 10, 0}, []string{"jobs_done"}},
+		{"prune a queue", deleteFinishedSQL, []any{`["completed"]`, now, "q"}, []string{"jobs_done"}},
+		{"prune every queue", deleteFinishedSQL, []any{`["completed", "cancelled"]`, now, ""}, []string{"jobs_done"}},
+	}
+	for _, c := range cases {
+		plan := explain(t, db, c.sql, c.args...)
+		for _, ix := range c.indexes {
+			if !strings.Contains(plan, ix) {
+				t.Errorf("%s does not use %s:\n%s", c.name, ix, plan)
+			}
+		}
+		for _, line := range strings.Split(plan, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "SCAN jobs") && !strings.Contains(line, "INDEX") {
+				t.Errorf("%s scans the table:\n%s", c.name, plan)
+			}
+		}
+	}
+}
+
 // TestJobsSurviveRestart: jobs, claims, retries and their times are in
 // the file, not in the process.
 func TestJobsSurviveRestart(t *testing.T) {
