@@ -17,7 +17,7 @@ NODE_TEST_BACKENDS ?= memory,sqlite,postgres,redis,sqs
 FUZZTIME  ?= 10s
 LOAD_SECONDS ?= 20
 # make dist: the platforms (GOOS/GOARCH) built (darwin/arm64 does not build yet:
-# internal/handlers/hangup.go uses the Linux-only POLLRDHUP), and nfpm for the .deb, pinned
+# cmd/storaged/peercred.go reads peer credentials with the Linux-only SO_PEERCRED), and nfpm for the .deb, pinned
 # (v2.46+ needs modules the Go proxy here does not serve).
 DIST_PLATFORMS ?= linux/amd64 linux/arm64
 NFPM_VERSION := v2.45.2
