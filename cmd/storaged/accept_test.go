@@ -23,14 +23,16 @@ func rawGet(c net.Conn, path string) (int, error) {
 	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: storaged\r\n\r\n", path); err != nil {
 		return 0, err
 	}
-	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if err := c.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		return 0, err
+	}
 	res, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		return 0, err
 	}
-	io.Copy(io.Discard, res.Body)
+	_, err = io.Copy(io.Discard, res.Body)
 	res.Body.Close()
-	return res.StatusCode, nil
+	return res.StatusCode, err
 }
 
 // answersOnNewConnection polls until a fresh connection gets 200 from
@@ -42,9 +44,10 @@ func answersOnNewConnection(t *testing.T, sock, what string) {
 	for time.Now().Before(deadline) {
 		c, err := net.DialTimeout("unix", sock, 5*time.Second)
 		if err == nil {
-			c.SetDeadline(time.Now().Add(5 * time.Second))
 			var st int
-			st, err = rawGet(c, "/healthz")
+			if err = c.SetDeadline(time.Now().Add(5 * time.Second)); err == nil {
+				st, err = rawGet(c, "/healthz")
+			}
 			c.Close()
 			if err == nil && st == 200 {
 				return
@@ -187,7 +190,9 @@ func (l *scriptedListener) Accept() (net.Conn, error) {
 // if that does not happen within a generous deadline.
 func readUntilClosed(t *testing.T, c net.Conn, what string) string {
 	t.Helper()
-	c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	if err := c.SetReadDeadline(time.Now().Add(60 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	b, err := io.ReadAll(c)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -329,7 +334,9 @@ func TestPathsAreMatchedAsSent(t *testing.T) {
 	send := func(method, path, body string) (int, string) {
 		t.Helper()
 		fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: storaged\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", method, path, len(body), body)
-		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if err := conn.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
 		res, err := http.ReadResponse(r, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -345,7 +345,7 @@ func LoadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 			continue
 		}
 		if err := s.apply(&c, v); err != nil {
-			return Config{}, fmt.Errorf("%s (--%s): %v", s.env, s.flag, err)
+			return Config{}, fmt.Errorf("%s (--%s): %w", s.env, s.flag, err)
 		}
 	}
 	// The seed's fallbacks: a backend's own connection string first, then

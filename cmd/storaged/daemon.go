@@ -154,7 +154,7 @@ func (m *Main) checkDescriptorLimit() {
 	// Descriptors the daemon needs besides connections: database pools,
 	// files, the runtime's own.
 	const reserve = 256
-	if uint64(m.cfg.MaxConnections)+reserve > lim.Cur {
+	if uint64(m.cfg.MaxConnections)+reserve > lim.Cur { //nolint:gosec // G115: the config refuses a MaxConnections below 1
 		m.log.Warn("STORAGED_MAX_CONNECTIONS does not fit in the file-descriptor limit; raise LimitNOFILE or lower STORAGED_MAX_CONNECTIONS",
 			"max_connections", m.cfg.MaxConnections, "nofile", lim.Cur, "reserved", reserve)
 	}
@@ -169,7 +169,7 @@ func (m *Main) tracing(ctx context.Context) (trace.Tracer, error) {
 	}
 	exp, err := otlptracehttp.New(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: %v", err)
+		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: %w", err)
 	}
 	res := resource.NewSchemaless(attribute.String("service.name", "storaged"), attribute.String("service.version", Version))
 	m.traces = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
@@ -332,12 +332,12 @@ func shareSQLiteFile(cfg Config) Config {
 func openSQLite(ctx context.Context, cfg Config, path, env string, log *slog.Logger) (*sqlite.DB, error) {
 	if path != ":memory:" {
 		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-			return nil, fmt.Errorf("%s: %v", env, err)
+			return nil, fmt.Errorf("%s: %w", env, err)
 		}
 	}
 	db, err := sqlite.Open(ctx, sqlite.Config{Path: path, Synchronous: cfg.SQLiteSynchronous, NoMigrate: !cfg.AutoMigrate, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("%s=%s: %v", env, path, err)
+		return nil, fmt.Errorf("%s=%s: %w", env, path, err)
 	}
 	return db, nil
 }
@@ -350,7 +350,7 @@ func openRepository(ctx context.Context, cfg Config, log *slog.Logger) (backend.
 	c, err := cache.Wrap(b, cache.Config{Size: cfg.RepositoryCacheSize, Logger: log})
 	if err != nil {
 		b.Close()
-		return nil, fmt.Errorf("REPOSITORY_CACHE_SIZE: %v", err)
+		return nil, fmt.Errorf("REPOSITORY_CACHE_SIZE: %w", err)
 	}
 	return c, nil
 }
@@ -368,7 +368,7 @@ func openRepositoryBackend(ctx context.Context, cfg Config, log *slog.Logger) (b
 	case "postgres":
 		b, err := postgres.OpenRepository(ctx, postgres.Config{URL: cfg.RepositoryConnection, NoMigrate: !cfg.AutoMigrate, Logger: log})
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", cfg.RepositoryConnectionVar, err)
+			return nil, fmt.Errorf("%s: %w", cfg.RepositoryConnectionVar, err)
 		}
 		return b, nil
 	}
@@ -393,13 +393,13 @@ func openJobStore(ctx context.Context, cfg Config, log *slog.Logger) (backend.Jo
 			NoNotify: !cfg.PostgresNotify,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", cfg.JobQueueConnectionVar, err)
+			return nil, fmt.Errorf("%s: %w", cfg.JobQueueConnectionVar, err)
 		}
 		return b, nil
 	case "redis":
 		b, err := redis.Open(ctx, redis.Config{URL: cfg.JobQueueConnection, Prefix: cfg.RedisPrefix, Logger: log})
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", cfg.JobQueueConnectionVar, err)
+			return nil, fmt.Errorf("%s: %w", cfg.JobQueueConnectionVar, err)
 		}
 		return b, nil
 	case "sqs":
@@ -408,7 +408,7 @@ func openJobStore(ctx context.Context, cfg Config, log *slog.Logger) (backend.Jo
 		b, err := sqsstore.Open(ctx, sqsstore.Config{Region: cfg.SQSRegion, Endpoint: cfg.SQSEndpoint, Prefix: cfg.SQSQueuePrefix,
 			PollInterval: cfg.SQSPollInterval, DeadLetterRetention: cfg.RetentionFailed, Logger: log})
 		if err != nil {
-			return nil, fmt.Errorf("JOBQUEUE_BACKEND=sqs (SQS_REGION, SQS_ENDPOINT, AWS credentials): %v", err)
+			return nil, fmt.Errorf("JOBQUEUE_BACKEND=sqs (SQS_REGION, SQS_ENDPOINT, AWS credentials): %w", err)
 		}
 		return b, nil
 	}

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -40,9 +42,41 @@ func call(c *http.Client, method, path, body string) (int, []byte, error) {
 	return res.StatusCode, b, err
 }
 
+// mustCall is call for a step the test builds on: an error or a status
+// other than 2xx fails the test.
+func mustCall(t testing.TB, c *http.Client, method, path, body string) []byte {
+	t.Helper()
+	st, b, err := call(c, method, path, body)
+	if err != nil || st < 200 || st > 299 {
+		t.Fatalf("%s %s: %d %s %v", method, path, st, b, err)
+	}
+	return b
+}
+
+// decode reads an answer's JSON into v. A body that is not that JSON
+// fails the test (with Errorf: any goroutine may call it) and returns false.
+func decode(t testing.TB, b []byte, v any) bool {
+	t.Helper()
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Errorf("not the JSON expected: %v: %.300s", err, b)
+		return false
+	}
+	return true
+}
+
+// killed waits for a daemon killed with SIGKILL to exit; still running is
+// a failure.
+func killed(t testing.TB, d *testutil.Daemon) {
+	t.Helper()
+	var exit *exec.ExitError
+	if err := d.Wait(10 * time.Second); !errors.As(err, &exit) {
+		t.Fatalf("after kill -9: %v", err)
+	}
+}
+
 // load writes, enqueues and works jobs until stop closes; it keeps only
 // what the daemon acknowledged.
-func load(d *testutil.Daemon, log *ackLog, stop chan struct{}, wg *sync.WaitGroup, worker int) {
+func load(t testing.TB, d *testutil.Daemon, log *ackLog, stop chan struct{}, wg *sync.WaitGroup, worker int) {
 	defer wg.Done()
 	for i := 0; ; i++ {
 		select {
@@ -53,20 +87,22 @@ func load(d *testutil.Daemon, log *ackLog, stop chan struct{}, wg *sync.WaitGrou
 		st, b, err := call(d.Client, "POST", "/v1/repos/durable", fmt.Sprintf(`{"w":%d,"i":%d}`, worker, i))
 		if err == nil && st == 201 {
 			var rec struct{ ID string }
-			json.Unmarshal(b, &rec)
-			log.add(&log.records, rec.ID)
+			if decode(t, b, &rec) {
+				log.add(&log.records, rec.ID)
+			}
 		}
 		st, b, err = call(d.Client, "POST", "/v1/queues/durable/jobs", fmt.Sprintf(`{"data":{"w":%d,"i":%d}}`, worker, i))
 		if err == nil && st == 201 {
 			var r struct{ ID string }
-			json.Unmarshal(b, &r)
-			log.add(&log.jobs, r.ID)
+			if decode(t, b, &r) {
+				log.add(&log.jobs, r.ID)
+			}
 		}
 		if worker%2 == 0 {
 			st, b, err = call(d.Client, "POST", "/v1/queues/durable/dequeue", `{"leaseMs":500}`)
 			if err == nil && st == 200 {
 				var j struct{ ID, Lease string }
-				json.Unmarshal(b, &j)
+				decode(t, b, &j)
 				if st, _, err := call(d.Client, "POST", "/v1/jobs/"+j.ID+"/ack", `{"lease":"`+j.Lease+`"}`); err == nil && st == 204 {
 					log.add(&log.done, j.ID)
 				}
@@ -79,7 +115,7 @@ func load(d *testutil.Daemon, log *ackLog, stop chan struct{}, wg *sync.WaitGrou
 		st, b, err = call(d.Client, "POST", "/v1/queues/durable/dequeue", `{"leaseMs":500,"max":20}`)
 		if err == nil && st == 200 {
 			var jobs []struct{ ID, Lease string }
-			json.Unmarshal(b, &jobs)
+			decode(t, b, &jobs)
 			items := make([]string, len(jobs))
 			for k, j := range jobs {
 				items[k] = `{"id":"` + j.ID + `","lease":"` + j.Lease + `"}`
@@ -116,13 +152,13 @@ func TestReliabilityKill9LosesNothing(t *testing.T) {
 				var wg sync.WaitGroup
 				for w := 0; w < 8; w++ {
 					wg.Add(1)
-					go load(d, log, stop, &wg, w)
+					go load(t, d, log, stop, &wg, w)
 				}
 				time.Sleep(time.Duration(300+100*round) * time.Millisecond)
 				if err := d.Cmd.Process.Kill(); err != nil {
 					t.Fatal(err)
 				}
-				d.Wait(10 * time.Second)
+				killed(t, d)
 				close(stop)
 				wg.Wait()
 			}
@@ -140,8 +176,7 @@ func TestReliabilityKill9LosesNothing(t *testing.T) {
 				acked[id] = true
 				_, b, err := call(d.Client, "GET", "/v1/jobs/"+id, "")
 				var j struct{ Status string }
-				json.Unmarshal(b, &j)
-				if err != nil || j.Status != "completed" {
+				if err != nil || !decode(t, b, &j) || j.Status != "completed" {
 					t.Fatalf("acknowledged job %s is %q after restart", id, j.Status)
 				}
 			}
@@ -162,11 +197,12 @@ func TestReliabilityKill9LosesNothing(t *testing.T) {
 					break
 				}
 				var j struct{ ID, Lease string }
-				json.Unmarshal(b, &j)
+				decode(t, b, &j)
 				if acked[j.ID] {
 					t.Fatalf("acknowledged job %s was delivered again", j.ID)
 				}
-				call(d.Client, "POST", "/v1/jobs/"+j.ID+"/ack", `{"lease":"`+j.Lease+`"}`)
+				// An ack lost here brings the job back later, and the drain takes it again.
+				_, _, _ = call(d.Client, "POST", "/v1/jobs/"+j.ID+"/ack", `{"lease":"`+j.Lease+`"}`)
 				if time.Now().After(deadline) {
 					t.Fatal("drain did not finish")
 				}

@@ -38,7 +38,7 @@ job tooling, through the daemon's socket ($STORAGED_SOCKET):
 // jobsCmd runs `storaged jobs ...` against a running daemon.
 func jobsCmd(ctx context.Context, args []string, lookup func(string) (string, bool), out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New(jobsUsage)
+		return errors.New(jobsUsage) //nolint:staticcheck // ST1005: the usage text is the error, printed as it is
 	}
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet("storaged jobs "+cmd, flag.ContinueOnError)
@@ -56,7 +56,7 @@ func jobsCmd(ctx context.Context, args []string, lookup func(string) (string, bo
 	var pos []string
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
-			return fmt.Errorf("%v\n%s", err, jobsUsage)
+			return fmt.Errorf("%w\n%s", err, jobsUsage)
 		}
 		args = fs.Args()
 		if len(args) > 0 {
@@ -90,7 +90,7 @@ func jobsCmd(ctx context.Context, args []string, lookup func(string) (string, bo
 		}
 		res, err := c.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("STORAGED_SOCKET: no daemon answers on %s: %v", *socket, err)
+			return nil, fmt.Errorf("STORAGED_SOCKET: no daemon answers on %s: %w", *socket, err)
 		}
 		defer res.Body.Close()
 		b, _ := io.ReadAll(res.Body)
@@ -117,7 +117,7 @@ func jobsCmd(ctx context.Context, args []string, lookup func(string) (string, bo
 		if *filter != "" {
 			var f json.RawMessage
 			if err := json.Unmarshal([]byte(*filter), &f); err != nil {
-				return nil, fmt.Errorf("--filter is not JSON: %v", err)
+				return nil, fmt.Errorf("--filter is not JSON: %w", err)
 			}
 			sel["filter"] = f
 		}
@@ -230,7 +230,9 @@ func jobsCmd(ctx context.Context, args []string, lookup func(string) (string, bo
 			return err
 		}
 		var r struct{ Purged int }
-		json.Unmarshal(b, &r)
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("purge: the daemon's answer is not JSON: %w", err)
+		}
 		fmt.Fprintf(out, "purged %d failed job(s) from %s\n", r.Purged, pos[0])
 		return nil
 	}

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	json "github.com/goccy/go-json"
-
 	"github.com/storaged/storaged/internal/testutil"
 )
 
@@ -19,11 +17,11 @@ func TestJobsCommand(t *testing.T) {
 	fail := func() string {
 		_, b, _ := call(d.Client, "POST", "/v1/queues/dlq/jobs", `{"data":{"x":1},"maxAttempts":1}`)
 		var r struct{ ID string }
-		json.Unmarshal(b, &r)
+		decode(t, b, &r)
 		_, b, _ = call(d.Client, "POST", "/v1/queues/dlq/dequeue", `{}`)
 		var j struct{ ID, Lease string }
-		json.Unmarshal(b, &j)
-		call(d.Client, "POST", "/v1/jobs/"+j.ID+"/fail", `{"lease":"`+j.Lease+`","error":{"name":"E","message":"boom"}}`)
+		decode(t, b, &j)
+		mustCall(t, d.Client, "POST", "/v1/jobs/"+j.ID+"/fail", `{"lease":"`+j.Lease+`","error":{"name":"E","message":"boom"}}`)
 		return r.ID
 	}
 	a, b := fail(), fail()
@@ -69,13 +67,15 @@ func TestJobsFindAndBulk(t *testing.T) {
 	d := testutil.StartDaemon(t)
 	env := env(map[string]string{"STORAGED_SOCKET": d.Socket})
 	for i := 0; i < 4; i++ {
-		call(d.Client, "POST", "/v1/queues/mail/jobs", `{"data":{"n":`+string(rune('0'+i))+`},"maxAttempts":1}`)
+		mustCall(t, d.Client, "POST", "/v1/queues/mail/jobs", `{"data":{"n":`+string(rune('0'+i))+`},"maxAttempts":1}`)
 	}
-	_, body, _ := call(d.Client, "POST", "/v1/queues/mail/dequeue", `{"max":2}`)
+	body := mustCall(t, d.Client, "POST", "/v1/queues/mail/dequeue", `{"max":2}`)
 	var claimed []struct{ ID, Lease string }
-	json.Unmarshal(body, &claimed)
+	if !decode(t, body, &claimed) {
+		t.FailNow()
+	}
 	for _, j := range claimed {
-		call(d.Client, "POST", "/v1/jobs/"+j.ID+"/fail", `{"lease":"`+j.Lease+`","error":{"name":"E","message":"boom"}}`)
+		mustCall(t, d.Client, "POST", "/v1/jobs/"+j.ID+"/fail", `{"lease":"`+j.Lease+`","error":{"name":"E","message":"boom"}}`)
 	}
 	jobs := func(args ...string) string {
 		var out bytes.Buffer

@@ -36,11 +36,11 @@ func (m *Main) listen() (net.Listener, string, error) {
 			return nil, "", fmt.Errorf("STORAGED_SOCKET: another daemon is serving on %s", path)
 		}
 		if err := os.Remove(path); err != nil {
-			return nil, "", fmt.Errorf("STORAGED_SOCKET: removing stale socket %s: %v", path, err)
+			return nil, "", fmt.Errorf("STORAGED_SOCKET: removing stale socket %s: %w", path, err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, "", fmt.Errorf("STORAGED_SOCKET: %v", err)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { //nolint:gosec // G301: the socket's directory must be searchable by the clients that the socket's own mode and group admit
+		return nil, "", fmt.Errorf("STORAGED_SOCKET: %w", err)
 	}
 	ln, err := bindSocket(path, m.cfg.SocketMode, m.cfg.SocketGroup)
 	if err != nil {
@@ -74,7 +74,7 @@ func bindSocket(path string, mode os.FileMode, gid int) (*net.UnixListener, erro
 	syscall.Umask(old)
 	umaskMu.Unlock()
 	if err != nil {
-		return nil, fmt.Errorf("STORAGED_SOCKET: %v", err)
+		return nil, fmt.Errorf("STORAGED_SOCKET: %w", err)
 	}
 	// Close removes the file itself, after draining.
 	ln.SetUnlinkOnClose(false)
@@ -82,7 +82,7 @@ func bindSocket(path string, mode os.FileMode, gid int) (*net.UnixListener, erro
 	fail := func(env string, err error) (*net.UnixListener, error) {
 		ln.Close()
 		os.Remove(path)
-		return nil, fmt.Errorf("%s: %v", env, err)
+		return nil, fmt.Errorf("%s: %w", env, err)
 	}
 	if gid >= 0 {
 		if err := os.Chown(path, -1, gid); err != nil {

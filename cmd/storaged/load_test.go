@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	json "github.com/goccy/go-json"
-
 	"github.com/storaged/storaged/internal/testutil"
 )
 
@@ -50,10 +48,10 @@ func TestReliabilityLoad(t *testing.T) {
 					t.Fatal(err)
 				}
 				var r struct{ ID string }
-				json.Unmarshal(body, &r)
+				decode(t, body, &r)
 				ids = append(ids, r.ID)
 			}
-			call(d.Client, "PUT", "/v1/repos/load/indexes/by_status", `{"fields":["status"]}`)
+			mustCall(t, d.Client, "PUT", "/v1/repos/load/indexes/by_status", `{"fields":["status"]}`)
 			run := func(dur time.Duration) (ops int, lat []time.Duration, errs []string) {
 				var mu sync.Mutex
 				var wg sync.WaitGroup
@@ -62,7 +60,7 @@ func TestReliabilityLoad(t *testing.T) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						rng := rand.New(rand.NewPCG(uint64(w), 1))
+						rng := rand.New(rand.NewPCG(uint64(w), 1)) //nolint:gosec // G115: w is a worker number, small and positive
 						var mine []time.Duration
 						var bad []string
 						for time.Now().Before(end) {
@@ -89,7 +87,7 @@ func TestReliabilityLoad(t *testing.T) {
 								st, body, err = call(d.Client, "POST", "/v1/queues/load/dequeue", `{}`)
 								if err == nil && st == 200 {
 									var j struct{ ID, Lease string }
-									json.Unmarshal(body, &j)
+									decode(t, body, &j)
 									st, body, err = call(d.Client, "POST", "/v1/jobs/"+j.ID+"/ack", `{"lease":"`+j.Lease+`"}`)
 									want = 204
 								} else if st == 204 {

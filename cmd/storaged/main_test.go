@@ -302,7 +302,9 @@ func TestSQLiteSameFileOneWriter(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer tx.Rollback(context.Background())
-			type pooled interface{ PoolStats() (inUse, idle, max int) }
+			type pooled interface {
+				PoolStats() (inUse, idle, maxOpen int)
+			}
 			inUse := func() int { n, _, _ := m.jobs.Store().(pooled).PoolStats(); return n }
 			if c.shared {
 				// The transaction's connection is the job queue's too.

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	json "github.com/goccy/go-json"
-
 	"github.com/storaged/storaged/internal/testutil"
 )
 
@@ -64,7 +62,7 @@ func eachJobOnce(t *testing.T, daemons []*testutil.Daemon, jobs int) {
 			t.Fatalf("enqueue: %d %s %v", st, b, err)
 		}
 		var r struct{ IDs []string }
-		json.Unmarshal(b, &r)
+		decode(t, b, &r)
 		ids = append(ids, r.IDs...)
 	}
 	var mu sync.Mutex
@@ -98,13 +96,13 @@ func eachJobOnce(t *testing.T, daemons []*testutil.Daemon, jobs int) {
 						Attempts  int
 					}
 					if batched {
-						json.Unmarshal(b, &jobs)
+						decode(t, b, &jobs)
 					} else {
 						jobs = make([]struct {
 							ID, Lease string
 							Attempts  int
 						}, 1)
-						json.Unmarshal(b, &jobs[0])
+						decode(t, b, &jobs[0])
 					}
 					items := make([]string, len(jobs))
 					mu.Lock()
@@ -136,7 +134,7 @@ func eachJobOnce(t *testing.T, daemons []*testutil.Daemon, jobs int) {
 	var caps struct {
 		JobCapabilities struct{ ExactStats, ExactlyOnce bool }
 	}
-	json.Unmarshal(info, &caps)
+	decode(t, info, &caps)
 	dups := 0
 	for _, id := range ids {
 		switch {
@@ -151,7 +149,7 @@ func eachJobOnce(t *testing.T, daemons []*testutil.Daemon, jobs int) {
 	}
 	_, b, _ := call(daemons[0].Client, "GET", "/v1/queues/multi/stats", "")
 	var st struct{ Pending, Processing, Completed int }
-	json.Unmarshal(b, &st)
+	decode(t, b, &st)
 	// A store without exact stats (SQS) keeps no completed jobs to count.
 	if (caps.JobCapabilities.ExactStats && st.Completed != jobs) || st.Pending != 0 || st.Processing != 0 {
 		t.Fatalf("stats after the drain: %s", b)
@@ -172,7 +170,7 @@ func eachJobOnce(t *testing.T, daemons []*testutil.Daemon, jobs int) {
 // daemons on one record: none may be lost.
 func serializableAcross(t *testing.T, daemons []*testutil.Daemon) {
 	// Serializable read-modify-write through both daemons.
-	call(daemons[0].Client, "POST", "/v1/repos/counters", `{"id":"c","n":0}`)
+	mustCall(t, daemons[0].Client, "POST", "/v1/repos/counters", `{"id":"c","n":0}`)
 	const each = 15
 	var twg sync.WaitGroup
 	daemons = daemons[:2]
@@ -200,7 +198,7 @@ func serializableAcross(t *testing.T, daemons []*testutil.Daemon) {
 	twg.Wait()
 	_, b, _ := call(daemons[1].Client, "GET", "/v1/repos/counters/c", "")
 	var c struct{ N int }
-	json.Unmarshal(b, &c)
+	decode(t, b, &c)
 	if c.N != 2*2*each {
 		t.Fatalf("counter = %d after %d serializable increments through two daemons", c.N, 2*2*each)
 	}
@@ -216,7 +214,7 @@ func incrementInTx(t *testing.T, d *testutil.Daemon) bool {
 		t.Fatalf("begin: %d %s %v", st, b, err)
 	}
 	var tx struct{ ID string }
-	json.Unmarshal(b, &tx)
+	decode(t, b, &tx)
 	do := func(method, path, body string) (int, []byte) {
 		req, _ := newReq(method, path, body)
 		req.Header.Set("Storaged-Tx", tx.ID)
@@ -235,18 +233,18 @@ func incrementInTx(t *testing.T, d *testutil.Daemon) bool {
 	st, b = do("GET", "/v1/repos/counters/c", "")
 	if st == 409 {
 		retryable(b)
-		call(d.Client, "POST", "/v1/tx/"+tx.ID+"/rollback", "")
+		_, _, _ = call(d.Client, "POST", "/v1/tx/"+tx.ID+"/rollback", "") // or it expires: the test retries either way
 		return false
 	}
 	if st != 200 {
 		t.Fatalf("read in tx: %d %s", st, b)
 	}
 	var c struct{ N int }
-	json.Unmarshal(b, &c)
+	decode(t, b, &c)
 	st, b = do("PATCH", "/v1/repos/counters/c", fmt.Sprintf(`{"n":%d}`, c.N+1))
 	if st == 409 {
 		retryable(b)
-		call(d.Client, "POST", "/v1/tx/"+tx.ID+"/rollback", "")
+		_, _, _ = call(d.Client, "POST", "/v1/tx/"+tx.ID+"/rollback", "") // or it expires: the test retries either way
 		return false
 	}
 	if st != 200 {
@@ -277,7 +275,7 @@ func TestReliabilityTwoDaemonsReadCache(t *testing.T) {
 	var worst time.Duration
 	for v := 1; v <= 10; v++ {
 		for range 3 {
-			call(a.Client, "GET", "/v1/repos/cached/x", "") // fill a's cache
+			mustCall(t, a.Client, "GET", "/v1/repos/cached/x", "") // fill a's cache
 		}
 		if v%2 == 1 {
 			if st, body, err := call(b.Client, "PATCH", "/v1/repos/cached/x", fmt.Sprintf(`{"v":%d}`, v)); err != nil || st != 200 {
@@ -286,7 +284,7 @@ func TestReliabilityTwoDaemonsReadCache(t *testing.T) {
 		} else {
 			_, body, _ := call(b.Client, "POST", "/v1/tx", "")
 			var tx struct{ ID string }
-			json.Unmarshal(body, &tx)
+			decode(t, body, &tx)
 			req, _ := newReq("PATCH", "/v1/repos/cached/x", fmt.Sprintf(`{"v":%d}`, v))
 			req.Header.Set("Storaged-Tx", tx.ID)
 			res, err := b.Client.Do(req)
@@ -305,7 +303,7 @@ func TestReliabilityTwoDaemonsReadCache(t *testing.T) {
 				t.Fatal(err)
 			}
 			var rec struct{ V int }
-			json.Unmarshal(body, &rec)
+			decode(t, body, &rec)
 			if rec.V == v {
 				break
 			}

@@ -119,7 +119,7 @@ func TestSocketActivationAndNotify(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
+	defer func() { _ = cmd.Process.Kill() }() // it has exited by then, unless the test failed
 	waitFor(t, "READY=1", func() bool { return strings.Contains(msgs(), "READY=1") })
 	res, err := unixClient(sock).Get("http://storaged/healthz")
 	if err != nil || res.StatusCode != 200 {
@@ -127,7 +127,9 @@ func TestSocketActivationAndNotify(t *testing.T) {
 	}
 	res.Body.Close()
 	waitFor(t, "WATCHDOG=1", func() bool { return strings.Contains(msgs(), "WATCHDOG=1") })
-	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
@@ -150,7 +152,9 @@ func TestReliabilityPeerCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	sock := filepath.Join(dir, "p.sock")
 	d := testutil.StartDaemonOn(t, sock, "STORAGED_SOCKET_MODE=0666", "STORAGED_SOCKET_GROUP=65534", "STORAGED_ALLOWED_UIDS=0")
 	fi, err := os.Stat(sock)
@@ -160,9 +164,11 @@ func TestReliabilityPeerCredentials(t *testing.T) {
 	if st := fi.Sys().(*syscall.Stat_t); st.Gid != 65534 || fi.Mode().Perm() != 0o666 {
 		t.Fatalf("socket gid %d mode %v", st.Gid, fi.Mode().Perm())
 	}
-	if res, err := d.Client.Get("http://storaged/healthz"); err != nil || res.StatusCode != 200 {
-		t.Fatalf("allowed uid refused: %v %v", res, err)
+	health, err := d.Client.Get("http://storaged/healthz")
+	if err != nil || health.StatusCode != 200 {
+		t.Fatalf("allowed uid refused: %v %v", health, err)
 	}
+	health.Body.Close()
 	// nobody may open the file (mode 0666) but not talk to the daemon.
 	// The probe is this test binary, copied where nobody may run it.
 	self, err := os.ReadFile(os.Args[0])
@@ -208,7 +214,7 @@ func TestTraceparentInLogs(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }() // killed: its exit status says so and nothing more
 	c := unixClient(sock)
 	waitFor(t, "the daemon", func() bool {
 		r, err := c.Get("http://storaged/healthz")

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	json "github.com/goccy/go-json"
-
 	"github.com/storaged/storaged/internal/testutil"
 )
 
@@ -40,7 +38,7 @@ func TestReliabilityPostgresRestart(t *testing.T) {
 				end := time.Now().UnixNano()
 				if err == nil && st == 201 {
 					var r struct{ ID string }
-					json.Unmarshal(b, &r)
+					decode(t, b, &r)
 					mu.Lock()
 					acked = append(acked, r.ID)
 					mu.Unlock()

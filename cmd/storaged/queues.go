@@ -28,7 +28,7 @@ flow control of a queue, through the daemon's socket ($STORAGED_SOCKET):
 // queuesCmd runs `storaged queues ...` against a running daemon.
 func queuesCmd(ctx context.Context, args []string, lookup func(string) (string, bool), out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New(queuesUsage)
+		return errors.New(queuesUsage) //nolint:staticcheck // ST1005: the usage text is the error, printed as it is
 	}
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet("storaged queues "+cmd, flag.ContinueOnError)
@@ -38,7 +38,7 @@ func queuesCmd(ctx context.Context, args []string, lookup func(string) (string, 
 	var pos []string
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
-			return fmt.Errorf("%v\n%s", err, queuesUsage)
+			return fmt.Errorf("%w\n%s", err, queuesUsage)
 		}
 		args = fs.Args()
 		if len(args) > 0 {
@@ -99,7 +99,7 @@ func socketCaller(ctx context.Context, socket string) func(method, path string, 
 		}
 		res, err := c.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("STORAGED_SOCKET: no daemon answers on %s: %v", socket, err)
+			return nil, fmt.Errorf("STORAGED_SOCKET: no daemon answers on %s: %w", socket, err)
 		}
 		defer res.Body.Close()
 		b, _ := io.ReadAll(res.Body)

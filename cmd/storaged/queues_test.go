@@ -22,7 +22,7 @@ func TestQueuesCommand(t *testing.T) {
 		}
 		return out.String()
 	}
-	call(d.Client, "POST", "/v1/queues/work/jobs", `{"data":1}`)
+	mustCall(t, d.Client, "POST", "/v1/queues/work/jobs", `{"data":1}`)
 	queues("pause", "work")
 	if status, _, _ := call(d.Client, "POST", "/v1/queues/work/dequeue", `{}`); status != 204 {
 		t.Fatalf("dequeue of a queue paused by the CLI: %d", status)
@@ -70,8 +70,8 @@ func TestSchedulesCommand(t *testing.T) {
 		}
 		return out.String()
 	}
-	call(d.Client, "PUT", "/v1/queues/reports/schedules/nightly", `{"cron":"0 3 * * *","tz":"Europe/Paris","data":{"r":1}}`)
-	call(d.Client, "PUT", "/v1/queues/reports/schedules/hourly", `{"cron":"@hourly"}`)
+	mustCall(t, d.Client, "PUT", "/v1/queues/reports/schedules/nightly", `{"cron":"0 3 * * *","tz":"Europe/Paris","data":{"r":1}}`)
+	mustCall(t, d.Client, "PUT", "/v1/queues/reports/schedules/hourly", `{"cron":"@hourly"}`)
 	out := schedules("list", "reports")
 	if strings.Count(out, "\n") != 2 || !strings.Contains(out, `"name":"hourly"`) || !strings.Contains(out, `"tz":"Europe/Paris"`) {
 		t.Fatalf("list:\n%s", out)

@@ -22,7 +22,7 @@ recurring schedules of a running daemon ($STORAGED_SOCKET):
 // schedulesCmd runs `storaged schedules ...` against a running daemon.
 func schedulesCmd(ctx context.Context, args []string, lookup func(string) (string, bool), out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New(schedulesUsage)
+		return errors.New(schedulesUsage) //nolint:staticcheck // ST1005: the usage text is the error, printed as it is
 	}
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet("storaged schedules "+cmd, flag.ContinueOnError)
@@ -31,7 +31,7 @@ func schedulesCmd(ctx context.Context, args []string, lookup func(string) (strin
 	var pos []string
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
-			return fmt.Errorf("%v\n%s", err, schedulesUsage)
+			return fmt.Errorf("%w\n%s", err, schedulesUsage)
 		}
 		args = fs.Args()
 		if len(args) > 0 {

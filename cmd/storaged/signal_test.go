@@ -29,7 +29,7 @@ func TestReliabilitySIGTERM(t *testing.T) {
 	res.Body.Close()
 	poll := make(chan *http.Response, 1)
 	go func() {
-		r, err := d.Client.Post("http://storaged/v1/queues/q/dequeue", "application/json", strings.NewReader(`{"waitMs":30000}`))
+		r, err := d.Client.Post("http://storaged/v1/queues/q/dequeue", "application/json", strings.NewReader(`{"waitMs":30000}`)) //nolint:bodyclose // closed below, where the answer is read
 		if err != nil {
 			t.Error(err)
 		}
@@ -42,7 +42,7 @@ func TestReliabilitySIGTERM(t *testing.T) {
 	select {
 	case r := <-poll:
 		if r != nil {
-			io.Copy(io.Discard, r.Body)
+			_, _ = io.Copy(io.Discard, r.Body) // the status is the answer
 			r.Body.Close()
 			if r.StatusCode != 204 {
 				t.Fatalf("long poll answered %d on shutdown", r.StatusCode)
@@ -171,7 +171,9 @@ func sigtermWithWaitingWrite(t *testing.T, b durable, secondTx bool) {
 	defer conn.Close()
 	fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: storaged\r\n%sContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", method, path, header, len(body))
 	r := bufio.NewReader(conn)
-	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if err := conn.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	line, err := r.ReadString('\n')
 	if err != nil || !strings.Contains(line, "100 Continue") {
 		t.Fatalf("no 100 Continue: %q %v", line, err)
@@ -179,7 +181,9 @@ func sigtermWithWaitingWrite(t *testing.T, b durable, secondTx bool) {
 	if _, err := r.ReadString('\n'); err != nil {
 		t.Fatal(err)
 	}
-	io.WriteString(conn, body)
+	if _, err := io.WriteString(conn, body); err != nil {
+		t.Fatal(err)
+	}
 	if b.name == "postgres" {
 		// Here the wait can be seen: the update waits for the row lock.
 		waitForLockWait(t, strings.TrimPrefix(b.env[len(b.env)-1], "POSTGRESQL_URL="))
@@ -189,7 +193,9 @@ func sigtermWithWaitingWrite(t *testing.T, b durable, secondTx bool) {
 	}
 	// Generous, yet well under the 30 s request timeout that used to be
 	// the only way out.
-	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if err := conn.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	waiting, err := http.ReadResponse(r, nil)
 	if err != nil {
 		t.Fatalf("%s %s waiting behind the transaction got no answer: %v", method, path, err)

@@ -44,7 +44,7 @@ func TestSocketNeverWiderThanItsMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 || fi.Sys().(*syscall.Stat_t).Gid != uint32(os.Getgid()) {
+	if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 || fi.Sys().(*syscall.Stat_t).Gid != uint32(os.Getgid()) { //nolint:gosec // G115: a gid is a uint32
 		t.Fatalf("socket %v gid %d", fi.Mode(), fi.Sys().(*syscall.Stat_t).Gid)
 	}
 }

@@ -39,11 +39,11 @@ func TestSQSDaemonRefusals(t *testing.T) {
 		t.Fatalf("enqueue: %d %s", st, body)
 	}
 	var job struct{ ID string }
-	json.Unmarshal(body, &job)
+	decode(t, body, &job)
 
 	_, txb, _ := call(d.Client, "POST", "/v1/tx", "")
 	var tx struct{ ID string }
-	json.Unmarshal(txb, &tx)
+	decode(t, txb, &tx)
 	req, _ := newReq("POST", "/v1/queues/q/jobs", `{"data":2}`)
 	req.Header.Set("Storaged-Tx", tx.ID)
 	res, err := d.Client.Do(req)
@@ -70,7 +70,7 @@ func TestSQSDaemonRefusals(t *testing.T) {
 	// The refusals changed nothing: the one job is there, and only it.
 	st, body, _ = call(d.Client, "POST", "/v1/queues/q/dequeue", `{"max":10}`)
 	var jobs []struct{ ID string }
-	json.Unmarshal(body, &jobs)
+	decode(t, body, &jobs)
 	if st != 200 || len(jobs) != 1 || jobs[0].ID != job.ID {
 		t.Fatalf("after the refusals: %d %s", st, body)
 	}

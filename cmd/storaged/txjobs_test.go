@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	json "github.com/goccy/go-json"
-
 	"github.com/storaged/storaged/internal/testutil"
 )
 
@@ -32,7 +30,7 @@ func begin(t *testing.T, d *testutil.Daemon) string {
 		t.Fatalf("begin: %d %s %v", st, b, err)
 	}
 	var tx struct{ ID string }
-	json.Unmarshal(b, &tx)
+	decode(t, b, &tx)
 	return tx.ID
 }
 
@@ -43,7 +41,7 @@ func transactionalJobs(t *testing.T, d *testutil.Daemon) bool {
 		t.Fatal(err)
 	}
 	var info struct{ TransactionalJobs bool }
-	json.Unmarshal(b, &info)
+	decode(t, b, &info)
 	return info.TransactionalJobs
 }
 
@@ -82,7 +80,7 @@ func TestTxJobsAcrossDaemons(t *testing.T) {
 		t.Fatalf("enqueue in tx: %d %s", st, body)
 	}
 	var job struct{ ID string }
-	json.Unmarshal(body, &job)
+	decode(t, body, &job)
 
 	// Before commit: nothing to see from the other daemon, and the waiting
 	// poll is still waiting.
@@ -167,7 +165,7 @@ func TestTxJobsRefusedElsewhere(t *testing.T) {
 			}
 			_, body, _ := call(d.Client, "GET", "/v1/queues/mail/stats", "")
 			var stats struct{ Pending, Processing, Completed int }
-			json.Unmarshal(body, &stats)
+			decode(t, body, &stats)
 			if stats.Pending+stats.Processing+stats.Completed != 0 {
 				t.Fatalf("a refused transactional enqueue wrote a job: %s", body)
 			}
@@ -204,7 +202,7 @@ func TestTxJobsKill9BeforeCommit(t *testing.T) {
 			if err := d.Cmd.Process.Kill(); err != nil {
 				t.Fatal(err)
 			}
-			d.Wait(10 * time.Second)
+			killed(t, d)
 
 			d = testutil.StartDaemonOn(t, sock, b.env...)
 			if st, _, _ := call(d.Client, "GET", "/v1/repos/orders/lost", ""); st != 404 {
@@ -226,9 +224,9 @@ func TestTxJobsKill9BeforeCommit(t *testing.T) {
 					ID, Lease string
 					Data      string
 				}
-				json.Unmarshal(body, &j)
+				decode(t, body, &j)
 				data = append(data, j.Data)
-				call(d.Client, "POST", "/v1/jobs/"+j.ID+"/ack", `{"lease":"`+j.Lease+`"}`)
+				mustCall(t, d.Client, "POST", "/v1/jobs/"+j.ID+"/ack", `{"lease":"`+j.Lease+`"}`)
 			}
 			if len(data) != 1 || data[0] != "kept" {
 				t.Fatalf("jobs after kill -9 and restart: %q (want only the committed one)", data)

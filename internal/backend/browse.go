@@ -18,6 +18,7 @@ import (
 // JobSort names the time a find orders jobs by.
 type JobSort string
 
+// The orders of a find.
 const (
 	SortCreatedAt  JobSort = "createdAt"
 	SortRunAt      JobSort = "runAt"

@@ -13,6 +13,9 @@ import (
 // exception class.
 type Code string
 
+// The codes. Each has one HTTP status (handlers.statusOf) and one
+// exception class in the Node client; schema/wire.schema.json lists them
+// for both.
 const (
 	CodeInvalidArgument Code = "invalid_argument"
 	CodeNotFound        Code = "not_found"
@@ -98,6 +101,15 @@ func ErrorCode(err error) Code {
 		return e.Code
 	}
 	return CodeInternal
+}
+
+// AsError is the *Error in err's chain, or nil if there is none.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return nil
 }
 
 // IsCode reports whether err carries code.

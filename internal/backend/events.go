@@ -21,17 +21,18 @@ import (
 // EventType names a transition of a job.
 type EventType string
 
+// The transitions of a job, as the event feed names them.
 const (
 	EventEnqueued  EventType = "enqueued"
 	EventStarted   EventType = "started"
 	EventProgress  EventType = "progress"
 	EventCompleted EventType = "completed"
 	EventFailed    EventType = "failed"
-	// EventRetried: pending again after a failed attempt, or brought back
+	// EventRetried is pending again after a failed attempt, or brought back
 	// by retryFailed.
 	EventRetried   EventType = "retried"
 	EventCancelled EventType = "cancelled"
-	// EventReleased: handed back unstarted (release), pending again with
+	// EventReleased is handed back unstarted (release), pending again with
 	// the attempt not counted.
 	EventReleased EventType = "released"
 )
@@ -142,7 +143,7 @@ type EventStore interface {
 	EventHead(ctx context.Context, queue string) (EventPos, error)
 }
 
-// Traceparent checks a W3C trace context header value (version 00 as
+// ValidTraceparent checks a W3C trace context header value (version 00 as
 // written by OpenTelemetry; later versions are read by their first four
 // fields, as the spec asks).
 func ValidTraceparent(s string) bool {

@@ -52,6 +52,7 @@ func ParsePath(s string) (Path, error) {
 // only these.
 type Op int
 
+// The operators; each comment says what Cond.Value or Cond.Values hold.
 const (
 	OpEq         Op = iota // Value scalar; nil matches null or missing
 	OpGt                   // Value float64 or string, same JSON type only
@@ -69,9 +70,13 @@ const (
 type Filter interface{ filterNode() }
 
 type (
-	And  struct{ Children []Filter } // empty And matches everything
-	Or   struct{ Children []Filter } // never empty after parsing
-	Not  struct{ Child Filter }
+	// And matches what all its children match; an empty And matches everything.
+	And struct{ Children []Filter }
+	// Or matches what any of its children matches; never empty after parsing.
+	Or struct{ Children []Filter }
+	// Not matches what its child does not.
+	Not struct{ Child Filter }
+	// Cond is a leaf: Op applied to the value at Path.
 	Cond struct {
 		Path   Path
 		Op     Op

@@ -13,6 +13,7 @@ import (
 // JobStatus is the state of a job (DESIGN §1).
 type JobStatus string
 
+// The statuses, as the API spells them.
 const (
 	StatusPending    JobStatus = "pending"
 	StatusProcessing JobStatus = "processing"
@@ -127,6 +128,7 @@ func (s *QueueStats) Add(status JobStatus, n int64) {
 // BackoffType names a retry schedule.
 type BackoffType string
 
+// The schedules (Backoff.Delay).
 const (
 	BackoffExponential BackoffType = "exponential"
 	BackoffFixed       BackoffType = "fixed"
@@ -156,7 +158,7 @@ func (b Backoff) Delay(attempt int) time.Duration {
 	if d > float64(limit) {
 		d = float64(limit)
 	}
-	d -= d * 0.25 * mrand.Float64()
+	d -= d * 0.25 * mrand.Float64() //nolint:gosec // G404: jitter spreads retries; nothing depends on it being unpredictable
 	return time.Duration(d).Truncate(time.Millisecond)
 }
 
@@ -254,7 +256,7 @@ func (p *EnqueueParams) Validate() error {
 			return Errorf(CodeInvalidArgument, "key must be at most %d bytes", MaxKeyLength)
 		}
 		if err := ValidateID(p.Key); err != nil {
-			return Errorf(CodeInvalidArgument, "key: %s", err.(*Error).Message)
+			return Errorf(CodeInvalidArgument, "key: %s", AsError(err).Message)
 		}
 	}
 	return nil

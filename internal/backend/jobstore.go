@@ -145,24 +145,24 @@ type Claimed struct {
 type SettleKind int
 
 const (
-	// Complete: processing under Lease → completed.
+	// Complete settles processing under Lease → completed.
 	Complete SettleKind = iota + 1
-	// Retry: processing under Lease → pending at now+Delay, with Error.
+	// Retry settles processing under Lease → pending at now+Delay, with Error.
 	Retry
-	// Fail: processing under Lease → failed, with Error.
+	// Fail settles processing under Lease → failed, with Error.
 	Fail
-	// Extend: processing under Lease → lease ends at now+Delay (Delay 0:
+	// Extend keeps processing under Lease; the lease ends at now+Delay (Delay 0:
 	// the claim's own lease length).
 	Extend
-	// Release: processing under Lease → pending at its old runAt, the
+	// Release settles processing under Lease → pending at its old runAt, the
 	// claim's attempt not counted.
 	Release
-	// Cancel: pending or processing (any lease) → cancelled.
+	// Cancel settles pending or processing (any lease) → cancelled.
 	Cancel
-	// Revive: failed or cancelled → pending now, attempts back to 0, as
+	// Revive settles failed or cancelled → pending now, attempts back to 0, as
 	// long as no other active job holds its key.
 	Revive
-	// Progress: processing under Lease → progress is Value, and the lease
+	// Progress keeps processing under Lease: progress is Value, and the lease
 	// ends at now+Delay as with Extend.
 	Progress
 )

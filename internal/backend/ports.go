@@ -141,8 +141,8 @@ type ListParams struct {
 	Offset int
 }
 
-// PruneParams: completed and cancelled jobs finished before
-// CompletedBefore and failed jobs finished before FailedBefore go.
+// PruneParams says which finished jobs go: completed and cancelled jobs
+// finished before CompletedBefore, failed jobs finished before FailedBefore.
 type PruneParams struct {
 	CompletedBefore time.Time
 	FailedBefore    time.Time

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"math"
 
@@ -31,7 +32,8 @@ type Query struct {
 const (
 	// MaxLimit bounds one page. Larger pages are a mistake more often
 	// than a need, and they hold a reader for a long time.
-	MaxLimit  = 100_000
+	MaxLimit = 100_000
+	// MaxOffset bounds offset (the databases take a 32-bit one).
 	MaxOffset = math.MaxInt32
 	maxSort   = 16
 )
@@ -108,7 +110,7 @@ func decodeBody(raw []byte, v any, keys string) error {
 	if err := dec.Decode(v); err != nil {
 		return Errorf(CodeInvalidArgument, "request body is not valid JSON or has a key other than %s", keys)
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Errorf(CodeInvalidArgument, "request body has data after the JSON object")
 	}
 	return nil

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Uniqueness (issue 16). A job enqueued with a key is not added while the
+// Unique is a job's uniqueness (issue 16). A job enqueued with a key is not added while the
 // key is held; the enqueue answers the holder's id instead (deduplicated).
 // An active job (pending or processing) always holds its key; Unique
 // adds, for the job being enqueued:
@@ -32,6 +32,7 @@ type Unique struct {
 // UniqueMode is what a duplicate does to a pending holder.
 type UniqueMode string
 
+// The modes, as the API spells them.
 const (
 	UniqueKeep     UniqueMode = "keep"
 	UniqueReplace  UniqueMode = "replace"
@@ -46,6 +47,7 @@ const MaxUniquePeriod = 10 * 365 * 24 * time.Hour
 // an integer (SQL) or compare it in scripts (Lua).
 type HoldMask int
 
+// The bits of a HoldMask.
 const (
 	HoldCompleted HoldMask = 1 << iota
 	HoldFailed
@@ -84,7 +86,7 @@ func (u *Unique) validate() (HoldMask, error) {
 		return 0, Errorf(CodeInvalidArgument, "unique.key must be at most %d bytes", MaxKeyLength)
 	}
 	if err := ValidateID(u.Key); err != nil {
-		return 0, Errorf(CodeInvalidArgument, "unique.key: %s", err.(*Error).Message)
+		return 0, Errorf(CodeInvalidArgument, "unique.key: %s", AsError(err).Message)
 	}
 	var mask HoldMask
 	for _, s := range u.States {

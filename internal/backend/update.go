@@ -19,6 +19,7 @@ import (
 // UpdateKind is one update operator.
 type UpdateKind int
 
+// The operators; each comment says what the operand holds.
 const (
 	UpdSet      UpdateKind = iota // Value: any JSON value
 	UpdUnset                      // no operand

@@ -77,13 +77,13 @@ func (b *Batcher[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 }
 
 func (b *Batcher[Req, Res]) loop() {
-	max := b.Max
-	if max <= 0 {
-		max = 100
+	most := b.Max
+	if most <= 0 {
+		most = 100
 	}
 	for {
 		b.mu.Lock()
-		n := min(len(b.pending), max)
+		n := min(len(b.pending), most)
 		if n == 0 {
 			b.running = false
 			b.mu.Unlock()

@@ -43,7 +43,7 @@ func TestBatchesUnderLoadAndKeepsOrder(t *testing.T) {
 func TestErrorsReachEveryRequestAndLoneCallsRun(t *testing.T) {
 	boom := errors.New("boom")
 	b := &Batcher[int, int]{Run: func(context.Context, []int) ([]int, error) { return nil, boom }}
-	if _, err := b.Do(context.Background(), 1); err != boom {
+	if _, err := b.Do(context.Background(), 1); !errors.Is(err, boom) {
 		t.Fatalf("err %v", err)
 	}
 	ok := &Batcher[string, string]{Run: func(_ context.Context, r []string) ([]string, error) { return r, nil }}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/url"
 	"strconv"
-	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -141,7 +140,7 @@ func decodeStrict(b []byte, v any) error {
 	}
 	// More() is false before a stray ']' or '}': only EOF means nothing
 	// follows.
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return backend.Errorf(backend.CodeInvalidArgument, "request body has data after the JSON object")
 	}
 	return nil
@@ -182,14 +181,6 @@ func optInt(name string, v *float64, lo, hi int, def int) (int, error) {
 		return def, nil
 	}
 	return backend.IntInRange(name, *v, lo, hi)
-}
-
-func optMs(name string, v *float64, lo, hi time.Duration, def time.Duration) (time.Duration, error) {
-	if v == nil {
-		return def, nil
-	}
-	n, err := backend.IntInRange(name, *v, int(lo.Milliseconds()), int(hi.Milliseconds()))
-	return time.Duration(n) * time.Millisecond, err
 }
 
 // DecodeIndex decodes {fields: ["a.b", ...], unique}.

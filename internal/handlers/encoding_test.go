@@ -65,8 +65,11 @@ func TestFindAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(io.Discard, res.Body)
+	_, err = io.Copy(io.Discard, res.Body)
 	res.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if res.ContentLength <= 0 || len(res.TransferEncoding) > 0 {
 		t.Fatalf("findMany answered without a Content-Length: %d %v", res.ContentLength, res.TransferEncoding)
 	}

@@ -90,7 +90,7 @@ func TestJobOptionsAndEvents(t *testing.T) {
 func TestSpansLinkTheEnqueuersTrace(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	defer tp.Shutdown(t.Context())
+	defer func() { _ = tp.Shutdown(t.Context()) }() // an in-memory exporter: nothing to flush, nothing to report
 	jobs := queue.New(queue.Config{Store: memory.NewJobStore(), Tracer: tp.Tracer("storaged")})
 	api := handlers.New(handlers.Config{Repository: memory.NewRepositoryBackend(), Jobs: jobs,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Tracer: tp.Tracer("storaged")})

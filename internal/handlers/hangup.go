@@ -36,17 +36,6 @@ func rawConn(c net.Conn) syscall.RawConn {
 	return nil
 }
 
-// peerClosed reports whether the peer of fd has shut down its side (or the
-// socket failed), whether or not unread bytes remain.
-func peerClosed(fd uintptr) bool {
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
-	n, err := unix.Poll(fds, 0)
-	if err != nil || n == 0 {
-		return false
-	}
-	return fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
-}
-
 // clientGone checks, without waiting, whether the client of c hung up.
 func clientGone(c net.Conn) bool {
 	raw := rawConn(c)

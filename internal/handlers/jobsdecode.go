@@ -194,7 +194,7 @@ func eachItem[T any](raws []json.RawMessage, decode func([]byte) (T, error)) ([]
 	for i, raw := range raws {
 		v, err := decode(raw)
 		if err != nil {
-			be := err.(*backend.Error)
+			be := backend.AsError(err)
 			return nil, backend.Errorf(be.Code, "item %d: %s", i, be.Message)
 		}
 		out[i] = v
@@ -321,7 +321,7 @@ func decodeSettleBatch(call string, b []byte) ([]settleBody, error) {
 	}
 	for i := range items {
 		if err := items[i].check(call, ""); err != nil {
-			return nil, backend.Errorf(backend.CodeInvalidArgument, "item %d: %s", i, err.(*backend.Error).Message)
+			return nil, backend.Errorf(backend.CodeInvalidArgument, "item %d: %s", i, backend.AsError(err).Message)
 		}
 	}
 	return items, nil
@@ -380,7 +380,7 @@ func decodeMany[T any](call string, b []byte, of func(settleBody) (T, error)) ([
 	for i, body := range bodies {
 		if out[i], err = of(body); err != nil {
 			if len(bodies) > 1 {
-				return nil, backend.Errorf(backend.CodeInvalidArgument, "item %d: %s", i, err.(*backend.Error).Message)
+				return nil, backend.Errorf(backend.CodeInvalidArgument, "item %d: %s", i, backend.AsError(err).Message)
 			}
 			return nil, err
 		}

@@ -130,7 +130,7 @@ func (m *Metrics) newOp(key opKey) prometheus.Observer {
 // PoolStater is implemented by backends with a connection pool.
 type PoolStater interface {
 	// PoolStats reports connections in use, idle, and the pool's bound.
-	PoolStats() (inUse, idle, max int)
+	PoolStats() (inUse, idle, maxOpen int)
 }
 
 // CacheStater is implemented by the findById read cache.
@@ -225,11 +225,11 @@ type queueActivity struct {
 	enqueued atomic.Uint64
 }
 
-func newActiveQueues(max int) *activeQueues {
-	if max <= 0 {
-		max = DefaultMetricsQueues
+func newActiveQueues(most int) *activeQueues {
+	if most <= 0 {
+		most = DefaultMetricsQueues
 	}
-	return &activeQueues{max: max, idle: queueIdleAfter, now: time.Now}
+	return &activeQueues{max: most, idle: queueIdleAfter, now: time.Now}
 }
 
 // use records a use of queue and returns its entry.

@@ -34,10 +34,10 @@ func serveJobs(t *testing.T, store backend.JobStore) *daemon {
 	api := handlers.New(handlers.Config{Repository: memory.NewRepositoryBackend(), Jobs: jobs, Logger: log, Metrics: metrics})
 	api.RegisterMetrics(metrics)
 	srv := handlers.NewFastHTTP(api.Handler(), handlers.Limits{MaxBodyBytes: 1 << 20}, log)
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }() // it returns when Shutdown closes ln
 	t.Cleanup(func() {
 		api.StopPolls()
-		srv.Shutdown()
+		_ = srv.Shutdown() // its error would be a listener already closed
 		api.Close()
 	})
 	tr := &http.Transport{MaxIdleConnsPerHost: 16, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -82,7 +82,7 @@ func TestReliabilityMetricsQueueCardinality(t *testing.T) {
 					errs <- err
 					return
 				}
-				io.Copy(io.Discard, res.Body)
+				_, _ = io.Copy(io.Discard, res.Body) // the status is the answer
 				res.Body.Close()
 				if res.StatusCode != 201 {
 					errs <- fmt.Errorf("enqueue: %d", res.StatusCode)

@@ -20,7 +20,7 @@ func (o queueObserver) Jobs(event, queue string, n int) {
 	switch event {
 	case "enqueued":
 		if a := o.m.active.Load(); a != nil {
-			a.use(queue).enqueued.Add(uint64(n))
+			a.use(queue).enqueued.Add(uint64(n)) //nolint:gosec // G115: n counts jobs enqueued, never negative
 		}
 	case "completed":
 		o.m.completed.Add(float64(n))

@@ -298,7 +298,7 @@ func decodeBatch(b []byte) ([]batchOp, error) {
 	for i := range ops {
 		op := &ops[i]
 		fail := func(err error) ([]batchOp, error) {
-			if be, ok := err.(*backend.Error); ok {
+			if be := backend.AsError(err); be != nil {
 				return nil, backend.Errorf(be.Code, "batch operation %d: %s", i, be.Message)
 			}
 			return nil, err
@@ -388,7 +388,7 @@ func (s *Server) batch(ctx *fasthttp.RequestCtx) error {
 	run := func(repo backend.Repository) error {
 		for i, op := range ops {
 			if err := runBatchOp(c, repo, op, &results[i]); err != nil {
-				if be, ok := err.(*backend.Error); ok && be.Code != backend.CodeInternal {
+				if be := backend.AsError(err); be != nil && be.Code != backend.CodeInternal {
 					return backend.Errorf(be.Code, "batch operation %d (%s): %s", i, op.Op, be.Message)
 				}
 				return fmt.Errorf("batch operation %d: %w", i, err)

@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"testing"
@@ -19,7 +20,7 @@ import (
 func TestSpansContinueTheClientsTrace(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	defer tp.Shutdown(t.Context())
+	defer func() { _ = tp.Shutdown(context.Background()) }() // an in-memory exporter: nothing to flush
 	api := handlers.New(handlers.Config{Repository: memory.NewRepositoryBackend(), Jobs: queue.New(queue.Config{Store: memory.NewJobStore()}),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Tracer: tp.Tracer("storaged")})
 	defer api.Close()

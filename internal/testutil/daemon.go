@@ -34,7 +34,7 @@ func Binary(t testing.TB) string {
 		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/storaged")
 		cmd.Dir = RepoRoot(t)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
@@ -117,7 +117,7 @@ func StartDaemonShell(t testing.TB, sock, shell string, env ...string) *Daemon {
 	}}}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-d.exited
+		<-d.exited //nolint:errcheck // killed: its exit status says so and nothing more
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for {

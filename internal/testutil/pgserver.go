@@ -37,7 +37,9 @@ func StartPGServer(t testing.TB) *PGServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	s.Dir = filepath.Join(dir, "data")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -53,8 +55,12 @@ func StartPGServer(t testing.TB) *PGServer {
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		os.Mkdir(s.Dir, 0o700)
-		os.Chown(s.Dir, uid, gid)
+		if err := os.Mkdir(s.Dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(s.Dir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s.run("initdb", "-D", s.Dir, "-A", "trust", "-U", "postgres", "--no-sync")
 	s.Start()
@@ -96,7 +102,7 @@ func (s *PGServer) run(name string, args ...string) {
 	select {
 	case <-done:
 	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
+		_ = cmd.Process.Kill() // the error below says what went wrong
 		<-done
 	}
 	if err != nil {

@@ -71,7 +71,7 @@ func StartMoto() (string, error) {
 	if err := cmd.Start(); err != nil {
 		return "", err
 	}
-	go cmd.Wait()
+	go func() { _ = cmd.Wait() }() // reaps moto when it exits; it serves until then
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {

@@ -42,6 +42,7 @@ export class Claims {
    * holds the lease itself and needs no entry here to retry.
    */
   resolve<T>(target: ClaimTarget<T>, call: string): { claim: Claim; bound: boolean } {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JavaScript callers may pass null
     if (typeof target === "object" && target !== null) {
       if (typeof target.id !== "string" || typeof target.lease !== "string" || !target.lease) {
         throw new ValidationError(`${call} takes a Job returned by dequeue (it carries the claim's lease) or a job id; this one has no lease`);
@@ -52,7 +53,8 @@ export class Claims {
       throw new ValidationError(`${call} takes a Job returned by dequeue or a job id, got ${typeof target}`);
     }
     const leases = this.byJob.get(target);
-    if (!leases) {
+    const lease = leases?.[0];
+    if (!leases || lease === undefined) {
       throw new ValidationError(`job ${target} was not dequeued by this client (or was already acknowledged or failed): no lease to send`);
     }
     if (leases.length > 1) {
@@ -61,7 +63,7 @@ export class Claims {
           `an id cannot say which claim is yours; pass the Job returned by dequeue to ${call}`,
       );
     }
-    return { claim: { jobId: target, lease: leases[0]! }, bound: false };
+    return { claim: { jobId: target, lease }, bound: false };
   }
 
   /**

@@ -143,12 +143,12 @@ export class PrivateDaemon {
       const onData = (b: Buffer) => {
         out += b.toString();
         if (out.includes("serving on")) {
-          child.stdout?.off("data", onData);
-          child.stdout?.resume();
+          child.stdout.off("data", onData);
+          child.stdout.resume();
           resolve();
         }
       };
-      child.stdout?.on("data", onData);
+      child.stdout.on("data", onData);
       child.once("error", (err) => reject(new StorageUnavailableError(`cannot start ${bin}: ${err.message}`, undefined, { cause: err })));
       child.once("exit", (code) => reject(new StorageUnavailableError(`${bin} exited with code ${code} before serving`)));
     });

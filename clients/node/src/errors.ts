@@ -1,12 +1,7 @@
-/** Error codes of the daemon's error body (DESIGN §4). */
-export type ErrorCode =
-  | "invalid_argument"
-  | "not_found"
-  | "conflict"
-  | "tx_not_found"
-  | "payload_too_large"
-  | "unavailable"
-  | "internal";
+import type { WireErrorCode } from "./wire.js";
+
+/** Error codes of the daemon's error body (DESIGN §4), as schema/wire.schema.json lists them. */
+export type ErrorCode = WireErrorCode;
 
 /** Base class of every error the client raises. */
 export class StorageError extends Error {

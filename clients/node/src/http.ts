@@ -153,7 +153,7 @@ class Connection {
         const name = line.slice(0, colon).toLowerCase();
         const value = line.slice(colon + 1).trim();
         if (name === "content-length") length = Number(value);
-        else if (name === "transfer-encoding") return this.fail(new Error(`storaged sent a ${value} body; this client reads Content-Length bodies only`));
+        else if (name === "transfer-encoding") { this.fail(new Error(`storaged sent a ${value} body; this client reads Content-Length bodies only`)); return; }
         else if (name === "connection" && value.toLowerCase() === "close") close = true;
       }
       i = next;
@@ -216,7 +216,7 @@ export class HttpPool {
     }
     head += "\r\n";
     return new Promise((resolve, reject) => {
-      if (this.closed) return reject(new Error("client is closed"));
+      if (this.closed) { reject(new Error("client is closed")); return; }
       const p: Pending = {
         head,
         body: buf,
@@ -231,7 +231,7 @@ export class HttpPool {
         },
       };
       const giveUp = (err: Error) => {
-        if (p.conn) return p.conn.cancel(p, err);
+        if (p.conn) { p.conn.cancel(p, err); return; }
         const i = this.waiting.indexOf(p);
         if (i >= 0) this.waiting.splice(i, 1);
         p.reject(err);
@@ -246,8 +246,8 @@ export class HttpPool {
         signal?.removeEventListener("abort", onAbort);
       }
       const c = this.idle.pop();
-      if (c) return c.send(p);
-      if (this.max === 0 || this.all.size < this.max) return this.open().send(p);
+      if (c) { c.send(p); return; }
+      if (this.max === 0 || this.all.size < this.max) { this.open().send(p); return; }
       this.waiting.push(p);
     });
   }

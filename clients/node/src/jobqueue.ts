@@ -16,7 +16,6 @@ import type {
   JobProgress,
   JobQueue,
   JobQueueBackend,
-  JobStatus,
   JobContext,
   QueueSettings,
   QueueStats,
@@ -28,6 +27,8 @@ import type {
   WorkOptions,
   Worker,
 } from "./types.js";
+import { JobStatus } from "./types.js";
+import type { WireJob, WireJobStatus } from "./wire.js";
 import { QueueWorker } from "./worker.js";
 import { activeTraceparent } from "./otel.js";
 
@@ -42,39 +43,23 @@ const MAX_WAIT_MS = 60_000;
 
 export function errorBody(e: Error): { name: string; message: string; stack: string } {
   const err = e instanceof Error ? e : new Error(String(e));
-  return { name: err.name || "Error", message: err.message ?? "", stack: err.stack ?? "" };
+  return { name: err.name || "Error", message: err.message, stack: err.stack ?? "" };
 }
 
-interface WireJob {
-  id: string;
-  queue: string;
-  data: unknown;
-  status: JobStatus;
-  priority: number;
-  attempts: number;
-  maxAttempts: number;
-  backoff: Job<unknown>["backoff"];
-  key?: string;
-  runAt: string;
-  createdAt: string;
-  updatedAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  leaseExpiresAt?: string;
-  lease?: string;
-  lastError?: Job<unknown>["lastError"];
-  result?: unknown;
-  progress?: JobProgress;
-  timeoutMs?: number;
-  traceparent?: string;
-}
+const STATUS: Record<WireJobStatus, JobStatus> = {
+  pending: JobStatus.PENDING,
+  processing: JobStatus.PROCESSING,
+  completed: JobStatus.COMPLETED,
+  failed: JobStatus.FAILED,
+  cancelled: JobStatus.CANCELLED,
+};
 
 function toJob<T, R = unknown>(w: WireJob): Job<T, R> {
   const job: Job<T, R> = {
     id: w.id,
     queue: w.queue,
     data: w.data as T,
-    status: w.status,
+    status: STATUS[w.status],
     priority: w.priority,
     attempts: w.attempts,
     maxAttempts: w.maxAttempts,
@@ -90,7 +75,7 @@ function toJob<T, R = unknown>(w: WireJob): Job<T, R> {
   if (w.lease) job.lease = w.lease;
   if (w.lastError) job.lastError = w.lastError;
   if (w.result !== undefined) job.result = w.result as R;
-  if (w.progress !== undefined) job.progress = w.progress;
+  if (w.progress !== undefined) job.progress = w.progress as JobProgress;
   if (w.timeoutMs !== undefined) job.timeoutMs = w.timeoutMs;
   if (w.traceparent !== undefined) job.traceparent = w.traceparent;
   return job;
@@ -102,7 +87,7 @@ function toEvent<R>(w: WireEvent): QueueEvent<R> {
   return { ...w, at: new Date(w.at) } as QueueEvent<R>;
 }
 
-type WireSchedule = Omit<Schedule<unknown>, "next" | "lastRunAt" | "createdAt" | "updatedAt"> & {
+type WireSchedule = Omit<Schedule, "next" | "lastRunAt" | "createdAt" | "updatedAt"> & {
   next: string;
   lastRunAt?: string;
   createdAt: string;
@@ -276,7 +261,8 @@ class SocketJobQueue<T, R = unknown> implements WorkerQueue<T, R> {
   }
 
   async failMany(items: ReadonlyArray<FailItem<T>>): Promise<ItemResult[]> {
-    return this.onClaims("fail", items.map((x) => x.job), (i) => ({ retry: items[i]!.retry ?? true, error: errorBody(items[i]!.error) }));
+    const bodies = items.map((x) => ({ retry: x.retry ?? true, error: errorBody(x.error) }));
+    return this.onClaims("fail", items.map((x) => x.job), (i) => bodies[i] ?? {});
   }
 
   async heartbeatMany(jobs: ReadonlyArray<ClaimTarget<T>>, leaseMs?: number): Promise<ItemResult[]> {
@@ -311,7 +297,7 @@ class SocketJobQueue<T, R = unknown> implements WorkerQueue<T, R> {
       if (after !== undefined) query.set("after", after);
       let body: string;
       try {
-        const res = await this.t.request("GET", `${this.base}/events?${query}`, undefined, signal ? { waitMs, signal } : { waitMs });
+        const res = await this.t.request("GET", `${this.base}/events?${query.toString()}`, undefined, signal ? { waitMs, signal } : { waitMs });
         body = res.body;
       } catch (err) {
         if (signal?.aborted) return;

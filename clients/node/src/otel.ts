@@ -60,7 +60,7 @@ export function inJobSpan<X>(queue: string, jobId: string, attempt: number, trac
       return await fn();
     } catch (err) {
       span.recordException(err as Error);
-      span.setStatus({ code: a.SpanStatusCode.ERROR, message: (err as Error)?.message });
+      span.setStatus({ code: a.SpanStatusCode.ERROR, message: (err as Error).message });
       throw err;
     } finally {
       span.end();

@@ -52,9 +52,12 @@ async function storaged(fastify: FastifyInstance, options: StoragedPluginOptions
   if (options.connections !== undefined) transport.connections = options.connections;
   if (options.connectTimeoutMs !== undefined) transport.connectTimeoutMs = options.connectTimeoutMs;
   if (options.requestTimeoutMs !== undefined) transport.requestTimeoutMs = options.requestTimeoutMs;
-  const made = options.repository && options.jobQueue ? undefined : createStorage(transport);
-  const repository = options.repository ?? made!.repository;
-  const jobQueue = options.jobQueue ?? made!.jobQueue;
+  let { repository, jobQueue } = options;
+  if (!repository || !jobQueue) {
+    const made = createStorage(transport);
+    repository ??= made.repository;
+    jobQueue ??= made.jobQueue;
+  }
   // Transactions settle the claims of this job queue's dequeues
   // (tx.queue(name).acknowledge(job.id)), so the two must know each other.
   if (repository instanceof SocketRepositoryBackend && jobQueue instanceof SocketJobQueueBackend) {

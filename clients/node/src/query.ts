@@ -86,8 +86,9 @@ export class Query<T extends { id: string }> {
 
   /** The filter this query sends. */
   filter(): Filter<T> {
-    if (this.conds.length === 0) return {} as Filter<T>;
-    if (this.conds.length === 1) return this.conds[0]!;
+    const [only, ...more] = this.conds;
+    if (!only) return {};
+    if (more.length === 0) return only;
     return { $and: [...this.conds] } as Filter<T>;
   }
 
@@ -112,7 +113,6 @@ export class Query<T extends { id: string }> {
   findPage(after?: string | null): Promise<Page<T>> {
     if (!this.target.findPage) throw new TypeError("this repository has no findPage");
     const { offset: _offset, ...o } = this.options();
-    void _offset;
     return this.target.findPage(after ? { ...o, after } : o);
   }
 

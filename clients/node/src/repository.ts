@@ -19,7 +19,6 @@ import type {
   Projected,
   QueryOptions,
   Repository,
-  RepositoryBackend,
   StoragedRepositoryBackend,
   Transaction,
   TransactionOptions,
@@ -82,7 +81,8 @@ class SocketRepository<T extends { id: string }> implements Repository<T> {
     const res = await this.req("POST", `${this.base}/get`, { ids: [id] });
     const { items, versions } = JSON.parse(res.body) as { items: (T | null)[]; versions: (number | null)[] };
     const record = items[0];
-    return record ? { record, version: versions[0]! } : null;
+    const version = versions[0];
+    return record && version != null ? { record, version } : null;
   }
 
   findMany(options?: QueryOptions<T>): Promise<T[]>;
@@ -156,7 +156,7 @@ class SocketRepository<T extends { id: string }> implements Repository<T> {
       if (after !== undefined) q.set("after", after);
       let res;
       try {
-        res = await this.transport().request("GET", `${this.base}/changes?${q}`, undefined, { waitMs, ...(signal ? { signal } : {}) });
+        res = await this.transport().request("GET", `${this.base}/changes?${q.toString()}`, undefined, { waitMs, ...(signal ? { signal } : {}) });
       } catch (err) {
         if (signal?.aborted) return;
         throw err;

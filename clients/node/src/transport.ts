@@ -125,7 +125,7 @@ export class Transport {
     }
     const poll = opts.waitMs !== undefined && opts.waitMs > 0;
     const timeout = opts.timeout ?? {
-      ms: this.requestTimeoutMs + (poll && Number.isFinite(opts.waitMs) ? Math.min(opts.waitMs!, 60_000) : 0),
+      ms: this.requestTimeoutMs + (poll && Number.isFinite(opts.waitMs) ? Math.min(opts.waitMs ?? 0, 60_000) : 0),
       name: poll ? "requestTimeoutMs + waitMs" : "requestTimeoutMs",
     };
     let headers: Record<string, string> | undefined = opts.tx ? { [TX_HEADER]: opts.tx } : undefined;
@@ -145,11 +145,13 @@ export class Transport {
     throw parseError(res.status, res.body);
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.pool.close();
-    this.pollPool.close();
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.pool.close();
+      this.pollPool.close();
+    }
+    return Promise.resolve();
   }
 }
 

@@ -397,7 +397,7 @@ export interface JobContext {
    */
   signal: AbortSignal;
   /** Reports progress (and renews the lease); see JobQueue.progress. */
-  progress(progress: JobProgress): Promise<void>;
+  progress: (progress: JobProgress) => Promise<void>;
 }
 
 export interface QueueStats {

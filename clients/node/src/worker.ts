@@ -123,7 +123,7 @@ export class QueueWorker<T, R = unknown> implements Worker {
     this.leaseMs = positiveInteger("leaseMs", options.leaseMs, 30_000);
     this.waitMs = positiveInteger("waitMs", options.waitMs, 30_000, 0);
     this.timeoutMs = positiveInteger("timeoutMs", options.timeoutMs, 0, 0);
-    this.onError = options.onError ?? ((err) => process.emitWarning(`storaged worker: ${(err as Error).message ?? err}`));
+    this.onError = options.onError ?? ((err) => process.emitWarning(`storaged worker: ${err instanceof Error ? err.message : String(err)}`));
     setMaxListeners(0, this.abort.signal);
     // Every claim at a third of the lease, so that two renewals may be
     // lost before a claim runs out; and handlers running for over a second
@@ -175,12 +175,14 @@ export class QueueWorker<T, R = unknown> implements Worker {
         if (jobs.length === Math.min(room, MAX_BATCH)) this.rtt = 0.7 * this.rtt + 0.3 * (performance.now() - sent);
         backoff = 100;
       } catch (err) {
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() sets it while the dequeue waits
         if (this.stopping) return;
         this.onError(err);
         await sleep(backoff, this.abort.signal);
         backoff = Math.min(backoff * 2, 5_000);
         continue;
       }
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() sets it while the dequeue waits
       if (this.stopping) {
         // Claimed as stop() began: they are not ours to start.
         await this.releaseClaims(jobs);
@@ -195,8 +197,10 @@ export class QueueWorker<T, R = unknown> implements Worker {
   }
 
   private dispatch(): void {
-    while (!this.stopping && this.running < this.concurrency && this.buffer.length > 0) {
-      void this.run(this.buffer.shift()!);
+    while (!this.stopping && this.running < this.concurrency) {
+      const job = this.buffer.shift();
+      if (!job) break;
+      void this.run(job);
     }
   }
 
@@ -230,12 +234,14 @@ export class QueueWorker<T, R = unknown> implements Worker {
         : undefined;
     try {
       const result = await inJobSpan(job.queue, job.id, job.attempts, job.traceparent, () => this.handler(job, context));
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the timer sets it while the handler runs
       if (!timedOut) {
         this.settling.add(job);
         this.acks.push(job);
         this.results.push(this.keepResult(result));
       }
     } catch (err) {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the timer sets it while the handler runs
       if (!timedOut) {
         this.settling.add(job);
         this.fails.push({ job, error: err instanceof Error ? err : new Error(String(err)), retry: true });
@@ -259,7 +265,7 @@ export class QueueWorker<T, R = unknown> implements Worker {
    */
   private keepResult(result: R | void): R | undefined {
     if (result === undefined) return undefined;
-    if (this.queue.keepsResults()) return result as R;
+    if (this.queue.keepsResults()) return result;
     if (!this.toldNoResults) {
       this.toldNoResults = true;
       this.onError(new ValidationError("this daemon's job queue keeps no results (see jobCapabilities in GET /v1/info): handlers' return values are dropped"));
@@ -309,7 +315,7 @@ export class QueueWorker<T, R = unknown> implements Worker {
       try {
         const results = await call();
         results.forEach((r, i) => {
-          if (r) this.onError(r instanceof ConflictError ? new ConflictError(`job ${jobs[i]!.id}: ${r.message}`) : r);
+          if (r) this.onError(r instanceof ConflictError ? new ConflictError(`job ${jobs[i]?.id ?? "?"}: ${r.message}`) : r);
         });
         return;
       } catch (err) {
@@ -344,9 +350,8 @@ export class QueueWorker<T, R = unknown> implements Worker {
         const chunk = jobs.slice(k, k + MAX_BATCH);
         const results = await this.queue.heartbeatMany(chunk);
         results.forEach((r, i) => {
-          if (!r) return;
-          const job = chunk[i]!;
-          if (this.settling.has(job)) return;
+          const job = chunk[i];
+          if (!r || !job || this.settling.has(job)) return;
           this.claimLost(job, r);
           this.onError(r);
         });

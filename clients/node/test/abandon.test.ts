@@ -59,7 +59,7 @@ for (const backend of BACKENDS) {
       const id = await queue.enqueue({ n: 2 }, { maxAttempts: 1 });
       const job = await queue.dequeue({ waitMs: 5_000 });
       assert.equal(job?.id, id);
-      assert.equal(job?.attempts, 1);
+      assert.equal(job.attempts, 1);
       await queue.acknowledge(id);
       await app2.close();
     });

@@ -54,7 +54,7 @@ for (const backend of BACKENDS) {
       assert.deepEqual(fails, [null]);
       const failed = await queue.getJob(claimed[1]!.id);
       assert.equal(failed?.status, JobStatus.FAILED);
-      assert.equal(failed?.lastError?.name, "TypeError");
+      assert.equal(failed.lastError?.name, "TypeError");
 
       const released = await queue.releaseMany([claimed[2]!, claimed[3]!]);
       assert.deepEqual(released, [null, null]);

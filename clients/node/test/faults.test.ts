@@ -18,7 +18,7 @@ function workerProcess(socketPath: string, queue: string, body: string): { child
   const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
   const lines: string[] = [];
   let buf = "";
-  child.stdout!.on("data", (b: Buffer) => {
+  child.stdout.on("data", (b: Buffer) => {
     buf += b.toString();
     const parts = buf.split("\n");
     buf = parts.pop()!;
@@ -72,7 +72,7 @@ for (const backend of BACKENDS) {
       for (const id of inFlight) {
         const j = await queue.getJob(id);
         assert.equal(j?.status, JobStatus.COMPLETED);
-        assert.ok((j?.attempts ?? 0) >= 2, `job ${id} was not redelivered`);
+        assert.ok(j.attempts >= 2, `job ${id} was not redelivered`);
       }
     });
 
@@ -96,7 +96,7 @@ for (const backend of BACKENDS) {
       w.child.kill("SIGKILL");
       const j = await queue.getJob(id);
       assert.equal(j?.status, JobStatus.COMPLETED);
-      assert.equal(j?.attempts, 2);
+      assert.equal(j.attempts, 2);
     });
   });
 }

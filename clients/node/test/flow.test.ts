@@ -107,7 +107,7 @@ for (const backend of BACKENDS) {
       assert.equal(await queue.enqueue({ v: 2 }, { unique }), id);
       const job = await queue.dequeue();
       assert.equal(job?.id, id);
-      await queue.acknowledge(job!);
+      await queue.acknowledge(job);
       assert.equal(await queue.enqueue({ v: 3 }, { unique }), id, "a completed job holds the key for states [completed]");
 
       const replace = { key: "profile", mode: "replace" as const };
@@ -115,8 +115,8 @@ for (const backend of BACKENDS) {
       assert.equal(await queue.enqueue({ v: 2 }, { unique: replace }), held);
       const got = await queue.dequeue();
       assert.equal(got?.id, held);
-      assert.deepEqual(got?.data, { v: 2 });
-      await queue.acknowledge(got!);
+      assert.deepEqual(got.data, { v: 2 });
+      await queue.acknowledge(got);
       await assert.rejects(queue.enqueue({ v: 1 }, { unique: { key: "k", mode: "merge" as "keep" } }), ValidationError);
     });
   });

@@ -90,8 +90,9 @@ function freshRedisPrefix(): string {
     execFileSync("redis-cli", ["-u", REDIS_URL, "ping"], { stdio: ["ignore", "ignore", "pipe"] });
   } catch (err) {
     throw new Error(
-      `Redis is not reachable at ${REDIS_URL} (STORAGED_TEST_REDIS_URL): ${(err as { stderr?: Buffer }).stderr?.toString() ?? err}. ` +
+      `Redis is not reachable at ${REDIS_URL} (STORAGED_TEST_REDIS_URL): ${(err as { stderr?: Buffer }).stderr?.toString() ?? String(err)}. ` +
         "Start it (.ci/run does) or point STORAGED_TEST_REDIS_URL at one.",
+      { cause: err },
     );
   }
   const prefix = `storaged-node-${randomBytes(6).toString("hex")}`;
@@ -110,8 +111,9 @@ function freshPostgresDatabase(): string {
     execFileSync("psql", [ADMIN_URL, "-qAtc", `CREATE DATABASE ${name}`], { stdio: ["ignore", "ignore", "pipe"] });
   } catch (err) {
     throw new Error(
-      `cannot create a test database on ${admin.host} (STORAGED_TEST_POSTGRES_URL): ${(err as { stderr?: Buffer }).stderr?.toString() ?? err}. ` +
+      `cannot create a test database on ${admin.host} (STORAGED_TEST_POSTGRES_URL): ${(err as { stderr?: Buffer }).stderr?.toString() ?? String(err)}. ` +
         "Start PostgreSQL (.ci/run does) or point STORAGED_TEST_POSTGRES_URL at a server where the user may CREATE DATABASE.",
+      { cause: err },
     );
   }
   createdDatabases.push(name);

@@ -88,6 +88,7 @@ for (const backend of BACKENDS) {
         }, { waitMs: 5000 });
         // Started, not just claimed: a claim the worker holds but has not
         // started is handed back on close, not run (DESIGN §3a).
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the handler sets it
         while (!started) await sleep(10);
         if (caps.getJob) assert.equal(await queue.getStatus(id), JobStatus.PROCESSING);
         await app2.close(); // drains the job in flight

@@ -131,7 +131,7 @@ for (const backend of BACKENDS) {
       const names: Record<string, string> = {};
       for (const [ds, docs] of Object.entries(vf.datasets)) {
         names[ds] = uniqueName(ds);
-        const r = repo.repository<{ id: string }>(names[ds]!);
+        const r = repo.repository<{ id: string }>(names[ds]);
         for (const d of docs) await r.create(d);
       }
       let checked = 0;

@@ -74,7 +74,7 @@ for (const backend of BACKENDS) {
       const failed = await queue.waitFor(failing, { timeoutMs: 20_000 });
       await worker.stop();
       assert.equal(failed?.status, JobStatus.FAILED);
-      assert.equal(failed?.lastError?.message, "no such page");
+      assert.equal(failed.lastError?.message, "no such page");
 
       const pending = await queue.enqueue(2, { delayMs: 60_000 });
       const started = Date.now();
@@ -132,9 +132,9 @@ for (const backend of BACKENDS) {
       const done = await queue.waitFor(id, { timeoutMs: 20_000 });
       await worker.stop();
       assert.equal(done?.status, JobStatus.COMPLETED);
-      assert.equal(done?.result, "second time lucky");
-      assert.equal(done?.attempts, 2);
-      assert.equal(done?.lastError?.name, "TimeoutError");
+      assert.equal(done.result, "second time lucky");
+      assert.equal(done.attempts, 2);
+      assert.equal(done.lastError?.name, "TimeoutError");
       assert.ok(reasons[0] instanceof JobTimeoutError);
     });
 

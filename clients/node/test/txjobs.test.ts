@@ -286,7 +286,7 @@ describe("transactional jobs with Memory backends", () => {
       });
       const job = await jobQueue.queue<{ n: number }>("mail").dequeue();
       assert.deepEqual(job?.data, { n: 1 });
-      await jobQueue.queue("mail").acknowledge(job!);
+      await jobQueue.queue("mail").acknowledge(job);
     } finally {
       await jobQueue.disconnect();
       await repository.disconnect();

@@ -693,7 +693,7 @@ func testQueuesOverview(t *testing.T, b *jq) {
 	}
 	list, err := b.svc.Queues(ctx(t))
 	must(t, err)
-	by := map[string]queue.QueueOverview{}
+	by := map[string]queue.Overview{}
 	var names []string
 	for _, o := range list {
 		by[o.Queue] = o

@@ -107,8 +107,8 @@ func testChanges(t *testing.T, b backend.RepositoryBackend) {
 	}
 }
 
-// RunChangesAcrossBackends: a reader following a collection through one
-// backend sees, once each and in commit order, the writes that several
+// RunChangesAcrossBackends checks that a reader following a collection
+// through one backend sees, once each and in commit order, the writes that several
 // writers make through another backend over the same database (two
 // daemons).
 func RunChangesAcrossBackends(t *testing.T, reader, writer backend.RepositoryBackend) {

@@ -120,7 +120,7 @@ func randomLeaf(rng *rand.Rand) map[string]any {
 		cond = map[string]any{"$ne": randomScalar(rng)}
 	case 3, 4:
 		ops := []string{"$gt", "$gte", "$lt", "$lte"}
-		var arg any = []any{0.0, 1.0, 2.5, -1.0, "a", "b", "é", ""}[rng.IntN(8)]
+		arg := []any{0.0, 1.0, 2.5, -1.0, "a", "b", "é", ""}[rng.IntN(8)]
 		cond = map[string]any{ops[rng.IntN(4)]: arg}
 	case 5, 6:
 		vals := make([]any, rng.IntN(4))

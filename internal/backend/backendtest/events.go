@@ -91,7 +91,7 @@ func testJobExtras(t *testing.T, b *jq) {
 func testTraceLinks(t *testing.T, b *jq) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	defer tp.Shutdown(ctx(t))
+	defer func() { _ = tp.Shutdown(ctx(t)) }() // an in-memory exporter: nothing to flush, nothing to report
 	// A second service over the same store, tracing; it is stopped, not
 	// closed (closing would close the store the suite closes).
 	svc := queue.New(queue.Config{Store: b.store, Clock: b.clock.Now, Tracer: tp.Tracer("storaged")})
@@ -237,7 +237,7 @@ func testEventsLifecycle(t *testing.T, b *jq) {
 		t.Fatalf("started event attempt %d, want 1", evs[0].Attempt)
 	}
 	must(t, b.Heartbeat(ctx(t), backend.HeartbeatParams{ID: a.ID, Lease: a.Lease}))
-	must(t, progress(b, ctx(t), a, `40`, 0))
+	must(t, progress(ctx(t), b, a, `40`, 0))
 	evs = step("progress:A") // the heartbeat stamped nothing
 	if !jsonEqual(t, evs[0].Progress, json.RawMessage(`40`)) {
 		t.Fatalf("progress event carries %s", evs[0].Progress)
@@ -290,7 +290,7 @@ func testEventsCompacted(t *testing.T, b *jq) {
 	jobs, err := b.svc.Dequeue(ctx(t), q, backend.DequeueParams{Max: 2}) // A and B start
 	must(t, err)
 	must(t, b.Acknowledge(ctx(t), jobs[1].ID, jobs[1].Lease)) // B completes
-	must(t, progress(b, ctx(t), jobs[0], `10`, 0))            // then A reports
+	must(t, progress(ctx(t), b, jobs[0], `10`, 0))            // then A reports
 	evs, _ := eventsUntil(t, b.svc, q, c, 3)
 	wantEvents(t, evs, "enqueued:C completed:B progress:A", ids...)
 }
@@ -398,7 +398,7 @@ func testEventsNewService(t *testing.T, b *jq) {
 	wantEvents(t, evs, "enqueued:B completed:A", ids...)
 }
 
-// RunEventsRestart: the cursor of a feed read before a restart (the store
+// RunEventsRestart checks that the cursor of a feed read before a restart (the store
 // closed and opened again on the same database) goes on after it. open
 // must reach the same database each time.
 func RunEventsRestart(t *testing.T, open NewJobStore) {
@@ -419,7 +419,7 @@ func RunEventsRestart(t *testing.T, open NewJobStore) {
 	defer s2.Close()
 	evs, c = eventsUntil(t, s2, q, c, 3)
 	wantEvents(t, evs, "enqueued:B enqueued:C completed:A", ids...)
-	jobs, err = s2.Dequeue(ctx(t), q, backend.DequeueParams{})
+	_, err = s2.Dequeue(ctx(t), q, backend.DequeueParams{})
 	must(t, err)
 	evs, _ = eventsUntil(t, s2, q, c, 1)
 	wantEvents(t, evs, "started:B", ids...)
@@ -428,7 +428,7 @@ func RunEventsRestart(t *testing.T, open NewJobStore) {
 	}
 }
 
-// RunEventsShared: two services on two stores sharing one database (two
+// RunEventsShared runs two services on two stores sharing one database (two
 // daemons on one PostgreSQL or Redis). A reader on one sees, in order,
 // what the other does: enqueues and finishes wake it through the store's
 // notifications, claims are seen within the store's poll interval.

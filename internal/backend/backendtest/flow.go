@@ -44,9 +44,9 @@ func enqueueN(t *testing.T, b *jq, q string, n int) []string {
 	return ids
 }
 
-func claim(t *testing.T, b *jq, q string, max int) []*backend.Job {
+func claim(t *testing.T, b *jq, q string, most int) []*backend.Job {
 	t.Helper()
-	jobs, err := b.svc.Dequeue(ctx(t), q, backend.DequeueParams{Max: max})
+	jobs, err := b.svc.Dequeue(ctx(t), q, backend.DequeueParams{Max: most})
 	must(t, err)
 	return jobs
 }

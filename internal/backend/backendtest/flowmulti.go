@@ -92,7 +92,10 @@ func testDaemonsConcurrency(t *testing.T, svcs []*queue.Service) {
 	var running, peak atomic.Int64
 	ran := work(t, svcs, q, jobs, func(_ int, got []*backend.Job) func() {
 		n := running.Add(int64(len(got)))
-		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		for p := peak.Load(); n > p; p = peak.Load() {
+			if peak.CompareAndSwap(p, n) {
+				break
+			}
 		}
 		time.Sleep(2 * time.Millisecond) // hold the slots, so that the limit is what stops the others
 		// Counted out before the ack, which frees the slot in the store.
@@ -113,8 +116,8 @@ func testDaemonsConcurrency(t *testing.T, svcs []*queue.Service) {
 
 func testDaemonsRate(t *testing.T, svcs []*queue.Service) {
 	q := testutil.Name(t, "q")
-	const max, window, jobs = 4, 400, 24
-	if _, err := svcs[0].Configure(ctx(t), q, backend.QueueSettings{RateLimit: &backend.RateLimit{Max: max, DurationMs: window}}); err != nil {
+	const rate, window, jobs = 4, 400, 24
+	if _, err := svcs[0].Configure(ctx(t), q, backend.QueueSettings{RateLimit: &backend.RateLimit{Max: rate, DurationMs: window}}); err != nil {
 		t.Fatal(err)
 	}
 	ps := make([]backend.EnqueueParams, jobs)
@@ -133,13 +136,13 @@ func testDaemonsRate(t *testing.T, svcs []*queue.Service) {
 	})
 	total := 0
 	for w, n := range perWindow {
-		if n > max {
-			t.Errorf("window %d handed out %d claims, max %d", w, n, max)
+		if n > rate {
+			t.Errorf("window %d handed out %d claims, max %d", w, n, rate)
 		}
 		total += n
 	}
-	if total != jobs || len(perWindow) < jobs/max {
-		t.Fatalf("%d claims in %d windows, want %d in at least %d", total, len(perWindow), jobs, jobs/max)
+	if total != jobs || len(perWindow) < jobs/rate {
+		t.Fatalf("%d claims in %d windows, want %d in at least %d", total, len(perWindow), jobs, jobs/rate)
 	}
 	t.Logf("jobs run per daemon: %v, claims per window: %v", ran, perWindow)
 }

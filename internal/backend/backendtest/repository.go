@@ -3,6 +3,7 @@ package backendtest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -565,7 +566,7 @@ func testTxHelper(t *testing.T, b backend.RepositoryBackend) {
 		create(t, tx.Repository(name), map[string]any{"id": "a"})
 		return boom
 	})
-	if err != boom {
+	if !errors.Is(err, boom) {
 		t.Fatalf("Transaction returned %v, want the callback's error", err)
 	}
 	if find(t, b.Repository(name), "a") != nil {

@@ -117,7 +117,7 @@ func testResultTooLarge(t *testing.T, b *jq) {
 	}
 }
 
-func progress(b *jq, c context.Context, j *backend.Job, v string, extend time.Duration) error {
+func progress(c context.Context, b *jq, j *backend.Job, v string, extend time.Duration) error {
 	return first(b.svc.Progress(c, []backend.ProgressParams{{ID: j.ID, Lease: j.Lease, Progress: json.RawMessage(v), Extend: extend}}))
 }
 
@@ -126,7 +126,7 @@ func testProgress(t *testing.T, b *jq) {
 	id := enqueue(t, b, q, backend.EnqueueParams{MaxAttempts: 3})
 	j := dequeue(t, b, q, backend.DequeueParams{Lease: time.Minute})
 	b.clock.Advance(50 * time.Second)
-	must(t, progress(b, ctx(t), j, `40`, 0)) // extends by the claim's own lease: a minute from now
+	must(t, progress(ctx(t), b, j, `40`, 0)) // extends by the claim's own lease: a minute from now
 	b.clock.Advance(30 * time.Second)        // past the first lease's end
 	if other := dequeue(t, b, q, backend.DequeueParams{}); other != nil {
 		t.Fatal("progress did not extend the lease: the job was claimed again")
@@ -135,17 +135,17 @@ func testProgress(t *testing.T, b *jq) {
 	if !jsonEqual(t, got.Progress, json.RawMessage(`40`)) {
 		t.Fatalf("progress %s, want 40", got.Progress)
 	}
-	must(t, progress(b, ctx(t), j, `{"step": "upload", "done": 3, "of": 7}`, 2*time.Minute))
+	must(t, progress(ctx(t), b, j, `{"step": "upload", "done": 3, "of": 7}`, 2*time.Minute))
 	got, _ = b.GetJob(ctx(t), id)
 	if !jsonEqual(t, got.Progress, json.RawMessage(`{"done": 3, "of": 7, "step": "upload"}`)) {
 		t.Fatalf("progress %s", got.Progress)
 	}
 	for _, bad := range []string{`101`, `-1`, `"half"`, `[1]`, `true`, `null`} {
-		if err := progress(b, ctx(t), j, bad, 0); !backend.IsCode(err, backend.CodeInvalidArgument) {
+		if err := progress(ctx(t), b, j, bad, 0); !backend.IsCode(err, backend.CodeInvalidArgument) {
 			t.Fatalf("progress %s: %v, want invalid_argument", bad, err)
 		}
 	}
-	if err := progress(b, ctx(t), &backend.Job{ID: id, Lease: "stale"}, `50`, 0); !backend.IsCode(err, backend.CodeConflict) {
+	if err := progress(ctx(t), b, &backend.Job{ID: id, Lease: "stale"}, `50`, 0); !backend.IsCode(err, backend.CodeConflict) {
 		t.Fatalf("progress with a stale lease: %v, want conflict", err)
 	}
 	// The next attempt starts with no progress.
@@ -235,8 +235,8 @@ func testWaitTimeout(t *testing.T, b *jq) {
 	}
 }
 
-// RunSharedWait: two services on two stores that share one database (two
-// daemons on one PostgreSQL or Redis). A Wait on one is answered when the
+// RunSharedWait runs two services on two stores that share one database
+// (two daemons on one PostgreSQL or Redis). A Wait on one is answered when the
 // other finishes the job, woken by the store's notification: the services
 // look again by themselves only every minute here.
 func RunSharedWait(t *testing.T, open NewJobStore) {

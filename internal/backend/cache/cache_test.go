@@ -165,7 +165,8 @@ func testTx(t *testing.T, c *cache.RepositoryBackend) {
 	r := c.Repository(name)
 	_, err := r.Create(ctx(t), map[string]any{"id": "a", "v": 1.0})
 	must(t, err)
-	r.FindByID(ctx(t), "a") // cached
+	_, err = r.FindByID(ctx(t), "a") // cached
+	must(t, err)
 	tx, err := c.Begin(ctx(t))
 	must(t, err)
 	_, err = tx.Repository(name).Update(ctx(t), "a", map[string]any{"v": 2.0})
@@ -243,7 +244,10 @@ func testReadAfterAck(t *testing.T, c *cache.RepositoryBackend) {
 					return
 				}
 				var m struct{ V int64 }
-				json.Unmarshal(rec, &m)
+				if err := json.Unmarshal(rec, &m); err != nil {
+					t.Errorf("record %d: %v", i, err)
+					return
+				}
 				reads.Add(1)
 				if m.V < floor {
 					t.Errorf("record %d: read version %d after version %d was acknowledged", i, m.V, floor)
@@ -320,7 +324,8 @@ func TestReliabilityOtherProcessWrites(t *testing.T) {
 
 	// After a quiet spell (several liveness checks on the LISTEN
 	// connection) notifications still arrive.
-	ra.FindByID(ctx(t), "x")
+	_, err = ra.FindByID(ctx(t), "x")
+	must(t, err)
 	time.Sleep(1200 * time.Millisecond)
 	if !a.Live() {
 		t.Fatal("the cache went off while its feed was quiet")
@@ -347,7 +352,8 @@ func TestReliabilityFeedLossTurnsTheCacheOff(t *testing.T) {
 	r := c.Repository(name)
 	_, err := r.Create(ctx(t), map[string]any{"id": "x", "v": 0.0})
 	must(t, err)
-	r.FindByID(ctx(t), "x")
+	_, err = r.FindByID(ctx(t), "x")
+	must(t, err)
 
 	conn, err := pgx.Connect(ctx(t), url)
 	must(t, err)
@@ -372,7 +378,8 @@ func TestReliabilityFeedLossTurnsTheCacheOff(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	_, misses := c.Stats()
-	r.FindByID(ctx(t), "x")
+	_, err = r.FindByID(ctx(t), "x")
+	must(t, err)
 	if _, m := c.Stats(); m != misses+1 {
 		t.Fatal("the cache kept entries across a lost change feed")
 	}

@@ -225,7 +225,7 @@ func (b *JobStore) UpdateJob(ctx context.Context, p backend.UpdateJobParams) (ba
 		runAt = &t
 	}
 	if p.Priority != nil {
-		n := int32(*p.Priority)
+		n := int32(*p.Priority) //nolint:gosec // the patch is validated to the int32 range before it gets here
 		prio = &n
 	}
 	if p.Data != nil {

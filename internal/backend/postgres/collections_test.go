@@ -221,7 +221,9 @@ func TestMigrationMovesRecordsToCollectionTables(t *testing.T) {
 		t.Fatalf("empty-but-indexed carries %v after the migration", ix)
 	}
 	var shared *string
-	conn.QueryRow(ctx, `SELECT to_regclass('storaged_records')::text`).Scan(&shared)
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('storaged_records')::text`).Scan(&shared); err != nil {
+		t.Fatal(err)
+	}
 	if shared != nil {
 		t.Fatal("the shared records table is still there")
 	}
@@ -272,7 +274,7 @@ func TestChangeFeedCoversEveryCollection(t *testing.T) {
 			mu.Unlock()
 		}, func(l bool) { live <- l })
 	}()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); <-done }() //nolint:errcheck // the error it receives is the cancel's
 	select {
 	case <-live:
 	case <-time.After(30 * time.Second):

@@ -193,14 +193,14 @@ func isConnErr(err error) bool {
 	return errors.As(err, &ce) || errors.Is(err, net.ErrClosed)
 }
 
-func poolStats(p *pgxpool.Pool) (inUse, idle, max int) {
+func poolStats(p *pgxpool.Pool) (inUse, idle, maxOpen int) {
 	st := p.Stat()
 	return int(st.AcquiredConns()), int(st.IdleConns()), int(st.MaxConns())
 }
 
 // PoolStats reports the repository pool's connections (for /metrics).
-func (b *RepositoryBackend) PoolStats() (inUse, idle, max int) { return poolStats(b.pool) }
+func (b *RepositoryBackend) PoolStats() (inUse, idle, maxOpen int) { return poolStats(b.pool) }
 
 // PoolStats reports the queue pool's connections (for /metrics); the
 // LISTEN connection is outside it.
-func (b *JobStore) PoolStats() (inUse, idle, max int) { return poolStats(b.pool) }
+func (b *JobStore) PoolStats() (inUse, idle, maxOpen int) { return poolStats(b.pool) }

@@ -64,7 +64,7 @@ func OpenJobStore(ctx context.Context, cfg JobStoreConfig) (*JobStore, error) {
 	// 11 ms, and growing with the finished jobs kept); with 1.1, the
 	// common setting for data in memory or on SSDs, it looks each one up.
 	// A connection string that sets random_page_cost itself wins.
-	cfg.Config.runtimeParams = map[string]string{"random_page_cost": "1.1"}
+	cfg.runtimeParams = map[string]string{"random_page_cost": "1.1"}
 	pool, err := openPool(ctx, cfg.Config)
 	if err != nil {
 		return nil, err
@@ -278,7 +278,7 @@ func (b *JobStore) insert(ctx context.Context, q jobQuerier, p backend.InsertPar
 		ids[i], data[i] = j.ID, string(j.Data)
 		bo, _ := backend.Marshal(j.Backoff)
 		backoff[i] = string(bo)
-		prio[i], maxAtt[i] = int32(j.Priority), int32(j.MaxAttempts)
+		prio[i], maxAtt[i] = int32(j.Priority), int32(j.MaxAttempts) //nolint:gosec // G115: EnqueueParams.Validate keeps both within int32
 		if j.Key != "" {
 			k := j.Key
 			keys[i] = &k

@@ -90,7 +90,7 @@ func TestLostConnectionIsUnavailable(t *testing.T) {
 				if !backend.IsCode(err, backend.CodeUnavailable) {
 					t.Fatalf("a cut connection gave %v, want unavailable", err)
 				}
-				if msg := err.(*backend.Error).Message; strings.Contains(msg, "EOF") || strings.Contains(msg, "reset") || strings.Contains(msg, "127.0.0.1") {
+				if msg := backend.AsError(err).Message; strings.Contains(msg, "EOF") || strings.Contains(msg, "reset") || strings.Contains(msg, "127.0.0.1") {
 					t.Fatalf("driver text reached the caller: %q", msg)
 				}
 				proxy.CutRequests(0, false)

@@ -148,8 +148,8 @@ func TestPoolSize(t *testing.T) {
 			u.RawQuery = q.Encode()
 		}
 		b := openRepo(t, u.String())
-		if _, _, max := b.PoolStats(); max < tc.want || (tc.param != "" && max != tc.want) {
-			t.Errorf("pool_max_conns=%q: %d connections, want %d", tc.param, max, tc.want)
+		if _, _, most := b.PoolStats(); most < tc.want || (tc.param != "" && most != tc.want) {
+			t.Errorf("pool_max_conns=%q: %d connections, want %d", tc.param, most, tc.want)
 		}
 	}
 }

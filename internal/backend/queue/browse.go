@@ -137,7 +137,7 @@ func validateKey(key string) error {
 		return backend.Errorf(backend.CodeInvalidArgument, "key must be at most %d bytes", backend.MaxKeyLength)
 	}
 	if err := backend.ValidateID(key); err != nil {
-		return backend.Errorf(backend.CodeInvalidArgument, "key: %s", err.(*backend.Error).Message)
+		return backend.Errorf(backend.CodeInvalidArgument, "key: %s", backend.AsError(err).Message)
 	}
 	return nil
 }
@@ -316,6 +316,7 @@ func (s *Service) find(ctx context.Context, b backend.BrowseStore, f findPlan) (
 // BulkAction is what a bulk call does to the jobs it selects.
 type BulkAction string
 
+// The bulk calls.
 const (
 	BulkRetry  BulkAction = "retry"
 	BulkCancel BulkAction = "cancel"
@@ -576,8 +577,8 @@ func (s *Service) UpdateJob(ctx context.Context, id string, p JobPatch) (job *ba
 	return jobs[0], nil
 }
 
-// QueueOverview is one queue of GET /v1/queues.
-type QueueOverview struct {
+// Overview is one queue of GET /v1/queues.
+type Overview struct {
 	Queue string             `json:"queue"`
 	Stats backend.QueueStats `json:"stats"`
 	// Settings are nil where the store keeps none (no flow control).
@@ -591,7 +592,7 @@ type QueueOverview struct {
 // Queues lists every queue the store knows (with jobs, settings or
 // schedules), by name, with its stats, settings, schedules and the last
 // hour's activity.
-func (s *Service) Queues(ctx context.Context) (out []QueueOverview, err error) {
+func (s *Service) Queues(ctx context.Context) (out []Overview, err error) {
 	ctx, done := s.observe(ctx, "listQueues")
 	defer func() { done(err) }()
 	lister, ok := s.store.(backend.QueueLister)
@@ -604,14 +605,14 @@ func (s *Service) Queues(ctx context.Context) (out []QueueOverview, err error) {
 	if err != nil {
 		return nil, err
 	}
-	out = make([]QueueOverview, len(listed))
+	out = make([]Overview, len(listed))
 	if len(listed) == 0 {
 		return out, nil
 	}
 	names := make([]string, len(listed))
 	for i, l := range listed {
 		names[i] = l.Queue
-		out[i] = QueueOverview{Queue: l.Queue, Schedules: l.Schedules}
+		out[i] = Overview{Queue: l.Queue, Schedules: l.Schedules}
 	}
 	stats, err := s.store.Stats(ctx, names)
 	if err != nil {

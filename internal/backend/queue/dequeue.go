@@ -178,7 +178,6 @@ func (s *Service) ReleaseUndelivered(jobs []*backend.Job) {
 	if err == nil {
 		for i, e := range outcomes {
 			if e != nil {
-				err = e
 				s.log.Warn("releasing an undelivered claim failed; the job runs again after its lease", "job", jobs[i].ID, "err", e)
 			}
 		}

@@ -33,7 +33,7 @@ func (s *Service) enqueue(ctx context.Context, w backend.JobWriter, fx effects, 
 		p := &jobs[i]
 		if err := p.Validate(); err != nil {
 			if len(jobs) > 1 {
-				be := err.(*backend.Error)
+				be := backend.AsError(err)
 				return nil, backend.Errorf(be.Code, "job %d: %s", i, be.Message)
 			}
 			return nil, err

@@ -27,9 +27,9 @@ const (
 
 // cronParser takes five fields, or six with seconds first, and the
 // descriptors (@daily, ...) except @every, which everyMs replaces.
-var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+var cronParser = cron.MustNewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-// ScheduleLagObserver, if the Observer implements it, hears how late each
+// ScheduleLagObserver hears, if the Observer implements it, how late each
 // fired slot was (the schedule-lag metric).
 type ScheduleLagObserver interface {
 	ScheduleLag(queue string, lag time.Duration)

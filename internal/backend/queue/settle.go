@@ -197,7 +197,7 @@ func itemError(i, n int, err error) error {
 	if n == 1 {
 		return err
 	}
-	be := err.(*backend.Error)
+	be := backend.AsError(err)
 	return backend.Errorf(be.Code, "item %d: %s", i, be.Message)
 }
 

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
@@ -60,7 +61,7 @@ func (b *JobStore) Events(ctx context.Context, p backend.EventsParams) (backend.
 // EventHead implements backend.EventStore.
 func (b *JobStore) EventHead(ctx context.Context, _ string) (backend.EventPos, error) {
 	n, err := b.rdb.Get(ctx, b.prefix+":evseq").Uint64()
-	if err != nil && err != goredis.Nil {
+	if err != nil && !errors.Is(err, goredis.Nil) {
 		return backend.EventPos{}, translate(err)
 	}
 	return backend.EventPos{Seq: n + 1}, nil

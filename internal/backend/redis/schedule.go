@@ -71,11 +71,12 @@ func (b *JobStore) readSchedules(ctx context.Context, refs [][2]string) ([]backe
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, translate(err)
 	}
-	for i, c := range cmds {
+	for i, r := range refs {
+		c := cmds[i]
 		if len(c.Val()) == 0 {
 			continue // deleted meanwhile
 		}
-		s, err := scheduleFromMap(refs[i][0], refs[i][1], c.Val())
+		s, err := scheduleFromMap(r[0], r[1], c.Val())
 		if err != nil {
 			return nil, err
 		}
@@ -124,6 +125,7 @@ func (b *JobStore) DueSchedules(ctx context.Context, now time.Time, limit int) (
 		now = t
 	}
 	now = now.UTC().Truncate(time.Millisecond)
+	//nolint:staticcheck // SA1019: ZRANGEBYSCORE works on every Redis; ZRANGE ... BYSCORE needs 6.2
 	members, err := b.rdb.ZRangeByScore(ctx, b.prefix+":schedules", &goredis.ZRangeBy{Min: "-inf",
 		Max: strconv.FormatInt(now.UnixMilli(), 10), Count: int64(limit)}).Result()
 	if err != nil {

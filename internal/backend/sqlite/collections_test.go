@@ -32,7 +32,9 @@ func tableHolding(t *testing.T, path, id string) (table string, indexes []string
 	}
 	for rows.Next() {
 		var n string
-		rows.Scan(&n)
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
 		tables = append(tables, n)
 	}
 	rows.Close()
@@ -61,7 +63,9 @@ func tableHolding(t *testing.T, path, id string) (table string, indexes []string
 	defer rows.Close()
 	for rows.Next() {
 		var n string
-		rows.Scan(&n)
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
 		indexes = append(indexes, n)
 	}
 	return table, indexes
@@ -209,7 +213,9 @@ func TestMigrationMovesRecordsToCollectionTables(t *testing.T) {
 		t.Fatalf("empty-but-indexed carries %v after the migration", ix)
 	}
 	var shared int
-	db.reader.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'records'`).Scan(&shared)
+	if err := db.reader.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'records'`).Scan(&shared); err != nil {
+		t.Fatal(err)
+	}
 	if shared != 0 {
 		t.Fatal("the shared records table is still there")
 	}

@@ -242,7 +242,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		open[cfg.Path] = db
 	}
 	db.wg.Add(1)
-	go db.checkpointLoop(cfg.CheckpointEvery)
+	go db.checkpointLoop(cfg.CheckpointEvery) //nolint:gosec // G118: the loop lives as long as the database, not the Open call; Close stops it
 	return db, nil
 }
 
@@ -390,21 +390,21 @@ func translate(err error) error {
 }
 
 // PoolStats reports the writer and reader connections together.
-func (db *DB) PoolStats() (inUse, idle, max int) {
+func (db *DB) PoolStats() (inUse, idle, maxOpen int) {
 	w := db.writer.Stats()
-	inUse, idle, max = w.InUse, w.Idle, w.MaxOpenConnections
+	inUse, idle, maxOpen = w.InUse, w.Idle, w.MaxOpenConnections
 	if db.reader != db.writer {
 		r := db.reader.Stats()
-		inUse, idle, max = inUse+r.InUse, idle+r.Idle, max+r.MaxOpenConnections
+		inUse, idle, maxOpen = inUse+r.InUse, idle+r.Idle, maxOpen+r.MaxOpenConnections
 	}
 	return
 }
 
 // PoolStats implements handlers.PoolStater.
-func (b *RepositoryBackend) PoolStats() (inUse, idle, max int) { return b.db.PoolStats() }
+func (b *RepositoryBackend) PoolStats() (inUse, idle, maxOpen int) { return b.db.PoolStats() }
 
 // PoolStats implements handlers.PoolStater.
-func (b *JobStore) PoolStats() (inUse, idle, max int) { return b.db.PoolStats() }
+func (b *JobStore) PoolStats() (inUse, idle, maxOpen int) { return b.db.PoolStats() }
 
 // The database file can be deleted, moved or replaced under a running
 // daemon (a cleanup script, a restore done wrong). SQLite keeps writing to
@@ -428,7 +428,7 @@ func identify(path string) (fileID, error) {
 	if err := unix.Stat(path, &st); err != nil {
 		return fileID{}, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
-	return fileID{uint64(st.Dev), uint64(st.Ino)}, nil
+	return fileID{uint64(st.Dev), uint64(st.Ino)}, nil //nolint:unconvert // Stat_t's field types differ per platform (Dev is an int32 on darwin)
 }
 
 // checkFile returns errFileGone unless the path names the file opened. It

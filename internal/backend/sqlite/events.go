@@ -104,7 +104,7 @@ func (b *JobStore) nextSeq(ctx context.Context, tx *sql.Tx) (uint64, error) {
 		if err := tx.QueryRowContext(ctx, `SELECT max(event_seq) FROM jobs`).Scan(&top); err != nil {
 			return 0, err
 		}
-		b.seq.CompareAndSwap(0, uint64(top.Int64)+1)
+		b.seq.CompareAndSwap(0, uint64(top.Int64)+1) //nolint:gosec // sequence numbers start at 1 and stay below 2^63
 	}
 	return b.seq.Add(1), nil
 }
@@ -119,7 +119,7 @@ const eventsSQL = `SELECT event, id, event_at, attempts, event_seq,
 // Events implements backend.EventStore.
 func (b *JobStore) Events(ctx context.Context, p backend.EventsParams) (backend.EventPage, error) {
 	var out backend.EventPage
-	rows, err := b.db.reader.QueryContext(ctx, eventsSQL, p.Queue, int64(p.After.Seq), p.After.ID, p.Limit)
+	rows, err := b.db.reader.QueryContext(ctx, eventsSQL, p.Queue, int64(p.After.Seq), p.After.ID, p.Limit) //nolint:gosec // a cursor past 2^63 matches nothing, as it should
 	if err != nil {
 		return out, translate(err)
 	}
@@ -132,7 +132,7 @@ func (b *JobStore) Events(ctx context.Context, p backend.EventsParams) (backend.
 		if err := rows.Scan(&typ, &e.JobID, &at, &e.Attempt, &seq, &result, &progress, &lastErr); err != nil {
 			return out, translate(err)
 		}
-		e.Type, e.At, e.Pos = backend.EventType(typ), ms(at), backend.EventPos{Seq: uint64(seq), ID: e.JobID}
+		e.Type, e.At, e.Pos = backend.EventType(typ), ms(at), backend.EventPos{Seq: uint64(seq), ID: e.JobID} //nolint:gosec // sequence numbers start at 1 and stay below 2^63
 		if result.Valid {
 			e.Result = json.RawMessage(result.String)
 		}

@@ -24,7 +24,9 @@ func TestReliabilityDiskFull(t *testing.T) {
 	r := NewRepositoryBackend(db).Repository("c")
 	q := testutil.NewJobs(NewJobStore(db), nil)
 	var pages int
-	db.writer.QueryRow("PRAGMA page_count").Scan(&pages)
+	if err := db.writer.QueryRow("PRAGMA page_count").Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := db.writer.Exec("PRAGMA max_page_count = " + strconv.Itoa(pages+40)); err != nil {
 		t.Fatal(err)
 	}

@@ -179,7 +179,7 @@ func ValidatePrefix(p string) error {
 	return nil
 }
 
-// JobCapabilities: see the README's SQS section.
+// JobCapabilities implements backend.JobStore; see the README's SQS section.
 func (s *Store) JobCapabilities() backend.JobCapabilities {
 	return backend.JobCapabilities{Name: "SQS"}
 }
@@ -332,7 +332,7 @@ func delayUntil(runAt, now time.Time) int32 {
 	if d <= 0 {
 		return 0
 	}
-	return int32(ceilSeconds(min(d, maxDelay)))
+	return int32(ceilSeconds(min(d, maxDelay))) //nolint:gosec // G115: at most 900 s
 }
 
 func ceilSeconds(d time.Duration) int64 {
@@ -412,13 +412,13 @@ func (s *Store) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claim
 	}
 	now := backend.NowOr(p.Now)
 	s.prune(now)
-	vis := int32(ceilSeconds(p.Lease))
+	vis := int32(ceilSeconds(p.Lease)) //nolint:gosec // G115: the lease was checked against maxVisibility (12 h) above
 	var jobs []*backend.Job
 	var again, dead []send
 	var gone []string // receipts of messages replaced by a copy
 	for len(jobs) < p.Max {
 		r, err := s.api.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(u),
-			MaxNumberOfMessages: int32(min(maxEntries, p.Max-len(jobs))), VisibilityTimeout: vis,
+			MaxNumberOfMessages: int32(min(maxEntries, p.Max-len(jobs))), VisibilityTimeout: vis, //nolint:gosec // G115: at most maxEntries (10)
 			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount}})
 		if err != nil {
 			s.forget(err)
@@ -666,7 +666,7 @@ func (s *Store) Settle(ctx context.Context, p backend.SettleParams) ([]backend.S
 			case backend.Complete:
 				o.delete, o.then = true, backend.StatusCompleted
 			case backend.Extend, backend.Progress:
-				o.vis, o.then = int32(ceilSeconds(min(orDefault(it.Delay, backend.DefaultLease), maxVisibility))), backend.StatusProcessing
+				o.vis, o.then = int32(ceilSeconds(min(orDefault(it.Delay, backend.DefaultLease), maxVisibility))), backend.StatusProcessing //nolint:gosec // G115: at most maxVisibility (12 h)
 			default:
 				continue
 			}
@@ -704,11 +704,11 @@ func (s *Store) Settle(ctx context.Context, p backend.SettleParams) ([]backend.S
 			// Progress is kept with the claim (getJob, which would show
 			// it, is refused on SQS); it extends the lease like a heartbeat.
 			d := min(orDefault(it.Delay, c.leaseLen), maxVisibility)
-			o.vis, o.then = int32(ceilSeconds(d)), backend.StatusProcessing
+			o.vis, o.then = int32(ceilSeconds(d)), backend.StatusProcessing //nolint:gosec // G115: at most maxVisibility (12 h)
 		case backend.Retry:
 			o.then = backend.StatusPending
 			if it.Delay <= maxVisibility {
-				o.vis = int32(ceilSeconds(it.Delay))
+				o.vis = int32(ceilSeconds(it.Delay)) //nolint:gosec // G115: at most maxVisibility (12 h), checked above
 			} else {
 				m := c.msg
 				m.Attempts, m.RunAt, m.LastError = c.attempts, now.Add(it.Delay), it.Error
@@ -1108,7 +1108,7 @@ func (s *Store) DeleteFinished(ctx context.Context, p backend.DeleteParams) (int
 	return n, nil
 }
 
-// Watch: SQS tells no one of new messages; long polls look again every
+// Watch does nothing: SQS tells no one of new messages; long polls look again every
 // PollInterval (and wake at once for this process's own changes).
 func (s *Store) Watch(backend.Watcher) {}
 
