@@ -26,7 +26,7 @@ func TestSQSDaemonRefusals(t *testing.T) {
 	if err := json.Unmarshal(body, &info); err != nil {
 		t.Fatal(err)
 	}
-	if info.JobQueueBackend != "sqs" || info.TransactionalJobs || len(info.JobCapabilities) != 13 {
+	if info.JobQueueBackend != "sqs" || info.TransactionalJobs || len(info.JobCapabilities) != 14 {
 		t.Fatalf("info %s", body)
 	}
 	for k, v := range info.JobCapabilities {
