@@ -257,7 +257,7 @@ async function timedDrain(procs, start, recorded) {
   return { secs, wall, cpu };
 }
 
-async function runStoraged(backend, workOptions = {}) {
+export async function runStoraged(backend, workOptions = {}) {
   const s = await queueDaemon(backend, "drain");
   const enqueue = await timedEnqueue(s.procs, (i) => s.q.enqueueMany(jobsFrom(i, ENQUEUE_BATCH, (n) => ({ data: { i: n } }))));
   const drain = await timedDrain(

@@ -15,6 +15,14 @@ export interface Claim {
 export type ClaimTarget<T> = Job<T> | string;
 
 /**
+ * The claim a call means, and whether it came with its Job (bound), whose
+ * caller holds the lease itself and needs no entry here to retry.
+ */
+export interface Resolved extends Claim {
+  readonly bound: boolean;
+}
+
+/**
  * The claims this client holds, by job id, so that the seed's
  * `acknowledge(job.id)` can find the lease to send.
  *
@@ -37,17 +45,14 @@ export class Claims {
     return { jobId, lease };
   }
 
-  /**
-   * The claim a call means. bound says it came with its Job, whose caller
-   * holds the lease itself and needs no entry here to retry.
-   */
-  resolve<T>(target: ClaimTarget<T>, call: string): { claim: Claim; bound: boolean } {
+  /** The claim a call on target means (one object: a batch resolves one per item). */
+  resolve<T>(target: ClaimTarget<T>, call: string): Resolved {
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JavaScript callers may pass null
     if (typeof target === "object" && target !== null) {
       if (typeof target.id !== "string" || typeof target.lease !== "string" || !target.lease) {
         throw new ValidationError(`${call} takes a Job returned by dequeue (it carries the claim's lease) or a job id; this one has no lease`);
       }
-      return { claim: { jobId: target.id, lease: target.lease }, bound: true };
+      return { jobId: target.id, lease: target.lease, bound: true };
     }
     if (typeof target !== "string") {
       throw new ValidationError(`${call} takes a Job returned by dequeue or a job id, got ${typeof target}`);
@@ -63,7 +68,7 @@ export class Claims {
           `an id cannot say which claim is yours; pass the Job returned by dequeue to ${call}`,
       );
     }
-    return { claim: { jobId: target, lease }, bound: false };
+    return { jobId: target, lease, bound: false };
   }
 
   /**
@@ -73,9 +78,9 @@ export class Claims {
    * the claim is over (stale lease, job gone); after a lost answer or an
    * unavailable daemon it is kept, so that the same call can be retried.
    */
-  done(claim: Claim, bound: boolean, settles: boolean, err?: unknown): void {
+  done(claim: Resolved, settles: boolean, err?: unknown): void {
     const over = err instanceof ConflictError || err instanceof NotFoundError;
-    if (over || (settles && (bound || err === undefined))) this.delete(claim);
+    if (over || (settles && (claim.bound || err === undefined))) this.delete(claim);
   }
 
   private delete(claim: Claim): void {

@@ -30,6 +30,17 @@ function spanContextOf(traceparent: string | undefined): OtelApi.SpanContext | u
 }
 
 /**
+ * Whether an OpenTelemetry SDK is registered. Until one is, the global
+ * tracer provider is the API's proxy, whose getDelegateTracer answers
+ * undefined (looked up by shape: the proxy's class is deprecated API). A
+ * provider without that method is an SDK's own.
+ */
+function tracing(a: typeof OtelApi): boolean {
+  const provider = a.trace.getTracerProvider() as { getDelegateTracer?: (name: string, version?: string) => unknown };
+  return typeof provider.getDelegateTracer !== "function" || provider.getDelegateTracer("@storaged/client", CLIENT_VERSION) !== undefined;
+}
+
+/**
  * Runs fn in a consumer span for one job (OpenTelemetry's messaging
  * conventions: "<queue> process"), linked to the trace context stored
  * with the job at enqueue and, since it processes that one message, a
@@ -37,8 +48,10 @@ function spanContextOf(traceparent: string | undefined): OtelApi.SpanContext | u
  * handler. Without OpenTelemetry it just runs fn.
  */
 export function inJobSpan<X>(queue: string, jobId: string, attempt: number, traceparent: string | undefined, fn: () => Promise<X>): Promise<X> {
-  // Without OpenTelemetry, no wrapper at all: a drain runs this per job.
-  if (!api) return fn();
+  // Without OpenTelemetry, or with its API but no SDK registered, no
+  // wrapper at all: a drain runs this per job, and the no-op tracer's span,
+  // context and options objects were a tenth of a no-op drain's garbage.
+  if (!api || !tracing(api)) return fn();
   const a = api;
   const creation = spanContextOf(traceparent);
   const parent = creation ? a.trace.setSpanContext(a.ROOT_CONTEXT, creation) : a.ROOT_CONTEXT;

@@ -1,4 +1,4 @@
-import { Claims, type Claim, type ClaimTarget } from "./claims.js";
+import { Claims, type ClaimTarget, type Resolved } from "./claims.js";
 import { errorBody, wireOptions } from "./jobqueue.js";
 import { seg, type Transport } from "./transport.js";
 import type { EnqueueOptions, TxQueue } from "./types.js";
@@ -9,16 +9,16 @@ import type { EnqueueOptions, TxQueue } from "./types.js";
  * lease, so the claim is still held and the lease still needed.
  */
 export class TxClaims {
-  private readonly settled: { claim: Claim; bound: boolean }[] = [];
+  private readonly settled: Resolved[] = [];
   constructor(readonly book: Claims) {}
 
-  settle(claim: Claim, bound: boolean): void {
-    this.settled.push({ claim, bound });
+  settle(claim: Resolved): void {
+    this.settled.push(claim);
   }
 
   /** The transaction committed: its acks and fails happened. */
   committed(): void {
-    for (const s of this.settled) this.book.done(s.claim, s.bound, true);
+    for (const s of this.settled) this.book.done(s, true);
     this.settled.length = 0;
   }
 }
@@ -57,15 +57,15 @@ export class SocketTxQueue<T, R = unknown> implements TxQueue<T, R> {
   }
 
   private async settle(job: ClaimTarget<T>, call: string, route: string, body: Record<string, unknown>): Promise<void> {
-    const { claim, bound } = this.claims.book.resolve(job, call);
+    const claim = this.claims.book.resolve(job, call);
     try {
       await this.transport().request("POST", `/v1/jobs/${seg(claim.jobId)}/${route}`, { lease: claim.lease, ...body }, { tx: this.tx });
     } catch (err) {
       // A stale lease or a vanished job ends the claim whatever the
       // transaction does; anything else leaves it as it was.
-      this.claims.book.done(claim, bound, false, err);
+      this.claims.book.done(claim, false, err);
       throw err;
     }
-    this.claims.settle(claim, bound);
+    this.claims.settle(claim);
   }
 }

@@ -20,14 +20,23 @@ function positiveInteger(name: string, v: number | undefined, fallback: number, 
 }
 
 /**
- * A handler's AbortSignal, made only if the handler looks at it: most
- * handlers never do, and an AbortController per job was a tenth of the
- * worker's CPU time on a drain of no-op jobs (node --cpu-prof).
+ * One running job: the context its handler gets, and when it started. One
+ * object per job, since a drain of no-op jobs spends a quarter of the
+ * worker's time collecting garbage (node --cpu-prof). Its AbortSignal is
+ * made only if the handler looks at it (most never do, and an
+ * AbortController per job was a tenth of the worker's CPU time), and so is
+ * its progress function.
  */
-class LazyAbort {
+class Running<T> implements JobContext {
+  readonly start = performance.now();
   private controller: AbortController | undefined;
   private fired = false;
   private reason: unknown;
+
+  constructor(
+    private readonly job: Job<T>,
+    private readonly report: (job: Job<T>, p: JobProgress) => Promise<void>,
+  ) {}
 
   get signal(): AbortSignal {
     if (!this.controller) {
@@ -35,6 +44,11 @@ class LazyAbort {
       if (this.fired) this.controller.abort(this.reason);
     }
     return this.controller.signal;
+  }
+
+  // A getter, not a method, so that a handler may destructure it.
+  get progress(): (p: JobProgress) => Promise<void> {
+    return (p) => this.report(this.job, p);
   }
 
   abort(reason: unknown): void {
@@ -80,7 +94,7 @@ export class QueueWorker<T, R = unknown> implements Worker {
    */
   private readonly held = new Set<Job<T>>();
   /** The running jobs: their signals (aborted when the claim is found gone) and when they started. */
-  private readonly signals = new Map<Job<T>, { abort: LazyAbort; start: number }>();
+  private readonly signals = new Map<Job<T>, Running<T>>();
   private readonly timeoutMs: number;
   /** Every claim held is renewed at this pace (a third of the lease). */
   private readonly renewEvery: number;
@@ -91,7 +105,7 @@ export class QueueWorker<T, R = unknown> implements Worker {
    * renewal refused for one of them only means its own ack or fail landed
    * first, which is no news to report.
    */
-  private readonly settling = new WeakSet<Job<T>>();
+  private readonly settling = new Set<Job<T>>();
   private acks: Job<T>[] = [];
   private results: (R | undefined)[] = [];
   private toldNoResults = false;
@@ -112,6 +126,9 @@ export class QueueWorker<T, R = unknown> implements Worker {
   // handler takes and a dequeue's round trip, in ms (0: not known yet).
   private took = 0;
   private rtt = 1;
+
+  /** What a handler's context.progress calls. */
+  private readonly report = (job: Job<T>, p: JobProgress): Promise<void> => this.progress(job, p);
 
   constructor(
     private readonly queue: WorkerQueue<T, R>,
@@ -206,15 +223,8 @@ export class QueueWorker<T, R = unknown> implements Worker {
 
   private async run(job: Job<T>): Promise<void> {
     this.running++;
-    const start = performance.now();
-    const abort = new LazyAbort();
-    this.signals.set(job, { abort, start });
-    const context: JobContext = {
-      get signal() {
-        return abort.signal;
-      },
-      progress: (p: JobProgress) => this.progress(job, p),
-    };
+    const context = new Running(job, this.report);
+    this.signals.set(job, context);
     // At its timeout the job fails at once (retried per its policy) and
     // the handler's signal aborts; what the handler does after that is
     // ignored, but its slot stays taken until it returns.
@@ -226,7 +236,7 @@ export class QueueWorker<T, R = unknown> implements Worker {
         ? setTimeout(() => {
             timedOut = true;
             const err = new JobTimeoutError(`job ${job.id} ran past its timeout of ${timeoutMs} ms`);
-            abort.abort(err);
+            context.abort(err);
             this.settling.add(job);
             this.fails.push({ job, error: err, retry: true });
             this.scheduleFlush();
@@ -249,7 +259,7 @@ export class QueueWorker<T, R = unknown> implements Worker {
     }
     clearTimeout(timer);
     this.signals.delete(job);
-    const took = performance.now() - start;
+    const took = performance.now() - context.start;
     this.took = this.took === 0 ? took : 0.9 * this.took + 0.1 * took;
     this.running--;
     this.scheduleFlush();
@@ -297,11 +307,17 @@ export class QueueWorker<T, R = unknown> implements Worker {
         fails.length > 0 ? this.send("fail", fails.map((f) => f.job), () => this.queue.failMany(fails)) : undefined,
       ]);
       // Settled (or given up on): no longer ours to renew, and room for more.
-      for (const j of acks) this.held.delete(j);
-      for (const f of fails) this.held.delete(f.job);
+      for (const j of acks) this.forget(j);
+      for (const f of fails) this.forget(f.job);
       this.slotFreed?.();
       this.slotFreed = undefined;
     }
+  }
+
+  /** Drops a settled claim (or one given up on): no longer ours to renew. */
+  private forget(job: Job<T>): void {
+    this.held.delete(job);
+    this.settling.delete(job);
   }
 
   /**
@@ -351,7 +367,9 @@ export class QueueWorker<T, R = unknown> implements Worker {
         const results = await this.queue.heartbeatMany(chunk);
         results.forEach((r, i) => {
           const job = chunk[i];
-          if (!r || !job || this.settling.has(job)) return;
+          // A claim settled or let go while the renewal was on its way
+          // is no longer held: its refusal is no news either.
+          if (!r || !job || this.settling.has(job) || !this.held.has(job)) return;
           this.claimLost(job, r);
           this.onError(r);
         });
@@ -376,7 +394,7 @@ export class QueueWorker<T, R = unknown> implements Worker {
       this.buffer.splice(waiting, 1);
       this.held.delete(job);
     }
-    this.signals.get(job)?.abort.abort(r);
+    this.signals.get(job)?.abort(r);
   }
 
   /** A handler's progress report; it also renews the claim. */
