@@ -67,13 +67,16 @@ func PosOf(j *Job, sort JobSort) JobPos {
 type JobWalk struct {
 	Queue  string
 	Status JobStatus
-	Key    string
-	Filter Filter
-	Sort   JobSort
-	Desc   bool
-	After  *JobPos
-	Limit  int
-	Scan   int
+	// Priority, if set, keeps the pending jobs of that priority only
+	// (stores that are PendingPriorities).
+	Priority *int
+	Key      string
+	Filter   Filter
+	Sort     JobSort
+	Desc     bool
+	After    *JobPos
+	Limit    int
+	Scan     int
 }
 
 // Walked is what a walk found: the matching jobs in walk order, and Cut,
@@ -158,6 +161,17 @@ type BrowseStore interface {
 	// Activity counts finished jobs per window (ActivityParams), one
 	// Activity per queue in order.
 	Activity(ctx context.Context, p ActivityParams) ([]Activity, error)
+}
+
+// PendingPriorities is a browse store that walks pending jobs by runAt
+// along its claim index, which orders them by priority first: the service
+// walks each priority the queue's pending jobs have (JobWalk.Priority)
+// and merges the walks, so that pending jobs need no index of their own
+// (an entry per enqueue and per claim on the queue's hot path).
+type PendingPriorities interface {
+	// PendingPriorities lists the distinct priorities of the pending jobs
+	// of queue (a few index seeks, not a scan).
+	PendingPriorities(ctx context.Context, queue string) ([]int, error)
 }
 
 // JobCursor is the keyset cursor of a job find: base64url of JSON

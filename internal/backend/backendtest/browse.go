@@ -1,6 +1,7 @@
 package backendtest
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -39,9 +40,24 @@ var browseTests = []struct {
 // tuned is the service over b's store with other limits, sharing the
 // store's wake-ups with b's service (its own Watch is not called).
 func tuned(b *jq, cfg queue.Config) *queue.Service {
-	cfg.Store = quietStore{b.store, b.store.(backend.BrowseStore), b.store.(backend.QueueLister)}
+	quiet := quietStore{b.store, b.store.(backend.BrowseStore), b.store.(backend.QueueLister)}
+	cfg.Store = quiet
+	if pp, ok := b.store.(backend.PendingPriorities); ok {
+		cfg.Store = quietPrioStore{quiet, pp}
+	}
 	cfg.Clock = b.clock.Now
 	return queue.New(cfg)
+}
+
+// quietPrioStore is a quietStore of a store that walks pending jobs a
+// priority at a time.
+type quietPrioStore struct {
+	quietStore
+	prios backend.PendingPriorities
+}
+
+func (s quietPrioStore) PendingPriorities(ctx context.Context, queue string) ([]int, error) {
+	return s.prios.PendingPriorities(ctx, queue)
 }
 
 type quietStore struct {
@@ -232,7 +248,10 @@ func testFindScanBound(t *testing.T, b *jq) {
 	q := qname(t)
 	var all, odd []string
 	for i := 0; i < 30; i++ {
-		id := enqueue(t, b, q, backend.EnqueueParams{Data: json.RawMessage(fmt.Sprintf(`{"odd":%v}`, i%2 == 1))})
+		// Three priorities: a store that walks pending jobs one priority
+		// at a time (backend.PendingPriorities) has its walks merged and
+		// cut by the bound like walks of several statuses.
+		id := enqueue(t, b, q, backend.EnqueueParams{Data: json.RawMessage(fmt.Sprintf(`{"odd":%v}`, i%2 == 1)), Priority: b.prio(i % 3)})
 		all = append(all, id)
 		if i%2 == 1 {
 			odd = append(odd, id)
@@ -243,13 +262,15 @@ func testFindScanBound(t *testing.T, b *jq) {
 	f, err := backend.ParseFilter([]byte(`{"odd":true}`))
 	must(t, err)
 	pages, short := 0, 0
-	p := queue.FindParams{Statuses: []backend.JobStatus{backend.StatusPending}, Filter: f, Limit: 5}
+	// Six: a page holds the odd jobs up to the earliest cut, five when
+	// three walks of one priority each stop at their fourth job.
+	p := queue.FindParams{Statuses: []backend.JobStatus{backend.StatusPending}, Filter: f, Limit: 6}
 	var got []*backend.Job
 	for {
 		page, err := svc.FindJobs(ctx(t), q, p)
 		must(t, err)
 		pages++
-		if len(page.Jobs) < 5 && page.Next != nil {
+		if len(page.Jobs) < 6 && page.Next != nil {
 			short++
 		}
 		got = append(got, page.Jobs...)

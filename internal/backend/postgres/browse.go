@@ -11,15 +11,19 @@ import (
 )
 
 var (
-	_ backend.BrowseStore = (*JobStore)(nil)
-	_ backend.QueueLister = (*JobStore)(nil)
+	_ backend.BrowseStore       = (*JobStore)(nil)
+	_ backend.QueueLister       = (*JobStore)(nil)
+	_ backend.PendingPriorities = (*JobStore)(nil)
 )
 
 // Walks of a find (issue 20) run along an index per status and order
 // (migration 0010): storaged_jobs_browse for createdAt (failed and
 // cancelled jobs), storaged_jobs_leases for processing jobs (the claims
-// in flight, sorted), storaged_jobs_pending_run for runAt, and
-// storaged_jobs_failed and storaged_jobs_done_at for finishedAt. The status
+// in flight, sorted), storaged_jobs_claim for the pending jobs of one
+// priority by runAt (the service merges a walk per priority; migration
+// 0011 dropped their own index, an entry per enqueue that was a fifth of
+// an insert's cost), and storaged_jobs_failed and storaged_jobs_done_at
+// for finishedAt. The status
 // is written into the statement as a literal: a partial index serves a
 // statement only when the planner can prove its predicate from the
 // statement's text, which a parameter never proves.
@@ -64,6 +68,9 @@ func walkSQL(w backend.JobWalk, scan, limit int) (string, []any) {
 		// True exactly while processing: the predicate of storaged_jobs_leases.
 		where += " AND lease_expires_at IS NOT NULL"
 	}
+	if w.Priority != nil {
+		where += " AND priority = " + c.bind(*w.Priority) + "::int"
+	}
 	if w.Key != "" {
 		where += " AND key = " + c.bind(w.Key)
 	}
@@ -83,6 +90,32 @@ func orAll(f backend.Filter) backend.Filter {
 		return backend.MatchAll
 	}
 	return f
+}
+
+// pendingPrioritiesSQL lists the priorities of a queue's pending jobs
+// highest first, one seek of storaged_jobs_claim each (a loose index
+// scan: a DISTINCT would read every entry).
+const pendingPrioritiesSQL = `WITH RECURSIVE p(v) AS (
+		SELECT max(priority) FROM storaged_jobs WHERE queue = $1 AND status = 'pending'
+		UNION ALL
+		SELECT (SELECT max(priority) FROM storaged_jobs WHERE queue = $1 AND status = 'pending' AND priority < p.v) FROM p WHERE p.v IS NOT NULL)
+	SELECT v FROM p WHERE v IS NOT NULL`
+
+// PendingPriorities implements backend.PendingPriorities.
+func (b *JobStore) PendingPriorities(ctx context.Context, queue string) ([]int, error) {
+	rows, err := b.pool.Query(ctx, pendingPrioritiesSQL, queue)
+	if err != nil {
+		return nil, translate(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil, translate(err)
+	}
+	prios := make([]int, len(out))
+	for i, v := range out {
+		prios[i] = int(v)
+	}
+	return prios, nil
 }
 
 // FindJobs implements backend.BrowseStore.

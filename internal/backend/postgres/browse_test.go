@@ -75,7 +75,8 @@ func TestFindWalksUseIndexes(t *testing.T) {
 		{backend.SortCreatedAt, backend.StatusFailed, "storaged_jobs_browse", false},
 		{backend.SortCreatedAt, backend.StatusCancelled, "storaged_jobs_browse", false},
 		{backend.SortCreatedAt, backend.StatusProcessing, "storaged_jobs_leases", true},
-		{backend.SortRunAt, backend.StatusPending, "storaged_jobs_pending_run", false},
+		// One priority at a time (the service merges them): the claim index.
+		{backend.SortRunAt, backend.StatusPending, "storaged_jobs_claim", false},
 		{backend.SortFinishedAt, backend.StatusCompleted, "storaged_jobs_done_at", false},
 		{backend.SortFinishedAt, backend.StatusCancelled, "storaged_jobs_done_at", false},
 		{backend.SortFinishedAt, backend.StatusFailed, "storaged_jobs_failed", false},
@@ -105,6 +106,10 @@ func TestFindWalksUseIndexes(t *testing.T) {
 				for _, f := range []backend.Filter{match, none} {
 					for _, a := range []*backend.JobPos{nil, after} {
 						w := backend.JobWalk{Queue: "deep", Status: c.status, Filter: f, Sort: c.sort, Desc: a == nil, After: a, Limit: page, Scan: scan}
+						if c.status == backend.StatusPending {
+							prio := 0
+							w.Priority = &prio
+						}
 						q, args := walkSQL(w, scan, page)
 						_, _ = conn.Exec(ctx, "DEALLOCATE walk", simple)
 						if _, err := conn.Exec(ctx, "PREPARE walk AS "+q, simple); err != nil {
@@ -155,6 +160,15 @@ func TestFindWalksUseIndexes(t *testing.T) {
 	plan = explainLines(t, conn, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) "+queuesSQL)
 	if strings.Contains(plan, "Seq Scan on storaged_jobs") {
 		t.Errorf("the list of queues scans the jobs:\n%s", plan)
+	}
+	// The priorities of the pending jobs: seeks of the claim index.
+	_, _ = conn.Exec(ctx, "DEALLOCATE prios", simple)
+	if _, err := conn.Exec(ctx, "PREPARE prios AS "+pendingPrioritiesSQL, simple); err != nil {
+		t.Fatal(err)
+	}
+	plan = explainLines(t, conn, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE prios('deep')")
+	if !strings.Contains(plan, "storaged_jobs_claim") || strings.Contains(plan, "Seq Scan") || indexRows(t, plan) > 10 {
+		t.Errorf("the pending priorities are not seeks of storaged_jobs_claim:\n%s", plan)
 	}
 	list, err := s.Queues(ctx)
 	if err != nil || len(list) != 2 || list[0].Queue != "deep" || list[1].Queue != "other" {
@@ -237,7 +251,7 @@ func BenchmarkBrowseIndexCost(b *testing.B) {
 		}
 		b.Cleanup(func() { s.Close() })
 		if without {
-			if _, err := s.pool.Exec(ctx, `DROP INDEX storaged_jobs_browse; DROP INDEX storaged_jobs_pending_run`); err != nil {
+			if _, err := s.pool.Exec(ctx, `DROP INDEX storaged_jobs_browse`); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -253,7 +253,8 @@ func (s *Service) FindJobs(ctx context.Context, queue string, p FindParams) (out
 	return s.find(ctx, b, f)
 }
 
-// find walks each status and merges the walks: the page is the first
+// find walks each status (pending jobs of a PendingPriorities store, each
+// of their priorities) and merges the walks: the page is the first
 // limit jobs in order among those every walk has looked at. A walk that
 // stopped early (Cut) saw nothing after its cut, so nothing after the
 // earliest cut can be shown yet; the next page starts there.
@@ -262,9 +263,26 @@ func (s *Service) find(ctx context.Context, b backend.BrowseStore, f findPlan) (
 	var frontier *backend.JobPos
 	var all []*backend.Job
 	seen := map[string]bool{}
+	var walks []backend.JobWalk
 	for _, st := range f.statuses {
-		w, err := b.FindJobs(ctx, backend.JobWalk{Queue: f.queue, Status: st, Key: f.key, Filter: f.filter, Sort: f.sort,
-			Desc: f.desc, After: f.after, Limit: f.limit + 1, Scan: s.findScan})
+		w := backend.JobWalk{Queue: f.queue, Status: st, Key: f.key, Filter: f.filter, Sort: f.sort,
+			Desc: f.desc, After: f.after, Limit: f.limit + 1, Scan: s.findScan}
+		pp, ok := b.(backend.PendingPriorities)
+		if st != backend.StatusPending || !ok {
+			walks = append(walks, w)
+			continue
+		}
+		prios, err := pp.PendingPriorities(ctx, f.queue)
+		if err != nil {
+			return out, err
+		}
+		for _, prio := range prios {
+			w.Priority = &prio
+			walks = append(walks, w)
+		}
+	}
+	for _, walk := range walks {
+		w, err := b.FindJobs(ctx, walk)
 		if err != nil {
 			return out, err
 		}

@@ -12,15 +12,18 @@ import (
 )
 
 var (
-	_ backend.BrowseStore = (*JobStore)(nil)
-	_ backend.QueueLister = (*JobStore)(nil)
+	_ backend.BrowseStore       = (*JobStore)(nil)
+	_ backend.QueueLister       = (*JobStore)(nil)
+	_ backend.PendingPriorities = (*JobStore)(nil)
 )
 
-// Walks of a find (issue 20) run along partial indexes: jobs_pending_run
-// for pending jobs by runAt and jobs_browse for failed and cancelled ones
-// by createdAt (migration 0008), jobs_done for finished ones by
-// finishedAt (0009), jobs_leases for the claims in flight (read and
-// sorted: as many as the workers hold). The status is written into the
+// Walks of a find (issue 20) run along partial indexes: jobs_ready (the
+// claim index) for the pending jobs of one priority by runAt, the service
+// merging one walk per priority (migration 0010 dropped their own index,
+// two b-tree writes per job on the drain's path); jobs_browse for failed
+// and cancelled ones by createdAt (migration 0008), jobs_done for finished
+// ones by finishedAt (0009), jobs_leases for the claims in flight (read
+// and sorted: as many as the workers hold). The status is written into the
 // statement as a literal (it is one of five words), with the predicate of
 // the index as its text: SQLite uses a partial index only when the
 // statement's WHERE names that predicate.
@@ -52,6 +55,9 @@ func walkSQL(w backend.JobWalk, limit int) (string, []any) {
 	}
 	hit := c.filter(orAll(w.Filter))
 	where := "queue = " + c.bind(w.Queue) + " AND status = " + statusLiteral(w.Status) + indexPredicate(w)
+	if w.Priority != nil {
+		where += " AND priority = " + c.bind(*w.Priority)
+	}
 	if w.Key != "" {
 		where += " AND key = " + c.bind(w.Key)
 	}
@@ -118,6 +124,33 @@ func (b *JobStore) FindJobs(ctx context.Context, w backend.JobWalk) (backend.Wal
 				break
 			}
 		}
+	}
+	return out, translate(rows.Err())
+}
+
+// pendingPrioritiesSQL lists the priorities of a queue's pending jobs
+// highest first, one seek of jobs_ready each (a loose index scan: SQLite
+// would read every entry for a DISTINCT).
+const pendingPrioritiesSQL = `WITH RECURSIVE p(v) AS (
+		SELECT max(priority) FROM jobs WHERE queue = ?1 AND status = 'pending'
+		UNION ALL
+		SELECT (SELECT max(priority) FROM jobs WHERE queue = ?1 AND status = 'pending' AND priority < p.v) FROM p WHERE p.v IS NOT NULL)
+	SELECT v FROM p WHERE v IS NOT NULL`
+
+// PendingPriorities implements backend.PendingPriorities.
+func (b *JobStore) PendingPriorities(ctx context.Context, queue string) ([]int, error) {
+	rows, err := b.db.reader.QueryContext(ctx, pendingPrioritiesSQL, queue)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, translate(err)
+		}
+		out = append(out, v)
 	}
 	return out, translate(rows.Err())
 }

@@ -35,7 +35,8 @@ func TestFindWalksUseIndexes(t *testing.T) {
 		{backend.SortCreatedAt, backend.StatusProcessing, "jobs_leases"},
 		{backend.SortCreatedAt, backend.StatusFailed, "jobs_browse"},
 		{backend.SortCreatedAt, backend.StatusCancelled, "jobs_browse"},
-		{backend.SortRunAt, backend.StatusPending, "jobs_pending_run"},
+		// One priority at a time (the service merges them): the claim index.
+		{backend.SortRunAt, backend.StatusPending, "jobs_ready"},
 		{backend.SortFinishedAt, backend.StatusCompleted, "jobs_done"},
 		{backend.SortFinishedAt, backend.StatusFailed, "jobs_done"},
 		{backend.SortFinishedAt, backend.StatusCancelled, "jobs_done"},
@@ -43,7 +44,12 @@ func TestFindWalksUseIndexes(t *testing.T) {
 	for _, c := range cases {
 		for _, desc := range []bool{false, true} {
 			for _, a := range []*backend.JobPos{nil, after} {
-				q, args := walkSQL(backend.JobWalk{Queue: "q", Status: c.status, Filter: f, Sort: c.sort, Desc: desc, After: a, Limit: 51, Scan: 10000}, 10001)
+				w := backend.JobWalk{Queue: "q", Status: c.status, Filter: f, Sort: c.sort, Desc: desc, After: a, Limit: 51, Scan: 10000}
+				if c.status == backend.StatusPending {
+					prio := 3
+					w.Priority = &prio
+				}
+				q, args := walkSQL(w, 10001)
 				plan := explain(t, db, q, args...)
 				// The claims in flight have no index in createdAt order: read and sorted.
 				sorts := c.status == backend.StatusProcessing
@@ -52,6 +58,10 @@ func TestFindWalksUseIndexes(t *testing.T) {
 				}
 			}
 		}
+	}
+	// The priorities of the pending jobs: seeks of the claim index.
+	if plan := explain(t, db, pendingPrioritiesSQL, "q"); !strings.Contains(plan, "INDEX jobs_ready") || strings.Contains(plan, "SCAN jobs") {
+		t.Errorf("the pending priorities are not seeks of jobs_ready:\n%s", plan)
 	}
 	// The activity of the last hour reads ranges of the finished indexes.
 	one := fmt.Sprintf(activitySQL, "'failed'")
