@@ -48,7 +48,9 @@ type JobStore struct {
 	log       *slog.Logger
 	poll      time.Duration
 	noNotify  bool
-	watch     backend.Watcher
+	// watch is who to wake; a later Watch replaces it while the
+	// listener runs (a second service over the same store).
+	watch     atomic.Pointer[backend.Watcher]
 	listening atomic.Bool
 	closed    atomic.Bool
 	stop      context.CancelFunc
@@ -75,13 +77,15 @@ func OpenJobStore(ctx context.Context, cfg JobStoreConfig) (*JobStore, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
 	}
-	return &JobStore{pool: pool, log: cfg.Logger, poll: cfg.PollInterval, noNotify: cfg.NoNotify, watch: backend.Watcher{Ready: func(string) {}, Finished: func(string) {}}}, nil
+	s := &JobStore{pool: pool, log: cfg.Logger, poll: cfg.PollInterval, noNotify: cfg.NoNotify}
+	s.watch.Store(&backend.Watcher{Ready: func(string) {}, Finished: func(string) {}})
+	return s, nil
 }
 
 // Watch implements backend.JobStore: one connection LISTENs, outside the
 // pool, and wakes local long polls on every notification.
 func (b *JobStore) Watch(w backend.Watcher) {
-	b.watch = w
+	b.watch.Store(&w)
 	if b.noNotify || b.stop != nil {
 		return
 	}
@@ -112,8 +116,8 @@ func (b *JobStore) listen(ctx context.Context) {
 		}
 		if err == nil {
 			b.listening.Store(true)
-			b.watch.Ready("")
-			b.watch.Finished("")
+			b.watch.Load().Ready("")
+			b.watch.Load().Finished("")
 			delay = 100 * time.Millisecond
 			for {
 				var n *pgconn.Notification
@@ -122,9 +126,9 @@ func (b *JobStore) listen(ctx context.Context) {
 					break
 				}
 				if n.Channel == doneChannel {
-					b.watch.Finished(n.Payload)
+					b.watch.Load().Finished(n.Payload)
 				} else {
-					b.watch.Ready(n.Payload)
+					b.watch.Load().Ready(n.Payload)
 				}
 			}
 			b.listening.Store(false)
