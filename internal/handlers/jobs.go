@@ -185,9 +185,11 @@ func (s *Server) dequeue(ctx *fasthttp.RequestCtx) error {
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
 		return nil
 	case many:
-		return writeValue(ctx, fasthttp.StatusOK, jobs)
+		writeJSON(ctx, fasthttp.StatusOK, backend.AppendJobsJSON(make([]byte, 0, 512*len(jobs)), jobs))
+		return nil
 	}
-	return writeValue(ctx, fasthttp.StatusOK, jobs[0])
+	writeJSON(ctx, fasthttp.StatusOK, backend.AppendJobJSON(make([]byte, 0, 512), jobs[0]))
+	return nil
 }
 
 func (s *Server) getJob(ctx *fasthttp.RequestCtx) error {

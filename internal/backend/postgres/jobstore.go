@@ -221,7 +221,8 @@ func scanJob(row pgx.Row, prefix ...any) (*backend.Job, error) {
 			*t = &u
 		}
 	}
-	if err := json.Unmarshal([]byte(bo), &j.Backoff); err != nil {
+	var err error
+	if j.Backoff, err = backend.ParseBackoff(bo); err != nil {
 		return nil, err
 	}
 	if lastErr != nil {
@@ -280,8 +281,7 @@ func (b *JobStore) insert(ctx context.Context, q jobQuerier, p backend.InsertPar
 	var wanted []string
 	for i, j := range p.Jobs {
 		ids[i], data[i] = j.ID, string(j.Data)
-		bo, _ := backend.Marshal(j.Backoff)
-		backoff[i] = string(bo)
+		backoff[i] = string(j.Backoff.AppendJSON(nil))
 		prio[i], maxAtt[i] = int32(j.Priority), int32(j.MaxAttempts) //nolint:gosec // G115: EnqueueParams.Validate keeps both within int32
 		if j.Key != "" {
 			k := j.Key

@@ -69,8 +69,7 @@ func (b *JobStore) insertUnique(ctx context.Context, q jobQuerier, p backend.Ins
 	var wanted, locked []string
 	for i, j := range p.Jobs {
 		ids[i], data[i] = j.ID, string(j.Data)
-		bo, _ := backend.Marshal(j.Backoff)
-		backoff[i] = string(bo)
+		backoff[i] = string(j.Backoff.AppendJSON(nil))
 		prio[i], maxAtt[i], hold[i] = int32(j.Priority), int32(j.MaxAttempts), int32(j.Hold) //nolint:gosec // G115: EnqueueParams.Validate keeps all three within int32
 		if j.Key != "" {
 			k := j.Key

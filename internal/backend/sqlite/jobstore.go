@@ -91,7 +91,7 @@ func scanJob(s scanner) (*backend.Job, error) {
 	j.Lease = r.lease.String
 	j.RunAt, j.CreatedAt, j.UpdatedAt = ms(r.runAt), ms(r.created), ms(r.updated)
 	j.StartedAt, j.FinishedAt, j.LeaseExpiresAt = nullMs(r.started), nullMs(r.finished), nullMs(r.expires)
-	if err := json.Unmarshal([]byte(r.backoff), &j.Backoff); err != nil {
+	if j.Backoff, err = backend.ParseBackoff(r.backoff); err != nil {
 		return nil, err
 	}
 	if r.lastErr.Valid {
@@ -194,7 +194,7 @@ func (b *JobStore) insertTx(ctx context.Context, tx *sql.Tx, p backend.InsertPar
 		if !nj.HasRunAt {
 			runAt = now.Add(nj.Delay)
 		}
-		bo, _ := backend.Marshal(nj.Backoff)
+		bo := nj.Backoff.AppendJSON(nil)
 		var timeout, trace any
 		if nj.Timeout > 0 {
 			timeout = nj.Timeout.Milliseconds()
