@@ -44,10 +44,10 @@ type JobStoreConfig struct {
 // statement, or one pipelined batch in one implicit transaction: one round
 // trip and one commit however many jobs it carries.
 type JobStore struct {
-	pool      *pgxpool.Pool
-	log       *slog.Logger
-	poll      time.Duration
-	noNotify  bool
+	pool     *pgxpool.Pool
+	log      *slog.Logger
+	poll     time.Duration
+	noNotify bool
 	// watch is who to wake; a later Watch replaces it while the
 	// listener runs (a second service over the same store).
 	watch     atomic.Pointer[backend.Watcher]
