@@ -77,27 +77,29 @@ func r(method, pattern string, write bool) route {
 // acknowledgements, transactions, record writes) is not served here: the
 // dashboard is for looking and for an operator's few actions, and an app
 // has its socket for the rest.
-var routes = []route{
-	r("GET", "/v1/info", false),
-	r("GET", "/v1/queues", false),
-	r("GET", "/v1/queues/{}/stats", false),
-	r("GET", "/v1/queues/{}/settings", false),
-	r("GET", "/v1/queues/{}/schedules", false),
-	r("GET", "/v1/queues/{}/events", false),
-	r("POST", "/v1/queues/{}/jobs/find", false),
-	r("GET", "/v1/jobs/{}", false),
-	r("GET", "/v1/repos", false),
-	r("POST", "/v1/repos/{}/find", false),
-	r("POST", "/v1/repos/{}/count", false),
-	r("GET", "/v1/repos/{}/{}", false),
-	r("POST", "/v1/queues/{}/pause", true),
-	r("POST", "/v1/queues/{}/resume", true),
-	r("POST", "/v1/queues/{}/jobs/retry", true),
-	r("POST", "/v1/queues/{}/jobs/cancel", true),
-	r("POST", "/v1/queues/{}/jobs/delete", true),
-	r("POST", "/v1/jobs/{}/retry", true),
-	r("POST", "/v1/jobs/{}/cancel", true),
-	r("PATCH", "/v1/jobs/{}", true),
+var routes = loadRoutes()
+
+// loadRoutes reads assets/routes.json, the one list of the dashboard's
+// routes: the Node client's Fastify plugin reads the same file, so that
+// both mounts serve exactly the same API.
+func loadRoutes() []route {
+	b, err := fs.ReadFile(embedded, "assets/routes.json")
+	if err != nil {
+		panic(err)
+	}
+	var list []struct {
+		Method string `json:"method"`
+		Path   string `json:"path"`
+		Write  bool   `json:"write"`
+	}
+	if err := json.Unmarshal(b, &list); err != nil {
+		panic("assets/routes.json: " + err.Error())
+	}
+	out := make([]route, len(list))
+	for i, l := range list {
+		out[i] = r(l.Method, l.Path, l.Write)
+	}
+	return out
 }
 
 // Allowed reports whether method and path are a dashboard route, and

@@ -3,7 +3,8 @@
 // running beside it. `make test-ui`.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { JobStatus, SocketJobQueueBackend, SocketRepositoryBackend, type Worker } from "../src/index.js";
+import Fastify from "fastify";
+import { JobStatus, SocketJobQueueBackend, SocketRepositoryBackend, storagedDashboard, type Worker } from "../src/index.js";
 import { startDaemon, uniqueName, type TestDaemon } from "../test/harness.js";
 import { freePort, launch, watchErrors, type Browser } from "./browser.js";
 
@@ -200,6 +201,49 @@ describe("dashboard", () => {
       await page.locator(`tr[data-queue="${name}"]`).waitFor();
       const res = await fetch(`${s.url}v1/queues`, { headers: { "Storaged-UI": "1" } });
       assert.equal(res.status, 401);
+    });
+  });
+
+  describe("mounted in a Fastify app", () => {
+    let s: Setup;
+    before(async () => {
+      s = await setup();
+    });
+    after(async () => {
+      await teardown(s);
+    });
+
+    it("serves the same pages behind the app's own auth and retries through them", async () => {
+      const app = Fastify();
+      await app.register(async (admin) => {
+        // The app's auth: a session cookie here.
+        admin.addHook("onRequest", async (req, reply) => {
+          if (!/(^|; )session=admin(;|$)/.test(req.headers.cookie ?? "")) return reply.code(401).send("sign in first");
+        });
+        await admin.register(storagedDashboard, { socketPath: s.daemon.socketPath, prefix: "/admin/jobs" });
+      });
+      const base = await app.listen({ host: "127.0.0.1", port: 0 });
+      try {
+        const name = uniqueName("mounted");
+        const queue = s.jobs.queue<{ n: number }>(name);
+        const id = await queue.enqueue({ n: 1 }, { maxAttempts: 1 });
+        const job = await queue.dequeue();
+        assert.ok(job);
+        await queue.fail(job, new Error("mounted failure"));
+        const page = browser.page;
+        const denied = await page.goto(`${base}/admin/jobs/`);
+        assert.equal(denied?.status(), 401);
+        await browser.context.addCookies([{ name: "session", value: "admin", url: base }]);
+        await page.goto(`${base}/admin/jobs#/jobs/${id}`);
+        assert.equal(new URL(page.url()).pathname, "/admin/jobs/");
+        await page.getByLabel("Stack trace").getByText("mounted failure").waitFor();
+        await page.getByRole("button", { name: "Retry" }).click();
+        await page.locator("h1 .status-pending").waitFor();
+        assert.equal((await queue.getJob(id))?.status, JobStatus.PENDING);
+      } finally {
+        await browser.context.clearCookies();
+        await app.close();
+      }
     });
   });
 });
