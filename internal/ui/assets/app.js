@@ -93,6 +93,14 @@ function Time({ value }) {
   return html`<time datetime=${d.toISOString()} title=${d.toISOString()}>${d.toLocaleString()} <span class="muted">(${secs <= 0 ? `${rel} ago` : `in ${rel}`})</span></time>`;
 }
 
+function duration(ms) {
+  if (ms % 86_400_000 === 0) return `${ms / 86_400_000}d`;
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
 function Json({ value, label }) {
   if (value === undefined) return html`<p class="muted">none</p>`;
   return html`<pre class="json" tabindex="0" aria-label=${label}>${JSON.stringify(value, null, 2)}</pre>`;
@@ -369,12 +377,12 @@ function SchedulesPage() {
     <${ErrorNote} error=${error} />
     ${data === undefined ? html`<p>Loading…</p>` : data.length === 0 ? html`<p>No recurring schedules.</p>` : html`<table>
       <caption>Recurring schedules of every queue, with their next and last runs</caption>
-      <thead><tr><th scope="col">Queue</th><th scope="col">Name</th><th scope="col">Cron</th><th scope="col">Time zone</th><th scope="col">Next run</th><th scope="col">Last run</th><th scope="col">Overlap</th></tr></thead>
+      <thead><tr><th scope="col">Queue</th><th scope="col">Name</th><th scope="col">Timing</th><th scope="col">Time zone</th><th scope="col">Next run</th><th scope="col">Last run</th><th scope="col">Overlap</th></tr></thead>
       <tbody>${data.map((s) => html`<tr key=${s.queue + "/" + s.name}>
         <td><a href=${href(["queues", s.queue])}>${s.queue}</a></td>
         <th scope="row">${s.name}</th>
-        <td><code>${s.cron}</code></td>
-        <td>${s.tz}</td>
+        <td>${s.cron ? html`<code>${s.cron}</code>` : `every ${duration(s.everyMs)}`}</td>
+        <td>${s.cron ? s.tz : html`<span class="muted">—</span>`}</td>
         <td><${Time} value=${s.next} /></td>
         <td>${s.lastRunAt ? html`<${Time} value=${s.lastRunAt} />${s.lastJobId ? html` <a href=${href(["jobs", s.lastJobId])}>job</a>` : null}` : html`<span class="muted">never</span>`}</td>
         <td>${s.overlap}</td>
