@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -33,7 +34,7 @@ func dashboard(t *testing.T, o ui.Options) (func(method, path, body string, hdr 
 	srv := handlers.NewFastHTTP(ui.Handler(o), handlers.Limits{}, log)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Shutdown() })
-	c := &http.Client{Transport: &http.Transport{Dial: func(string, string) (net.Conn, error) { return ln.Dial() }}}
+	c := &http.Client{Transport: &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return ln.Dial() }}}
 	do := func(method, path, body string, hdr ...string) (int, http.Header, string) {
 		t.Helper()
 		req, err := http.NewRequest(method, "http://127.0.0.1:8080"+path, strings.NewReader(body))

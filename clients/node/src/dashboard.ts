@@ -85,7 +85,7 @@ function fail(reply: FastifyReply, status: number, code: string, message: string
  * Its API calls go to the daemon's socket; only the routes the pages use
  * are passed on.
  */
-export async function storagedDashboard(fastify: FastifyInstance, options: StoragedDashboardOptions): Promise<void> {
+export function storagedDashboard(fastify: FastifyInstance, options: StoragedDashboardOptions): Promise<void> {
   const socketPath = resolveSocketPath(options.socketPath);
   const dir = options.assetsDir ?? fileURLToPath(new URL("./ui/", import.meta.url));
   const assets = readAssets(dir);
@@ -175,4 +175,5 @@ export async function storagedDashboard(fastify: FastifyInstance, options: Stora
       });
     },
   });
+  return Promise.resolve();
 }

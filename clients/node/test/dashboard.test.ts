@@ -70,10 +70,10 @@ describe("storagedDashboard", () => {
       await queue.enqueue({ n: 7 });
       const list = await fastify.inject({ url: "/admin/storaged/v1/queues", headers: UI });
       assert.equal(list.statusCode, 200);
-      assert.ok((list.json() as Array<{ queue: string }>).some((q) => q.queue === name));
+      assert.ok(list.json<Array<{ queue: string }>>().some((q) => q.queue === name));
       const found = await fastify.inject({ method: "POST", url: `/admin/storaged/v1/queues/${name}/jobs/find`, headers: UI, payload: { status: ["pending"], filter: { n: 7 } } });
       assert.equal(found.statusCode, 200);
-      assert.equal((found.json() as { jobs: unknown[] }).jobs.length, 1);
+      assert.equal(found.json<{ jobs: unknown[] }>().jobs.length, 1);
       const bad = await fastify.inject({ method: "POST", url: `/admin/storaged/v1/queues/${name}/jobs/find`, headers: UI, payload: { status: ["nope"] } });
       assert.equal(bad.statusCode, 400);
       const paused = await fastify.inject({ method: "POST", url: `/admin/storaged/v1/queues/${name}/pause`, headers: UI, payload: {} });
@@ -114,7 +114,7 @@ describe("storagedDashboard", () => {
       assert.equal(stats.pending, 1);
       const job = await fastify.inject({ url: `/admin/storaged/v1/jobs/${id}`, headers: UI });
       assert.equal(job.statusCode, 200);
-      assert.equal((job.json() as { id: string }).id, id);
+      assert.equal(job.json<{ id: string }>().id, id);
     } finally {
       await fastify.close();
     }
