@@ -86,6 +86,16 @@ function fail(reply: FastifyReply, status: number, code: string, message: string
  * are passed on.
  */
 export function storagedDashboard(fastify: FastifyInstance, options: StoragedDashboardOptions): Promise<void> {
+  // Fastify takes a plugin's failure from its promise; a throw would escape it.
+  try {
+    mount(fastify, options);
+    return Promise.resolve();
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+function mount(fastify: FastifyInstance, options: StoragedDashboardOptions): void {
   const socketPath = resolveSocketPath(options.socketPath);
   const dir = options.assetsDir ?? fileURLToPath(new URL("./ui/", import.meta.url));
   const assets = readAssets(dir);
@@ -175,5 +185,4 @@ export function storagedDashboard(fastify: FastifyInstance, options: StoragedDas
       });
     },
   });
-  return Promise.resolve();
 }

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import Fastify, { type FastifyInstance } from "fastify";
 import { SocketJobQueueBackend, storagedDashboard, type StoragedDashboardOptions } from "../src/index.js";
-import { startDaemon, uniqueName, type TestDaemon } from "./harness.js";
+import { join } from "node:path";
+import { startDaemon, tempDir, uniqueName, type TestDaemon } from "./harness.js";
 
 const UI = { "storaged-ui": "1", authorization: "Bearer admin" };
 
@@ -118,5 +119,26 @@ describe("storagedDashboard", () => {
     } finally {
       await fastify.close();
     }
+  });
+
+  it("answers 502 when the daemon does not answer, and refuses a directory without the pages", async () => {
+    const gone = await app({ socketPath: join(tempDir(), "nobody.sock") });
+    try {
+      const res = await gone.inject({ url: "/admin/storaged/v1/queues", headers: UI });
+      assert.equal(res.statusCode, 502);
+      assert.match(res.body, /storaged is not answering on .*nobody\.sock/);
+    } finally {
+      await gone.close();
+    }
+    // A call that outlasts requestTimeoutMs (a long poll here) is cut.
+    const slow = await app({ socketPath: daemon.socketPath, requestTimeoutMs: 200 });
+    try {
+      const res = await slow.inject({ url: `/admin/storaged/v1/queues/${uniqueName("idle")}/events?waitMs=5000`, headers: UI });
+      assert.equal(res.statusCode, 502);
+      assert.match(res.body, /timeout/);
+    } finally {
+      await slow.close();
+    }
+    await assert.rejects(app({ socketPath: daemon.socketPath, assetsDir: tempDir() }), /no dashboard in/);
   });
 });

@@ -110,6 +110,25 @@ describe("dashboard", () => {
       await queue.acknowledge(job, undefined);
     });
 
+    it("pages through a queue's jobs and filters them by data", async () => {
+      const name = uniqueName("pages");
+      const queue = s.jobs.queue<{ n: number; tier: string }>(name);
+      for (let n = 0; n < 60; n++) await queue.enqueue({ n, tier: n % 2 ? "gold" : "basic" });
+      const page = browser.page;
+      await page.goto(`${s.url}#/queues/${name}?status=pending`);
+      const caption = page.locator("table.jobs caption");
+      await caption.getByText("50 on this page").waitFor();
+      await page.getByRole("link", { name: "Next page →" }).click();
+      await caption.getByText("10 on this page").waitFor();
+      assert.equal(await page.getByRole("link", { name: "Next page →" }).count(), 0);
+      await page.getByRole("link", { name: "← Previous page" }).click();
+      await caption.getByText("50 on this page").waitFor();
+      await page.getByLabel("Data filter (JSON)").fill('{"tier": "gold", "n": {"$lt": 20}}');
+      await page.getByRole("button", { name: "Find" }).click();
+      await caption.getByText("pending jobs matching the filter, 10 on this page").waitFor();
+      assert.equal(await page.locator("table.jobs tbody tr").count(), 10);
+    });
+
     it("lists schedules and browses records with a filter", async () => {
       const name = uniqueName("sched");
       await s.jobs.queue(name).schedule("nightly", { cron: "0 3 * * *" }, {});
