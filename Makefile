@@ -28,7 +28,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(CURDIR)/var/tools/golangci-lint-$(GOLANGCI_LINT_VERSION)
 HOST_PLATFORM = $(shell $(GO) env GOOS)/$(shell $(GO) env GOARCH)
 
-.PHONY: help build run test test-go test-node test-dist test-reliability fuzz bench lint install example dist clean
+.PHONY: help build run test test-go test-node test-ui ui-screenshots test-dist test-reliability fuzz bench lint install example dist clean
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,7 +40,7 @@ run: build ## Build and serve records and jobs from SQLite under ./var (socket p
 	@mkdir -p var
 	STORAGED_SOCKET=$(SOCKET) REPOSITORY_BACKEND=sqlite JOBQUEUE_BACKEND=sqlite SQLITE_PATH=$(CURDIR)/var/storaged.db ./bin/storaged serve
 
-test: lint test-go test-node test-dist ## Lint, then build everything and run every test (Go with -race, the Node client, the packages).
+test: lint test-go test-node test-ui test-dist ## Lint, then build everything and run every test (Go with -race, the Node client, the dashboard in Chromium, the packages).
 
 test-go: ## Go tests with the race detector (fuzz seed corpora replayed).
 	$(GO) vet ./...
@@ -50,6 +50,12 @@ test-node: build ## Node client: install, build, type tests, node:test against a
 	@if [ -f $(NODE_DIR)/package.json ]; then \
 		cd $(NODE_DIR) && npm ci --no-audit --no-fund && npm run build && STORAGED_BIN=$(CURDIR)/bin/storaged STORAGED_TEST_BACKENDS=$(NODE_TEST_BACKENDS) npm test; \
 	fi
+
+test-ui: build ## The dashboard in headless Chromium (/usr/bin/chromium, or STORAGED_CHROMIUM) against a real daemon: clients/node/ui-test.
+	cd $(NODE_DIR) && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && STORAGED_BIN=$(CURDIR)/bin/storaged npm run -s test:ui
+
+ui-screenshots: build ## Screenshots of every dashboard page with demo data into docs/ui/ (for the README).
+	cd $(NODE_DIR) && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && STORAGED_BIN=$(CURDIR)/bin/storaged npm run -s ui:screenshots
 
 test-dist: $(NFPM) ## make dist for this platform only into var/dist-test, then install and check what it made (packaging/test).
 	$(MAKE) -s dist DIST=$(CURDIR)/var/dist-test DIST_PLATFORMS=$(HOST_PLATFORM)

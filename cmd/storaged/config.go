@@ -20,6 +20,7 @@ import (
 	"github.com/storaged/storaged/internal/backend/queue"
 	sqsstore "github.com/storaged/storaged/internal/backend/sqs"
 	"github.com/storaged/storaged/internal/handlers"
+	"github.com/storaged/storaged/internal/ui"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=...".
@@ -65,6 +66,9 @@ type Config struct {
 	AllowedGIDs             []int
 	MemoryLimit             int64 // bytes; memoryLimitAuto or 0 (off)
 	MetricsQueues           int
+	UIListen                string // host:port of the dashboard; empty: off
+	UIToken                 string
+	UIReadOnly              bool
 }
 
 // setting is one configuration variable: its environment name, the flag
@@ -267,6 +271,25 @@ var settings = []setting{
 		c.MetricsQueues = n
 		return nil
 	}},
+	{"STORAGED_UI_LISTEN", "ui-listen", "", "host:port of the dashboard (issue 20); empty: off. A non-loopback address needs STORAGED_UI_TOKEN", func(c *Config, v string) error {
+		c.UIListen = v
+		return nil // checked with the token, after every variable is read
+	}},
+	{"STORAGED_UI_TOKEN", "ui-token", "", "token the dashboard asks for (Authorization: Bearer); at least 16 characters; empty: none, loopback only", func(c *Config, v string) error {
+		if v != "" && (len(v) < 16 || strings.ContainsAny(v, " \t\r\n")) {
+			return errors.New("must be at least 16 characters, without spaces (e.g. openssl rand -hex 24)")
+		}
+		c.UIToken = v
+		return nil
+	}},
+	{"STORAGED_UI_READONLY", "ui-readonly", "false", "dashboard that looks only: pause, retry, cancel, delete and edits are refused with 403", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		c.UIReadOnly = b
+		return nil
+	}},
 	{"STORAGED_SHUTDOWN_TIMEOUT", "shutdown-timeout", "10s", "on SIGTERM, wait this long for requests in flight", durationIn(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 }
 
@@ -365,6 +388,13 @@ func LoadConfig(args []string, lookup func(string) (string, bool)) (Config, erro
 			return fmt.Errorf("%s=%s needs %s or %s", strings.TrimSuffix(env, "_CONNECTION_STRING")+"_BACKEND", backend, env, alt)
 		}
 		return nil
+	}
+	if c.UIListen != "" {
+		if err := ui.CheckListen(c.UIListen, c.UIToken != ""); err != nil {
+			return Config{}, fmt.Errorf("STORAGED_UI_LISTEN (--ui-listen): %w", err)
+		}
+	} else if c.UIToken != "" || c.UIReadOnly {
+		return Config{}, errors.New("STORAGED_UI_TOKEN and STORAGED_UI_READONLY configure the dashboard, which is off: set STORAGED_UI_LISTEN too")
 	}
 	if err := resolve(c.RepositoryBackend, &c.RepositoryConnection, &c.RepositoryConnectionVar, "REPOSITORY_CONNECTION_STRING"); err != nil {
 		return Config{}, err

@@ -33,6 +33,7 @@ import (
 	"github.com/storaged/storaged/internal/backend/sqlite"
 	sqsstore "github.com/storaged/storaged/internal/backend/sqs"
 	"github.com/storaged/storaged/internal/handlers"
+	"github.com/storaged/storaged/internal/ui"
 )
 
 // Main is the running daemon: Run opens the backends and starts serving,
@@ -46,6 +47,7 @@ type Main struct {
 	api  *handlers.Server
 	http *fasthttp.Server
 	ln   net.Listener
+	ui   *fasthttp.Server // the dashboard, when STORAGED_UI_LISTEN is set
 
 	ownsSocket bool   // false under socket activation: systemd owns the path
 	dialPath   string // where clients (and the watchdog's probe) connect
@@ -113,6 +115,10 @@ func (m *Main) Run(ctx context.Context) error {
 		m.serveErr <- fmt.Errorf("stopped accepting connections on %s: %w", m.dialPath, err)
 	}()
 
+	if err := m.serveUI(); err != nil {
+		return err
+	}
+
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	m.stop = stop
 	m.wg.Add(1)
@@ -135,6 +141,35 @@ func (m *Main) Run(ctx context.Context) error {
 		"repository", m.cfg.RepositoryBackend, "jobqueue", m.cfg.JobQueueBackend)
 	fmt.Fprintf(os.Stdout, "storaged: serving on %s (repository=%s, jobqueue=%s)\n", m.cfg.Socket, m.cfg.RepositoryBackend, m.cfg.JobQueueBackend)
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
+	return nil
+}
+
+// serveUI starts the dashboard's listener (issue 20): the same API
+// handler behind ui.Handler's token, read-only mode and route allowlist.
+func (m *Main) serveUI() error {
+	if m.cfg.UIListen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", m.cfg.UIListen)
+	if err != nil {
+		return fmt.Errorf("STORAGED_UI_LISTEN: %w", err)
+	}
+	m.ui = handlers.NewFastHTTP(ui.Handler(ui.Options{API: m.api.Handler(), Token: m.cfg.UIToken, ReadOnly: m.cfg.UIReadOnly}), handlers.Limits{
+		MaxBodyBytes: m.cfg.MaxBodyBytes, MaxConnections: 256,
+		ReadTimeout: m.cfg.ReadTimeout, WriteTimeout: m.cfg.WriteTimeout, IdleTimeout: m.cfg.IdleTimeout,
+	}, m.log)
+	go func() {
+		err := m.ui.Serve(ln)
+		if m.closing.Load() {
+			return
+		}
+		if err == nil {
+			err = errors.New("the listener was closed")
+		}
+		m.serveErr <- fmt.Errorf("stopped accepting connections on the dashboard's %s: %w", ln.Addr(), err)
+	}()
+	m.log.Info("dashboard serving", "url", "http://"+ln.Addr().String()+"/", "token", m.cfg.UIToken != "", "readonly", m.cfg.UIReadOnly)
+	fmt.Fprintf(os.Stdout, "storaged: dashboard on http://%s/\n", ln.Addr())
 	return nil
 }
 
@@ -271,7 +306,11 @@ func (m *Main) Close() error {
 			// request timeout; long polls answer 204 instead of holding it
 			// for their wait.
 			m.api.Close()
-			done <- m.http.Shutdown()
+			var uiErr error
+			if m.ui != nil {
+				uiErr = m.ui.Shutdown()
+			}
+			done <- errors.Join(uiErr, m.http.Shutdown())
 		}()
 		select {
 		case err := <-done:

@@ -55,11 +55,43 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"STORAGED_WRITE_TIMEOUT": "-1s"}, nil, "STORAGED_WRITE_TIMEOUT"},
 		{nil, []string{"--repository-backend", "nope"}, "REPOSITORY_BACKEND (--repository-backend)"},
 		{nil, []string{"--no-such-flag"}, "no-such-flag"},
+		{map[string]string{"STORAGED_UI_LISTEN": "0.0.0.0:8080"}, nil, "STORAGED_UI_LISTEN"},
+		{map[string]string{"STORAGED_UI_LISTEN": ":8080"}, nil, "STORAGED_UI_LISTEN"},
+		{map[string]string{"STORAGED_UI_LISTEN": "10.1.2.3:8080"}, nil, "STORAGED_UI_TOKEN"},
+		{map[string]string{"STORAGED_UI_LISTEN": "dashboard.example:8080"}, nil, "STORAGED_UI_LISTEN"},
+		{map[string]string{"STORAGED_UI_LISTEN": "127.0.0.1"}, nil, "STORAGED_UI_LISTEN"},
+		{map[string]string{"STORAGED_UI_LISTEN": "127.0.0.1:8080", "STORAGED_UI_TOKEN": "short"}, nil, "STORAGED_UI_TOKEN"},
+		{map[string]string{"STORAGED_UI_LISTEN": "127.0.0.1:8080", "STORAGED_UI_READONLY": "maybe"}, nil, "STORAGED_UI_READONLY"},
+		{map[string]string{"STORAGED_UI_TOKEN": "0123456789abcdef0123"}, nil, "STORAGED_UI_LISTEN"},
 	}
 	for _, c := range cases {
 		_, err := LoadConfig(c.args, env(c.env))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("env %v args %v: error %v, want one naming %s", c.env, c.args, err, c.want)
+		}
+	}
+}
+
+// The dashboard listens on loopback without a token, anywhere with one.
+func TestConfigDashboardListen(t *testing.T) {
+	cases := []struct {
+		env      map[string]string
+		listen   string
+		readOnly bool
+	}{
+		{map[string]string{}, "", false},
+		{map[string]string{"STORAGED_UI_LISTEN": "127.0.0.1:8080"}, "127.0.0.1:8080", false},
+		{map[string]string{"STORAGED_UI_LISTEN": "[::1]:8080", "STORAGED_UI_READONLY": "1"}, "[::1]:8080", true},
+		{map[string]string{"STORAGED_UI_LISTEN": "localhost:0"}, "localhost:0", false},
+		{map[string]string{"STORAGED_UI_LISTEN": "0.0.0.0:8080", "STORAGED_UI_TOKEN": "0123456789abcdef0123"}, "0.0.0.0:8080", false},
+	}
+	for _, c := range cases {
+		cfg, err := LoadConfig(nil, env(c.env))
+		if err != nil {
+			t.Fatalf("%v: %v", c.env, err)
+		}
+		if cfg.UIListen != c.listen || cfg.UIReadOnly != c.readOnly || cfg.UIToken != c.env["STORAGED_UI_TOKEN"] {
+			t.Errorf("%v: listen %q readOnly %v token %q", c.env, cfg.UIListen, cfg.UIReadOnly, cfg.UIToken)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	mathrand "math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -80,4 +81,17 @@ func MustJSON(t testing.TB, v any) []byte {
 func RetryDelay(attempt int) time.Duration {
 	ceiling := min(2*time.Millisecond<<min(attempt, 9), time.Second)
 	return time.Duration(mathrand.Int64N(int64(ceiling)) + 1)
+}
+
+// FreePort is a loopback TCP port free when asked, for a daemon's
+// STORAGED_UI_LISTEN (another process may take it before the daemon
+// binds it; on a test machine that is rare enough).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

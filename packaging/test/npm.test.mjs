@@ -81,6 +81,23 @@ describe(`npm install of the packed @storaged/client on ${npmPlatform}`, () => {
     assert.match(out, new RegExp(`^storaged ${VERSION.replace(/\./g, "\\.")} \\(commit [0-9a-f]{7,}(-dirty)?, go[0-9.]+, ${process.platform}/`));
   });
 
+  it("the client ships the dashboard's pages and mounts them in Fastify", () => {
+    const ui = join(project, "node_modules/@storaged/client/dist/ui");
+    for (const f of ["index.html", "app.js", "routes.json", "vendor/preact.js", "vendor/LICENSE-preact", "vendor/LICENSE-htm"]) {
+      accessSync(join(ui, f), constants.R_OK);
+    }
+    const script = `
+      import Fastify from "fastify";
+      import { storagedDashboard } from "@storaged/client";
+      const app = Fastify();
+      await app.register(storagedDashboard, { socketPath: "/nonexistent.sock", prefix: "/dash" });
+      const res = await app.inject({ url: "/dash/" });
+      console.log(res.statusCode, res.headers["content-security-policy"] ? "csp" : "no-csp", res.body.includes("./app.js"));
+    `;
+    writeFileSync(join(project, "dash.mjs"), script);
+    assert.equal(run(process.execPath, ["dash.mjs"], { cwd: project, env }).trim(), "200 csp true");
+  });
+
   it("the seed's Testing block and plan routes pass against the installed daemon", () => {
     copyFileSync(join(ROOT, "packaging/test/project/plan.test.mjs"), join(project, "plan.test.mjs"));
     const r = spawnSync(process.execPath, ["--test", "plan.test.mjs"], { cwd: project, env, encoding: "utf8", timeout: 120_000 });

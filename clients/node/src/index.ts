@@ -1,4 +1,6 @@
 export { default, createStorage } from "./plugin.js";
+export { storagedDashboard } from "./dashboard.js";
+export type { StoragedDashboardOptions } from "./dashboard.js";
 export type { StoragedPluginOptions, Storage } from "./plugin.js";
 export { SocketRepositoryBackend } from "./repository.js";
 export { SocketJobQueueBackend } from "./jobqueue.js";

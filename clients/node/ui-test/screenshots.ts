@@ -1,0 +1,76 @@
+// Screenshots of every dashboard page, against a daemon filled with demo
+// data, into docs/ui/ for the README: `make ui-screenshots`.
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { JobStatus, SocketJobQueueBackend, SocketRepositoryBackend } from "../src/index.js";
+import { startDaemon } from "../test/harness.js";
+import { freePort, launch } from "./browser.js";
+
+const out = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..", "docs", "ui");
+mkdirSync(out, { recursive: true });
+
+const port = await freePort();
+const daemon = await startDaemon("memory", { STORAGED_UI_LISTEN: `127.0.0.1:${port}` });
+const url = `http://127.0.0.1:${port}/`;
+const jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
+const repo = new SocketRepositoryBackend({ socketPath: daemon.socketPath });
+await jobs.connect();
+await repo.connect();
+const browser = await launch();
+try {
+  // emails: a day's work, some of it failing.
+  const emails = jobs.queue<{ to: string; template: string }, { messageId: string }>("emails");
+  for (let n = 0; n < 40; n++) await emails.enqueue({ to: `user${n}@example.com`, template: n % 3 ? "welcome" : "receipt" }, { maxAttempts: 1 });
+  const worker = emails.work(async function sendEmail(job) {
+    await Promise.resolve();
+    if (job.data.to.endsWith("7@example.com")) throw new Error(`SMTP 550: mailbox ${job.data.to} unavailable`);
+    return { messageId: `<${job.id}@mail.example.com>` };
+  }, { concurrency: 4 });
+  while ((await emails.stats()).pending + (await emails.stats()).processing > 0) await new Promise((r) => setTimeout(r, 100));
+  await worker.stop();
+  for (let n = 0; n < 6; n++) await emails.enqueue({ to: `later${n}@example.com`, template: "digest" }, { runAt: new Date(Date.now() + (n + 1) * 600_000) });
+  const failed = await emails.findJobs({ status: JobStatus.FAILED, limit: 1 });
+
+  // reports: paused, with schedules.
+  const reports = jobs.queue<{ report: string }>("reports");
+  for (const r of ["sales", "churn", "usage"]) await reports.enqueue({ report: r });
+  await reports.schedule("nightly-sales", { cron: "0 2 * * *", tz: "Europe/Paris" }, { report: "sales" });
+  await reports.schedule("hourly-usage", { everyMs: 3_600_000 }, { report: "usage" });
+  await reports.pause();
+  const webhooks = jobs.queue<{ url: string }>("webhooks");
+  await webhooks.schedule("retry-sweep", { cron: "*/15 * * * *" }, { url: "https://hooks.example.com/sweep" });
+  for (let n = 0; n < 3; n++) await webhooks.enqueue({ url: `https://hooks.example.com/${n}` });
+  await webhooks.dequeue();
+
+  // records
+  const users = repo.repository<{ id: string; name: string; plan: string; seats: number }>("users");
+  await users.ensureIndex({ fields: ["plan"] });
+  const plans = ["free", "pro", "team"];
+  for (let n = 0; n < 24; n++) await users.create({ name: `User ${n}`, plan: plans[n % 3] ?? "free", seats: (n % 5) + 1 });
+  const invoices = repo.repository<{ id: string; user: string; total: number }>("invoices");
+  for (let n = 0; n < 9; n++) await invoices.create({ user: `User ${n}`, total: 19 * (n + 1) });
+
+  const page = browser.page;
+  const shots: Array<[string, string]> = [
+    ["queues", "#/queues"],
+    ["jobs", "#/queues/emails?status=failed"],
+    ["job", `#/jobs/${failed.jobs[0]?.id ?? ""}`],
+    ["schedules", "#/schedules"],
+    ["collections", "#/collections"],
+    ["records", `#/collections/users?filter=${encodeURIComponent('{"plan": "pro"}')}`],
+  ];
+  for (const [name, hash] of shots) {
+    await page.goto(url + hash);
+    await page.locator("main h1").waitFor();
+    await page.waitForLoadState("networkidle");
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: join(out, `${name}.png`) });
+    console.log(`docs/ui/${name}.png`);
+  }
+} finally {
+  await browser.close();
+  await jobs.disconnect();
+  await repo.disconnect();
+  await daemon.stop();
+}
