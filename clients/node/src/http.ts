@@ -34,6 +34,8 @@ class Pending {
   conn: Connection | undefined = undefined;
   timer: NodeJS.Timeout | undefined = undefined;
   signal: AbortSignal | undefined = undefined;
+  /** Sent only on a connection with nothing else in flight (see HttpPool.request). */
+  alone = false;
   abortListener: (() => void) | undefined = undefined;
 
   constructor(
@@ -242,7 +244,8 @@ function giveUp(pool: HttpPool, p: Pending, timeout: Timeout): void {
  * A pool of keep-alive connections; max 0 means unbounded. A request goes
  * to an idle connection, else to a new one while there are fewer than
  * max, else it is pipelined behind the requests in flight on the least
- * busy connection, up to pipelining on one; past that it waits.
+ * busy connection, up to pipelining on one; past that it waits, and
+ * requests that come later wait behind it (none overtakes another).
  */
 export class HttpPool {
   private readonly idle: Connection[] = [];
@@ -259,7 +262,10 @@ export class HttpPool {
 
   /**
    * Sends a request; it is rejected when signal aborts or when no answer
-   * came within timeout (waiting for a free connection included).
+   * came within timeout (waiting for a free connection included). A
+   * request sent alone is never pipelined behind another: the calls of a
+   * transaction, so that the transaction's next step or commit cannot sit
+   * behind a call that waits for the transaction's locks.
    */
   request(
     method: string,
@@ -268,6 +274,7 @@ export class HttpPool {
     headers: Record<string, string> | undefined,
     timeout: Timeout,
     signal?: AbortSignal,
+    alone = false,
   ): Promise<HttpResponse> {
     if (signal?.aborted) return Promise.reject(abortError());
     let head = `${method} ${path} HTTP/1.1\r\nHost: storaged\r\n`;
@@ -281,6 +288,7 @@ export class HttpPool {
     return new Promise((resolve, reject) => {
       if (this.closed) { reject(new Error("client is closed")); return; }
       const p = new Pending(head, buf, resolve, reject);
+      p.alone = alone;
       p.timer = setTimeout(giveUp, timeout.ms, this, p, timeout);
       if (signal) {
         // A request under way when aborted is wrapped up, not cut: its
@@ -294,17 +302,19 @@ export class HttpPool {
   }
 
   private dispatch(p: Pending): void {
-    const c = this.idle.pop();
-    if (c) { c.send(p); return; }
-    if (this.max === 0 || this.all.size < this.max) { this.open().send(p); return; }
-    let best: Connection | undefined;
-    if (this.pipelining > 1) {
-      for (const c of this.all) {
-        if (!c.ending && c.depth < this.pipelining && (!best || c.depth < best.depth)) best = c;
+    if (this.waiting.length === 0) {
+      const c = this.idle.pop();
+      if (c) { c.send(p); return; }
+      if (this.max === 0 || this.all.size < this.max) { this.open().send(p); return; }
+      if (this.pipelining > 1 && !p.alone) {
+        let best: Connection | undefined;
+        for (const c of this.all) {
+          if (!c.ending && c.depth < this.pipelining && (!best || c.depth < best.depth)) best = c;
+        }
+        if (best) { best.send(p); return; }
       }
     }
-    if (best) best.send(p);
-    else this.waiting.push(p);
+    this.waiting.push(p);
   }
 
   /** Ends p with err: cut on its connection if sent, else taken off the queue. */
@@ -320,9 +330,15 @@ export class HttpPool {
       this.socketPath,
       this.connectTimeoutMs,
       (conn) => {
-        const next = this.waiting.shift();
-        if (next) conn.send(next);
-        else if (conn.depth === 0) this.idle.push(conn);
+        // Waiting requests go in order, as many as the connection takes;
+        // one to be sent alone waits for a connection with nothing else
+        // in flight.
+        for (let next = this.waiting[0]; next; next = this.waiting[0]) {
+          if (next.alone ? conn.depth > 0 : conn.depth >= this.pipelining) break;
+          this.waiting.shift();
+          conn.send(next);
+        }
+        if (conn.depth === 0) this.idle.push(conn);
       },
       (conn) => {
         this.all.delete(conn);

@@ -154,7 +154,9 @@ export class Transport {
     if (tp && /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(tp)) headers = { ...headers, traceparent: tp };
     let res;
     try {
-      res = await (poll ? this.pollPool : this.pool).request(method, path, json, headers, timeout, opts.signal);
+      // A transaction's calls are never pipelined behind other calls (HttpPool.request).
+      const alone = opts.tx !== undefined || path.startsWith("/v1/tx");
+      res = await (poll ? this.pollPool : this.pool).request(method, path, json, headers, timeout, opts.signal, alone);
     } catch (err) {
       if (opts.signal?.aborted) throw err;
       throw new StorageUnavailableError(`storaged is not answering on ${this.socketPath}: ${(err as Error).message}`, undefined, {

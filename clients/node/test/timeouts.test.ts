@@ -270,6 +270,39 @@ describe("pipelining", () => {
     }
   });
 
+  it("never pipelines a transaction's calls behind another call, and lets no call overtake them", async () => {
+    const d = await holdingDaemon();
+    const repo = new SocketRepositoryBackend({ socketPath: d.socketPath, connections: 1, pipelining: 4 });
+    try {
+      await repo.connect();
+      const plans = repo.repository<{ id: string }>("plans");
+      const before = plans.findById("a");
+      await until("the first call on the daemon", () => d.held.length === 1);
+      const tx = repo.transaction(async (t) => t.repository<{ id: string }>("plans").findById("t"));
+      await new Promise((r) => setTimeout(r, 20));
+      const after = plans.findById("b");
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(d.held.length, 1, "the transaction's begin, or a call after it, was pipelined behind a call in flight");
+      answer(d.held[0]!.socket, 200, JSON.stringify({ id: "a" }));
+      // The begin, then the call that came after it (pipelined behind it).
+      await until("the begin and the next call on the daemon", () => d.held.length === 3);
+      assert.match(d.held[1]!.line, /^POST \/v1\/tx /);
+      assert.match(d.held[2]!.line, /\/plans\/b /);
+      answer(d.held[1]!.socket, 201, JSON.stringify({ id: "t1" }));
+      answer(d.held[2]!.socket, 200, JSON.stringify({ id: "b" }));
+      assert.deepEqual(await Promise.all([before, after]), [{ id: "a" }, { id: "b" }]);
+      await until("the transaction's call on the daemon", () => d.held.length === 4);
+      answer(d.held[3]!.socket, 200, JSON.stringify({ id: "t" }));
+      await until("the commit on the daemon", () => d.held.length === 5);
+      assert.match(d.held[4]!.line, /^POST \/v1\/tx\/t1\/commit /);
+      answer(d.held[4]!.socket, 204);
+      assert.deepEqual(await tx, { id: "t" });
+    } finally {
+      await repo.disconnect();
+      await d.close();
+    }
+  });
+
   it("refuses a pipelining that is not a whole number from 1 to 64", async () => {
     for (const bad of [0, -1, 1.5, 65, Number.NaN]) {
       await assert.rejects(new SocketRepositoryBackend({ socketPath: "/nowhere.sock", pipelining: bad }).connect(), (e: unknown) =>
