@@ -186,6 +186,8 @@ type createCoalescer struct {
 	queued  map[*collTable][]*createWait
 	order   []*collTable
 	batches atomic.Int64 // shared statements sent, for tests
+	// maxQueued, unless a test needs the queue to hold.
+	maxQueued time.Duration
 }
 
 type createWait struct {
@@ -198,7 +200,7 @@ type createWait struct {
 }
 
 func newCreateCoalescer() *createCoalescer {
-	return &createCoalescer{queued: map[*collTable][]*createWait{}}
+	return &createCoalescer{queued: map[*collTable][]*createWait{}, maxQueued: maxQueued}
 }
 
 func (c *createCoalescer) create(ctx context.Context, r *repository, t *collTable, id string, rec []byte) (backend.Record, error) {
@@ -216,25 +218,50 @@ func (c *createCoalescer) create(ctx context.Context, r *repository, t *collTabl
 	}
 	c.queued[t] = append(c.queued[t], w)
 	c.mu.Unlock()
+	wait := time.NewTimer(c.maxQueued)
+	defer wait.Stop()
 	select {
 	case <-w.done:
 		return w.out, w.err
 	case <-ctx.Done():
+		// Still queued: taken out, it is never written.
+		if c.unqueue(t, w) {
+			return nil, translate(ctx.Err())
+		}
+	case <-wait.C:
+		// The inserts under way are slow: one waiting on a row lock (a
+		// transaction that inserted the same id and has not committed)
+		// must not hold up every create. This one goes on its own.
+		if c.unqueue(t, w) {
+			c.mu.Lock()
+			c.running++
+			c.mu.Unlock()
+			out, err := r.insert(ctx, t, id, rec, 0)
+			c.next()
+			return out, err
+		}
 	}
-	// Still queued: taken out, it is never written. Already sent: its
-	// outcome is the statement's, so wait for it.
+	// Already sent: its outcome is the statement's.
+	<-w.done
+	return w.out, w.err
+}
+
+// maxQueued is how long a create waits for a shared statement to take
+// it before it is sent on its own.
+const maxQueued = 100 * time.Millisecond
+
+// unqueue takes w out of t's queue; false if a statement took it first.
+func (c *createCoalescer) unqueue(t *collTable, w *createWait) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	ws := c.queued[t]
 	for i, q := range ws {
 		if q == w {
 			c.queued[t] = append(ws[:i:i], ws[i+1:]...)
-			c.mu.Unlock()
-			return nil, translate(ctx.Err())
+			return true
 		}
 	}
-	c.mu.Unlock()
-	<-w.done
-	return w.out, w.err
+	return false
 }
 
 func (c *createCoalescer) next() {

@@ -172,6 +172,7 @@ func TestCoalescedCreates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	b.creates.maxQueued = time.Hour // the queue holds until released
 	plans := b.Repository("plans")
 	if _, err := plans.Create(ctx, map[string]any{"id": "taken"}); err != nil {
 		t.Fatal(err)
@@ -238,5 +239,36 @@ func TestCoalescedCreates(t *testing.T) {
 	release()
 	if it, err := plans.Get(ctx, "never"); err != nil || it.Rec != nil {
 		t.Fatalf("a create given up while queued was written: %s, %v", it.Rec, err)
+	}
+}
+
+// TestCoalescedCreateDoesNotWaitForever: while the inserts under way are
+// stuck (here: their slots held, as by inserts waiting on a transaction's
+// row lock), a queued create goes on its own after maxQueued.
+func TestCoalescedCreateDoesNotWaitForever(t *testing.T) {
+	ctx := context.Background()
+	b, err := OpenRepository(ctx, Config{URL: testutil.PostgresDB(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	plans := b.Repository("plans")
+	if _, err := plans.Create(ctx, map[string]any{"id": "first"}); err != nil {
+		t.Fatal(err)
+	}
+	_, release := holdCreates(b.creates)
+	defer release()
+	rec, err := plans.Create(ctx, map[string]any{"id": "alone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it, err := plans.Get(ctx, "alone"); err != nil || string(it.Rec) != string(rec) {
+		t.Fatalf("stored %s (%v), answered %s", it.Rec, err, rec)
+	}
+	b.creates.mu.Lock()
+	running := b.creates.running
+	b.creates.mu.Unlock()
+	if running != coalesceAfter {
+		t.Fatalf("%d inserts counted as running after the lone one ended, want the %d held", running, coalesceAfter)
 	}
 }
