@@ -20,6 +20,8 @@ export interface StoragedPluginOptions {
   traceparent?: () => string | undefined;
   /** Connections for ordinary calls; default 32 (long polls have their own). */
   connections?: number;
+  /** Calls in flight on one connection once all are busy; default 4, 1 turns pipelining off (see TransportOptions). */
+  pipelining?: number;
   /** How long connecting may take before startup fails; default 5 000 ms (see TransportOptions). */
   connectTimeoutMs?: number;
   /** How long a call waits for its answer; default 30 000 ms, long polls get their waitMs on top (see TransportOptions). */
@@ -50,6 +52,7 @@ async function storaged(fastify: FastifyInstance, options: StoragedPluginOptions
   if (options.socketPath !== undefined) transport.socketPath = options.socketPath;
   if (options.traceparent !== undefined) transport.traceparent = options.traceparent;
   if (options.connections !== undefined) transport.connections = options.connections;
+  if (options.pipelining !== undefined) transport.pipelining = options.pipelining;
   if (options.connectTimeoutMs !== undefined) transport.connectTimeoutMs = options.connectTimeoutMs;
   if (options.requestTimeoutMs !== undefined) transport.requestTimeoutMs = options.requestTimeoutMs;
   let { repository, jobQueue } = options;

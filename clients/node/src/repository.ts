@@ -47,16 +47,19 @@ function expiryQuery(o: ExpiryOptions): string {
 /** A Repository<T> served by the daemon; tx binds every call to a transaction. */
 class SocketRepository<T extends { id: string }> implements Repository<T> {
   private readonly base: string;
+  /** The options of a call without headers of its own, made once. */
+  private readonly plain: { tx?: string };
   constructor(
     private readonly transport: () => Transport,
     collection: string,
     private readonly tx?: string,
   ) {
     this.base = `/v1/repos/${seg(collection)}`;
+    this.plain = tx ? { tx } : {};
   }
 
   private req(method: "GET" | "POST" | "PATCH" | "PUT" | "DELETE", path: string, body?: unknown, headers?: Record<string, string>) {
-    return this.transport().request(method, path, body, { ...(this.tx ? { tx: this.tx } : {}), ...(headers ? { headers } : {}) });
+    return this.transport().request(method, path, body, headers ? { ...this.plain, headers } : this.plain);
   }
 
   async create(data: Omit<T, "id"> & { id?: string }, options: ExpiryOptions = {}): Promise<T> {

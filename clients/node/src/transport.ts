@@ -7,6 +7,17 @@ export interface TransportOptions {
   /** Connections for ordinary calls; default 32. */
   connections?: number;
   /**
+   * How many ordinary calls may be in flight on one connection once all
+   * `connections` are busy (HTTP/1.1 pipelining); default 4, 1 turns it
+   * off. Pipelined calls share one write and one read on each side, which
+   * cut the CPU time of a call at 64 in flight by about a third; the price
+   * is that a call queued behind a slow one on its connection waits for
+   * it, and that when a call on a connection times out, the calls
+   * pipelined behind it fail with it (StorageUnavailableError: a write
+   * among them may have been applied).
+   */
+  pipelining?: number;
+  /**
    * Returns the W3C traceparent of the caller's current span (e.g. from
    * OpenTelemetry); it is sent with each request and appears in the
    * daemon's log lines and spans for it.
@@ -30,6 +41,7 @@ export interface TransportOptions {
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+export const DEFAULT_PIPELINING = 4;
 
 /** Timers take at most 2^31-1 ms; the longest long poll is added on top. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1 - 60_000;
@@ -70,6 +82,8 @@ export class Transport {
   private readonly traceparent: (() => string | undefined) | undefined;
   private readonly connectTimeout: Timeout;
   private readonly requestTimeoutMs: number;
+  /** The timeout of an ordinary call, made once rather than per call. */
+  private readonly requestTimeout: Timeout;
   private closed = false;
   /**
    * Whether the daemon's job queue keeps results (GET /v1/info,
@@ -81,8 +95,13 @@ export class Transport {
     const connectMs = timeoutOption("connectTimeoutMs", opts.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS);
     this.requestTimeoutMs = timeoutOption("requestTimeoutMs", opts.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS);
     this.connectTimeout = { ms: connectMs, name: "connectTimeoutMs" };
+    this.requestTimeout = { ms: this.requestTimeoutMs, name: "requestTimeoutMs" };
     this.socketPath = resolveSocketPath(opts.socketPath);
-    this.pool = new HttpPool(this.socketPath, opts.connections ?? 32, connectMs);
+    const pipelining = opts.pipelining ?? DEFAULT_PIPELINING;
+    if (!Number.isInteger(pipelining) || pipelining < 1 || pipelining > 64) {
+      throw new ValidationError(`pipelining must be a whole number from 1 to 64, got ${pipelining}`);
+    }
+    this.pool = new HttpPool(this.socketPath, opts.connections ?? 32, connectMs, pipelining);
     this.pollPool = new HttpPool(this.socketPath, 0, connectMs);
     this.traceparent = opts.traceparent;
   }
@@ -124,17 +143,20 @@ export class Transport {
       throw new ValidationError(`the request body cannot be sent as JSON: ${(err as Error).message}`, undefined, "invalid_argument", { cause: err });
     }
     const poll = opts.waitMs !== undefined && opts.waitMs > 0;
-    const timeout = opts.timeout ?? {
-      ms: this.requestTimeoutMs + (poll && Number.isFinite(opts.waitMs) ? Math.min(opts.waitMs ?? 0, 60_000) : 0),
-      name: poll ? "requestTimeoutMs + waitMs" : "requestTimeoutMs",
-    };
+    const timeout =
+      opts.timeout ??
+      (poll
+        ? { ms: this.requestTimeoutMs + (Number.isFinite(opts.waitMs) ? Math.min(opts.waitMs ?? 0, 60_000) : 0), name: "requestTimeoutMs + waitMs" }
+        : this.requestTimeout);
     let headers: Record<string, string> | undefined = opts.tx ? { [TX_HEADER]: opts.tx } : undefined;
     if (opts.headers) headers = { ...headers, ...opts.headers };
     const tp = this.traceparent?.();
     if (tp && /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(tp)) headers = { ...headers, traceparent: tp };
     let res;
     try {
-      res = await (poll ? this.pollPool : this.pool).request(method, path, json, headers, timeout, opts.signal);
+      // A transaction's calls are never pipelined behind other calls (HttpPool.request).
+      const alone = opts.tx !== undefined || path.startsWith("/v1/tx");
+      res = await (poll ? this.pollPool : this.pool).request(method, path, json, headers, timeout, opts.signal, alone);
     } catch (err) {
       if (opts.signal?.aborted) throw err;
       throw new StorageUnavailableError(`storaged is not answering on ${this.socketPath}: ${(err as Error).message}`, undefined, {

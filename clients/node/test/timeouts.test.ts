@@ -166,3 +166,147 @@ describe("client timeouts", () => {
     }
   });
 });
+
+describe("pipelining", () => {
+  /** A fake daemon that keeps each request line with its socket until the test answers it. */
+  async function holdingDaemon() {
+    const held: { line: string; socket: net.Socket }[] = [];
+    const d = await fakeDaemon((line, socket) => held.push({ line, socket }));
+    return { ...d, held };
+  }
+  const idOf = (line: string) => decodeURIComponent(line.split(" ")[1]!.split("/").pop()!);
+
+  it("pipelines calls on a busy connection and gives each call its own answer", async () => {
+    const d = await holdingDaemon();
+    const repo = new SocketRepositoryBackend({ socketPath: d.socketPath, connections: 1, pipelining: 4 });
+    try {
+      await repo.connect();
+      const plans = repo.repository<{ id: string; n: number }>("plans");
+      const ids = ["a", "b/1", "c", "d"];
+      const calls = ids.map((id) => plans.findById(id));
+      await until("all four requests on the daemon", () => d.held.length === 4);
+      assert.equal(d.stats().accepted, 1, "the calls did not share the one connection");
+      assert.deepEqual(d.held.map((h) => idOf(h.line)), ids);
+      // All four answers in one write, in the order asked.
+      const socket = d.held[0]!.socket;
+      socket.write(
+        d.held
+          .map((h, n) => {
+            const body = JSON.stringify({ id: idOf(h.line), n });
+            return `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+          })
+          .join(""),
+      );
+      assert.deepEqual(await Promise.all(calls), ids.map((id, n) => ({ id, n })));
+    } finally {
+      await repo.disconnect();
+      await d.close();
+    }
+  });
+
+  it("holds calls back past connections × pipelining, and sends them as answers come", async () => {
+    const d = await holdingDaemon();
+    const repo = new SocketRepositoryBackend({ socketPath: d.socketPath, connections: 1, pipelining: 2 });
+    try {
+      await repo.connect();
+      const plans = repo.repository<{ id: string }>("plans");
+      const calls = ["a", "b", "c"].map((id) => plans.findById(id));
+      await until("two requests on the daemon", () => d.held.length === 2);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(d.held.length, 2, "a third call was sent past pipelining: 2");
+      answer(d.held[0]!.socket, 200, JSON.stringify({ id: "a" }));
+      await until("the third request on the daemon", () => d.held.length === 3);
+      answer(d.held[1]!.socket, 200, JSON.stringify({ id: "b" }));
+      answer(d.held[2]!.socket, 200, JSON.stringify({ id: "c" }));
+      assert.deepEqual(await Promise.all(calls), [{ id: "a" }, { id: "b" }, { id: "c" }]);
+      assert.equal(d.stats().accepted, 1);
+    } finally {
+      await repo.disconnect();
+      await d.close();
+    }
+  });
+
+  it("pipelining: 1 sends one call per connection at a time", async () => {
+    const d = await holdingDaemon();
+    const repo = new SocketRepositoryBackend({ socketPath: d.socketPath, connections: 1, pipelining: 1 });
+    try {
+      await repo.connect();
+      const plans = repo.repository<{ id: string }>("plans");
+      const calls = ["a", "b"].map((id) => plans.findById(id));
+      await until("one request on the daemon", () => d.held.length === 1);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(d.held.length, 1, "a second call was pipelined");
+      answer(d.held[0]!.socket, 200, JSON.stringify({ id: "a" }));
+      await until("the second request on the daemon", () => d.held.length === 2);
+      answer(d.held[1]!.socket, 200, JSON.stringify({ id: "b" }));
+      assert.deepEqual(await Promise.all(calls), [{ id: "a" }, { id: "b" }]);
+    } finally {
+      await repo.disconnect();
+      await d.close();
+    }
+  });
+
+  it("a call that times out fails the calls pipelined behind it, and its connection is not reused", async () => {
+    const d = await holdingDaemon();
+    const repo = new SocketRepositoryBackend({ socketPath: d.socketPath, connections: 1, pipelining: 3, requestTimeoutMs: 200 });
+    try {
+      await repo.connect();
+      const plans = repo.repository<{ id: string }>("plans");
+      const [first, ...behind] = ["a", "b", "c"].map((id) => plans.findById(id));
+      await assert.rejects(first!, unavailableOn(d.socketPath, "requestTimeoutMs"));
+      for (const call of behind) {
+        await assert.rejects(call, (e: unknown) => e instanceof StorageUnavailableError && e.message.includes("a request before this one"));
+      }
+      await until("the timed-out connection to be closed", () => d.stats().closed >= 1);
+      const before = d.stats().accepted;
+      const next = plans.findById("d");
+      await until("the next request on the daemon", () => d.held.length === 4);
+      assert.equal(d.stats().accepted, before + 1, "the next call did not get a fresh connection");
+      answer(d.held[3]!.socket, 200, JSON.stringify({ id: "d" }));
+      assert.deepEqual(await next, { id: "d" });
+    } finally {
+      await repo.disconnect();
+      await d.close();
+    }
+  });
+
+  it("never pipelines a transaction's calls behind another call, and lets no call overtake them", async () => {
+    const d = await holdingDaemon();
+    const repo = new SocketRepositoryBackend({ socketPath: d.socketPath, connections: 1, pipelining: 4 });
+    try {
+      await repo.connect();
+      const plans = repo.repository<{ id: string }>("plans");
+      const before = plans.findById("a");
+      await until("the first call on the daemon", () => d.held.length === 1);
+      const tx = repo.transaction(async (t) => t.repository<{ id: string }>("plans").findById("t"));
+      await new Promise((r) => setTimeout(r, 20));
+      const after = plans.findById("b");
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(d.held.length, 1, "the transaction's begin, or a call after it, was pipelined behind a call in flight");
+      answer(d.held[0]!.socket, 200, JSON.stringify({ id: "a" }));
+      // The begin, then the call that came after it (pipelined behind it).
+      await until("the begin and the next call on the daemon", () => d.held.length === 3);
+      assert.match(d.held[1]!.line, /^POST \/v1\/tx /);
+      assert.match(d.held[2]!.line, /\/plans\/b /);
+      answer(d.held[1]!.socket, 201, JSON.stringify({ id: "t1" }));
+      answer(d.held[2]!.socket, 200, JSON.stringify({ id: "b" }));
+      assert.deepEqual(await Promise.all([before, after]), [{ id: "a" }, { id: "b" }]);
+      await until("the transaction's call on the daemon", () => d.held.length === 4);
+      answer(d.held[3]!.socket, 200, JSON.stringify({ id: "t" }));
+      await until("the commit on the daemon", () => d.held.length === 5);
+      assert.match(d.held[4]!.line, /^POST \/v1\/tx\/t1\/commit /);
+      answer(d.held[4]!.socket, 204);
+      assert.deepEqual(await tx, { id: "t" });
+    } finally {
+      await repo.disconnect();
+      await d.close();
+    }
+  });
+
+  it("refuses a pipelining that is not a whole number from 1 to 64", async () => {
+    for (const bad of [0, -1, 1.5, 65, Number.NaN]) {
+      await assert.rejects(new SocketRepositoryBackend({ socketPath: "/nowhere.sock", pipelining: bad }).connect(), (e: unknown) =>
+        e instanceof ValidationError && e.message.includes("pipelining"));
+    }
+  });
+});

@@ -28,6 +28,8 @@ type RepositoryBackend struct {
 	// txSlots bounds the transactions clients hold open, each pinning a
 	// connection, so that they can never take the whole pool.
 	txSlots chan struct{}
+	gets    *getCoalescer
+	creates *createCoalescer
 }
 
 // OpenRepository connects and migrates.
@@ -41,12 +43,12 @@ func OpenRepository(ctx context.Context, cfg Config) (*RepositoryBackend, error)
 	if log == nil {
 		log = slog.Default()
 	}
-	return &RepositoryBackend{pool: pool, log: log, cat: &catalog{}, txSlots: make(chan struct{}, slots)}, nil
+	return &RepositoryBackend{pool: pool, log: log, cat: &catalog{}, txSlots: make(chan struct{}, slots), gets: newGetCoalescer(pool), creates: newCreateCoalescer()}, nil
 }
 
 // Repository implements backend.RepositoryBackend.
 func (b *RepositoryBackend) Repository(name string) backend.Repository {
-	return &repository{q: b.pool, cat: b.cat, name: name}
+	return &repository{q: b.pool, cat: b.cat, name: name, gets: b.gets, creates: b.creates}
 }
 
 // Begin implements backend.RepositoryBackend: a SERIALIZABLE transaction
@@ -183,6 +185,10 @@ type repository struct {
 	q    querier
 	cat  *catalog
 	name string
+	// gets and creates coalesce concurrent Gets and Creates outside
+	// transactions (coalesce.go); nil in one.
+	gets    *getCoalescer
+	creates *createCoalescer
 }
 
 // table returns the collection's table, or "" while it has none.
@@ -229,6 +235,9 @@ func (r *repository) Create(ctx context.Context, doc map[string]any) (backend.Re
 	table, err := r.tableForWrite(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if r.creates != nil {
+		return r.creates.create(ctx, r, table, id, rec)
 	}
 	return r.insert(ctx, table, id, rec, 0)
 }

@@ -18,21 +18,10 @@ func (r *repository) Get(ctx context.Context, id string) (backend.Item, error) {
 	if err != nil || table == nil {
 		return backend.Item{}, err
 	}
-	// One allocation for the three destinations (each would escape on
-	// its own through Scan's arguments).
-	var out struct {
-		doc []byte
-		v   int64
-		exp pgtype.Int8
+	if r.gets != nil {
+		return r.gets.get(ctx, table, id, r.cat.nowMs)
 	}
-	err = r.q.QueryRow(ctx, table.get, id, r.cat.nowMs()).Scan(&out.doc, &out.v, &out.exp)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return backend.Item{}, nil
-	}
-	if err != nil {
-		return backend.Item{}, translate(err)
-	}
-	return backend.Item{Rec: backend.Record(out.doc), Version: out.v, ExpiresAt: out.exp.Int64}, nil
+	return getOne(ctx, r.q, table, id, r.cat.nowMs())
 }
 
 func (r *repository) GetMany(ctx context.Context, ids []string) ([]backend.Item, error) {
