@@ -112,7 +112,7 @@ func appendRaw(dst []byte, v json.RawMessage) []byte {
 	if len(v) == 0 {
 		return append(dst, "null"...)
 	}
-	if bytes.IndexAny(v, " \t\r\n") < 0 {
+	if !bytes.ContainsAny(v, " \t\r\n") {
 		return append(dst, v...)
 	}
 	var buf bytes.Buffer
