@@ -514,7 +514,8 @@ export async function deepQueue() {
   const { shallow: S, deep: D, window: W, rounds } = N.deep;
   log(`Deep queue: drain rate with ${S} and with ${D} jobs pending (windows of ${W} jobs, ${rounds} rounds)`);
   const out = { shallow_pending: S, deep_pending: D, window: W, rounds, backends: {} };
-  for (const backend of ["postgres", "sqlite", "redis", "memory"]) {
+  // DEEP_BACKENDS=memory,... runs some backends only (a probe of one).
+  for (const backend of (process.env.DEEP_BACKENDS ?? "postgres,sqlite,redis,memory").split(",")) {
     const shallow = await queueDaemon(backend);
     const deep = await queueDaemon(backend);
     await fill(shallow.q, S);
