@@ -2,6 +2,8 @@ package queue
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -16,10 +18,12 @@ const MaxClaim = 1000
 // claimKey groups concurrent claims: those of one queue share a run.
 type claimKey = string
 
-// claimReq is one dequeue's want.
+// claimReq is one dequeue's want. until is set for a waiting claim
+// (backend.WaitingClaimer): the end of its long poll.
 type claimReq struct {
 	max   int
 	lease time.Duration
+	until time.Time
 }
 
 // claimShare is one dequeue's part of a run: its jobs, or how long until
@@ -44,14 +48,25 @@ func (s *Service) Dequeue(ctx context.Context, queue string, p backend.DequeuePa
 	}
 	deadline := time.Now().Add(p.Wait)
 	maxSleep := s.store.PollInterval()
+	_, waits := s.store.(backend.WaitingClaimer)
 	for {
 		if s.closed.Load() {
 			return nil, nil
 		}
+		if waits && p.Wait > 0 {
+			if time.Until(deadline) <= 0 {
+				return nil, nil
+			}
+			jobs, err := s.claimWaiting(ctx, queue, p, deadline)
+			if err != nil || len(jobs) > 0 || ctx.Err() != nil {
+				return jobs, err
+			}
+			continue
+		}
 		// Taken before looking, so that a wake-up between the look and
 		// the sleep is not lost.
 		wake := s.waiters.Chan(queue)
-		share, err := s.claims.Do(ctx, queue, claimReq{p.Max, p.Lease})
+		share, err := s.claims.Do(ctx, queue, claimReq{max: p.Max, lease: p.Lease})
 		if err != nil {
 			if ctx.Err() != nil {
 				if p.Wait > 0 {
@@ -109,7 +124,19 @@ func (s *Service) claimRun(ctx context.Context, queue string, reqs []claimReq) (
 				total += reqs[k].max
 			}
 		}
-		jobs, next, err := s.claimUpTo(ctx, queue, lease, total)
+		var until time.Time
+		for _, k := range mine {
+			if u := reqs[k].until; !u.IsZero() && (until.IsZero() || u.Before(until)) {
+				until = u
+			}
+		}
+		wait := time.Duration(0)
+		if !until.IsZero() {
+			// At least a millisecond: a run whose callers' time is up
+			// still asks once, and nothing waits for it.
+			wait = max(time.Until(until), time.Millisecond)
+		}
+		jobs, next, err := s.claimUpTo(ctx, queue, lease, total, wait)
 		if err != nil && len(jobs) == 0 {
 			return nil, err
 		}
@@ -132,18 +159,30 @@ func (s *Service) claimRun(ctx context.Context, queue string, reqs []claimReq) (
 // claimUpTo claims up to total jobs in store calls of at most MaxClaim,
 // stopping when the queue runs dry. After an error it returns what earlier
 // calls claimed, so that nothing claimed is dropped.
-func (s *Service) claimUpTo(ctx context.Context, queue string, lease time.Duration, total int) ([]*backend.Job, time.Duration, error) {
+//
+// With wait (a waiting run, backend.WaitingClaimer), the first call waits
+// up to wait for a job; the calls after it take what is there.
+func (s *Service) claimUpTo(ctx context.Context, queue string, lease time.Duration, total int, wait time.Duration) ([]*backend.Job, time.Duration, error) {
 	var jobs []*backend.Job
 	for len(jobs) < total {
 		n := min(total-len(jobs), MaxClaim)
-		c, err := s.store.Claim(ctx, backend.ClaimParams{Queue: queue, Max: n, Lease: lease, Token: backend.NewLease(),
-			Expired: backend.LeaseExpired, Now: s.now()})
+		cp := backend.ClaimParams{Queue: queue, Max: n, Lease: lease, Token: backend.NewLease(),
+			Expired: backend.LeaseExpired, Now: s.now()}
+		var c backend.Claimed
+		var err error
+		if wc, ok := s.store.(backend.WaitingClaimer); ok && wait > 0 && len(jobs) == 0 {
+			c, err = wc.ClaimWait(ctx, cp, min(wait, backend.MaxClaimWait))
+		} else {
+			c, err = s.store.Claim(ctx, cp)
+		}
+		if len(c.Jobs) > 0 {
+			// A waiting claim cut short returns what it claimed with
+			// its error: keep it, so that it is handed out or released.
+			jobs = append(jobs, c.Jobs...)
+			s.events.Wake(queue)
+		}
 		if err != nil {
 			return jobs, 0, err
-		}
-		jobs = append(jobs, c.Jobs...)
-		if len(c.Jobs) > 0 {
-			s.events.Wake(queue)
 		}
 		if c.Limited {
 			s.limitedQueue(queue)
@@ -153,6 +192,52 @@ func (s *Service) claimUpTo(ctx context.Context, queue string, lease time.Durati
 		}
 	}
 	return jobs, 0, nil
+}
+
+// claimWaiting is one long poll's claim through a store that waits itself
+// (backend.WaitingClaimer). Concurrent waiting dequeues of one queue and
+// lease share one waiting call, so that N idle workers of a daemon cost
+// one request per wait, not N. The call runs on the run's context, not
+// the caller's: a caller whose context ends, or whose deadline passes,
+// leaves at once, and what the call claims for it afterwards is released
+// (claimAbandoned), the attempt not counted. Cutting the store's call
+// instead could lose what the server handed out in that instant to its
+// lease. The run is cut when the service shuts down.
+func (s *Service) claimWaiting(ctx context.Context, queue string, p backend.DequeueParams, deadline time.Time) ([]*backend.Job, error) {
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	stop := context.AfterFunc(s.polls, cancel)
+	defer stop()
+	key := queue + "\x00" + strconv.FormatInt(int64(p.Lease), 10)
+	share, err := s.waitClaims.Do(dctx, key, claimReq{max: p.Max, lease: p.Lease, until: deadline})
+	if err != nil {
+		if dctx.Err() != nil {
+			return nil, nil // a long poll cut short or ended is an empty answer
+		}
+		return nil, err
+	}
+	linkJobs(ctx, func(i int) string { return share.jobs[i].ID }, func(i int) string { return share.jobs[i].Traceparent }, len(share.jobs))
+	return share.jobs, nil
+}
+
+// waitRun is claimRun for waiting claims (key: queue and lease), on a
+// context that the service's shutdown cuts.
+func (s *Service) waitRun(ctx context.Context, key claimKey, reqs []claimReq) ([]claimShare, error) {
+	queue, _, _ := strings.Cut(key, "\x00")
+	live := false
+	for _, r := range reqs {
+		live = live || time.Until(r.until) > 0
+	}
+	if !live {
+		// Every caller's long poll ended while an earlier run waited: no
+		// one to claim for.
+		return make([]claimShare, len(reqs)), nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.polls, cancel)
+	defer stop()
+	return s.claimRun(ctx, queue, reqs)
 }
 
 // claimAbandoned releases the jobs claimed for a dequeue that left before

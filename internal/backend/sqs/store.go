@@ -83,6 +83,7 @@ type Store struct {
 
 var _ backend.JobStore = (*Store)(nil)
 var _ backend.JobCapabler = (*Store)(nil)
+var _ backend.WaitingClaimer = (*Store)(nil)
 
 // message is a job as an SQS message body carries it.
 type message struct {
@@ -402,11 +403,37 @@ func (s *Store) sendAll(ctx context.Context, url string, sends []send) (map[int]
 // counted; one whose attempts are spent (its last lease ran out) goes to
 // the dead letter queue with p.Expired.
 func (s *Store) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claimed, error) {
+	return s.claim(ctx, p, 0)
+}
+
+// ClaimWait implements backend.WaitingClaimer with SQS's long polling: the
+// first receive waits up to wait (in whole seconds, rounded up, at most
+// 20) for a message, and SQS answers it as soon as one is sent, through
+// any daemon. A queue that does not exist yet has nothing to wait on: it
+// is looked for again after PollInterval (or when ctx ends).
+func (s *Store) ClaimWait(ctx context.Context, p backend.ClaimParams, wait time.Duration) (backend.Claimed, error) {
+	secs := int32(min(ceilSeconds(wait), int64(backend.MaxClaimWait/time.Second))) //nolint:gosec // G115: at most 20
+	if secs <= 0 {
+		return s.claim(ctx, p, 0)
+	}
+	return s.claim(ctx, p, secs)
+}
+
+// claim receives with the first receive waiting up to waitSecs.
+func (s *Store) claim(ctx context.Context, p backend.ClaimParams, waitSecs int32) (backend.Claimed, error) {
 	if p.Lease > maxVisibility {
 		return backend.Claimed{}, backend.Errorf(backend.CodeInvalidArgument,
 			"leaseMs must be at most %d on the SQS job queue (SQS's longest visibility timeout, 12 h)", maxVisibility.Milliseconds())
 	}
 	u, err := s.queueURL(ctx, p.Queue, false, false)
+	if err == nil && u == "" && waitSecs > 0 {
+		t := time.NewTimer(min(s.poll, time.Duration(waitSecs)*time.Second))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	if err != nil || u == "" {
 		return backend.Claimed{}, err
 	}
@@ -419,7 +446,10 @@ func (s *Store) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claim
 	for len(jobs) < p.Max {
 		r, err := s.api.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(u),
 			MaxNumberOfMessages: int32(min(maxEntries, p.Max-len(jobs))), VisibilityTimeout: vis, //nolint:gosec // G115: at most maxEntries (10)
+			WaitTimeSeconds:             waitSecs,
 			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount}})
+		// Only the first receive waits: after it the queue has what it has.
+		waitSecs = 0
 		if err != nil {
 			s.forget(err)
 			if len(jobs) > 0 {
