@@ -84,6 +84,16 @@ type WaitingClaimer interface {
 	ClaimWait(ctx context.Context, p ClaimParams, wait time.Duration) (Claimed, error)
 }
 
+// LeaseGetter is a JobStore that can read a claim's job from its lease
+// where Get by id cannot: SQS, whose lease tokens carry the claim. The
+// service's fail decision (attempts left, backoff) uses it when present,
+// so that a claim can be failed through any daemon.
+type LeaseGetter interface {
+	// GetByLease returns the job of each lease's claim, in order, nil
+	// where neither the store nor the token knows it.
+	GetByLease(ctx context.Context, refs []LeaseRef) ([]*Job, error)
+}
+
 // MaxClaimWait bounds one ClaimWait: SQS holds a receive open 20 s at
 // most. A longer long poll makes several calls.
 const MaxClaimWait = 20 * time.Second
