@@ -76,8 +76,9 @@ type JobStore interface {
 // ClaimWait instead of sleeping between Claims.
 type WaitingClaimer interface {
 	// ClaimWait is Claim that, when no job is ready, waits up to wait
-	// (the store rounds it to what its server takes, at most
-	// MaxClaimWait) and returns as soon as it has claimed some. It
+	// (the store rounds it down to what its server takes, at most
+	// MaxClaimWait; the service asks only for MinClaimWait or more) and
+	// returns as soon as it has claimed some. It
 	// returns no jobs and no error when none came. ctx ending cuts the
 	// wait; what the store claimed before that is returned, never
 	// dropped, so that the service can release it.
@@ -97,6 +98,15 @@ type LeaseGetter interface {
 // MaxClaimWait bounds one ClaimWait: SQS holds a receive open 20 s at
 // most. A longer long poll makes several calls.
 const MaxClaimWait = 20 * time.Second
+
+// MinClaimWait is the shortest wait worth a waiting claim (SQS counts
+// whole seconds); a long poll with less time left claims and sleeps as on
+// other stores.
+const MinClaimWait = time.Second
+
+// ClaimWaitSlack is the moment by which a ClaimWait may outlast the wait
+// asked, and the rest of a long poll not worth another call after one.
+const ClaimWaitSlack = 100 * time.Millisecond
 
 // Watcher is what a shared store calls when another process changed jobs.
 type Watcher struct {

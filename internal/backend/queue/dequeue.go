@@ -53,12 +53,9 @@ func (s *Service) Dequeue(ctx context.Context, queue string, p backend.DequeuePa
 		if s.closed.Load() {
 			return nil, nil
 		}
-		if waits && p.Wait > 0 {
-			if time.Until(deadline) <= 0 {
-				return nil, nil
-			}
+		if waits && time.Until(deadline) >= backend.MinClaimWait {
 			jobs, err := s.claimWaiting(ctx, queue, p, deadline)
-			if err != nil || len(jobs) > 0 || ctx.Err() != nil {
+			if err != nil || len(jobs) > 0 || ctx.Err() != nil || time.Until(deadline) < backend.ClaimWaitSlack {
 				return jobs, err
 			}
 			continue

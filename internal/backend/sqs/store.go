@@ -413,15 +413,15 @@ func (s *Store) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claim
 }
 
 // ClaimWait implements backend.WaitingClaimer with SQS's long polling: the
-// first receive waits up to wait (in whole seconds, rounded up, at most
-// 20) for a message, and SQS answers it as soon as one is sent, through
-// any daemon. A queue that does not exist yet has nothing to wait on: it
-// is looked for again after PollInterval (or when ctx ends).
+// first receive waits up to wait (in whole seconds, at most 20) for a
+// message, and SQS answers it as soon as one is sent, through any daemon.
+// The seconds are rounded down, but for a moment's slack (a poll of 15 s
+// whose call starts a few milliseconds in is still one 15 s receive): a
+// receive that outlived its caller would claim for no one. A queue that
+// does not exist yet has nothing to wait on: it is looked for again after
+// PollInterval (or when ctx ends).
 func (s *Store) ClaimWait(ctx context.Context, p backend.ClaimParams, wait time.Duration) (backend.Claimed, error) {
-	secs := int32(min(ceilSeconds(wait), int64(backend.MaxClaimWait/time.Second))) //nolint:gosec // G115: at most 20
-	if secs <= 0 {
-		return s.claim(ctx, p, 0)
-	}
+	secs := int32(min((wait+backend.ClaimWaitSlack)/time.Second, backend.MaxClaimWait/time.Second)) //nolint:gosec // G115: at most 20
 	return s.claim(ctx, p, secs)
 }
 
