@@ -2,8 +2,6 @@ package queue
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -192,8 +190,8 @@ func (s *Service) claimUpTo(ctx context.Context, queue string, lease time.Durati
 }
 
 // claimWaiting is one long poll's claim through a store that waits itself
-// (backend.WaitingClaimer). Concurrent waiting dequeues of one queue and
-// lease share one waiting call, so that N idle workers of a daemon cost
+// (backend.WaitingClaimer). Concurrent waiting dequeues of one queue (and
+// lease: claimRun) share one waiting call, so that N idle workers of a daemon cost
 // one request per wait, not N. The call runs on the run's context, not
 // the caller's: a caller whose context ends, or whose deadline passes,
 // leaves at once, and what the call claims for it afterwards is released
@@ -205,8 +203,7 @@ func (s *Service) claimWaiting(ctx context.Context, queue string, p backend.Dequ
 	defer cancel()
 	stop := context.AfterFunc(s.polls, cancel)
 	defer stop()
-	key := queue + "\x00" + strconv.FormatInt(int64(p.Lease), 10)
-	share, err := s.waitClaims.Do(dctx, key, claimReq{max: p.Max, lease: p.Lease, until: deadline})
+	share, err := s.waitClaims.Do(dctx, queue, claimReq{max: p.Max, lease: p.Lease, until: deadline})
 	if err != nil {
 		if dctx.Err() != nil {
 			return nil, nil // a long poll cut short or ended is an empty answer
@@ -217,10 +214,9 @@ func (s *Service) claimWaiting(ctx context.Context, queue string, p backend.Dequ
 	return share.jobs, nil
 }
 
-// waitRun is claimRun for waiting claims (key: queue and lease), on a
-// context that the service's shutdown cuts.
-func (s *Service) waitRun(ctx context.Context, key claimKey, reqs []claimReq) ([]claimShare, error) {
-	queue, _, _ := strings.Cut(key, "\x00")
+// waitRun is claimRun for waiting claims, on a context that the service's
+// shutdown cuts.
+func (s *Service) waitRun(ctx context.Context, queue claimKey, reqs []claimReq) ([]claimShare, error) {
 	live := false
 	for _, r := range reqs {
 		live = live || time.Until(r.until) > 0

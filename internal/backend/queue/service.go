@@ -94,8 +94,8 @@ type Service struct {
 	stopPolls context.CancelFunc
 
 	claims batch.Group[claimKey, claimReq, claimShare]
-	// waitClaims coalesces the waiting claims of long polls, by queue and
-	// lease, for a store that waits itself (backend.WaitingClaimer).
+	// waitClaims coalesces the waiting claims of long polls, by queue,
+	// for a store that waits itself (backend.WaitingClaimer).
 	waitClaims batch.Group[claimKey, claimReq, claimShare]
 	// limited holds the queues whose flow control has held claims back
 	// (flow.go); anyLimited spares the others a map lookup per settle.

@@ -47,7 +47,7 @@ type dequeued struct {
 
 // waitingDequeue starts a long poll on svc and returns once its receive
 // has begun.
-func waitingDequeue(t *testing.T, c context.Context, svc *queue.Service, counted *testutil.CountingSQS, q string, wait time.Duration) <-chan dequeued {
+func waitingDequeue(c context.Context, t *testing.T, svc *queue.Service, counted *testutil.CountingSQS, q string, wait time.Duration) <-chan dequeued {
 	t.Helper()
 	got := make(chan dequeued, 1)
 	go func() {
@@ -66,7 +66,7 @@ func waitingDequeue(t *testing.T, c context.Context, svc *queue.Service, counted
 // a looked again only every PollInterval (here a minute).
 func TestLongPollAcrossDaemons(t *testing.T) {
 	a, b, counted, q := twoDaemons(t)
-	got := waitingDequeue(t, ctx(t), a, counted, q, 15*time.Second)
+	got := waitingDequeue(ctx(t), t, a, counted, q, 15*time.Second)
 	res, err := b.Enqueue(ctx(t), q, []backend.EnqueueParams{{Data: json.RawMessage(`"from b"`)}})
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestIdleLongPollCostsOneReceive(t *testing.T) {
 func TestAbandonedLongPollReleases(t *testing.T) {
 	a, b, counted, q := twoDaemons(t)
 	c, cancel := context.WithCancel(ctx(t))
-	got := waitingDequeue(t, c, a, counted, q, 10*time.Second)
+	got := waitingDequeue(c, t, a, counted, q, 10*time.Second)
 	cancel()
 	if d := <-got; d.err != nil || len(d.jobs) != 0 {
 		t.Fatalf("a cut long poll answered %v %v, want nothing", d.jobs, d.err)
