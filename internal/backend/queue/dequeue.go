@@ -16,12 +16,10 @@ const MaxClaim = 1000
 // claimKey groups concurrent claims: those of one queue share a run.
 type claimKey = string
 
-// claimReq is one dequeue's want. until is set for a waiting claim
-// (backend.WaitingClaimer): the end of its long poll.
+// claimReq is one dequeue's want.
 type claimReq struct {
 	max   int
 	lease time.Duration
-	until time.Time
 }
 
 // claimShare is one dequeue's part of a run: its jobs, or how long until
@@ -119,19 +117,7 @@ func (s *Service) claimRun(ctx context.Context, queue string, reqs []claimReq) (
 				total += reqs[k].max
 			}
 		}
-		var until time.Time
-		for _, k := range mine {
-			if u := reqs[k].until; !u.IsZero() && (until.IsZero() || u.Before(until)) {
-				until = u
-			}
-		}
-		wait := time.Duration(0)
-		if !until.IsZero() {
-			// At least a millisecond: a run whose callers' time is up
-			// still asks once, and nothing waits for it.
-			wait = max(time.Until(until), time.Millisecond)
-		}
-		jobs, next, err := s.claimUpTo(ctx, queue, lease, total, wait)
+		jobs, next, err := s.claimUpTo(ctx, queue, lease, total, 0)
 		if err != nil && len(jobs) == 0 {
 			return nil, err
 		}
@@ -190,47 +176,47 @@ func (s *Service) claimUpTo(ctx context.Context, queue string, lease time.Durati
 }
 
 // claimWaiting is one long poll's claim through a store that waits itself
-// (backend.WaitingClaimer). Concurrent waiting dequeues of one queue (and
-// lease: claimRun) share one waiting call, so that N idle workers of a daemon cost
-// one request per wait, not N. The call runs on the run's context, not
-// the caller's: a caller whose context ends, or whose deadline passes,
-// leaves at once, and what the call claims for it afterwards is released
-// (claimAbandoned), the attempt not counted. Cutting the store's call
-// instead could lose what the server handed out in that instant to its
-// lease. The run is cut when the service shuts down.
+// (backend.WaitingClaimer), made for this dequeue alone: a waiting call
+// coalesced with others would hold up every dequeue of the queue that
+// arrives while it waits. The store rounds the wait down (within
+// ClaimWaitSlack), so the call ends with the poll's time, and the caller
+// waits for it even when the server is slow to hand out what it found.
+// The call runs on a context of its own, which only the service's
+// shutdown cuts: a caller whose context ends (its client left) is
+// answered at once, and what the call claims afterwards is released, the
+// attempt not counted (issue 14). Cutting the store's call instead could
+// lose what the server handed out in that instant to its lease, with the
+// attempt counted.
 func (s *Service) claimWaiting(ctx context.Context, queue string, p backend.DequeueParams, deadline time.Time) ([]*backend.Job, error) {
-	dctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
+	type result struct {
+		jobs []*backend.Job
+		err  error
+	}
+	done := make(chan result, 1)
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(s.polls, cancel)
-	defer stop()
-	share, err := s.waitClaims.Do(dctx, queue, claimReq{max: p.Max, lease: p.Lease, until: deadline})
-	if err != nil {
-		if dctx.Err() != nil {
-			return nil, nil // a long poll cut short or ended is an empty answer
+	go func() {
+		defer cancel()
+		defer stop()
+		jobs, _, err := s.claimUpTo(rctx, queue, p.Lease, p.Max, time.Until(deadline))
+		done <- result{jobs, err}
+	}()
+	select {
+	case r := <-done:
+		if s.closed.Load() || ctx.Err() != nil {
+			// Shut down (or left) as the call returned: nobody takes these.
+			s.ReleaseUndelivered(r.jobs)
+			return nil, nil
 		}
-		return nil, err
+		if r.err != nil && len(r.jobs) == 0 {
+			return nil, r.err
+		}
+		linkJobs(ctx, func(i int) string { return r.jobs[i].ID }, func(i int) string { return r.jobs[i].Traceparent }, len(r.jobs))
+		return r.jobs, nil
+	case <-ctx.Done():
+		go func() { s.ReleaseUndelivered((<-done).jobs) }()
+		return nil, nil
 	}
-	linkJobs(ctx, func(i int) string { return share.jobs[i].ID }, func(i int) string { return share.jobs[i].Traceparent }, len(share.jobs))
-	return share.jobs, nil
-}
-
-// waitRun is claimRun for waiting claims, on a context that the service's
-// shutdown cuts.
-func (s *Service) waitRun(ctx context.Context, queue claimKey, reqs []claimReq) ([]claimShare, error) {
-	live := false
-	for _, r := range reqs {
-		live = live || time.Until(r.until) > 0
-	}
-	if !live {
-		// Every caller's long poll ended while an earlier run waited: no
-		// one to claim for.
-		return make([]claimShare, len(reqs)), nil
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(s.polls, cancel)
-	defer stop()
-	return s.claimRun(ctx, queue, reqs)
 }
 
 // claimAbandoned releases the jobs claimed for a dequeue that left before

@@ -94,9 +94,6 @@ type Service struct {
 	stopPolls context.CancelFunc
 
 	claims batch.Group[claimKey, claimReq, claimShare]
-	// waitClaims coalesces the waiting claims of long polls, by queue,
-	// for a store that waits itself (backend.WaitingClaimer).
-	waitClaims batch.Group[claimKey, claimReq, claimShare]
 	// limited holds the queues whose flow control has held claims back
 	// (flow.go); anyLimited spares the others a map lookup per settle.
 	limited    sync.Map
@@ -127,8 +124,6 @@ func New(cfg Config) *Service {
 		findScan: cfg.FindScan, bulkBudget: cfg.BulkBudget}
 	s.claims.Run = s.claimRun
 	s.claims.Abandoned = s.claimAbandoned
-	s.waitClaims.Run = s.waitRun
-	s.waitClaims.Abandoned = s.claimAbandoned
 	s.settles.Max = 64
 	s.settles.Run = s.settleRun
 	ready, finished, events := wakeIn(&s.waiters), wakeIn(&s.finished), wakeIn(&s.events)
