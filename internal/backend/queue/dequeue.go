@@ -188,6 +188,9 @@ func (s *Service) claimUpTo(ctx context.Context, queue string, lease time.Durati
 // lose what the server handed out in that instant to its lease, with the
 // attempt counted.
 func (s *Service) claimWaiting(ctx context.Context, queue string, p backend.DequeueParams, deadline time.Time) ([]*backend.Job, error) {
+	if ctx.Err() != nil {
+		return nil, nil // the caller left already: claim nothing for it
+	}
 	type result struct {
 		jobs []*backend.Job
 		err  error
