@@ -136,7 +136,7 @@ var settings = []setting{
 		c.SQSQueuePrefix = v
 		return sqsstore.ValidatePrefix(v)
 	}},
-	{"SQS_POLL_INTERVAL", "sqs-poll-interval", "1s", "how often a waiting dequeue asks SQS again (SQS tells no one of new messages)", func(c *Config, v string) error {
+	{"SQS_POLL_INTERVAL", "sqs-poll-interval", "1s", "longest sleep of a long poll's last part below a second, and how often one looks again for an SQS queue not created yet (long polls wait in SQS itself otherwise)", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 10*time.Millisecond || d > 20*time.Second {
 			return fmt.Errorf("%q is not a duration between 10ms and 20s", v)

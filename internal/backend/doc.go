@@ -3,7 +3,11 @@
 // backend/queue; TxJobStore where jobs can join a records transaction;
 // FlowStore and ScheduleStore, which every job store implements, for a
 // queue's flow control and its recurring schedules; EventStore, which
-// every store but SQS implements, for a queue's event feed) —
+// every store but SQS implements, for a queue's event feed; and two
+// that only SQS implements: WaitingClaimer, a claim that waits in the
+// server for a job, used by long polls instead of sleeping between claims,
+// and LeaseGetter, a claim's job read from its lease token, used by fail's
+// retry decision where Get by id cannot see another daemon's claims) —
 // and the domain types they share:
 // the Error type and its codes, the filter/sort AST, job states and the
 // validation rules of DESIGN §2–§3.

@@ -66,6 +66,48 @@ type JobStore interface {
 	Close() error
 }
 
+// WaitingClaimer is a JobStore whose claim itself can wait for a job,
+// for stores that hear of no other process's inserts (Watch never fires)
+// but whose server can hold a request open until a message comes: SQS's
+// long polling. Asking again every PollInterval instead would cost one
+// request per waiting poll and interval, and a job enqueued through
+// another daemon would wait up to an interval. When the store implements
+// it, the service's long polls (DequeueParams.Wait > 0) claim through
+// ClaimWait instead of sleeping between Claims.
+type WaitingClaimer interface {
+	// ClaimWait is Claim that, when no job is ready, waits up to wait
+	// (the store rounds it down to what its server takes, at most
+	// MaxClaimWait; the service asks only for MinClaimWait or more) and
+	// returns as soon as it has claimed some. It
+	// returns no jobs and no error when none came. ctx ending cuts the
+	// wait; what the store claimed before that is returned, never
+	// dropped, so that the service can release it.
+	ClaimWait(ctx context.Context, p ClaimParams, wait time.Duration) (Claimed, error)
+}
+
+// LeaseGetter is a JobStore that can read a claim's job from its lease
+// where Get by id cannot: SQS, whose lease tokens carry the claim. The
+// service's fail decision (attempts left, backoff) uses it when present,
+// so that a claim can be failed through any daemon.
+type LeaseGetter interface {
+	// GetByLease returns the job of each lease's claim, in order, nil
+	// where neither the store nor the token knows it.
+	GetByLease(ctx context.Context, refs []LeaseRef) ([]*Job, error)
+}
+
+// MaxClaimWait bounds one ClaimWait: SQS holds a receive open 20 s at
+// most. A longer long poll makes several calls.
+const MaxClaimWait = 20 * time.Second
+
+// MinClaimWait is the shortest wait worth a waiting claim (SQS counts
+// whole seconds); a long poll with less time left claims and sleeps as on
+// other stores.
+const MinClaimWait = time.Second
+
+// ClaimWaitSlack is the moment by which a ClaimWait may outlast the wait
+// asked, and the rest of a long poll not worth another call after one.
+const ClaimWaitSlack = 100 * time.Millisecond
+
 // Watcher is what a shared store calls when another process changed jobs.
 type Watcher struct {
 	Ready    func(queue string)

@@ -124,3 +124,42 @@ func SQSEnv(t testing.TB) []string {
 	return []string{"JOBQUEUE_BACKEND=sqs", "SQS_ENDPOINT=" + SQSEndpoint(t), "SQS_REGION=" + SQSRegion,
 		"SQS_QUEUE_PREFIX=" + SQSPrefix(t), "SQS_POLL_INTERVAL=100ms", "AWS_ACCESS_KEY_ID=" + SQSAccessKey, "AWS_SECRET_ACCESS_KEY=" + SQSSecretKey}
 }
+
+// CountingSQS is an SQS client that counts the receives made through it
+// and the longest wait each asked, so that tests can tell a long poll
+// from repeated short ones without timing anything.
+type CountingSQS struct {
+	*awssqs.Client
+	mu       sync.Mutex
+	receives []int32 // WaitTimeSeconds of each ReceiveMessage, in order
+}
+
+// NewCountingSQS is a CountingSQS on the test server.
+func NewCountingSQS(t testing.TB) *CountingSQS {
+	return &CountingSQS{Client: SQSClient(t)}
+}
+
+// ReceiveMessage counts the call, then makes it.
+func (c *CountingSQS) ReceiveMessage(ctx context.Context, in *awssqs.ReceiveMessageInput, opts ...func(*awssqs.Options)) (*awssqs.ReceiveMessageOutput, error) {
+	c.mu.Lock()
+	c.receives = append(c.receives, in.WaitTimeSeconds)
+	c.mu.Unlock()
+	return c.Client.ReceiveMessage(ctx, in, opts...)
+}
+
+// Seen is how many receives were made (or begun) since the last Receives.
+func (c *CountingSQS) Seen() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.receives)
+}
+
+// Receives returns the WaitTimeSeconds of every receive so far and
+// forgets them.
+func (c *CountingSQS) Receives() []int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.receives
+	c.receives = nil
+	return r
+}

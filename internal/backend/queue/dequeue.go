@@ -44,14 +44,22 @@ func (s *Service) Dequeue(ctx context.Context, queue string, p backend.DequeuePa
 	}
 	deadline := time.Now().Add(p.Wait)
 	maxSleep := s.store.PollInterval()
+	_, waits := s.store.(backend.WaitingClaimer)
 	for {
 		if s.closed.Load() {
 			return nil, nil
 		}
+		if waits && time.Until(deadline) >= backend.MinClaimWait {
+			jobs, err := s.claimWaiting(ctx, queue, p, deadline)
+			if err != nil || len(jobs) > 0 || ctx.Err() != nil || time.Until(deadline) < backend.ClaimWaitSlack {
+				return jobs, err
+			}
+			continue
+		}
 		// Taken before looking, so that a wake-up between the look and
 		// the sleep is not lost.
 		wake := s.waiters.Chan(queue)
-		share, err := s.claims.Do(ctx, queue, claimReq{p.Max, p.Lease})
+		share, err := s.claims.Do(ctx, queue, claimReq{max: p.Max, lease: p.Lease})
 		if err != nil {
 			if ctx.Err() != nil {
 				if p.Wait > 0 {
@@ -109,7 +117,7 @@ func (s *Service) claimRun(ctx context.Context, queue string, reqs []claimReq) (
 				total += reqs[k].max
 			}
 		}
-		jobs, next, err := s.claimUpTo(ctx, queue, lease, total)
+		jobs, next, err := s.claimUpTo(ctx, queue, lease, total, 0)
 		if err != nil && len(jobs) == 0 {
 			return nil, err
 		}
@@ -132,18 +140,30 @@ func (s *Service) claimRun(ctx context.Context, queue string, reqs []claimReq) (
 // claimUpTo claims up to total jobs in store calls of at most MaxClaim,
 // stopping when the queue runs dry. After an error it returns what earlier
 // calls claimed, so that nothing claimed is dropped.
-func (s *Service) claimUpTo(ctx context.Context, queue string, lease time.Duration, total int) ([]*backend.Job, time.Duration, error) {
+//
+// With wait (a waiting run, backend.WaitingClaimer), the first call waits
+// up to wait for a job; the calls after it take what is there.
+func (s *Service) claimUpTo(ctx context.Context, queue string, lease time.Duration, total int, wait time.Duration) ([]*backend.Job, time.Duration, error) {
 	var jobs []*backend.Job
 	for len(jobs) < total {
 		n := min(total-len(jobs), MaxClaim)
-		c, err := s.store.Claim(ctx, backend.ClaimParams{Queue: queue, Max: n, Lease: lease, Token: backend.NewLease(),
-			Expired: backend.LeaseExpired, Now: s.now()})
+		cp := backend.ClaimParams{Queue: queue, Max: n, Lease: lease, Token: backend.NewLease(),
+			Expired: backend.LeaseExpired, Now: s.now()}
+		var c backend.Claimed
+		var err error
+		if wc, ok := s.store.(backend.WaitingClaimer); ok && wait > 0 && len(jobs) == 0 {
+			c, err = wc.ClaimWait(ctx, cp, min(wait, backend.MaxClaimWait))
+		} else {
+			c, err = s.store.Claim(ctx, cp)
+		}
+		if len(c.Jobs) > 0 {
+			// A waiting claim cut short returns what it claimed with
+			// its error: keep it, so that it is handed out or released.
+			jobs = append(jobs, c.Jobs...)
+			s.events.Wake(queue)
+		}
 		if err != nil {
 			return jobs, 0, err
-		}
-		jobs = append(jobs, c.Jobs...)
-		if len(c.Jobs) > 0 {
-			s.events.Wake(queue)
 		}
 		if c.Limited {
 			s.limitedQueue(queue)
@@ -153,6 +173,53 @@ func (s *Service) claimUpTo(ctx context.Context, queue string, lease time.Durati
 		}
 	}
 	return jobs, 0, nil
+}
+
+// claimWaiting is one long poll's claim through a store that waits itself
+// (backend.WaitingClaimer), made for this dequeue alone: a waiting call
+// coalesced with others would hold up every dequeue of the queue that
+// arrives while it waits. The store rounds the wait down (within
+// ClaimWaitSlack), so the call ends with the poll's time, and the caller
+// waits for it even when the server is slow to hand out what it found.
+// The call runs on a context of its own, which only the service's
+// shutdown cuts: a caller whose context ends (its client left) is
+// answered at once, and what the call claims afterwards is released, the
+// attempt not counted (issue 14). Cutting the store's call instead could
+// lose what the server handed out in that instant to its lease, with the
+// attempt counted.
+func (s *Service) claimWaiting(ctx context.Context, queue string, p backend.DequeueParams, deadline time.Time) ([]*backend.Job, error) {
+	if ctx.Err() != nil {
+		return nil, nil // the caller left already: claim nothing for it
+	}
+	type result struct {
+		jobs []*backend.Job
+		err  error
+	}
+	done := make(chan result, 1)
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(s.polls, cancel)
+	go func() {
+		defer cancel()
+		defer stop()
+		jobs, _, err := s.claimUpTo(rctx, queue, p.Lease, p.Max, time.Until(deadline))
+		done <- result{jobs, err}
+	}()
+	select {
+	case r := <-done:
+		if s.closed.Load() || ctx.Err() != nil {
+			// Shut down (or left) as the call returned: nobody takes these.
+			s.ReleaseUndelivered(r.jobs)
+			return nil, nil
+		}
+		if r.err != nil && len(r.jobs) == 0 {
+			return nil, r.err
+		}
+		linkJobs(ctx, func(i int) string { return r.jobs[i].ID }, func(i int) string { return r.jobs[i].Traceparent }, len(r.jobs))
+		return r.jobs, nil
+	case <-ctx.Done():
+		go func() { s.ReleaseUndelivered((<-done).jobs) }()
+		return nil, nil
+	}
 }
 
 // claimAbandoned releases the jobs claimed for a dequeue that left before

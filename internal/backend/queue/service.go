@@ -7,7 +7,8 @@
 //     what a refused change means and the words that say so (refusal);
 //   - long polls: a poll sleeps until a local change or the store's
 //     notification wakes its queue (wakeup.Set), or the next scheduled job
-//     or lease expiry is due;
+//     or lease expiry is due; on a store that waits itself
+//     (backend.WaitingClaimer: SQS) the claim waits in the store instead;
 //   - coalescing: concurrent claims of one queue share one store call, and
 //     so do concurrent settles of any kind, so that N workers cost one
 //     statement (or script, or transaction) instead of N;

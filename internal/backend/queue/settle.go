@@ -115,7 +115,16 @@ func (s *Service) fail(ctx context.Context, w settler, items []backend.FailParam
 	// The decision needs each job's attempts and backoff. The settle is
 	// fenced by the lease, so what is read here is that claim's state: a
 	// job claimed again meanwhile refuses the change.
-	jobs, err := s.store.Get(ctx, ids)
+	var jobs []*backend.Job
+	if lg, ok := s.store.(backend.LeaseGetter); ok {
+		refs := make([]backend.LeaseRef, len(items))
+		for i, f := range items {
+			refs[i] = backend.LeaseRef{ID: f.ID, Lease: f.Lease}
+		}
+		jobs, err = lg.GetByLease(ctx, refs)
+	} else {
+		jobs, err = s.store.Get(ctx, ids)
+	}
 	if err != nil {
 		return nil, err
 	}

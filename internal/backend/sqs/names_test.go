@@ -42,9 +42,12 @@ func FuzzQueueNames(f *testing.F) {
 		if receipt == "" {
 			return
 		}
-		q, r, ok := parseLease(a + "|" + receipt)
-		if !ok || q != a || r != receipt {
-			t.Fatalf("lease of %q, %q parsed as %q, %q, %v", a, receipt, q, r, ok)
+		for _, snap := range []snapshot{{}, {Msg: message{ID: "j1", Queue: a}, Attempts: 2, LeaseMs: 3000}} {
+			lease := makeLease(a, receipt, snap)
+			q, sn, r, ok := parseLease(lease)
+			if !ok || q != a || r != receipt || (snap.Msg.ID != "") != (sn != nil) || sn != nil && (sn.Msg.ID != "j1" || sn.Attempts != 2 || sn.LeaseMs != 3000) {
+				t.Fatalf("lease of %q, %q, %+v parsed as %q, %+v, %q, %v", a, receipt, snap, q, sn, r, ok)
+			}
 		}
 	})
 }

@@ -2,6 +2,7 @@ package sqs
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,10 @@ const (
 	// before it shows them again.
 	scanHide  = 60
 	dlqSuffix = "-dlq"
+	// maxSnapshot bounds the claim a lease token carries (JSON bytes,
+	// before base64): the token goes back with every settle of it, so a
+	// job larger than this is settled whole only where it was claimed.
+	maxSnapshot = 8 << 10
 )
 
 // Config opens a Store.
@@ -83,6 +88,8 @@ type Store struct {
 
 var _ backend.JobStore = (*Store)(nil)
 var _ backend.JobCapabler = (*Store)(nil)
+var _ backend.WaitingClaimer = (*Store)(nil)
+var _ backend.LeaseGetter = (*Store)(nil)
 
 // message is a job as an SQS message body carries it.
 type message struct {
@@ -402,11 +409,37 @@ func (s *Store) sendAll(ctx context.Context, url string, sends []send) (map[int]
 // counted; one whose attempts are spent (its last lease ran out) goes to
 // the dead letter queue with p.Expired.
 func (s *Store) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claimed, error) {
+	return s.claim(ctx, p, 0)
+}
+
+// ClaimWait implements backend.WaitingClaimer with SQS's long polling: the
+// first receive waits up to wait (in whole seconds, at most 20) for a
+// message, and SQS answers it as soon as one is sent, through any daemon.
+// The seconds are rounded down, but for a moment's slack (a poll of 15 s
+// whose call starts a few milliseconds in is still one 15 s receive): a
+// receive that outlived its caller would claim for no one. A queue that
+// does not exist yet has nothing to wait on: it is looked for again after
+// PollInterval (or when ctx ends).
+func (s *Store) ClaimWait(ctx context.Context, p backend.ClaimParams, wait time.Duration) (backend.Claimed, error) {
+	secs := int32(min((wait+backend.ClaimWaitSlack)/time.Second, backend.MaxClaimWait/time.Second)) //nolint:gosec // G115: at most 20
+	return s.claim(ctx, p, secs)
+}
+
+// claim receives with the first receive waiting up to waitSecs.
+func (s *Store) claim(ctx context.Context, p backend.ClaimParams, waitSecs int32) (backend.Claimed, error) {
 	if p.Lease > maxVisibility {
 		return backend.Claimed{}, backend.Errorf(backend.CodeInvalidArgument,
 			"leaseMs must be at most %d on the SQS job queue (SQS's longest visibility timeout, 12 h)", maxVisibility.Milliseconds())
 	}
 	u, err := s.queueURL(ctx, p.Queue, false, false)
+	if err == nil && u == "" && waitSecs > 0 {
+		t := time.NewTimer(min(s.poll, time.Duration(waitSecs)*time.Second))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	if err != nil || u == "" {
 		return backend.Claimed{}, err
 	}
@@ -419,7 +452,10 @@ func (s *Store) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claim
 	for len(jobs) < p.Max {
 		r, err := s.api.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(u),
 			MaxNumberOfMessages: int32(min(maxEntries, p.Max-len(jobs))), VisibilityTimeout: vis, //nolint:gosec // G115: at most maxEntries (10)
+			WaitTimeSeconds:             waitSecs,
 			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount}})
+		// Only the first receive waits: after it the queue has what it has.
+		waitSecs = 0
 		if err != nil {
 			s.forget(err)
 			if len(jobs) > 0 {
@@ -461,7 +497,7 @@ func (s *Store) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claim
 				gone = append(gone, receipt)
 				continue
 			}
-			lease := p.Queue + "|" + receipt
+			lease := makeLease(p.Queue, receipt, snapshot{Msg: msg, Attempts: attempts, LeaseMs: p.Lease.Milliseconds(), StartedAt: now})
 			c := &claim{lease: lease, queue: p.Queue, url: u, receipt: receipt, msg: msg, attempts: attempts,
 				status: backend.StatusProcessing, startedAt: now, expires: now.Add(p.Lease), leaseLen: p.Lease}
 			s.mu.Lock()
@@ -602,13 +638,108 @@ func (s *Store) prune(now time.Time) {
 	}
 }
 
-// parseLease splits a lease token into its queue and receipt handle.
-func parseLease(lease string) (queue, receipt string, ok bool) {
-	queue, receipt, ok = strings.Cut(lease, "|")
-	if !ok || receipt == "" || backend.ValidateName("queue", queue) != nil {
-		return "", "", false
+// snapshot is the claim a lease token carries, so that any daemon (or
+// this one after a restart) can fail or release it: SQS cannot give a
+// message back by its receipt handle, and fail and release send a copy of
+// the job. Like the receipt handle itself, it is the claimant's to hold;
+// a client that forged one could only send itself a job it could as well
+// have enqueued.
+type snapshot struct {
+	Msg       message   `json:"m"`
+	Attempts  int       `json:"a"`
+	LeaseMs   int64     `json:"l"`
+	StartedAt time.Time `json:"s"`
+}
+
+// makeLease is the lease token of a claim: "queue|snapshot|receipt", the
+// snapshot base64url-encoded JSON, or empty for a job too large to carry.
+// The receipt handle comes last, whatever it holds.
+func makeLease(queue, receipt string, snap snapshot) string {
+	enc := ""
+	if b, err := json.Marshal(snap); err == nil && snap.Msg.ID != "" && len(b) <= maxSnapshot {
+		enc = base64.RawURLEncoding.EncodeToString(b)
 	}
-	return queue, receipt, true
+	return queue + "|" + enc + "|" + receipt
+}
+
+// parseLease splits a lease token into its queue, the claim it carries
+// (nil for none) and its receipt handle. A token of the form
+// "queue|receipt" (before snapshots) has none.
+func parseLease(lease string) (queue string, snap *snapshot, receipt string, ok bool) {
+	queue, rest, ok := strings.Cut(lease, "|")
+	if !ok || backend.ValidateName("queue", queue) != nil {
+		return "", nil, "", false
+	}
+	enc, receipt, three := strings.Cut(rest, "|")
+	if !three {
+		enc, receipt = "", rest
+	}
+	if receipt == "" {
+		return "", nil, "", false
+	}
+	if enc != "" {
+		var sn snapshot
+		b, err := base64.RawURLEncoding.DecodeString(enc)
+		if err != nil || json.Unmarshal(b, &sn) != nil || sn.Msg.ID == "" || sn.Msg.Queue != queue {
+			return "", nil, "", false
+		}
+		snap = &sn
+	}
+	return queue, snap, receipt, true
+}
+
+// foreignClaim is the claim a lease token carries, for a lease this
+// process does not know: another daemon's, or its own before a restart.
+// It is kept with this process's claims from then on, so that a repeated
+// settle through this daemon is told from a stale one. Called with s.mu
+// held; it lets go of it while looking the queue up.
+func (s *Store) foreignClaim(ctx context.Context, it backend.SettleItem, now time.Time) (*claim, error) {
+	queue, snap, receipt, ok := parseLease(it.Lease)
+	if !ok || snap == nil || snap.Msg.ID != it.ID {
+		return nil, nil
+	}
+	s.mu.Unlock()
+	u, err := s.queueURL(ctx, queue, false, false)
+	s.mu.Lock()
+	if err != nil || u == "" {
+		return nil, err
+	}
+	if c := s.claims[it.Lease]; c != nil {
+		return c, nil // a concurrent settle took it in meanwhile
+	}
+	leaseLen := time.Duration(snap.LeaseMs) * time.Millisecond
+	c := &claim{lease: it.Lease, queue: queue, url: u, receipt: receipt, msg: snap.Msg, attempts: snap.Attempts,
+		status: backend.StatusProcessing, startedAt: snap.StartedAt, expires: now.Add(leaseLen), leaseLen: leaseLen}
+	s.claims[it.Lease] = c
+	return c, nil
+}
+
+// GetByLease implements backend.LeaseGetter: the claim of each lease, as
+// this process knows it or as its token carries it (nil for neither), for
+// fail's retry decision through any daemon.
+func (s *Store) GetByLease(_ context.Context, refs []backend.LeaseRef) ([]*backend.Job, error) {
+	out := make([]*backend.Job, len(refs))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, r := range refs {
+		if c := s.claims[r.Lease]; c != nil && c.msg.ID == r.ID {
+			out[i] = c.job()
+			if c.stale {
+				out[i].Status = backend.StatusProcessing
+			}
+			continue
+		}
+		if _, snap, _, ok := parseLease(r.Lease); ok && snap != nil && snap.Msg.ID == r.ID {
+			c := &claim{lease: r.Lease, queue: snap.Msg.Queue, msg: snap.Msg, attempts: snap.Attempts,
+				status: backend.StatusProcessing, startedAt: snap.StartedAt}
+			out[i] = c.job()
+			continue
+		}
+		if c := s.byID[r.ID]; c != nil {
+			out[i] = c.job()
+		}
+	}
+	return out, nil
 }
 
 // op is one SQS change of a Settle: what to send, then what to delete or
@@ -646,6 +777,16 @@ func (s *Store) Settle(ctx context.Context, p backend.SettleParams) ([]backend.S
 		}
 		c := s.claims[it.Lease]
 		if c == nil || c.msg.ID != it.ID {
+			fc, err := s.foreignClaim(ctx, it, now)
+			if err != nil {
+				s.mu.Unlock()
+				return nil, err
+			}
+			if fc != nil {
+				c = fc
+			}
+		}
+		if c == nil || c.msg.ID != it.ID {
 			if k := s.byID[it.ID]; k != nil {
 				st := k.status
 				if k.stale {
@@ -654,13 +795,14 @@ func (s *Store) Settle(ctx context.Context, p backend.SettleParams) ([]backend.S
 				out[i] = backend.Settled{Found: true, Queue: k.queue, Status: st, Lease: k.lease}
 				continue
 			}
-			queue, receipt, ok := parseLease(it.Lease)
+			queue, _, receipt, ok := parseLease(it.Lease)
 			if !ok {
 				continue // no such job, as far as anyone can tell
 			}
-			// A claim of another process, or of this one before a restart:
-			// what needs only the receipt works; fail and release need the
-			// job, which only the claiming process has (SettleAnywhere).
+			// A claim of another process, or of this one before a restart,
+			// whose token carries no job (larger than maxSnapshot): what
+			// needs only the receipt works; fail and release need the job,
+			// which only the claiming process has (SettleAnywhere).
 			o := op{item: i, receipt: receipt}
 			switch it.Kind {
 			case backend.Complete:
