@@ -72,6 +72,7 @@ export const calls = {
   bulk: (queue, action, body) => post(`v1/queues/${q(queue)}/jobs/${action}`, body),
   retry: (id) => post(`v1/jobs/${q(id)}/retry`),
   cancel: (id) => post(`v1/jobs/${q(id)}/cancel`),
+  patchJob: (id, body) => api("PATCH", `v1/jobs/${q(id)}`, body),
   schedules: (queue) => get(`v1/queues/${q(queue)}/schedules`),
   repos: () => get("v1/repos"),
   findRecords: (collection, body) => post(`v1/repos/${q(collection)}/find`, body),

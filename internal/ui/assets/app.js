@@ -274,10 +274,74 @@ function timelineOf(job) {
   return items.sort((a, b) => new Date(a.at) - new Date(b.at));
 }
 
+// A time as <input type="datetime-local"> shows it: local, to the second.
+function localInput(iso) {
+  const d = new Date(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/**
+ * Reschedules, reprioritises or rewrites the data of a pending job (PATCH
+ * /v1/jobs/{id}). The fields start from the job as it was when the form
+ * opened and are uncontrolled (defaultValue: Preact resets a `value` on
+ * every render, and the page re-renders at each refresh), so what is being
+ * typed stays; only the fields that were changed are sent.
+ */
+function EditJob({ job, onDone }) {
+  const [initial] = useState(() => ({ runAt: localInput(job.runAt), priority: String(job.priority), data: JSON.stringify(job.data, null, 2) }));
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e) => {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget);
+    const patch = {};
+    const runAt = String(f.get("runAt") || "");
+    if (runAt !== initial.runAt) {
+      const d = new Date(runAt);
+      if (!runAt || Number.isNaN(d.getTime())) return setError("Run at must be a date and time.");
+      patch.runAt = d.toISOString();
+    }
+    const priority = String(f.get("priority") || "").trim();
+    if (priority !== initial.priority) {
+      if (!/^-?\d+$/.test(priority)) return setError("Priority must be a whole number.");
+      patch.priority = Number(priority);
+    }
+    const data = String(f.get("data") || "");
+    if (data !== initial.data) {
+      try {
+        patch.data = JSON.parse(data);
+      } catch (err) {
+        return setError(`The data must be JSON: ${err.message}`);
+      }
+    }
+    if (Object.keys(patch).length === 0) return onDone(null);
+    setBusy(true);
+    try {
+      await calls.patchJob(job.id, patch);
+      onDone(`Saved ${Object.keys(patch).join(", ")}`);
+    } catch (err) {
+      setError(err instanceof ApiError ? `${err.message} (${err.status})` : String(err.message || err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`<form class="edit" onSubmit=${submit} aria-labelledby="edit-h">
+    <h2 id="edit-h">Edit pending job</h2>
+    <label>Run at <input name="runAt" type="datetime-local" step="1" defaultValue=${initial.runAt} required /></label>
+    <label>Priority <input name="priority" inputmode="numeric" defaultValue=${initial.priority} aria-describedby="priority-help" /></label>
+    <p id="priority-help" class="help">Higher runs first among due jobs.</p>
+    <label>Data (JSON) <textarea name="data" rows="8" spellcheck="false" defaultValue=${initial.data}></textarea></label>
+    ${error ? html`<p class="error" role="alert">${error}</p>` : null}
+    <p><button type="submit" disabled=${busy}>Save</button> <button type="button" onClick=${() => onDone(null)}>Cancel editing</button></p>
+  </form>`;
+}
+
 function JobPage({ id, announce }) {
   const [{ data: job, error }, reload] = usePoll(() => calls.job(id), [id]);
   const [busy, run] = useAction(announce, reload);
   const [events, setEvents] = useState([]);
+  const [editing, setEditing] = useState(false);
   const queue = job ? job.queue : null;
   // Transitions seen while the page is open, from the queue's event feed
   // (which starts now and keeps each job's latest transition).
@@ -308,6 +372,13 @@ function JobPage({ id, announce }) {
     if (job && prev.current && prev.current !== job.status) announce({ ok: true, text: `Job is now ${job.status}` });
     if (job) prev.current = job.status;
   }, [job && job.status]);
+  const doneEditing = (text) => {
+    setEditing(false);
+    if (text) {
+      announce({ ok: true, text });
+      reload();
+    }
+  };
   if (!job) return html`<section><${ErrorNote} error=${error} />${error ? null : html`<p>Loading…</p>`}</section>`;
   const del = () => {
     if (!confirm(`Delete job ${id}?`)) return;
@@ -322,8 +393,10 @@ function JobPage({ id, announce }) {
     ${!session.readOnly ? html`<p class="actions">
       ${job.status === "failed" || job.status === "cancelled" ? html`<button type="button" disabled=${busy} onClick=${() => run("Retry", () => calls.retry(id))}>Retry</button> ` : null}
       ${job.status === "pending" || job.status === "processing" ? html`<button type="button" disabled=${busy} onClick=${() => run("Cancel", () => calls.cancel(id))}>Cancel</button> ` : null}
+      ${job.status === "pending" && !editing ? html`<button type="button" disabled=${busy} onClick=${() => setEditing(true)}>Edit</button> ` : null}
       ${job.status !== "processing" ? html`<button type="button" class="danger" disabled=${busy} onClick=${del}>Delete</button>` : null}
     </p>` : null}
+    ${editing && !session.readOnly ? html`<${EditJob} job=${job} onDone=${doneEditing} />` : null}
     <div class="columns">
       <div>
         <h2>Details</h2>
