@@ -1,3 +1,4 @@
+// @ts-check
 // The storaged dashboard: Preact components written with htm's tagged
 // templates (no build step), routed by the URL's hash so that one
 // index.html serves every page wherever it is mounted. Every figure shown
@@ -73,7 +74,7 @@ function useAction(announce, after) {
       if (after) after(out);
       return true;
     } catch (e) {
-      announce({ ok: false, text: `${label}: ${e.message}` });
+      announce({ ok: false, text: `${label}: ${messageOf(e)}` });
       return false;
     } finally {
       setBusy(false);
@@ -106,9 +107,18 @@ function Json({ value, label }) {
   return html`<pre class="json" tabindex="0" aria-label=${label}>${JSON.stringify(value, null, 2)}</pre>`;
 }
 
+/**
+ * What went wrong, for a person: an API refusal with its HTTP status.
+ * @param {unknown} error
+ */
+function messageOf(error) {
+  if (error instanceof ApiError) return `${error.message} (${error.status})`;
+  return error instanceof Error ? error.message : String(error);
+}
+
 function ErrorNote({ error }) {
   if (!error) return null;
-  return html`<p class="error" role="alert">${error instanceof ApiError ? `${error.message} (${error.status})` : String(error.message || error)}</p>`;
+  return html`<p class="error" role="alert">${messageOf(error)}</p>`;
 }
 
 function Status({ value }) {
@@ -271,7 +281,7 @@ function timelineOf(job) {
   if (job.runAt && job.runAt !== job.createdAt) items.push({ at: job.runAt, text: "due to run" });
   if (job.startedAt) items.push({ at: job.startedAt, text: `attempt ${job.attempts} started` });
   if (job.finishedAt) items.push({ at: job.finishedAt, text: job.status });
-  return items.sort((a, b) => new Date(a.at) - new Date(b.at));
+  return items.sort((a, b) => new Date(a.at).getTime() - new Date(b.at).getTime());
 }
 
 // A time as <input type="datetime-local"> shows it: local, to the second.
@@ -312,7 +322,7 @@ function EditJob({ job, onDone }) {
       try {
         patch.data = JSON.parse(data);
       } catch (err) {
-        return setError(`The data must be JSON: ${err.message}`);
+        return setError(`The data must be JSON: ${messageOf(err)}`);
       }
     }
     if (Object.keys(patch).length === 0) return onDone(null);
@@ -321,7 +331,7 @@ function EditJob({ job, onDone }) {
       await calls.patchJob(job.id, patch);
       onDone(`Saved ${Object.keys(patch).join(", ")}`);
     } catch (err) {
-      setError(err instanceof ApiError ? `${err.message} (${err.status})` : String(err.message || err));
+      setError(messageOf(err));
     } finally {
       setBusy(false);
     }
@@ -546,7 +556,7 @@ function Login({ onDone }) {
       onDone();
     } catch (err) {
       session.setToken(null);
-      setError(err.status === 401 ? "That token is not the dashboard's." : err.message);
+      setError(err instanceof ApiError && err.status === 401 ? "That token is not the dashboard's." : messageOf(err));
     }
   };
   return html`<section aria-labelledby="login-h" class="login">
@@ -569,7 +579,7 @@ function App() {
   const [message, setMessage] = useState(null);
   useEffect(() => onSession((e) => (e === "unauthorized" ? setNeedToken(true) : setMode((n) => n + 1))), []);
   const announce = useCallback((m) => setMessage(m), []);
-  const [top, a, b] = route.parts;
+  const [top, a] = route.parts;
   let page;
   if (needToken) page = html`<${Login} onDone=${() => setNeedToken(false)} />`;
   else if (top === "queues" && a) page = html`<${JobsPage} key=${a} queue=${a} params=${route.params} announce=${announce} />`;
@@ -579,7 +589,6 @@ function App() {
   else if (top === "collections") page = html`<${CollectionsPage} />`;
   else page = html`<${QueuesPage} announce=${announce} />`;
   const current = (name) => (top === name || (name === "queues" && (top === "jobs" || !top)) ? "page" : undefined);
-  void b;
   return html`
     <header>
       <a class="brand" href="#/queues">storaged</a>
@@ -596,5 +605,6 @@ function App() {
 }
 
 const root = document.getElementById("app");
+if (!root) throw new Error("index.html has no #app element");
 root.textContent = ""; // the "Loading" line, which render would keep
 render(html`<${App} />`, root);
