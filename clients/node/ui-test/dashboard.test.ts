@@ -106,7 +106,7 @@ describe("dashboard", () => {
       await failedJobScenario(s, browser.page);
     });
 
-    it("edits a pending job: reschedules and reprioritises it, refuses bad data JSON, shows the API's refusal", async () => {
+    it("edits a pending job: reschedules and reprioritises it, refuses bad data JSON, shows the API's refusals", async () => {
       const page = browser.page;
       const errors = watchErrors(page);
       const name = uniqueName("edit");
@@ -139,8 +139,21 @@ describe("dashboard", () => {
       assert.equal(job.priority, 7);
       assert.deepEqual(job.data, { to: "a@example.com" });
 
+      // A priority the page takes but the API refuses (out of enqueue's range): its 400 is shown.
+      await page.getByLabel("Data (JSON)").fill(JSON.stringify({ to: "a@example.com" }, null, 2));
+      await page.getByLabel("Priority").fill("1.5");
+      await page.getByRole("button", { name: "Save" }).click();
+      await page.getByRole("alert").getByText("Priority must be a whole number.").waitFor();
+      await page.getByLabel("Priority").fill("99999999999999999999");
+      await page.getByRole("button", { name: "Save" }).click();
+      await page.getByRole("alert").getByText(/priority.*\(400\)/).waitFor();
+      job = await queue.getJob(id);
+      assert.ok(job);
+      assert.equal(job.priority, 7);
+
       // The job stops being pending while the form is open: the API's 409 is shown.
       await queue.cancel(id);
+      await page.getByLabel("Priority").fill("7");
       await page.getByLabel("Data (JSON)").fill('{"to": "b@example.com"}');
       await page.getByRole("button", { name: "Save" }).click();
       await page.getByRole("alert").getByText(/only pending jobs can be changed \(409\)/).waitFor();
@@ -149,7 +162,7 @@ describe("dashboard", () => {
       assert.equal(job.status, JobStatus.CANCELLED);
       assert.equal(job.priority, 7);
       assert.deepEqual(job.data, { to: "a@example.com" });
-      assert.deepEqual(errors.filter((e) => !/status of 409/.test(e)), []);
+      assert.deepEqual(errors.filter((e) => !/status of 40[09]/.test(e)), []);
     });
 
     it("pauses a queue, after which dequeue hands out nothing, and resumes it", async () => {
