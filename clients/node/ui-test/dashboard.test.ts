@@ -202,6 +202,29 @@ describe("dashboard", () => {
       assert.equal(await page.locator("table.jobs tbody tr").count(), 10);
     });
 
+    it("keeps what is typed in the search form across the page's refreshes", async () => {
+      const name = uniqueName("typing");
+      await s.jobs.queue(name).enqueue({ n: 1 });
+      const page = browser.page;
+      await page.goto(`${s.url}#/queues/${name}?status=pending`);
+      await page.locator("table.jobs caption").getByText("1 on this page").waitFor();
+      await page.getByLabel("Key").fill("half-typed");
+      await page.getByLabel("Data filter (JSON)").fill('{"n": ');
+      await page.locator('select[name="status"]').selectOption("failed");
+      // Two refreshes of the list, each a re-render of the page.
+      for (let n = 0; n < 2; n++) await page.waitForResponse((r) => r.url().endsWith(`/v1/queues/${name}/jobs/find`));
+      await page.locator("table.jobs caption").getByText("1 on this page").waitFor();
+      assert.equal(await page.getByLabel("Key").inputValue(), "half-typed");
+      assert.equal(await page.getByLabel("Data filter (JSON)").inputValue(), '{"n": ');
+      assert.equal(await page.locator('select[name="status"]').inputValue(), "failed");
+      // Navigating starts the form afresh from the URL.
+      await page.goto(`${s.url}#/queues/${name}?status=completed&key=k1`);
+      await page.locator("table.jobs caption").getByText("completed jobs with key k1").waitFor();
+      assert.equal(await page.getByLabel("Key").inputValue(), "k1");
+      assert.equal(await page.getByLabel("Data filter (JSON)").inputValue(), "");
+      assert.equal(await page.locator('select[name="status"]').inputValue(), "completed");
+    });
+
     it("lists schedules and browses records with a filter", async () => {
       const name = uniqueName("sched");
       await s.jobs.queue(name).schedule("nightly", { cron: "0 3 * * *" }, {});

@@ -121,6 +121,17 @@ function ErrorNote({ error }) {
   return html`<p class="error" role="alert">${messageOf(error)}</p>`;
 }
 
+// Search forms are uncontrolled: Preact puts a `value` prop back into its
+// field at every render, and the pages re-render at each refresh, which
+// would wipe what is being typed. Each form is keyed by the URL's search,
+// so that navigating (back, a link) starts it afresh from the URL.
+/**
+ * @param {string} value @param {string} label @param {string} current
+ */
+function option(value, label, current) {
+  return html`<option value=${value} selected=${value === current}>${label}</option>`;
+}
+
 function Status({ value }) {
   return html`<span class=${`status status-${value}`}>${value}</span>`;
 }
@@ -239,14 +250,14 @@ function JobsPage({ queue, params, announce }) {
       ${!session.readOnly && q.settings ? html` <button type="button" disabled=${busy}
         onClick=${() => run(`${q.stats.paused ? "Resume" : "Pause"} ${queue}`, () => (q.stats.paused ? calls.resume(queue) : calls.pause(queue)))}>${q.stats.paused ? "Resume" : "Pause"}</button>` : null}
     </p>` : null}
-    <form class="filters" onSubmit=${onSubmit} aria-label="Find jobs">
-      <label>Status <select name="status" value=${status}>${STATUSES.map((s) => html`<option value=${s}>${s}</option>`)}</select></label>
-      <label>Key <input name="key" value=${key} placeholder="dedupe key" /></label>
-      <label class="grow">Data filter (JSON) <input name="filter" value=${filterText} placeholder='{"customer": "acme"}' aria-describedby="filter-help" /></label>
-      <label>Sort <select name="sort" value=${sort}>
-        <option value="">default for the status</option><option value="createdAt">createdAt</option><option value="runAt">runAt</option><option value="finishedAt">finishedAt</option>
+    <form class="filters" key=${[status, key, filterText, sort, order].join("\n")} onSubmit=${onSubmit} aria-label="Find jobs">
+      <label>Status <select name="status">${STATUSES.map((s) => option(s, s, status))}</select></label>
+      <label>Key <input name="key" defaultValue=${key} placeholder="dedupe key" /></label>
+      <label class="grow">Data filter (JSON) <input name="filter" defaultValue=${filterText} placeholder='{"customer": "acme"}' aria-describedby="filter-help" /></label>
+      <label>Sort <select name="sort">
+        ${option("", "default for the status", sort)}${option("createdAt", "createdAt", sort)}${option("runAt", "runAt", sort)}${option("finishedAt", "finishedAt", sort)}
       </select></label>
-      <label>Order <select name="order" value=${order}><option value="">default</option><option value="asc">oldest first</option><option value="desc">newest first</option></select></label>
+      <label>Order <select name="order">${option("", "default", order)}${option("asc", "oldest first", order)}${option("desc", "newest first", order)}</select></label>
       <button type="submit">Find</button>
       <p id="filter-help" class="help">The filter is the records' filter language over each job's data. Pending jobs sort by runAt, completed by finishedAt, the others by createdAt.</p>
     </form>
@@ -526,8 +537,8 @@ function RecordsPage({ collection, params }) {
   return html`<section aria-labelledby="rec-h">
     <p><a href="#/collections">← Collections</a></p>
     <h1 id="rec-h">Collection <code>${collection}</code></h1>
-    <form class="filters" onSubmit=${onSubmit} aria-label="Filter records">
-      <label class="grow">Filter (JSON) <input name="filter" value=${filterText} placeholder='{"status": "active"}' /></label>
+    <form class="filters" key=${filterText} onSubmit=${onSubmit} aria-label="Filter records">
+      <label class="grow">Filter (JSON) <input name="filter" defaultValue=${filterText} placeholder='{"status": "active"}' /></label>
       <button type="submit">Filter</button>
     </form>
     ${filterError ? html`<p class="error" role="alert">${filterError}</p>` : null}
