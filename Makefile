@@ -89,7 +89,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 10s).
 bench: build ## Side-by-side measurements (see bench/); QUICK=1 for a short run, BENCH_ONLY=postgres,repoV2 for some sections.
 	@if [ -x bench/run ]; then QUICK=$(QUICK) BENCH_ONLY=$(BENCH_ONLY) bench/run; else echo "bench/run is not written yet"; exit 1; fi
 
-lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: vet, staticcheck, errcheck, gosec, revive, gofmt, goimports...), tsc and eslint on the Node client.
+lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: vet, staticcheck, errcheck, gosec, revive, gofmt, goimports...), tsc and eslint on the Node client and on the dashboard's page code (internal/ui/assets).
 	$(GOLANGCI_LINT) run ./...
 	@if [ -f $(NODE_DIR)/package.json ]; then \
 		cd $(NODE_DIR) && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npx tsc --noEmit -p . && npm run -s lint; \

@@ -6,6 +6,7 @@ import { after, before, describe, it } from "node:test";
 import Fastify from "fastify";
 import { JobStatus, SocketJobQueueBackend, SocketRepositoryBackend, storagedDashboard, type Worker } from "../src/index.js";
 import { startDaemon, uniqueName, type TestDaemon } from "../test/harness.js";
+import type { Page } from "playwright-core";
 import { freePort, launch, watchErrors, type Browser } from "./browser.js";
 
 const TOKEN = "ui-test-token-0123456789";
@@ -16,9 +17,9 @@ interface Setup {
   url: string;
 }
 
-async function setup(env: Record<string, string> = {}): Promise<Setup> {
+async function setup(env: Record<string, string> = {}, backend = "memory"): Promise<Setup> {
   const port = await freePort();
-  const daemon = await startDaemon("memory", { STORAGED_UI_LISTEN: `127.0.0.1:${port}`, ...env });
+  const daemon = await startDaemon(backend, { STORAGED_UI_LISTEN: `127.0.0.1:${port}`, ...env });
   const jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
   await jobs.connect();
   return { daemon, jobs, url: `http://127.0.0.1:${port}/` };
@@ -29,6 +30,59 @@ async function teardown(s: Setup | undefined): Promise<void> {
   await s?.daemon.stop();
 }
 
+/**
+ * The operator's 3 a.m. path, run on each backend below: find the failed
+ * job from the queues page, open it, read its stack, retry it, and watch
+ * the worker (still running) complete it.
+ */
+async function failedJobScenario(s: Setup, page: Page): Promise<void> {
+  const errors = watchErrors(page);
+  const name = uniqueName("mail");
+  const queue = s.jobs.queue<{ to: string }, string>(name);
+  const id = await queue.enqueue({ to: "ops@example.com" }, { maxAttempts: 1 });
+  let retried = false;
+  // A named handler, so that its frame in the stack is recognisable.
+  const worker: Worker = queue.work(async function deliverMail() {
+    await Promise.resolve();
+    if (!retried) throw new Error("smtp refused the message");
+    return "sent";
+  });
+  try {
+    const deadline = Date.now() + 10_000;
+    while ((await queue.getJob(id))?.status !== JobStatus.FAILED) {
+      assert.ok(Date.now() < deadline, "the job did not fail");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await page.goto(`${s.url}#/queues`);
+    const row = page.locator(`tr[data-queue="${name}"]`);
+    await row.getByRole("link", { name: `1 failed jobs in ${name}` }).click();
+    await page.getByRole("heading", { name: `Queue ${name}` }).waitFor();
+    assert.equal(await page.locator('select[name="status"]').inputValue(), "failed");
+    await page.getByRole("link", { name: id }).click();
+    await page.getByRole("heading", { name: new RegExp(`Job ${id}`) }).waitFor();
+    const stack = page.getByLabel("Stack trace");
+    await stack.waitFor();
+    const text = await stack.textContent();
+    assert.match(text ?? "", /smtp refused the message/);
+    assert.match(text ?? "", /at \S*deliverMail/);
+    retried = true;
+    await page.getByRole("button", { name: "Retry" }).click();
+    // The worker, still running, takes it again; the page refreshes by itself.
+    await page.locator("h1 .status-completed").waitFor({ timeout: 15_000 });
+    assert.equal(await page.getByLabel("Result").textContent(), '"sent"');
+    await page.getByRole("status").getByText("Job is now completed").waitFor();
+    assert.equal((await queue.getJob(id))?.status, JobStatus.COMPLETED);
+    assert.deepEqual(errors, []);
+  } finally {
+    await worker.stop();
+  }
+}
+
+/** A time as the page's datetime-local input takes it (local, to the second). */
+function localInput(d: Date): string {
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
 
 describe("dashboard", () => {
   let browser: Browser;
@@ -49,47 +103,66 @@ describe("dashboard", () => {
     });
 
     it("finds a failed job, shows its stack, retries it and watches it complete", async () => {
-      const errors = watchErrors(browser.page);
-      const name = uniqueName("mail");
-      const queue = s.jobs.queue<{ to: string }, string>(name);
-      const id = await queue.enqueue({ to: "ops@example.com" }, { maxAttempts: 1 });
-      let retried = false;
-      // A named handler, so that its frame in the stack is recognisable.
-      const worker: Worker = queue.work(async function deliverMail() {
-        await Promise.resolve();
-        if (!retried) throw new Error("smtp refused the message");
-        return "sent";
-      });
-      try {
-        const deadline = Date.now() + 10_000;
-        while ((await queue.getJob(id))?.status !== JobStatus.FAILED) {
-          assert.ok(Date.now() < deadline, "the job did not fail");
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        const page = browser.page;
-        await page.goto(`${s.url}#/queues`);
-        const row = page.locator(`tr[data-queue="${name}"]`);
-        await row.getByRole("link", { name: `1 failed jobs in ${name}` }).click();
-        await page.getByRole("heading", { name: `Queue ${name}` }).waitFor();
-        assert.equal(await page.locator('select[name="status"]').inputValue(), "failed");
-        await page.getByRole("link", { name: id }).click();
-        await page.getByRole("heading", { name: new RegExp(`Job ${id}`) }).waitFor();
-        const stack = page.getByLabel("Stack trace");
-        await stack.waitFor();
-        const text = await stack.textContent();
-        assert.match(text ?? "", /smtp refused the message/);
-        assert.match(text ?? "", /at \S*deliverMail/);
-        retried = true;
-        await page.getByRole("button", { name: "Retry" }).click();
-        // The worker, still running, takes it again; the page refreshes by itself.
-        await page.locator("h1 .status-completed").waitFor({ timeout: 15_000 });
-        assert.equal(await page.getByLabel("Result").textContent(), '"sent"');
-        await page.getByRole("status").getByText("Job is now completed").waitFor();
-        assert.equal((await queue.getJob(id))?.status, JobStatus.COMPLETED);
-        assert.deepEqual(errors, []);
-      } finally {
-        await worker.stop();
-      }
+      await failedJobScenario(s, browser.page);
+    });
+
+    it("edits a pending job: reschedules and reprioritises it, refuses bad data JSON, shows the API's refusals", async () => {
+      const page = browser.page;
+      const errors = watchErrors(page);
+      const name = uniqueName("edit");
+      const queue = s.jobs.queue<{ to: string }>(name);
+      const id = await queue.enqueue({ to: "a@example.com" }, { runAt: new Date(Date.now() + 3_600_000), priority: 1 });
+      await page.goto(`${s.url}#/jobs/${id}`);
+      await page.getByRole("button", { name: "Edit" }).click();
+      const later = new Date(Date.now() + 2 * 86_400_000);
+      later.setMilliseconds(0);
+      await page.getByLabel("Run at").fill(localInput(later));
+      await page.getByLabel("Priority").fill("7");
+      await page.getByRole("button", { name: "Save" }).click();
+      await page.getByRole("status").getByText("Saved runAt, priority").waitFor();
+      let job = await queue.getJob(id);
+      assert.ok(job);
+      assert.equal(job.runAt.toISOString(), later.toISOString());
+      assert.equal(job.priority, 7);
+      assert.deepEqual(job.data, { to: "a@example.com" });
+      // The page shows the new values after its reload.
+      await page.locator(".details").locator(`time[datetime="${later.toISOString()}"]`).waitFor();
+      await page.locator(".details dd", { hasText: /^7$/ }).waitFor();
+
+      await page.getByRole("button", { name: "Edit" }).click();
+      await page.getByLabel("Data (JSON)").fill('{"to": ');
+      await page.getByLabel("Priority").fill("9");
+      await page.getByRole("button", { name: "Save" }).click();
+      await page.getByRole("alert").getByText(/The data must be JSON/).waitFor();
+      job = await queue.getJob(id);
+      assert.ok(job);
+      assert.equal(job.priority, 7);
+      assert.deepEqual(job.data, { to: "a@example.com" });
+
+      // A priority the page takes but the API refuses (out of enqueue's range): its 400 is shown.
+      await page.getByLabel("Data (JSON)").fill(JSON.stringify({ to: "a@example.com" }, null, 2));
+      await page.getByLabel("Priority").fill("1.5");
+      await page.getByRole("button", { name: "Save" }).click();
+      await page.getByRole("alert").getByText("Priority must be a whole number.").waitFor();
+      await page.getByLabel("Priority").fill("99999999999999999999");
+      await page.getByRole("button", { name: "Save" }).click();
+      await page.getByRole("alert").getByText(/priority.*\(400\)/).waitFor();
+      job = await queue.getJob(id);
+      assert.ok(job);
+      assert.equal(job.priority, 7);
+
+      // The job stops being pending while the form is open: the API's 409 is shown.
+      await queue.cancel(id);
+      await page.getByLabel("Priority").fill("7");
+      await page.getByLabel("Data (JSON)").fill('{"to": "b@example.com"}');
+      await page.getByRole("button", { name: "Save" }).click();
+      await page.getByRole("alert").getByText(/only pending jobs can be changed \(409\)/).waitFor();
+      job = await queue.getJob(id);
+      assert.ok(job);
+      assert.equal(job.status, JobStatus.CANCELLED);
+      assert.equal(job.priority, 7);
+      assert.deepEqual(job.data, { to: "a@example.com" });
+      assert.deepEqual(errors.filter((e) => !/status of 40[09]/.test(e)), []);
     });
 
     it("pauses a queue, after which dequeue hands out nothing, and resumes it", async () => {
@@ -129,6 +202,29 @@ describe("dashboard", () => {
       assert.equal(await page.locator("table.jobs tbody tr").count(), 10);
     });
 
+    it("keeps what is typed in the search form across the page's refreshes", async () => {
+      const name = uniqueName("typing");
+      await s.jobs.queue(name).enqueue({ n: 1 });
+      const page = browser.page;
+      await page.goto(`${s.url}#/queues/${name}?status=pending`);
+      await page.locator("table.jobs caption").getByText("1 on this page").waitFor();
+      await page.getByLabel("Key").fill("half-typed");
+      await page.getByLabel("Data filter (JSON)").fill('{"n": ');
+      await page.locator('select[name="status"]').selectOption("failed");
+      // Two refreshes of the list, each a re-render of the page.
+      for (let n = 0; n < 2; n++) await page.waitForResponse((r) => r.url().endsWith(`/v1/queues/${name}/jobs/find`));
+      await page.locator("table.jobs caption").getByText("1 on this page").waitFor();
+      assert.equal(await page.getByLabel("Key").inputValue(), "half-typed");
+      assert.equal(await page.getByLabel("Data filter (JSON)").inputValue(), '{"n": ');
+      assert.equal(await page.locator('select[name="status"]').inputValue(), "failed");
+      // Navigating starts the form afresh from the URL.
+      await page.goto(`${s.url}#/queues/${name}?status=completed&key=k1`);
+      await page.locator("table.jobs caption").getByText("completed jobs with key k1").waitFor();
+      assert.equal(await page.getByLabel("Key").inputValue(), "k1");
+      assert.equal(await page.getByLabel("Data filter (JSON)").inputValue(), "");
+      assert.equal(await page.locator('select[name="status"]').inputValue(), "completed");
+    });
+
     it("lists schedules and browses records with a filter", async () => {
       const name = uniqueName("sched");
       await s.jobs.queue(name).schedule("nightly", { cron: "0 3 * * *" }, {});
@@ -162,6 +258,22 @@ describe("dashboard", () => {
     });
   });
 
+  // The same path on a SQL store: its find, retry and event feed are
+  // other code than memory's.
+  describe("on PostgreSQL", () => {
+    let s: Setup;
+    before(async () => {
+      s = await setup({}, "postgres");
+    });
+    after(async () => {
+      await teardown(s);
+    });
+
+    it("finds a failed job, shows its stack, retries it and watches it complete", async () => {
+      await failedJobScenario(s, browser.page);
+    });
+  });
+
   describe("read-only", () => {
     let s: Setup;
     before(async () => {
@@ -183,6 +295,11 @@ describe("dashboard", () => {
       await page.getByLabel("Stack trace").waitFor();
       await page.getByText("read-only", { exact: true }).waitFor();
       assert.equal(await page.getByRole("button", { name: "Retry" }).count(), 0);
+      const pendingId = await queue.enqueue({ n: 2 }, { runAt: new Date(Date.now() + 3_600_000) });
+      await page.goto(`${s.url}#/jobs/${pendingId}`);
+      await page.locator("h1 .status-pending").waitFor();
+      assert.equal(await page.getByRole("button", { name: "Edit" }).count(), 0);
+      assert.equal(await page.getByRole("button", { name: "Cancel" }).count(), 0);
       await page.goto(`${s.url}#/queues`);
       await page.locator(`tr[data-queue="${name}"]`).waitFor();
       assert.equal(await page.getByRole("button", { name: new RegExp(`Pause ${name}`) }).count(), 0);

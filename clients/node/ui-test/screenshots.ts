@@ -1,13 +1,31 @@
 // Screenshots of every dashboard page, against a daemon filled with demo
 // data, into docs/ui/ for the README: `make ui-screenshots`.
 import { mkdirSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { JobStatus, SocketJobQueueBackend, SocketRepositoryBackend } from "../src/index.js";
 import { startDaemon } from "../test/harness.js";
 import { freePort, launch } from "./browser.js";
 
-const out = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..", "docs", "ui");
+/**
+ * The error a deployed mailer would report. Its stack is written out: the
+ * demo's real frames would name this checkout's build directory, which
+ * means nothing to a reader of the screenshots (and leaks a local path).
+ */
+function smtpRefusal(to: string): Error {
+  const e = new Error(`SMTP 550: mailbox ${to} unavailable`);
+  e.stack = [
+    `Error: ${e.message}`,
+    "    at SmtpConnection.expectReply (/srv/mailer/dist/smtp/connection.js:214:19)",
+    "    at async SmtpConnection.send (/srv/mailer/dist/smtp/connection.js:131:5)",
+    "    at async sendEmail (/srv/mailer/dist/jobs/send-email.js:42:22)",
+    "    at async QueueWorker.run (/srv/mailer/node_modules/@storaged/client/dist/worker.js:187:24)",
+  ].join("\n");
+  return e;
+}
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..");
+const out = join(repoRoot, "docs", "ui");
 mkdirSync(out, { recursive: true });
 
 const port = await freePort();
@@ -24,7 +42,7 @@ try {
   for (let n = 0; n < 40; n++) await emails.enqueue({ to: `user${n}@example.com`, template: n % 3 ? "welcome" : "receipt" }, { maxAttempts: 1 });
   const worker = emails.work(async function sendEmail(job) {
     await Promise.resolve();
-    if (job.data.to.endsWith("7@example.com")) throw new Error(`SMTP 550: mailbox ${job.data.to} unavailable`);
+    if (job.data.to.endsWith("7@example.com")) throw smtpRefusal(job.data.to);
     return { messageId: `<${job.id}@mail.example.com>` };
   }, { concurrency: 4 });
   while ((await emails.stats()).pending + (await emails.stats()).processing > 0) await new Promise((r) => setTimeout(r, 100));
@@ -65,6 +83,9 @@ try {
     await page.locator("main h1").waitFor();
     await page.waitForLoadState("networkidle");
     await page.waitForTimeout(300);
+    // The pictures are published: no path of this machine may show in them.
+    const shown = (await page.locator("main").textContent()) ?? "";
+    if (shown.includes(repoRoot)) throw new Error(`the ${name} page shows a local path (${repoRoot}); see smtpRefusal`);
     await page.screenshot({ path: join(out, `${name}.png`) });
     console.log(`docs/ui/${name}.png`);
   }

@@ -1,3 +1,4 @@
+// @ts-check
 // The storaged dashboard: Preact components written with htm's tagged
 // templates (no build step), routed by the URL's hash so that one
 // index.html serves every page wherever it is mounted. Every figure shown
@@ -73,7 +74,7 @@ function useAction(announce, after) {
       if (after) after(out);
       return true;
     } catch (e) {
-      announce({ ok: false, text: `${label}: ${e.message}` });
+      announce({ ok: false, text: `${label}: ${messageOf(e)}` });
       return false;
     } finally {
       setBusy(false);
@@ -106,9 +107,29 @@ function Json({ value, label }) {
   return html`<pre class="json" tabindex="0" aria-label=${label}>${JSON.stringify(value, null, 2)}</pre>`;
 }
 
+/**
+ * What went wrong, for a person: an API refusal with its HTTP status.
+ * @param {unknown} error
+ */
+function messageOf(error) {
+  if (error instanceof ApiError) return `${error.message} (${error.status})`;
+  return error instanceof Error ? error.message : String(error);
+}
+
 function ErrorNote({ error }) {
   if (!error) return null;
-  return html`<p class="error" role="alert">${error instanceof ApiError ? `${error.message} (${error.status})` : String(error.message || error)}</p>`;
+  return html`<p class="error" role="alert">${messageOf(error)}</p>`;
+}
+
+// Search forms are uncontrolled: Preact puts a `value` prop back into its
+// field at every render, and the pages re-render at each refresh, which
+// would wipe what is being typed. Each form is keyed by the URL's search,
+// so that navigating (back, a link) starts it afresh from the URL.
+/**
+ * @param {string} value @param {string} label @param {string} current
+ */
+function option(value, label, current) {
+  return html`<option value=${value} selected=${value === current}>${label}</option>`;
 }
 
 function Status({ value }) {
@@ -229,14 +250,14 @@ function JobsPage({ queue, params, announce }) {
       ${!session.readOnly && q.settings ? html` <button type="button" disabled=${busy}
         onClick=${() => run(`${q.stats.paused ? "Resume" : "Pause"} ${queue}`, () => (q.stats.paused ? calls.resume(queue) : calls.pause(queue)))}>${q.stats.paused ? "Resume" : "Pause"}</button>` : null}
     </p>` : null}
-    <form class="filters" onSubmit=${onSubmit} aria-label="Find jobs">
-      <label>Status <select name="status" value=${status}>${STATUSES.map((s) => html`<option value=${s}>${s}</option>`)}</select></label>
-      <label>Key <input name="key" value=${key} placeholder="dedupe key" /></label>
-      <label class="grow">Data filter (JSON) <input name="filter" value=${filterText} placeholder='{"customer": "acme"}' aria-describedby="filter-help" /></label>
-      <label>Sort <select name="sort" value=${sort}>
-        <option value="">default for the status</option><option value="createdAt">createdAt</option><option value="runAt">runAt</option><option value="finishedAt">finishedAt</option>
+    <form class="filters" key=${[status, key, filterText, sort, order].join("\n")} onSubmit=${onSubmit} aria-label="Find jobs">
+      <label>Status <select name="status">${STATUSES.map((s) => option(s, s, status))}</select></label>
+      <label>Key <input name="key" defaultValue=${key} placeholder="dedupe key" /></label>
+      <label class="grow">Data filter (JSON) <input name="filter" defaultValue=${filterText} placeholder='{"customer": "acme"}' aria-describedby="filter-help" /></label>
+      <label>Sort <select name="sort">
+        ${option("", "default for the status", sort)}${option("createdAt", "createdAt", sort)}${option("runAt", "runAt", sort)}${option("finishedAt", "finishedAt", sort)}
       </select></label>
-      <label>Order <select name="order" value=${order}><option value="">default</option><option value="asc">oldest first</option><option value="desc">newest first</option></select></label>
+      <label>Order <select name="order">${option("", "default", order)}${option("asc", "oldest first", order)}${option("desc", "newest first", order)}</select></label>
       <button type="submit">Find</button>
       <p id="filter-help" class="help">The filter is the records' filter language over each job's data. Pending jobs sort by runAt, completed by finishedAt, the others by createdAt.</p>
     </form>
@@ -271,13 +292,77 @@ function timelineOf(job) {
   if (job.runAt && job.runAt !== job.createdAt) items.push({ at: job.runAt, text: "due to run" });
   if (job.startedAt) items.push({ at: job.startedAt, text: `attempt ${job.attempts} started` });
   if (job.finishedAt) items.push({ at: job.finishedAt, text: job.status });
-  return items.sort((a, b) => new Date(a.at) - new Date(b.at));
+  return items.sort((a, b) => new Date(a.at).getTime() - new Date(b.at).getTime());
+}
+
+// A time as <input type="datetime-local"> shows it: local, to the second.
+function localInput(iso) {
+  const d = new Date(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/**
+ * Reschedules, reprioritises or rewrites the data of a pending job (PATCH
+ * /v1/jobs/{id}). The fields start from the job as it was when the form
+ * opened and are uncontrolled (defaultValue: Preact resets a `value` on
+ * every render, and the page re-renders at each refresh), so what is being
+ * typed stays; only the fields that were changed are sent.
+ */
+function EditJob({ job, onDone }) {
+  const [initial] = useState(() => ({ runAt: localInput(job.runAt), priority: String(job.priority), data: JSON.stringify(job.data, null, 2) }));
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e) => {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget);
+    const patch = {};
+    const runAt = String(f.get("runAt") || "");
+    if (runAt !== initial.runAt) {
+      const d = new Date(runAt);
+      if (!runAt || Number.isNaN(d.getTime())) return setError("Run at must be a date and time.");
+      patch.runAt = d.toISOString();
+    }
+    const priority = String(f.get("priority") || "").trim();
+    if (priority !== initial.priority) {
+      if (!/^-?\d+$/.test(priority)) return setError("Priority must be a whole number.");
+      patch.priority = Number(priority);
+    }
+    const data = String(f.get("data") || "");
+    if (data !== initial.data) {
+      try {
+        patch.data = JSON.parse(data);
+      } catch (err) {
+        return setError(`The data must be JSON: ${messageOf(err)}`);
+      }
+    }
+    if (Object.keys(patch).length === 0) return onDone(null);
+    setBusy(true);
+    try {
+      await calls.patchJob(job.id, patch);
+      onDone(`Saved ${Object.keys(patch).join(", ")}`);
+    } catch (err) {
+      setError(messageOf(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`<form class="edit" onSubmit=${submit} aria-labelledby="edit-h">
+    <h2 id="edit-h">Edit pending job</h2>
+    <label>Run at <input name="runAt" type="datetime-local" step="1" defaultValue=${initial.runAt} required /></label>
+    <label>Priority <input name="priority" inputmode="numeric" defaultValue=${initial.priority} aria-describedby="priority-help" /></label>
+    <p id="priority-help" class="help">Higher runs first among due jobs.</p>
+    <label>Data (JSON) <textarea name="data" rows="8" spellcheck="false" defaultValue=${initial.data}></textarea></label>
+    ${error ? html`<p class="error" role="alert">${error}</p>` : null}
+    <p><button type="submit" disabled=${busy}>Save</button> <button type="button" onClick=${() => onDone(null)}>Cancel editing</button></p>
+  </form>`;
 }
 
 function JobPage({ id, announce }) {
   const [{ data: job, error }, reload] = usePoll(() => calls.job(id), [id]);
   const [busy, run] = useAction(announce, reload);
   const [events, setEvents] = useState([]);
+  const [editing, setEditing] = useState(false);
   const queue = job ? job.queue : null;
   // Transitions seen while the page is open, from the queue's event feed
   // (which starts now and keeps each job's latest transition).
@@ -308,6 +393,13 @@ function JobPage({ id, announce }) {
     if (job && prev.current && prev.current !== job.status) announce({ ok: true, text: `Job is now ${job.status}` });
     if (job) prev.current = job.status;
   }, [job && job.status]);
+  const doneEditing = (text) => {
+    setEditing(false);
+    if (text) {
+      announce({ ok: true, text });
+      reload();
+    }
+  };
   if (!job) return html`<section><${ErrorNote} error=${error} />${error ? null : html`<p>Loading…</p>`}</section>`;
   const del = () => {
     if (!confirm(`Delete job ${id}?`)) return;
@@ -322,8 +414,10 @@ function JobPage({ id, announce }) {
     ${!session.readOnly ? html`<p class="actions">
       ${job.status === "failed" || job.status === "cancelled" ? html`<button type="button" disabled=${busy} onClick=${() => run("Retry", () => calls.retry(id))}>Retry</button> ` : null}
       ${job.status === "pending" || job.status === "processing" ? html`<button type="button" disabled=${busy} onClick=${() => run("Cancel", () => calls.cancel(id))}>Cancel</button> ` : null}
+      ${job.status === "pending" && !editing ? html`<button type="button" disabled=${busy} onClick=${() => setEditing(true)}>Edit</button> ` : null}
       ${job.status !== "processing" ? html`<button type="button" class="danger" disabled=${busy} onClick=${del}>Delete</button>` : null}
     </p>` : null}
+    ${editing && !session.readOnly ? html`<${EditJob} job=${job} onDone=${doneEditing} />` : null}
     <div class="columns">
       <div>
         <h2>Details</h2>
@@ -443,8 +537,8 @@ function RecordsPage({ collection, params }) {
   return html`<section aria-labelledby="rec-h">
     <p><a href="#/collections">← Collections</a></p>
     <h1 id="rec-h">Collection <code>${collection}</code></h1>
-    <form class="filters" onSubmit=${onSubmit} aria-label="Filter records">
-      <label class="grow">Filter (JSON) <input name="filter" value=${filterText} placeholder='{"status": "active"}' /></label>
+    <form class="filters" key=${filterText} onSubmit=${onSubmit} aria-label="Filter records">
+      <label class="grow">Filter (JSON) <input name="filter" defaultValue=${filterText} placeholder='{"status": "active"}' /></label>
       <button type="submit">Filter</button>
     </form>
     ${filterError ? html`<p class="error" role="alert">${filterError}</p>` : null}
@@ -473,7 +567,7 @@ function Login({ onDone }) {
       onDone();
     } catch (err) {
       session.setToken(null);
-      setError(err.status === 401 ? "That token is not the dashboard's." : err.message);
+      setError(err instanceof ApiError && err.status === 401 ? "That token is not the dashboard's." : messageOf(err));
     }
   };
   return html`<section aria-labelledby="login-h" class="login">
@@ -496,7 +590,7 @@ function App() {
   const [message, setMessage] = useState(null);
   useEffect(() => onSession((e) => (e === "unauthorized" ? setNeedToken(true) : setMode((n) => n + 1))), []);
   const announce = useCallback((m) => setMessage(m), []);
-  const [top, a, b] = route.parts;
+  const [top, a] = route.parts;
   let page;
   if (needToken) page = html`<${Login} onDone=${() => setNeedToken(false)} />`;
   else if (top === "queues" && a) page = html`<${JobsPage} key=${a} queue=${a} params=${route.params} announce=${announce} />`;
@@ -506,7 +600,6 @@ function App() {
   else if (top === "collections") page = html`<${CollectionsPage} />`;
   else page = html`<${QueuesPage} announce=${announce} />`;
   const current = (name) => (top === name || (name === "queues" && (top === "jobs" || !top)) ? "page" : undefined);
-  void b;
   return html`
     <header>
       <a class="brand" href="#/queues">storaged</a>
@@ -523,5 +616,6 @@ function App() {
 }
 
 const root = document.getElementById("app");
+if (!root) throw new Error("index.html has no #app element");
 root.textContent = ""; // the "Loading" line, which render would keep
 render(html`<${App} />`, root);
