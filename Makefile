@@ -51,8 +51,8 @@ test: lint test-go test-node test-ui test-dist ## Lint, then build everything an
 # about half of them with Go's default of one package per core.
 GO_TEST_P ?= 4
 
-test-go: ## Go tests with the race detector (fuzz seed corpora replayed); go vet's checks run in make lint.
-	$(GO) test -race -count=1 -p $(GO_TEST_P) ./...
+test-go: build ## Go tests with the race detector (fuzz seed corpora replayed); go vet's checks run in make lint.
+	STORAGED_TEST_BIN=$(CURDIR)/bin/storaged $(GO) test -race -count=1 -p $(GO_TEST_P) ./...
 
 test-node: build ## Node client: install, build, type tests, node:test against a real daemon.
 	@if [ -f $(NODE_DIR)/package.json ]; then \
