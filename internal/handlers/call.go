@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/storaged/storaged/internal/backend"
 )
 
 // serve is the body the plain service routes share (issue 14: handlers
@@ -32,6 +34,29 @@ func serve[In, Out any](s *Server, ctx *fasthttp.RequestCtx, decode func(*fastht
 		return nil
 	}
 	return writeValue(ctx, status, out)
+}
+
+// serveRepo is serve for the plain routes on one collection: the body is
+// read first, then the collection (and the Storaged-Tx transaction the
+// call joins); the call is timed as the repository operation op.
+func serveRepo[In, Out any](s *Server, ctx *fasthttp.RequestCtx, op string, decode func([]byte) (In, error), call func(context.Context, backend.Repository, In) (Out, error)) error {
+	in, err := decode(ctx.PostBody())
+	if err != nil {
+		return err
+	}
+	repo, done, err := s.repository(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	c, cancel := s.ctx(0)
+	defer cancel()
+	defer s.metrics.op("repository", op).done()
+	out, err := call(c, repo, in)
+	if err != nil {
+		return err
+	}
+	return writeValue(ctx, fasthttp.StatusOK, out)
 }
 
 // none is the result of a call that answers nothing (204).
