@@ -20,12 +20,16 @@ LOAD_SECONDS ?= 20
 # cmd/storaged/peercred.go reads peer credentials with the Linux-only SO_PEERCRED), and nfpm for the .deb, pinned
 # (v2.46+ needs modules the Go proxy here does not serve).
 DIST_PLATFORMS ?= linux/amd64 linux/arm64
+# The pinned tools are built once per machine into TOOLS, which every clone
+# and worktree shares (a build takes minutes; one per clone made each fresh
+# clone's make test pay for it). Each is installed into a directory of its
+# own and renamed into place, so that two builds at once do not collide.
+TOOLS     ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/storaged-tools
 NFPM_VERSION := v2.45.2
-NFPM      := $(CURDIR)/var/tools/nfpm-$(NFPM_VERSION)
-# make lint: golangci-lint, pinned, built from the Go module proxy into var/tools
-# (the first build takes minutes; later ones come from Go's build cache).
+NFPM      := $(TOOLS)/nfpm-$(NFPM_VERSION)
+# make lint: golangci-lint, pinned, built from the Go module proxy.
 GOLANGCI_LINT_VERSION := v2.15.0
-GOLANGCI_LINT := $(CURDIR)/var/tools/golangci-lint-$(GOLANGCI_LINT_VERSION)
+GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 HOST_PLATFORM = $(shell $(GO) env GOOS)/$(shell $(GO) env GOARCH)
 
 .PHONY: help build run test test-go test-node test-ui ui-screenshots test-dist test-reliability fuzz bench lint install example dist clean
@@ -42,9 +46,13 @@ run: build ## Build and serve records and jobs from SQLite under ./var (socket p
 
 test: lint test-go test-node test-ui test-dist ## Lint, then build everything and run every test (Go with -race, the Node client, the dashboard in Chromium, the packages).
 
-test-go: ## Go tests with the race detector (fuzz seed corpora replayed).
-	$(GO) vet ./...
-	$(GO) test -race -count=1 ./...
+# Packages tested at once. Most of the suites wait (on PostgreSQL, Redis,
+# moto, daemons, fsync) far more than they compute: on two cores a run uses
+# about half of them with Go's default of one package per core.
+GO_TEST_P ?= 4
+
+test-go: build ## Go tests with the race detector (fuzz seed corpora replayed); go vet's checks run in make lint.
+	STORAGED_TEST_BIN=$(CURDIR)/bin/storaged $(GO) test -race -count=1 -p $(GO_TEST_P) ./...
 
 test-node: build ## Node client: install, build, type tests, node:test against a real daemon.
 	@if [ -f $(NODE_DIR)/package.json ]; then \
@@ -66,8 +74,8 @@ dist: $(NFPM) ## Release artifacts in dist/: npm packages (client, one per platf
 
 $(NFPM):
 	@mkdir -p $(dir $@)
-	GOBIN=$(dir $@) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
-	mv $(dir $@)nfpm $@
+	tmp=$$(mktemp -d $(dir $@).nfpm-XXXXXX) && GOBIN=$$tmp $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION) \
+		&& mv $$tmp/nfpm $@ && rmdir $$tmp
 
 # The reliability tests are the Go tests named TestReliability* in any package
 # (they also run, at small size, in make test); here at full size.
@@ -89,16 +97,18 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 10s).
 bench: build ## Side-by-side measurements (see bench/); QUICK=1 for a short run, BENCH_ONLY=postgres,repoV2 for some sections.
 	@if [ -x bench/run ]; then QUICK=$(QUICK) BENCH_ONLY=$(BENCH_ONLY) bench/run; else echo "bench/run is not written yet"; exit 1; fi
 
+# --allow-serial-runners: another golangci-lint running on this machine (any
+# clone) makes this one wait for it rather than fail.
 lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: vet, staticcheck, errcheck, gosec, revive, gofmt, goimports...), tsc and eslint on the Node client and on the dashboard's page code (internal/ui/assets).
-	$(GOLANGCI_LINT) run ./...
+	$(GOLANGCI_LINT) run --allow-serial-runners ./...
 	@if [ -f $(NODE_DIR)/package.json ]; then \
 		cd $(NODE_DIR) && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npx tsc --noEmit -p . && npm run -s lint; \
 	fi
 
 $(GOLANGCI_LINT):
 	@mkdir -p $(dir $@)
-	GOBIN=$(dir $@) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
-	mv $(dir $@)golangci-lint $@
+	tmp=$$(mktemp -d $(dir $@).golangci-lint-XXXXXX) && GOBIN=$$tmp $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) \
+		&& mv $$tmp/golangci-lint $@ && rmdir $$tmp
 
 install: build ## Install the binary and systemd units under DESTDIR/PREFIX.
 	install -D -m 0755 bin/storaged $(DESTDIR)$(PREFIX)/bin/storaged

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -178,69 +179,33 @@ func DecodeJobPatch(b []byte) (queue.JobPatch, error) {
 }
 
 func (s *Server) listQueues(ctx *fasthttp.RequestCtx) error {
-	c, cancel := s.callCtx(ctx, 0)
-	defer cancel()
-	list, err := s.jobs.Queues(c)
-	if err != nil {
-		return err
-	}
-	return writeValue(ctx, fasthttp.StatusOK, list)
+	return serve(s, ctx, nothing, func(c context.Context, _ none) ([]queue.Overview, error) { return s.jobs.Queues(c) }, fasthttp.StatusOK)
 }
 
+var (
+	findReq  = queueAnd(DecodeFind)
+	bulkReq  = queueAnd(DecodeBulk)
+	patchReq = jobAnd(DecodeJobPatch)
+)
+
 func (s *Server) findJobs(ctx *fasthttp.RequestCtx) error {
-	q, err := queueName(ctx)
-	if err != nil {
-		return err
-	}
-	p, err := DecodeFind(ctx.PostBody())
-	if err != nil {
-		return err
-	}
-	c, cancel := s.callCtx(ctx, 0)
-	defer cancel()
-	page, err := s.jobs.FindJobs(c, q, p)
-	if err != nil {
-		return err
-	}
-	return writeValue(ctx, fasthttp.StatusOK, page)
+	return serve(s, ctx, findReq, func(c context.Context, in inPath[queue.FindParams]) (queue.FoundJobs, error) {
+		return s.jobs.FindJobs(c, in.name, in.body)
+	}, fasthttp.StatusOK)
 }
 
 func (s *Server) bulk(action queue.BulkAction) handlerFunc {
 	return func(ctx *fasthttp.RequestCtx) error {
-		q, err := queueName(ctx)
-		if err != nil {
-			return err
-		}
-		p, err := DecodeBulk(ctx.PostBody())
-		if err != nil {
-			return err
-		}
-		c, cancel := s.callCtx(ctx, 0)
-		defer cancel()
-		res, err := s.jobs.Bulk(c, q, action, p)
-		if err != nil {
-			return err
-		}
-		return writeValue(ctx, fasthttp.StatusOK, res)
+		return serve(s, ctx, bulkReq, func(c context.Context, in inPath[queue.BulkParams]) (queue.BulkResult, error) {
+			return s.jobs.Bulk(c, in.name, action, in.body)
+		}, fasthttp.StatusOK)
 	}
 }
 
 func (s *Server) patchJob(ctx *fasthttp.RequestCtx) error {
-	id, err := jobID(ctx)
-	if err != nil {
-		return err
-	}
-	p, err := DecodeJobPatch(ctx.PostBody())
-	if err != nil {
-		return err
-	}
-	c, cancel := s.callCtx(ctx, 0)
-	defer cancel()
-	job, err := s.jobs.UpdateJob(c, id, p)
-	if err != nil {
-		return err
-	}
-	return writeValue(ctx, fasthttp.StatusOK, job)
+	return serve(s, ctx, patchReq, func(c context.Context, in inPath[queue.JobPatch]) (*backend.Job, error) {
+		return s.jobs.UpdateJob(c, in.name, in.body)
+	}, fasthttp.StatusOK)
 }
 
 // collectionOverview is one collection of GET /v1/repos.

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 
 	"github.com/valyala/fasthttp"
 
@@ -61,58 +62,29 @@ func DecodeSettings(b []byte) (backend.QueueSettings, error) {
 	return s, nil
 }
 
+var settingsReq = queueAnd(DecodeSettings)
+
 func (s *Server) getSettings(ctx *fasthttp.RequestCtx) error {
-	queue, err := queueName(ctx)
-	if err != nil {
-		return err
-	}
-	c, cancel := s.callCtx(ctx, 0)
-	defer cancel()
-	set, err := s.jobs.Settings(c, queue)
-	if err != nil {
-		return err
-	}
-	return writeValue(ctx, fasthttp.StatusOK, set)
+	return serve(s, ctx, queueOnly, s.jobs.Settings, fasthttp.StatusOK)
 }
 
 func (s *Server) putSettings(ctx *fasthttp.RequestCtx) error {
-	queue, err := queueName(ctx)
-	if err != nil {
-		return err
-	}
-	set, err := DecodeSettings(ctx.PostBody())
-	if err != nil {
-		return err
-	}
-	c, cancel := s.callCtx(ctx, 0)
-	defer cancel()
-	if set, err = s.jobs.Configure(c, queue, set); err != nil {
-		return err
-	}
-	s.seen(queue)
-	return writeValue(ctx, fasthttp.StatusOK, set)
+	return serve(s, ctx, settingsReq, func(c context.Context, in inPath[backend.QueueSettings]) (backend.QueueSettings, error) {
+		set, err := s.jobs.Configure(c, in.name, in.body)
+		if err != nil {
+			return set, err
+		}
+		s.seen(in.name)
+		return set, nil
+	}, fasthttp.StatusOK)
 }
 
 func (s *Server) pauseQueue(paused bool) handlerFunc {
 	return func(ctx *fasthttp.RequestCtx) error {
-		queue, err := queueName(ctx)
-		if err != nil {
-			return err
-		}
-		if err := noBody(ctx); err != nil {
-			return err
-		}
-		c, cancel := s.callCtx(ctx, 0)
-		defer cancel()
+		call := s.jobs.Resume
 		if paused {
-			err = s.jobs.Pause(c, queue)
-		} else {
-			err = s.jobs.Resume(c, queue)
+			call = s.jobs.Pause
 		}
-		if err != nil {
-			return err
-		}
-		ctx.SetStatusCode(fasthttp.StatusNoContent)
-		return nil
+		return serve(s, ctx, queueNoBody, noResult(call), fasthttp.StatusNoContent)
 	}
 }

@@ -305,79 +305,70 @@ func settleMany[T any](s *Server, call string, of func(settleBody) (T, error), s
 // noBody refuses a body on calls that take none, so that a client sending
 // options we do not know learns it.
 func noBody(ctx *fasthttp.RequestCtx) error {
+	_, err := noBodyOf(ctx.PostBody())
+	return err
+}
+
+// noBodyOf is noBody as a body decoder.
+func noBodyOf(b []byte) (none, error) {
 	var empty struct{}
-	return decodeStrict(ctx.PostBody(), &empty)
+	return none{}, decodeStrict(b, &empty)
 }
 
 // byID serves the calls on one job that take no body: cancel, retry.
 func (s *Server) byID(call func(context.Context, string) error) handlerFunc {
 	return func(ctx *fasthttp.RequestCtx) error {
-		id, err := jobID(ctx)
-		if err != nil {
-			return err
-		}
-		if err := noBody(ctx); err != nil {
-			return err
-		}
-		c, cancel := s.callCtx(ctx, 0)
-		defer cancel()
-		if err := call(c, id); err != nil {
-			return err
-		}
-		ctx.SetStatusCode(fasthttp.StatusNoContent)
-		return nil
+		return serve(s, ctx, jobNoBody, noResult(call), fasthttp.StatusNoContent)
 	}
+}
+
+// jobNoBody reads the job id of the path and refuses a body.
+func jobNoBody(ctx *fasthttp.RequestCtx) (string, error) {
+	id, err := jobID(ctx)
+	if err != nil {
+		return "", err
+	}
+	return id, noBody(ctx)
 }
 
 func (s *Server) stats(ctx *fasthttp.RequestCtx) error {
-	queue, err := queueName(ctx)
-	if err != nil {
-		return err
+	return serve(s, ctx, queueOnly, func(c context.Context, queue string) (backend.QueueStats, error) {
+		st, err := s.jobs.Stats(c, queue)
+		if err != nil {
+			return backend.QueueStats{}, err
+		}
+		return st[0], nil
+	}, fasthttp.StatusOK)
+}
+
+// failedPage reads GET /v1/queues/{q}/failed?limit=&offset=.
+func failedPage(ctx *fasthttp.RequestCtx) (inPath[backend.ListParams], error) {
+	var in inPath[backend.ListParams]
+	var err error
+	if in.name, err = queueName(ctx); err != nil {
+		return in, err
 	}
-	c, cancel := s.callCtx(ctx, 0)
-	defer cancel()
-	st, err := s.jobs.Stats(c, queue)
-	if err != nil {
-		return err
-	}
-	return writeValue(ctx, fasthttp.StatusOK, st[0])
+	args := ctx.QueryArgs()
+	in.body, err = pageParams(args.Peek("limit"), args.Peek("offset"))
+	return in, err
 }
 
 func (s *Server) listFailed(ctx *fasthttp.RequestCtx) error {
-	queue, err := queueName(ctx)
-	if err != nil {
-		return err
-	}
-	args := ctx.QueryArgs()
-	p, err := pageParams(args.Peek("limit"), args.Peek("offset"))
-	if err != nil {
-		return err
-	}
-	c, cancel := s.callCtx(ctx, 0)
-	defer cancel()
-	jobs, err := s.jobs.ListFailed(c, queue, p)
-	if err != nil {
-		return err
-	}
-	return writeValue(ctx, fasthttp.StatusOK, jobs)
+	return serve(s, ctx, failedPage, func(c context.Context, in inPath[backend.ListParams]) ([]*backend.Job, error) {
+		return s.jobs.ListFailed(c, in.name, in.body)
+	}, fasthttp.StatusOK)
+}
+
+// purged is the answer of DELETE /v1/queues/{q}/failed.
+type purged struct {
+	Purged int `json:"purged"`
 }
 
 func (s *Server) purgeFailed(ctx *fasthttp.RequestCtx) error {
-	queue, err := queueName(ctx)
-	if err != nil {
-		return err
-	}
-	if err := noBody(ctx); err != nil {
-		return err
-	}
-	c, cancel := s.callCtx(ctx, 0)
-	defer cancel()
-	n, err := s.jobs.PurgeFailed(c, queue)
-	if err != nil {
-		return err
-	}
-	writeJSON(ctx, fasthttp.StatusOK, []byte(`{"purged":`+strconv.Itoa(n)+`}`))
-	return nil
+	return serve(s, ctx, queueNoBody, func(c context.Context, queue string) (purged, error) {
+		n, err := s.jobs.PurgeFailed(c, queue)
+		return purged{n}, err
+	}, fasthttp.StatusOK)
 }
 
 // writeValue answers with v as JSON.

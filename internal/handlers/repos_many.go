@@ -195,65 +195,58 @@ func filterOf(raw json.RawMessage) (backend.Filter, error) {
 	return backend.ParseFilter(raw)
 }
 
-func (s *Server) updateMany(ctx *fasthttp.RequestCtx) error {
+// manyBody is the body of updateMany and deleteMany.
+type manyBody struct {
+	Filter json.RawMessage `json:"filter"`
+	Update map[string]any  `json:"update"`
+}
+
+// filterUpdate is what updateMany reads.
+type filterUpdate struct {
+	filter backend.Filter
+	update backend.Update
+}
+
+func decodeUpdateMany(b []byte) (filterUpdate, error) {
+	var body manyBody
+	var in filterUpdate
+	if err := decodeStrict(b, &body); err != nil {
+		return in, err
+	}
+	var err error
+	if in.filter, err = filterOf(body.Filter); err != nil {
+		return in, err
+	}
+	in.update, err = backend.ParseUpdate(body.Update)
+	return in, err
+}
+
+func decodeDeleteMany(b []byte) (backend.Filter, error) {
 	var body struct {
 		Filter json.RawMessage `json:"filter"`
-		Update map[string]any  `json:"update"`
 	}
-	if err := decodeStrict(ctx.PostBody(), &body); err != nil {
-		return err
+	if err := decodeStrict(b, &body); err != nil {
+		return nil, err
 	}
-	f, err := filterOf(body.Filter)
-	if err != nil {
-		return err
-	}
-	u, err := backend.ParseUpdate(body.Update)
-	if err != nil {
-		return err
-	}
-	repo, done, err := s.repository(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	c, cancel := s.ctx(0)
-	defer cancel()
-	defer s.metrics.op("repository", "updateMany").done()
-	res, err := repo.UpdateMany(c, f, u)
-	if err != nil {
-		return err
-	}
-	out, _ := backend.Marshal(res)
-	writeJSON(ctx, fasthttp.StatusOK, out)
-	return nil
+	return filterOf(body.Filter)
+}
+
+func (s *Server) updateMany(ctx *fasthttp.RequestCtx) error {
+	return serveRepo(s, ctx, "updateMany", decodeUpdateMany, func(c context.Context, repo backend.Repository, in filterUpdate) (backend.UpdateManyResult, error) {
+		return repo.UpdateMany(c, in.filter, in.update)
+	})
+}
+
+// deleted is the answer of deleteMany.
+type deleted struct {
+	Deleted int64 `json:"deleted"`
 }
 
 func (s *Server) deleteMany(ctx *fasthttp.RequestCtx) error {
-	var body struct {
-		Filter json.RawMessage `json:"filter"`
-	}
-	if err := decodeStrict(ctx.PostBody(), &body); err != nil {
-		return err
-	}
-	f, err := filterOf(body.Filter)
-	if err != nil {
-		return err
-	}
-	repo, done, err := s.repository(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	c, cancel := s.ctx(0)
-	defer cancel()
-	defer s.metrics.op("repository", "deleteMany").done()
-	n, err := repo.DeleteMany(c, f)
-	if err != nil {
-		return err
-	}
-	writeJSON(ctx, fasthttp.StatusOK, strconv.AppendInt([]byte(`{"deleted":`), n, 10))
-	ctx.Response.AppendBodyString("}")
-	return nil
+	return serveRepo(s, ctx, "deleteMany", decodeDeleteMany, func(c context.Context, repo backend.Repository, f backend.Filter) (deleted, error) {
+		n, err := repo.DeleteMany(c, f)
+		return deleted{n}, err
+	})
 }
 
 // batchOp is one operation of a batch.

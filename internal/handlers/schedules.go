@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 
 	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
@@ -79,81 +80,66 @@ func scheduleName(ctx *fasthttp.RequestCtx) (string, error) {
 	return pathParam(ctx.UserValue("name"))
 }
 
+// inSchedule is what a route on one schedule reads: the queue and the
+// schedule's name of its path, and what its body says.
+type inSchedule[T any] struct {
+	queue, name string
+	body        T
+}
+
+// scheduleAnd reads the queue and the schedule's name of the path, then
+// the body with decode.
+func scheduleAnd[T any](decode func([]byte) (T, error)) func(*fasthttp.RequestCtx) (inSchedule[T], error) {
+	return func(ctx *fasthttp.RequestCtx) (inSchedule[T], error) {
+		var in inSchedule[T]
+		var err error
+		if in.queue, err = queueName(ctx); err != nil {
+			return in, err
+		}
+		if in.name, err = scheduleName(ctx); err != nil {
+			return in, err
+		}
+		in.body, err = decode(ctx.PostBody())
+		return in, err
+	}
+}
+
+// ignored reads no body (GET routes: a body sent is ignored).
+func ignored([]byte) (none, error) { return none{}, nil }
+
+var (
+	putScheduleReq    = scheduleAnd(DecodeSchedule)
+	getScheduleReq    = scheduleAnd(ignored)
+	deleteScheduleReq = scheduleAnd(noBodyOf)
+)
+
 func (s *Server) putSchedule(ctx *fasthttp.RequestCtx) error {
-	queue, err := queueName(ctx)
-	if err != nil {
-		return err
-	}
-	name, err := scheduleName(ctx)
-	if err != nil {
-		return err
-	}
-	sp, err := DecodeSchedule(ctx.PostBody())
-	if err != nil {
-		return err
-	}
-	c, cancel := s.callCtx(ctx, 0)
-	defer cancel()
-	sc, err := s.jobs.PutSchedule(c, queue, name, sp)
-	if err != nil {
-		return err
-	}
-	s.seen(queue)
-	return writeValue(ctx, fasthttp.StatusOK, sc)
+	return serve(s, ctx, putScheduleReq, func(c context.Context, in inSchedule[backend.ScheduleSpec]) (backend.Schedule, error) {
+		sc, err := s.jobs.PutSchedule(c, in.queue, in.name, in.body)
+		if err != nil {
+			return sc, err
+		}
+		s.seen(in.queue)
+		return sc, nil
+	}, fasthttp.StatusOK)
 }
 
 func (s *Server) getSchedule(ctx *fasthttp.RequestCtx) error {
-	queue, err := queueName(ctx)
-	if err != nil {
-		return err
-	}
-	name, err := scheduleName(ctx)
-	if err != nil {
-		return err
-	}
-	c, cancel := s.callCtx(ctx, 0)
-	defer cancel()
-	sc, err := s.jobs.GetSchedule(c, queue, name)
-	if err != nil {
-		return err
-	}
-	if sc == nil {
-		return backend.Errorf(backend.CodeNotFound, "queue %q has no schedule %q", queue, name)
-	}
-	return writeValue(ctx, fasthttp.StatusOK, sc)
+	return serve(s, ctx, getScheduleReq, func(c context.Context, in inSchedule[none]) (*backend.Schedule, error) {
+		sc, err := s.jobs.GetSchedule(c, in.queue, in.name)
+		if err == nil && sc == nil {
+			err = backend.Errorf(backend.CodeNotFound, "queue %q has no schedule %q", in.queue, in.name)
+		}
+		return sc, err
+	}, fasthttp.StatusOK)
 }
 
 func (s *Server) listSchedules(ctx *fasthttp.RequestCtx) error {
-	queue, err := queueName(ctx)
-	if err != nil {
-		return err
-	}
-	c, cancel := s.callCtx(ctx, 0)
-	defer cancel()
-	list, err := s.jobs.Schedules(c, queue)
-	if err != nil {
-		return err
-	}
-	return writeValue(ctx, fasthttp.StatusOK, list)
+	return serve(s, ctx, queueOnly, s.jobs.Schedules, fasthttp.StatusOK)
 }
 
 func (s *Server) deleteSchedule(ctx *fasthttp.RequestCtx) error {
-	queue, err := queueName(ctx)
-	if err != nil {
-		return err
-	}
-	name, err := scheduleName(ctx)
-	if err != nil {
-		return err
-	}
-	if err := noBody(ctx); err != nil {
-		return err
-	}
-	c, cancel := s.callCtx(ctx, 0)
-	defer cancel()
-	if err := s.jobs.DeleteSchedule(c, queue, name); err != nil {
-		return err
-	}
-	ctx.SetStatusCode(fasthttp.StatusNoContent)
-	return nil
+	return serve(s, ctx, deleteScheduleReq, noResult(func(c context.Context, in inSchedule[none]) error {
+		return s.jobs.DeleteSchedule(c, in.queue, in.name)
+	}), fasthttp.StatusNoContent)
 }

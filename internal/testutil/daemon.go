@@ -21,9 +21,15 @@ var (
 	buildErr  error
 )
 
-// Binary builds cmd/storaged once per test process and returns its path.
+// Binary builds cmd/storaged once per test process and returns its path,
+// or returns STORAGED_TEST_BIN when set: make test-go builds bin/storaged
+// first and names it there, so that the test run does not build the
+// daemon a second time beside the race-instrumented packages.
 func Binary(t testing.TB) string {
 	t.Helper()
+	if bin := os.Getenv("STORAGED_TEST_BIN"); bin != "" {
+		return bin
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "storaged-bin-")
 		if err != nil {

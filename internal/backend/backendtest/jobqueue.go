@@ -802,7 +802,9 @@ func testJobInvalid(t *testing.T, b *jq) {
 
 func testConcurrentWorkers(t *testing.T, b *jq) {
 	q := qname(t)
-	const jobs, workers = 300, 8
+	// Eight workers race for every claim from the first one on; 150 jobs
+	// give each of them about twenty claims.
+	const jobs, workers = 150, 8
 	var ps []backend.EnqueueParams
 	for i := 0; i < jobs; i++ {
 		ps = append(ps, backend.EnqueueParams{Priority: b.prio(i % 3)})
@@ -1067,7 +1069,9 @@ func testLongPollMany(t *testing.T, b *jq) {
 // batches complete every job exactly once.
 func testConcurrentBatchWorkers(t *testing.T, b *jq) {
 	q := qname(t)
-	const jobs, workers = 600, 6
+	// The largest batch (66) still leaves four batches' worth for the
+	// others to race for.
+	const jobs, workers = 300, 6
 	ps := make([]backend.EnqueueParams, jobs)
 	for i := range ps {
 		ps[i].Priority = b.prio(i % 4)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,7 +30,7 @@ func backends(t *testing.T) map[string]opener {
 	return map[string]opener{
 		"memory": func(t *testing.T) backend.RepositoryBackend { return memory.NewRepositoryBackend() },
 		"sqlite": func(t *testing.T) backend.RepositoryBackend {
-			db, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "c.db")})
+			db, err := sqlite.Open(context.Background(), sqlite.Config{Path: migratedSQLite.Copy(t, "c.db")})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -40,6 +39,16 @@ func backends(t *testing.T) map[string]opener {
 		"postgres": func(t *testing.T) backend.RepositoryBackend { return openPG(t, pgURL) },
 	}
 }
+
+// migratedSQLite is a freshly migrated file, copied for each test instead
+// of migrating a new one each time (see testutil.FileTemplate).
+var migratedSQLite = testutil.NewFileTemplate(func(path string) error {
+	db, err := sqlite.Open(context.Background(), sqlite.Config{Path: path})
+	if err != nil {
+		return err
+	}
+	return db.Close()
+})
 
 func openPG(t *testing.T, url string) *postgres.RepositoryBackend {
 	b, err := postgres.OpenRepository(context.Background(), postgres.Config{URL: url})

@@ -8,7 +8,21 @@ import (
 	"github.com/storaged/storaged/internal/backend"
 	"github.com/storaged/storaged/internal/backend/backendtest"
 	"github.com/storaged/storaged/internal/backend/sqlite"
+	"github.com/storaged/storaged/internal/testutil"
 )
+
+// migrated is a freshly migrated file, copied for each test that wants
+// one instead of migrating a new file each time (see testutil.FileTemplate).
+var migrated = testutil.NewFileTemplate(func(path string) error {
+	db, err := sqlite.Open(context.Background(), sqlite.Config{Path: path})
+	if err != nil {
+		return err
+	}
+	return db.Close()
+})
+
+// fresh is the path of a new, migrated database file of the test's own.
+func fresh(t *testing.T, name string) string { return migrated.Copy(t, name) }
 
 func openDB(t *testing.T, path string) *sqlite.DB {
 	t.Helper()
@@ -21,7 +35,7 @@ func openDB(t *testing.T, path string) *sqlite.DB {
 
 func TestRepository(t *testing.T) {
 	backendtest.RunRepository(t, func(t *testing.T) backend.RepositoryBackend {
-		b := sqlite.NewRepositoryBackend(openDB(t, filepath.Join(t.TempDir(), "r.db")))
+		b := sqlite.NewRepositoryBackend(openDB(t, fresh(t, "r.db")))
 		t.Cleanup(func() { b.Close() })
 		return b
 	})
@@ -37,7 +51,7 @@ func TestRepositoryInMemory(t *testing.T) {
 
 func TestJobQueue(t *testing.T) {
 	backendtest.RunJobQueue(t, func(t *testing.T) backend.JobStore {
-		b := sqlite.NewJobStore(openDB(t, filepath.Join(t.TempDir(), "j.db")))
+		b := sqlite.NewJobStore(openDB(t, fresh(t, "j.db")))
 		t.Cleanup(func() { b.Close() })
 		return b
 	})
@@ -45,7 +59,7 @@ func TestJobQueue(t *testing.T) {
 
 func TestDifferentialAgainstMemory(t *testing.T) {
 	backendtest.RunDifferential(t, func(t *testing.T) backend.RepositoryBackend {
-		b := sqlite.NewRepositoryBackend(openDB(t, filepath.Join(t.TempDir(), "d.db")))
+		b := sqlite.NewRepositoryBackend(openDB(t, fresh(t, "d.db")))
 		t.Cleanup(func() { b.Close() })
 		return b
 	})
@@ -53,7 +67,7 @@ func TestDifferentialAgainstMemory(t *testing.T) {
 
 func TestTxJobs(t *testing.T) {
 	backendtest.RunTxJobs(t, func(t *testing.T) (backend.RepositoryBackend, backend.JobStore) {
-		path := filepath.Join(t.TempDir(), "tx.db")
+		path := fresh(t, "tx.db")
 		r := sqlite.NewRepositoryBackend(openDB(t, path))
 		j := sqlite.NewJobStore(openDB(t, path))
 		t.Cleanup(func() { j.Close(); r.Close() })
