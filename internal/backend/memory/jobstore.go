@@ -54,7 +54,7 @@ type mjob struct {
 type mqueue struct {
 	name      string
 	jobs      map[string]*mjob
-	ready     jobHeap
+	ready     readyHeap
 	scheduled jobHeap
 	leases    jobHeap
 	keys      map[string]*mjob // dedupe key → active job
@@ -78,7 +78,6 @@ func (b *JobStore) queue(name string) *mqueue {
 		q = &mqueue{
 			name:      name,
 			jobs:      map[string]*mjob{},
-			ready:     jobHeap{less: readyLess},
 			scheduled: jobHeap{less: func(a, b heapItem) bool { return a.at.Before(b.at) }},
 			leases:    jobHeap{less: func(a, b heapItem) bool { return a.at.Before(b.at) }},
 			keys:      map[string]*mjob{},
@@ -90,27 +89,13 @@ func (b *JobStore) queue(name string) *mqueue {
 	return q
 }
 
-// readyLess is the claim order. It reads the keys copied into the item,
-// never the job, whose fields change while stale items remain.
-func readyLess(a, b heapItem) bool {
-	if a.prio != b.prio {
-		return a.prio > b.prio
-	}
-	if !a.at.Equal(b.at) {
-		return a.at.Before(b.at)
-	}
-	return a.j.ID < b.j.ID
-}
-
-func readyItem(j *mjob) heapItem { return heapItem{j: j, gen: j.gen, at: j.RunAt, prio: j.Priority} }
-
 // schedule files a pending job in ready or scheduled.
 func (q *mqueue) schedule(j *mjob, now time.Time) {
 	j.gen++
 	if j.RunAt.After(now) {
 		heap.Push(&q.scheduled, heapItem{j: j, gen: j.gen, at: j.RunAt})
 	} else {
-		heap.Push(&q.ready, readyItem(j))
+		q.ready.push(newReadyItem(j))
 	}
 }
 
@@ -127,7 +112,7 @@ func (q *mqueue) promote(now time.Time, expired backend.JobError) {
 			break
 		}
 		heap.Pop(&q.scheduled)
-		heap.Push(&q.ready, readyItem(top.j))
+		q.ready.push(newReadyItem(top.j))
 	}
 	for q.leases.Len() > 0 {
 		top := q.leases.items[0]
@@ -152,7 +137,7 @@ func (q *mqueue) promote(now time.Time, expired backend.JobError) {
 		}
 		// Still processing until claimed again: its holder may yet ack.
 		j.gen++
-		heap.Push(&q.ready, readyItem(j))
+		q.ready.push(newReadyItem(j))
 	}
 }
 
@@ -307,7 +292,7 @@ func (b *JobStore) Claim(_ context.Context, p backend.ClaimParams) (backend.Clai
 		out.Limited = want < p.Max
 	}
 	for q.ready.Len() > 0 && len(out.Jobs) < want {
-		it := heap.Pop(&q.ready).(heapItem)
+		it := q.ready.pop()
 		j := it.j
 		if it.gen != j.gen || j.heldBy != nil {
 			continue // stale, or its transaction will settle it (a rollback files it again)
@@ -610,10 +595,9 @@ func (j *mjob) snapshot() *backend.Job {
 func ptr[T any](v T) *T { return &v }
 
 type heapItem struct {
-	j    *mjob
-	gen  uint64
-	at   time.Time
-	prio int
+	j   *mjob
+	gen uint64
+	at  time.Time
 }
 
 type jobHeap struct {
