@@ -470,8 +470,9 @@ export interface WorkOptions {
    * (DESIGN §3a). Below it the worker holds what its handlers finish in two
    * dequeue round trips, never more than they finish in a third of the
    * lease; waiting claims are renewed with the running ones and stop()
-   * hands them back. Default 1 000 (the largest batch); 0 claims only what
-   * can start at once. See README, "Tuning workers".
+   * hands them back. Default 3 000 (three of the largest batches; at most
+   * 10 000); 0 claims only what can start at once. See README, "Tuning
+   * workers".
    */
   prefetch?: number;
   /** Lease per claim; heartbeats renew it at a third of its length. Default 30 000. */
