@@ -2,7 +2,6 @@ package sqs_test
 
 import (
 	"context"
-	"slices"
 	"testing"
 	"time"
 
@@ -75,8 +74,32 @@ func TestLongPollAcrossDaemons(t *testing.T) {
 	if d.err != nil || len(d.jobs) != 1 || d.jobs[0].ID != res[0].ID || string(d.jobs[0].Data) != `"from b"` {
 		t.Fatalf("the waiting worker got %+v %v, want b's job %s", d.jobs, d.err, res[0].ID)
 	}
-	if r := counted.Receives(); !slices.Equal(r, []int32{15}) {
+	// 15 s, or 14 when a busy machine started the receive more than the
+	// rounding's slack late; never a short poll.
+	if r := counted.Receives(); len(r) != 1 || r[0] < 14 {
 		t.Fatalf("receives of the long poll (their WaitTimeSeconds): %v, want the one waiting receive [15]", r)
+	}
+}
+
+// checkIdleReceives holds an idle long poll of wait to one waiting
+// receive of its whole seconds (one less when a busy machine started it
+// late) and at most two immediate ones for the rest below a second (a
+// claim, a sleep, a last claim): never one receive per PollInterval.
+func checkIdleReceives(t *testing.T, wait time.Duration, r []int32) {
+	t.Helper()
+	waiting, immediate := 0, 0
+	for _, w := range r {
+		if w > 0 {
+			waiting++
+			if time.Duration(w)*time.Second < wait-1500*time.Millisecond {
+				t.Fatalf("receives of an idle %v long poll (their WaitTimeSeconds): %v: one waited only %d s", wait, r, w)
+			}
+		} else {
+			immediate++
+		}
+	}
+	if waiting != 1 || immediate > 2 {
+		t.Fatalf("receives of an idle %v long poll (their WaitTimeSeconds): %v, want one waiting receive and at most two immediate ones", wait, r)
 	}
 }
 
@@ -86,20 +109,12 @@ func TestLongPollAcrossDaemons(t *testing.T) {
 // below a second is spent as on other stores, claiming and sleeping.
 func TestIdleLongPollCostsOneReceive(t *testing.T) {
 	a, _, counted, q := twoDaemons(t)
-	for _, c := range []struct {
-		wait time.Duration
-		want []int32
-	}{
-		{3 * time.Second, []int32{3}},
-		{1500 * time.Millisecond, []int32{1, 0, 0}}, // the last half second: a claim, a sleep, a last claim
-	} {
-		jobs, err := a.Dequeue(ctx(t), q, backend.DequeueParams{Wait: c.wait})
+	for _, wait := range []time.Duration{3 * time.Second, 1500 * time.Millisecond} {
+		jobs, err := a.Dequeue(ctx(t), q, backend.DequeueParams{Wait: wait})
 		if err != nil || len(jobs) != 0 {
 			t.Fatalf("idle long poll: %v %v", jobs, err)
 		}
-		if r := counted.Receives(); !slices.Equal(r, c.want) {
-			t.Fatalf("receives of an idle %v long poll (their WaitTimeSeconds): %v, want %v", c.wait, r, c.want)
-		}
+		checkIdleReceives(t, wait, counted.Receives())
 	}
 }
 

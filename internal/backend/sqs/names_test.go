@@ -51,3 +51,30 @@ func FuzzQueueNames(f *testing.F) {
 		}
 	})
 }
+
+// TestParseLeaseRefusesForgedClaims: a lease token is the client's to
+// send, so the claim it carries is checked before any daemon takes it in.
+func TestParseLeaseRefusesForgedClaims(t *testing.T) {
+	ok := snapshot{Msg: message{ID: "j1", Queue: "q"}, Attempts: 1, LeaseMs: 30_000}
+	cases := []struct {
+		name string
+		edit func(*snapshot)
+	}{
+		{"no attempts", func(s *snapshot) { s.Attempts = 0 }},
+		{"negative attempts", func(s *snapshot) { s.Attempts = -5 }},
+		{"no lease", func(s *snapshot) { s.LeaseMs = 0 }},
+		{"lease past the longest", func(s *snapshot) { s.LeaseMs = backend.MaxLease.Milliseconds() + 1 }},
+		{"another queue", func(s *snapshot) { s.Msg.Queue = "other" }},
+		{"control character in the id", func(s *snapshot) { s.Msg.ID = "a\x01b" }},
+	}
+	if _, sn, _, good := parseLease(makeLease("q", "rh", ok)); !good || sn == nil {
+		t.Fatal("a valid token was refused")
+	}
+	for _, c := range cases {
+		sn := ok
+		c.edit(&sn)
+		if _, _, _, good := parseLease(makeLease("q", "rh", sn)); good {
+			t.Errorf("%s: a forged claim was taken", c.name)
+		}
+	}
+}

@@ -680,7 +680,12 @@ func parseLease(lease string) (queue string, snap *snapshot, receipt string, ok 
 	if enc != "" {
 		var sn snapshot
 		b, err := base64.RawURLEncoding.DecodeString(enc)
-		if err != nil || json.Unmarshal(b, &sn) != nil || sn.Msg.ID == "" || sn.Msg.Queue != queue {
+		// A token comes from the client: what it claims is checked as an
+		// enqueue and a dequeue would be, so that a forged one cannot keep
+		// a claim in memory past the longest lease or count attempts
+		// below one.
+		if err != nil || json.Unmarshal(b, &sn) != nil || backend.ValidateID(sn.Msg.ID) != nil || sn.Msg.Queue != queue ||
+			sn.Attempts < 1 || sn.LeaseMs < 1 || sn.LeaseMs > backend.MaxLease.Milliseconds() {
 			return "", nil, "", false
 		}
 		snap = &sn
