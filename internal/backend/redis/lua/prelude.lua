@@ -81,11 +81,25 @@ end
 
 local function wake(q) redis.call('PUBLISH', P .. ':wake', q) end
 
+-- forget deletes a job's hash, its entries in the queue's browse and
+-- event sets and its key's last-job pointer (insert.lua). The set of its
+-- status is the caller's.
+local function forget(q, id, key)
+  if key and key ~= '' and redis.call('HGET', qkey(q, 'last'), key) == id then
+    redis.call('HDEL', qkey(q, 'last'), key)
+  end
+  redis.call('DEL', jkey(id))
+  redis.call('ZREM', qkey(q, 'events'), id)
+  redis.call('ZREM', qkey(q, 'created'), id)
+end
+
 -- finish ends a job for good: out of every claimable set, into the set of
 -- its final status, its dedupe key released. expires is the claim's lease
 -- expiry: a claim whose lease has not run out cannot wait in ready (only
 -- the claim script files expired claims there), so it is not looked for.
-local function finish(id, q, from, run_at, key, status, now, expires)
+-- drop deletes the job instead of keeping it (a completed-job retention
+-- of 0).
+local function finish(id, q, from, run_at, key, status, now, expires, drop)
   if from == 'processing' then
     redis.call('ZREM', qkey(q, 'leases'), id)
   else
@@ -96,13 +110,17 @@ local function finish(id, q, from, run_at, key, status, now, expires)
     redis.call('ZREM', qkey(q, 'ready'), ready_member(run_at, id))
     if from == 'processing' then redis.call('SREM', qkey(q, 'expired'), id) end
   end
-  local k = jkey(id)
-  -- An empty leaseExpiresAt reads as none, and saves an HDEL.
-  redis.call('HSET', k, 'status', status, 'finishedAt', now, 'updatedAt', now, 'leaseExpiresAt', '')
-  redis.call('ZADD', qkey(q, status), now, id)
   if key ~= '' and redis.call('HGET', qkey(q, 'keys'), key) == id then
     redis.call('HDEL', qkey(q, 'keys'), key)
   end
+  if drop then
+    forget(q, id, key)
+    count(q, from, nil)
+    return
+  end
+  -- An empty leaseExpiresAt reads as none, and saves an HDEL.
+  redis.call('HSET', jkey(id), 'status', status, 'finishedAt', now, 'updatedAt', now, 'leaseExpiresAt', '')
+  redis.call('ZADD', qkey(q, status), now, id)
   count(q, from, status)
 end
 

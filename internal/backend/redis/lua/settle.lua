@@ -1,6 +1,7 @@
 -- ARGV: prefix, now, then 6 per change: kind, id, lease, delay ms, lastError
 -- JSON ('' for none), value JSON (complete's result, progress's progress;
--- '' for none). Kinds: complete, retry, fail, extend, progress, release
+-- '' for none). Kinds: complete, drop (complete and delete: a
+-- completed-job retention of 0), retry, fail, extend, progress, release
 -- (each on a processing job under that lease), cancel (a pending or
 -- processing job), revive (a failed or cancelled job whose key is free).
 -- Returns one answer per change: {'ok', queue, traceparent}, {'nf'} (no such job), or
@@ -54,6 +55,9 @@ for i = 3, #ARGV, 6 do
     if kind == 'complete' then
       if val ~= '' then redis.call('HSET', k, 'result', val) end
       finish(id, q, 'processing', run_at, key, 'completed', now, expires)
+      finished[q] = true
+    elseif kind == 'drop' then
+      finish(id, q, 'processing', run_at, key, 'completed', now, expires, true)
       finished[q] = true
     elseif kind == 'fail' then
       redis.call('HSET', k, 'lastError', err)
