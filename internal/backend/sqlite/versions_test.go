@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,11 +11,12 @@ import (
 	"github.com/storaged/storaged/internal/migrate"
 )
 
-// TestMigrationAddsVersions: tables of collections created before
-// migration 0005 get a version column, their records version 1.
-func TestMigrationAddsVersions(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
+// migratedTo makes a database file at the schema of migration n, as an
+// older storaged left it, for the tests of the migrations after it; the
+// caller fills it in and closes raw.
+func migratedTo(t *testing.T, n int) (path string, raw *sql.DB) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "old.db")
 	raw, err := OpenRaw(path)
 	if err != nil {
 		t.Fatal(err)
@@ -23,9 +25,17 @@ func TestMigrationAddsVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := migrate.Up(ctx, raw, dialect, migs[:4]); err != nil {
+	if _, err := migrate.Up(context.Background(), raw, dialect, migs[:n]); err != nil {
 		t.Fatal(err)
 	}
+	return path, raw
+}
+
+// TestMigrationAddsVersions: tables of collections created before
+// migration 0005 get a version column, their records version 1.
+func TestMigrationAddsVersions(t *testing.T) {
+	ctx := context.Background()
+	path, raw := migratedTo(t, 4)
 	for _, q := range []string{
 		`INSERT INTO collections (id, name) VALUES (1, 'old')`,
 		`CREATE TABLE "records_1" (id TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID`,
@@ -58,18 +68,7 @@ func TestMigrationAddsVersions(t *testing.T) {
 // read only the index.
 func TestMigrationPutsExpiryInIndexes(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
-	raw, err := OpenRaw(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	migs, err := Migrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := migrate.Up(ctx, raw, dialect, migs[:10]); err != nil {
-		t.Fatal(err)
-	}
+	path, raw := migratedTo(t, 10)
 	// The layout of migration 0010, as ensureIndex then wrote it.
 	spec := backend.IndexSpec{Name: "by_status", Fields: []backend.Path{{"status"}}}
 	name, ddl := indexSQL(`"records_1"`, "plans", spec)
