@@ -371,6 +371,7 @@ func queryStored(ctx context.Context, q querier, sql string, args []any, n int) 
 // batchLockTimeout (a client transaction holding the row would otherwise
 // hold up every update of the pipeline), its calls then going on alone.
 type updateCoalescer struct {
+	pool    *pgxpool.Pool
 	mu      sync.Mutex
 	running int
 	queued  map[string][]*updateWait
@@ -398,19 +399,19 @@ var errAlone = errors.New("postgres: the shared update failed; run alone")
 // lock before it gives up and its updates go one by one.
 const batchLockTimeout = "50ms"
 
-func newUpdateCoalescer() *updateCoalescer {
-	return &updateCoalescer{queued: map[string][]*updateWait{}, maxQueued: maxQueued}
+func newUpdateCoalescer(pool *pgxpool.Pool) *updateCoalescer {
+	return &updateCoalescer{pool: pool, queued: map[string][]*updateWait{}, maxQueued: maxQueued}
 }
 
 // update runs sql (an UPDATE … RETURNING doc, version, expires_at of the
 // record id of table) and scans its row; pgx.ErrNoRows if it wrote none.
-func (u *updateCoalescer) update(ctx context.Context, q querier, table, id, sql string, args []any) (backend.Item, error) {
+func (u *updateCoalescer) update(ctx context.Context, table, id, sql string, args []any) (backend.Item, error) {
 	u.mu.Lock()
 	if u.running < coalesceAfter {
 		u.running++
 		u.mu.Unlock()
-		it, err := updateOne(ctx, q, sql, args)
-		u.next(q)
+		it, err := updateOne(ctx, u.pool, sql, args)
+		u.next()
 		return it, err
 	}
 	w := &updateWait{id: id, sql: sql, args: args, done: make(chan struct{})}
@@ -433,12 +434,12 @@ func (u *updateCoalescer) update(ctx context.Context, q querier, table, id, sql 
 		// The pipelines under way are slow (waiting on locks, say): this
 		// one goes on its own rather than wait for them.
 		if u.unqueue(table, w) {
-			return updateOne(ctx, q, sql, args)
+			return updateOne(ctx, u.pool, sql, args)
 		}
 		<-w.done
 	}
 	if errors.Is(w.err, errAlone) {
-		return updateOne(ctx, q, sql, args)
+		return updateOne(ctx, u.pool, sql, args)
 	}
 	return w.it, w.err
 }
@@ -457,7 +458,7 @@ func (u *updateCoalescer) unqueue(table string, w *updateWait) bool {
 	return false
 }
 
-func (u *updateCoalescer) next(q querier) {
+func (u *updateCoalescer) next() {
 	u.mu.Lock()
 	for len(u.order) > 0 && len(u.queued[u.order[0]]) == 0 {
 		delete(u.queued, u.order[0])
@@ -480,10 +481,10 @@ func (u *updateCoalescer) next(q querier) {
 	u.mu.Unlock()
 	u.batches.Add(1)
 	go func() {
-		if !updateBatch(q, ws) {
+		if !updateBatch(u.pool, ws) {
 			u.failed.Add(1)
 		}
-		u.next(q)
+		u.next()
 	}()
 }
 
@@ -499,14 +500,9 @@ func updateOne(ctx context.Context, q querier, sql string, args []any) (backend.
 	return backend.Item{Rec: backend.Record(out.doc), Version: out.v, ExpiresAt: out.exp.Int64}, nil
 }
 
-// batcher is what the pool offers to send a pipeline.
-type batcher interface {
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-}
-
 // updateBatch runs the statements of ws as one pipeline, in one
 // transaction; if it fails, each wait is told to run alone (false).
-func updateBatch(q querier, ws []*updateWait) bool {
+func updateBatch(pool *pgxpool.Pool, ws []*updateWait) bool {
 	defer func() {
 		for _, w := range ws {
 			close(w.done)
@@ -515,7 +511,7 @@ func updateBatch(q querier, ws []*updateWait) bool {
 	if len(ws) == 1 {
 		ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 		defer cancel()
-		ws[0].it, ws[0].err = updateOne(ctx, q, ws[0].sql, ws[0].args)
+		ws[0].it, ws[0].err = updateOne(ctx, pool, ws[0].sql, ws[0].args)
 		return true
 	}
 	// Stable: two updates of one record keep the order they came in.
@@ -528,7 +524,7 @@ func updateBatch(q querier, ws []*updateWait) bool {
 	for _, w := range ws {
 		b.Queue(w.sql, w.args...)
 	}
-	br := q.(batcher).SendBatch(ctx, b)
+	br := pool.SendBatch(ctx, b)
 	_, err := br.Exec()
 	for _, w := range ws {
 		if err != nil {

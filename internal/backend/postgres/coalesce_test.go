@@ -284,7 +284,7 @@ func holdUpdates(b *RepositoryBackend) (queued func() int, release func()) {
 	}
 	release = func() {
 		for range held {
-			u.next(b.pool)
+			u.next()
 		}
 	}
 	return queued, release

@@ -44,7 +44,7 @@ func OpenRepository(ctx context.Context, cfg Config) (*RepositoryBackend, error)
 	if log == nil {
 		log = slog.Default()
 	}
-	return &RepositoryBackend{pool: pool, log: log, cat: &catalog{}, txSlots: make(chan struct{}, slots), gets: newGetCoalescer(pool), creates: newCreateCoalescer(), updates: newUpdateCoalescer()}, nil
+	return &RepositoryBackend{pool: pool, log: log, cat: &catalog{}, txSlots: make(chan struct{}, slots), gets: newGetCoalescer(pool), creates: newCreateCoalescer(), updates: newUpdateCoalescer(pool)}, nil
 }
 
 // Repository implements backend.RepositoryBackend.

@@ -132,7 +132,7 @@ func (r *repository) Modify(ctx context.Context, id string, up backend.Update, p
 		var it backend.Item
 		var err error
 		if attempt == 0 && r.updates != nil {
-			it, err = r.updates.update(ctx, r.q, table, id, sql, c.args)
+			it, err = r.updates.update(ctx, table, id, sql, c.args)
 		} else {
 			it, err = updateOne(ctx, r.q, sql, c.args)
 		}
