@@ -327,7 +327,7 @@ func sameDoc(t *testing.T, rec backend.Record, want map[string]any) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return reflect.DeepEqual(map[string]any(d), want)
+	return reflect.DeepEqual(d, want)
 }
 
 func mustParseUpdate(t *testing.T, body map[string]any) backend.Update {
