@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -365,7 +366,9 @@ func queryStored(ctx context.Context, q querier, sql string, args []any, n int) 
 // If any statement of the pipeline fails, the whole transaction is rolled
 // back and every caller runs its update again on its own, so that a
 // failure (a unique value, a deadlock, a row lock held too long) is the
-// outcome of only the call it belongs to. The statements run in id order,
+// outcome of only the call it belongs to. A pipeline whose outcome is
+// unknown (its connection lost) is not run again: each of its calls
+// fails as a lone update would. The statements run in id order,
 // which two pipelines then lock rows in, so that they do not deadlock
 // each other; and the pipeline gives up on a row lock after
 // batchLockTimeout (a client transaction holding the row would otherwise
@@ -549,8 +552,16 @@ func updateBatch(pool *pgxpool.Pool, ws []*updateWait) bool {
 		err = cerr
 	}
 	if err != nil {
+		// PostgreSQL's own error rolled the pipeline back: each update
+		// runs again alone. Any other (the connection lost, the timeout)
+		// leaves the commit unknown: each caller gets it, as it would
+		// have alone, rather than have its update written twice.
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			err = errAlone
+		}
 		for _, w := range ws {
-			w.it, w.err = backend.Item{}, errAlone
+			w.it, w.err = backend.Item{}, err
 		}
 		return false
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"reflect"
 	"sync"
 	"testing"
@@ -611,4 +612,53 @@ func TestCoalescedUpdatesConcurrent(t *testing.T) {
 		t.Errorf("%d increments written, want %d", total, workers*each)
 	}
 	t.Logf("%d pipelines, %d failed", b.updates.batches.Load(), b.updates.failed.Load())
+}
+
+// TestCoalescedUpdateLostConnection: a pipeline whose connection is cut
+// has an unknown outcome, so its updates are not run again (an $inc
+// would be written twice had it committed): each fails as unavailable,
+// as a lone update would.
+func TestCoalescedUpdateLostConnection(t *testing.T) {
+	u, err := url.Parse(testutil.PostgresDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testutil.StartFaultProxy(t, u.Host)
+	u.Host = proxy.Addr
+	q := u.Query()
+	q.Set("pool_max_conns", "1") // one connection: the pipeline goes where the cut is
+	u.RawQuery = q.Encode()
+	ctx := context.Background()
+	b, err := OpenRepository(ctx, Config{URL: u.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.updates.maxQueued = time.Hour
+	plans := b.Repository("plans")
+	for _, id := range []string{"a", "b"} {
+		if _, err := plans.Create(ctx, map[string]any{"id": id, "n": 0.0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inc := mustParseUpdate(t, map[string]any{"$inc": map[string]any{"n": 1.0}})
+	calls := []modifyCall{{id: "a", up: inc}, {id: "b", up: inc}}
+	// Warm: the statements are prepared on the connection, so that the
+	// cut request is the pipeline itself.
+	if _, errs := modifyQueued(t, b, plans, calls); errs[0] != nil || errs[1] != nil {
+		t.Fatalf("before the cut: %v", errs)
+	}
+	proxy.CutRequests(1, false)
+	_, errs := modifyQueued(t, b, plans, calls)
+	proxy.CutRequests(0, false)
+	for i, err := range errs {
+		if codeOf(err) != backend.CodeUnavailable {
+			t.Errorf("update of %s over a cut connection: %v, want unavailable", calls[i].id, err)
+		}
+	}
+	for _, id := range []string{"a", "b"} {
+		if it, err := plans.Get(ctx, id); err != nil || !sameDoc(t, it.Rec, map[string]any{"id": id, "n": 1.0}) {
+			t.Errorf("%s: %s (%v), want n = 1 (the warm-up only)", id, it.Rec, err)
+		}
+	}
 }
