@@ -3,12 +3,15 @@ package postgres
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -348,4 +351,219 @@ func queryStored(ctx context.Context, q querier, sql string, args []any, n int) 
 		stored[id] = doc
 	}
 	return stored, rows.Err()
+}
+
+// updateCoalescer does for single-record updates what createCoalescer
+// does for creates: past coalesceAfter updates running, updates queue per
+// table, and each update that ends sends the oldest table's queue as one
+// pipeline of their own statements (each update keeps its SQL: its
+// operators, guard, If-Match, expiry) with one Sync, so one transaction
+// and one commit for all of them. Each statement's RETURNING is its own
+// call's outcome; a statement that writes nothing goes back to its caller
+// as pgx.ErrNoRows, to be explained as Modify explains it (not found, a
+// version mismatch, a refusal), after the commit.
+//
+// If any statement of the pipeline fails, the whole transaction is rolled
+// back and every caller runs its update again on its own, so that a
+// failure (a unique value, a deadlock, a row lock held too long) is the
+// outcome of only the call it belongs to. A pipeline whose outcome is
+// unknown (its connection lost) is not run again: each of its calls
+// fails as a lone update would. The statements run in id order,
+// which two pipelines then lock rows in, so that they do not deadlock
+// each other; and the pipeline gives up on a row lock after
+// batchLockTimeout (a client transaction holding the row would otherwise
+// hold up every update of the pipeline), its calls then going on alone.
+type updateCoalescer struct {
+	pool    *pgxpool.Pool
+	mu      sync.Mutex
+	running int
+	queued  map[string][]*updateWait
+	order   []string
+	batches atomic.Int64 // shared pipelines sent, for tests
+	failed  atomic.Int64 // of which failed, their updates run alone
+	// maxQueued, unless a test needs the queue to hold.
+	maxQueued time.Duration
+}
+
+type updateWait struct {
+	id   string
+	sql  string
+	args []any
+	done chan struct{}
+	it   backend.Item
+	err  error
+}
+
+// errAlone tells a queued update that its pipeline failed: it runs again
+// on its own.
+var errAlone = errors.New("postgres: the shared update failed; run alone")
+
+// batchLockTimeout is how long a pipeline of updates waits for a row
+// lock before it gives up and its updates go one by one.
+const batchLockTimeout = "50ms"
+
+func newUpdateCoalescer(pool *pgxpool.Pool) *updateCoalescer {
+	return &updateCoalescer{pool: pool, queued: map[string][]*updateWait{}, maxQueued: maxQueued}
+}
+
+// update runs sql (an UPDATE … RETURNING doc, version, expires_at of the
+// record id of table) and scans its row; pgx.ErrNoRows if it wrote none.
+func (u *updateCoalescer) update(ctx context.Context, table, id, sql string, args []any) (backend.Item, error) {
+	u.mu.Lock()
+	if u.running < coalesceAfter {
+		u.running++
+		u.mu.Unlock()
+		it, err := updateOne(ctx, u.pool, sql, args)
+		u.next()
+		return it, err
+	}
+	w := &updateWait{id: id, sql: sql, args: args, done: make(chan struct{})}
+	if _, ok := u.queued[table]; !ok {
+		u.order = append(u.order, table)
+	}
+	u.queued[table] = append(u.queued[table], w)
+	u.mu.Unlock()
+	wait := time.NewTimer(u.maxQueued)
+	defer wait.Stop()
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		// Still queued: taken out, it is never written.
+		if u.unqueue(table, w) {
+			return backend.Item{}, ctx.Err()
+		}
+		<-w.done
+	case <-wait.C:
+		// The pipelines under way are slow (waiting on locks, say): this
+		// one goes on its own rather than wait for them.
+		if u.unqueue(table, w) {
+			return updateOne(ctx, u.pool, sql, args)
+		}
+		<-w.done
+	}
+	if errors.Is(w.err, errAlone) {
+		return updateOne(ctx, u.pool, sql, args)
+	}
+	return w.it, w.err
+}
+
+// unqueue takes w out of table's queue; false if a pipeline took it first.
+func (u *updateCoalescer) unqueue(table string, w *updateWait) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	ws := u.queued[table]
+	for i, q := range ws {
+		if q == w {
+			u.queued[table] = append(ws[:i:i], ws[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+func (u *updateCoalescer) next() {
+	u.mu.Lock()
+	for len(u.order) > 0 && len(u.queued[u.order[0]]) == 0 {
+		delete(u.queued, u.order[0])
+		u.order = u.order[1:]
+	}
+	if len(u.order) == 0 {
+		u.running--
+		u.mu.Unlock()
+		return
+	}
+	t := u.order[0]
+	ws := u.queued[t]
+	if len(ws) > maxCoalesced {
+		u.queued[t] = ws[maxCoalesced:]
+		ws = ws[:maxCoalesced]
+	} else {
+		delete(u.queued, t)
+		u.order = u.order[1:]
+	}
+	u.mu.Unlock()
+	u.batches.Add(1)
+	go func() {
+		if !updateBatch(u.pool, ws) {
+			u.failed.Add(1)
+		}
+		u.next()
+	}()
+}
+
+func updateOne(ctx context.Context, q querier, sql string, args []any) (backend.Item, error) {
+	var out struct {
+		doc []byte
+		v   int64
+		exp pgtype.Int8
+	}
+	if err := q.QueryRow(ctx, sql, args...).Scan(&out.doc, &out.v, &out.exp); err != nil {
+		return backend.Item{}, err
+	}
+	return backend.Item{Rec: backend.Record(out.doc), Version: out.v, ExpiresAt: out.exp.Int64}, nil
+}
+
+// updateBatch runs the statements of ws as one pipeline, in one
+// transaction; if it fails, each wait is told to run alone (false).
+func updateBatch(pool *pgxpool.Pool, ws []*updateWait) bool {
+	defer func() {
+		for _, w := range ws {
+			close(w.done)
+		}
+	}()
+	if len(ws) == 1 {
+		ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+		defer cancel()
+		ws[0].it, ws[0].err = updateOne(ctx, pool, ws[0].sql, ws[0].args)
+		return true
+	}
+	// Stable: two updates of one record keep the order they came in.
+	slices.SortStableFunc(ws, func(a, b *updateWait) int { return strings.Compare(a.id, b.id) })
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	b := &pgx.Batch{}
+	// Local to the pipeline's transaction, which ends at its Sync.
+	b.Queue(`SELECT set_config('lock_timeout', '` + batchLockTimeout + `', true)`)
+	for _, w := range ws {
+		b.Queue(w.sql, w.args...)
+	}
+	br := pool.SendBatch(ctx, b)
+	_, err := br.Exec()
+	for _, w := range ws {
+		if err != nil {
+			break
+		}
+		var out struct {
+			doc []byte
+			v   int64
+			exp pgtype.Int8
+		}
+		switch e := br.QueryRow().Scan(&out.doc, &out.v, &out.exp); {
+		case e == nil:
+			w.it = backend.Item{Rec: backend.Record(out.doc), Version: out.v, ExpiresAt: out.exp.Int64}
+		case errors.Is(e, pgx.ErrNoRows):
+			w.err = e
+		default:
+			err = e
+		}
+	}
+	// The commit: nothing is answered before it.
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		// PostgreSQL's own error rolled the pipeline back: each update
+		// runs again alone. Any other (the connection lost, the timeout)
+		// leaves the commit unknown: each caller gets it, as it would
+		// have alone, rather than have its update written twice.
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			err = errAlone
+		}
+		for _, w := range ws {
+			w.it, w.err = backend.Item{}, err
+		}
+		return false
+	}
+	return true
 }

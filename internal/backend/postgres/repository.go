@@ -30,6 +30,7 @@ type RepositoryBackend struct {
 	txSlots chan struct{}
 	gets    *getCoalescer
 	creates *createCoalescer
+	updates *updateCoalescer
 }
 
 // OpenRepository connects and migrates.
@@ -43,12 +44,12 @@ func OpenRepository(ctx context.Context, cfg Config) (*RepositoryBackend, error)
 	if log == nil {
 		log = slog.Default()
 	}
-	return &RepositoryBackend{pool: pool, log: log, cat: &catalog{}, txSlots: make(chan struct{}, slots), gets: newGetCoalescer(pool), creates: newCreateCoalescer()}, nil
+	return &RepositoryBackend{pool: pool, log: log, cat: &catalog{}, txSlots: make(chan struct{}, slots), gets: newGetCoalescer(pool), creates: newCreateCoalescer(), updates: newUpdateCoalescer(pool)}, nil
 }
 
 // Repository implements backend.RepositoryBackend.
 func (b *RepositoryBackend) Repository(name string) backend.Repository {
-	return &repository{q: b.pool, cat: b.cat, name: name, gets: b.gets, creates: b.creates}
+	return &repository{q: b.pool, cat: b.cat, name: name, gets: b.gets, creates: b.creates, updates: b.updates}
 }
 
 // Begin implements backend.RepositoryBackend: a SERIALIZABLE transaction
@@ -185,10 +186,11 @@ type repository struct {
 	q    querier
 	cat  *catalog
 	name string
-	// gets and creates coalesce concurrent Gets and Creates outside
-	// transactions (coalesce.go); nil in one.
+	// gets, creates and updates coalesce concurrent Gets, Creates and
+	// Modifies outside transactions (coalesce.go); nil in one.
 	gets    *getCoalescer
 	creates *createCoalescer
+	updates *updateCoalescer
 }
 
 // table returns the collection's table, or "" while it has none.

@@ -129,12 +129,15 @@ func (r *repository) Modify(ctx context.Context, id string, up backend.Update, p
 	}
 	sql += ` RETURNING doc::text, version, expires_at`
 	for attempt := 0; ; attempt++ {
-		var doc []byte
-		var v int64
-		var exp pgtype.Int8
-		err := r.q.QueryRow(ctx, sql, c.args...).Scan(&doc, &v, &exp)
+		var it backend.Item
+		var err error
+		if attempt == 0 && r.updates != nil {
+			it, err = r.updates.update(ctx, table, id, sql, c.args)
+		} else {
+			it, err = updateOne(ctx, r.q, sql, c.args)
+		}
 		if err == nil {
-			return backend.Item{Rec: backend.Record(doc), Version: v, ExpiresAt: exp.Int64}, nil
+			return it, nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return backend.Item{}, translate(err)
