@@ -3,11 +3,11 @@ package handlers
 import (
 	"context"
 	"errors"
-	"github.com/valyala/fasthttp"
 	"net"
 	"syscall"
 	"time"
 
+	"github.com/valyala/fasthttp"
 	"golang.org/x/sys/unix"
 )
 
