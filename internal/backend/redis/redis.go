@@ -216,7 +216,8 @@ func (b *JobStore) Insert(ctx context.Context, p backend.InsertParams) ([]backen
 func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claimed, error) {
 	var out backend.Claimed
 	expired, _ := backend.Marshal(p.Expired)
-	res, err := claimScript.Run(ctx, b.rdb, nil, b.prefix, nowArg(p.Now), p.Queue, p.Lease.Milliseconds(), p.Token, p.Max, expired).Slice()
+	leaseMs := p.Lease.Milliseconds()
+	res, err := claimScript.Run(ctx, b.rdb, nil, b.prefix, nowArg(p.Now), p.Queue, leaseMs, p.Token, p.Max, expired).Slice()
 	if err != nil {
 		return out, translate(err)
 	}
@@ -227,18 +228,25 @@ func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Cl
 		limited, _ := res[2].(int64)
 		out.Limited = limited == 1
 	}
-	if len(res) < 2 || str(res[1]) == "" {
+	if len(res) < 4 || str(res[1]) == "" {
 		return out, nil
 	}
-	var flats [][]string
-	if err := json.Unmarshal([]byte(str(res[1])), &flats); err != nil {
-		return out, backend.Wrap(err, backend.CodeInternal, "redis: the claim script's answer is not JSON")
+	now, err := strconv.ParseInt(str(res[3]), 10, 64)
+	if err != nil {
+		return out, backend.Wrap(err, backend.CodeInternal, "redis: the claim script's time is not a number")
+	}
+	flats, err := unpackHashes([]byte(str(res[1])))
+	if err != nil {
+		return out, backend.Wrap(err, backend.CodeInternal, "redis: the claim script's answer is not MessagePack")
 	}
 	out.Jobs = make([]*backend.Job, len(flats))
 	for i, flat := range flats {
-		m := make(map[string]string, len(flat)/2)
+		m := make(map[string]string, len(flat)/2+4)
 		for k := 0; k+1 < len(flat); k += 2 {
 			m[flat[k]] = flat[k+1]
+		}
+		if err := claimed(m, p.Token, leaseMs, now); err != nil {
+			return out, err
 		}
 		j, err := jobFromMap(m)
 		if err != nil {
@@ -247,6 +255,27 @@ func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Cl
 		out.Jobs[i] = j
 	}
 	return out, nil
+}
+
+// claimed makes to a job's hash, as the claim script read it, the changes
+// the script then wrote (the HSET of claim.lua): all but the attempt and
+// the lease are the same for every job of the claim, so the script sends
+// the hash as it found it, not a copy per job with the changes made.
+func claimed(m map[string]string, token string, leaseMs, now int64) error {
+	attempts, err := strconv.ParseInt(m["attempts"], 10, 64)
+	if err != nil {
+		return backend.Errorf(backend.CodeInternal, "redis: job %s has attempts %q", m["id"], m["attempts"])
+	}
+	at := strconv.FormatInt(now, 10)
+	m["status"] = string(backend.StatusProcessing)
+	m["attempts"] = strconv.FormatInt(attempts+1, 10)
+	m["lease"] = token + "." + m["id"]
+	m["leaseMs"] = strconv.FormatInt(leaseMs, 10)
+	m["startedAt"] = at
+	m["updatedAt"] = at
+	m["leaseExpiresAt"] = strconv.FormatInt(now+leaseMs, 10)
+	m["progress"] = ""
+	return nil
 }
 
 var kindWords = map[backend.SettleKind]string{

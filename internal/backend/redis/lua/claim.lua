@@ -3,10 +3,14 @@
 -- to ready (or fails claims whose attempts are spent), then claims up to
 -- max ready jobs in claim order, each with the lease token .. '.' .. id.
 -- Returns {ms until the next scheduled job or lease expiry (-1 if none,
--- 0 if every wanted job came), the claimed jobs as one JSON array of
--- [field, value, ...] arrays ('' if none), 1 if the queue's flow control
--- held jobs back}: one string instead of a reply element per
--- field, which cost more than the claim itself.
+-- 0 if every wanted job came), the claimed jobs ('' if none), 1 if the
+-- queue's flow control held jobs back, the time of the claim}. The jobs
+-- are one MessagePack array of their hashes as read, [field, value, ...]
+-- arrays: one string instead of a reply element per field, which cost
+-- more than the claim itself, and packed, not JSON-encoded, which copies
+-- the values instead of escaping them. What the claim wrote (the HSET
+-- below) the daemon applies itself (redis.go, claimed): it is the same for
+-- every job but the attempt and the lease, which the daemon knows.
 local q, lease_ms, token, want, expired = ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local now = now_ms()
 -- Every job of the claim has the same times and lease length.
@@ -83,13 +87,22 @@ while got < cap do
     local id = string.sub(top[i], 17)
     local k = jkey(id)
     local h = redis.call('HGETALL', k)
-    local f = {}
-    for n = 1, #h, 2 do f[h[n]] = n + 1 end
-    local status = f.status and h[f.status]
+    local status, attempts
+    for n = 1, #h, 2 do
+      local name = h[n]
+      if name == 'status' then
+        status = h[n + 1]
+      elseif name == 'attempts' then
+        attempts = h[n + 1]
+      end
+      -- insert.lua writes them fourth and sixth.
+      if status and attempts then break end
+    end
     if status == 'pending' or status == 'processing' then
       local lease = token .. '.' .. id
-      local attempts = ms(tonumber(h[f.attempts]) + 1)
-      -- progress is the attempt's: an empty one reads as none.
+      attempts = ms(tonumber(attempts) + 1)
+      -- progress is the attempt's: an empty one reads as none. The daemon
+      -- makes the same changes to the answer (claimed in redis.go).
       redis.call('HSET', k, 'status', 'processing', 'attempts', attempts, 'lease', lease, 'leaseMs', lease_ms_text,
         'startedAt', now_text, 'updatedAt', now_text, 'leaseExpiresAt', expires, 'progress', '', 'event', 'started', 'eventAt', now_text)
       file(q, id)
@@ -100,13 +113,6 @@ while got < cap do
         unfiled[#unfiled + 1] = id
       else
         redis.call('SREM', qkey(q, 'expired'), id)
-      end
-      -- The answer is the hash as read, with what the claim changed (as
-      -- strings, as HGETALL gives them).
-      local set = {status = 'processing', attempts = attempts, lease = lease, leaseMs = lease_ms_text,
-        startedAt = now_text, updatedAt = now_text, leaseExpiresAt = expires, progress = ''}
-      for name, value in pairs(set) do
-        if f[name] then h[f[name]] = value else h[#h + 1] = name; h[#h + 1] = value end
       end
       claimed[#claimed + 1] = h
       got = got + 1
@@ -149,5 +155,8 @@ elseif got < want then
     end
   end
 end
-if #claimed > 0 then out[2] = cjson.encode(claimed) end
+if #claimed > 0 then
+  out[2] = cmsgpack.pack(claimed)
+  out[4] = now_text
+end
 return out
