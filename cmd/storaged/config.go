@@ -217,7 +217,14 @@ var settings = []setting{
 	{"STORAGED_WRITE_TIMEOUT", "write-timeout", handlers.DefaultLimits.WriteTimeout.String(), "close a connection whose peer takes longer than this to read a response", durationIn(func(c *Config) *time.Duration { return &c.WriteTimeout })},
 	{"STORAGED_IDLE_TIMEOUT", "idle-timeout", handlers.DefaultLimits.IdleTimeout.String(), "close a keep-alive connection idle this long", durationIn(func(c *Config) *time.Duration { return &c.IdleTimeout })},
 	{"STORAGED_TX_IDLE_TIMEOUT", "tx-idle-timeout", "30s", "roll back transactions idle this long", durationIn(func(c *Config) *time.Duration { return &c.TxIdleTimeout })},
-	{"STORAGED_RETENTION_COMPLETED", "retention-completed", "24h", "keep completed and cancelled jobs this long", durationIn(func(c *Config) *time.Duration { return &c.RetentionCompleted })},
+	{"STORAGED_RETENTION_COMPLETED", "retention-completed", "24h", "keep completed and cancelled jobs this long; 0 deletes a job in the ack that completes it", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("%q is not a duration such as 0, 30s or 24h", v)
+		}
+		c.RetentionCompleted = d
+		return nil
+	}},
 	{"STORAGED_RETENTION_FAILED", "retention-failed", "168h", "keep failed jobs (dead letters) this long", durationIn(func(c *Config) *time.Duration { return &c.RetentionFailed })},
 	{"STORAGED_STDIN_LIFELINE", "stdin-lifeline", "false", "exit when stdin closes (for a parent that runs a private daemon)", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)

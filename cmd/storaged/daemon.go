@@ -81,7 +81,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.jobs = queue.New(queue.Config{Store: store, Logger: m.log, Observer: metrics.QueueObserver(), Tracer: tracer,
-		MaxResultBytes: m.cfg.MaxResultBytes})
+		MaxResultBytes: m.cfg.MaxResultBytes, DropCompleted: m.cfg.RetentionCompleted == 0})
 	m.api = handlers.New(handlers.Config{
 		Repository: m.repo, Jobs: m.jobs, Logger: m.log, Metrics: metrics, Tracer: tracer,
 		TxIdleTimeout: m.cfg.TxIdleTimeout, MaxBodyBytes: m.cfg.MaxBodyBytes,

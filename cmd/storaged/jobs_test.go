@@ -107,3 +107,26 @@ func TestJobsFindAndBulk(t *testing.T) {
 		t.Fatalf("delete of processing jobs: %v", err)
 	}
 }
+
+// TestRetentionZeroDeletesAtAck: STORAGED_RETENTION_COMPLETED=0 makes an
+// ack delete its job, through the HTTP API; a repeated ack is still 204.
+func TestRetentionZeroDeletesAtAck(t *testing.T) {
+	d := testutil.StartDaemon(t, "STORAGED_RETENTION_COMPLETED=0")
+	_, b, _ := call(d.Client, "POST", "/v1/queues/r0/jobs", `{"data":{"x":1}}`)
+	var r struct{ ID string }
+	decode(t, b, &r)
+	_, b, _ = call(d.Client, "POST", "/v1/queues/r0/dequeue", `{}`)
+	var j struct{ ID, Lease string }
+	decode(t, b, &j)
+	for range 2 {
+		if st, body, _ := call(d.Client, "POST", "/v1/jobs/"+j.ID+"/ack", `{"lease":"`+j.Lease+`"}`); st != 204 {
+			t.Fatalf("ack: %d %s", st, body)
+		}
+	}
+	if st, body, _ := call(d.Client, "GET", "/v1/jobs/"+r.ID, ""); st != 404 {
+		t.Fatalf("GET of an acknowledged job: %d %s", st, body)
+	}
+	if st, body, _ := call(d.Client, "GET", "/v1/queues/r0/stats", ""); st != 200 || !strings.Contains(string(body), `"completed":0`) {
+		t.Fatalf("stats: %d %s", st, body)
+	}
+}

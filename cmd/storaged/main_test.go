@@ -38,6 +38,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"STORAGED_MAX_BODY_BYTES": "-1"}, nil, "STORAGED_MAX_BODY_BYTES"},
 		{map[string]string{"STORAGED_TX_IDLE_TIMEOUT": "soon"}, nil, "STORAGED_TX_IDLE_TIMEOUT"},
 		{map[string]string{"STORAGED_RETENTION_FAILED": "0s"}, nil, "STORAGED_RETENTION_FAILED"},
+		{map[string]string{"STORAGED_RETENTION_COMPLETED": "-1s"}, nil, "STORAGED_RETENTION_COMPLETED"},
+		{map[string]string{"STORAGED_RETENTION_COMPLETED": "a day"}, nil, "STORAGED_RETENTION_COMPLETED"},
 		{map[string]string{"STORAGED_SOCKET": strings.Repeat("x", 200)}, nil, "STORAGED_SOCKET"},
 		{map[string]string{"REPOSITORY_BACKEND": "sqlite"}, nil, "REPOSITORY_CONNECTION_STRING"},
 		{map[string]string{"JOBQUEUE_BACKEND": "postgres"}, nil, "JOBQUEUE_CONNECTION_STRING"},

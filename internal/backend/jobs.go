@@ -348,6 +348,23 @@ func NewLease() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// IsClaimLease reports whether lease has the form of a claim's lease made
+// from a NewLease token: the token, a dot, and what the store appended.
+// It says nothing of whether the claim exists.
+func IsClaimLease(lease string) bool {
+	const n = 16 // base64 of NewLease's 12 bytes
+	if len(lease) < n+2 || lease[n] != '.' {
+		return false
+	}
+	for i := range n {
+		c := lease[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // AppendJSON appends b as JSON, byte for byte what Marshal writes:
 // enqueueMany encodes one per job, and the library's reflection was a
 // tenth of a SQL store's insert.

@@ -228,7 +228,13 @@ type SettleItem struct {
 // SettleParams are the changes of one Settle call.
 type SettleParams struct {
 	Items []SettleItem
-	Now   time.Time
+	// Drop deletes the jobs that Complete items complete, in the same
+	// atomic step, instead of keeping them completed: a completed-job
+	// retention of 0 (STORAGED_RETENTION_COMPLETED=0). Their results are
+	// not kept, and they leave no completed event. Stores that never keep
+	// completed jobs (SQS) ignore it.
+	Drop bool
+	Now  time.Time
 }
 
 // Settled is the outcome of one SettleItem: Applied, or the state that

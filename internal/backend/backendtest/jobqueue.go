@@ -3,6 +3,7 @@ package backendtest
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -71,6 +72,7 @@ func RunJobQueue(t *testing.T, newStore NewJobStore) {
 		{"InvalidParams", none, testJobInvalid},
 		{"ConcurrentWorkersEachJobOnce", none, testConcurrentWorkers},
 		{"ConcurrentBatchWorkersEachJobOnce", none, testConcurrentBatchWorkers},
+		{"DropCompleted", getStats, testDropCompleted},
 	}
 	// The cases of later issues, each group with what it needs: results,
 	// progress and waiting are read back through getJob and wait; flow
@@ -105,7 +107,12 @@ func RunJobQueue(t *testing.T, newStore NewJobStore) {
 			if missing := caps.Missing(tc.needs); len(missing) > 0 {
 				t.Skipf("skipped by capability: the %s job store lacks %v", caps.Name, missing)
 			}
-			b := newJQ(t, store)
+			var opts []func(*queue.Config)
+			if strings.HasPrefix(tc.name, "Drop") {
+				// Cases of a service that deletes completed jobs at ack.
+				opts = append(opts, func(c *queue.Config) { c.DropCompleted = true })
+			}
+			b := newJQ(t, store, opts...)
 			b.caps = caps
 			tc.fn(t, b)
 		})

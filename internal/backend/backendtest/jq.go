@@ -68,9 +68,13 @@ func (b *jq) wantCompleted(t *testing.T, q string, n int64) {
 	}
 }
 
-func newJQ(t *testing.T, store backend.JobStore) *jq {
+func newJQ(t *testing.T, store backend.JobStore, opts ...func(*queue.Config)) *jq {
 	c := &Clock{}
-	return &jq{svc: queue.New(queue.Config{Store: store, Clock: c.Now}), clock: c, store: store, caps: backend.CapabilitiesOf(store)}
+	cfg := queue.Config{Store: store, Clock: c.Now}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &jq{svc: queue.New(cfg), clock: c, store: store, caps: backend.CapabilitiesOf(store)}
 }
 
 // now is the suite clock's time, as stores keep it (milliseconds).

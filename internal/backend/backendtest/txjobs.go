@@ -2,6 +2,7 @@ package backendtest
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,11 +36,16 @@ func RunTxJobs(t *testing.T, newPair NewTxPair) {
 		{"EndedTransactionRefuses", testTxJobsEnded},
 		{"ClaimRacingAnAckInOpenTx", testTxAckRacesClaim},
 		{"KeyOfAnOpenTxWaitsForIt", testTxKeyWaits},
+		{"DropCompletedCommitsWithRecords", testTxDrop},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			repo, store := newPair(t)
-			tc.fn(t, &txEnv{jq: newJQ(t, store), repo: repo})
+			var opts []func(*queue.Config)
+			if strings.HasPrefix(tc.name, "Drop") {
+				opts = append(opts, func(c *queue.Config) { c.DropCompleted = true })
+			}
+			tc.fn(t, &txEnv{jq: newJQ(t, store, opts...), repo: repo})
 		})
 	}
 }
@@ -267,6 +273,31 @@ func testTxAckCommit(t *testing.T, x *txEnv) {
 	must(t, err)
 	wantCode(t, outcomes[0], backend.CodeConflict)
 	must(t, tx2.Rollback(ctx(t)))
+}
+
+// testTxDrop: with a completed-job retention of 0, an ack in a
+// transaction deletes the job at commit, and a rollback keeps the claim.
+func testTxDrop(t *testing.T, x *txEnv) {
+	q, coll := qname(t), collName(t)
+	j := claimed(t, x.jq, q, backend.EnqueueParams{})
+	tx, jobs := x.begin(t)
+	outcomes, err := jobs.Ack(ctx(t), []backend.LeaseRef{{ID: j.ID, Lease: j.Lease}})
+	must(t, err)
+	must(t, outcomes[0])
+	must(t, tx.Rollback(ctx(t)))
+	wantStatus(t, x.jq, j.ID, backend.StatusProcessing)
+
+	tx, jobs = x.begin(t)
+	_, err = tx.Repository(coll).Create(ctx(t), map[string]any{"id": "result", "job": j.ID})
+	must(t, err)
+	outcomes, err = jobs.Ack(ctx(t), []backend.LeaseRef{{ID: j.ID, Lease: j.Lease}})
+	must(t, err)
+	must(t, outcomes[0])
+	x.commit(t, tx, jobs)
+	if got, _ := x.GetJob(ctx(t), j.ID); got != nil {
+		t.Fatalf("completed job kept: %+v", got)
+	}
+	wantRecord(t, x.repo, coll, "result", true)
 }
 
 func testTxFail(t *testing.T, x *txEnv) {

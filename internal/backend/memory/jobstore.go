@@ -374,7 +374,7 @@ func (b *JobStore) settle(p backend.SettleParams) []backend.Settled {
 			continue
 		}
 		q := b.queues[j.Queue]
-		if b.apply(q, j, it, now) {
+		if b.apply(q, j, it, p.Drop, now) {
 			out[i] = backend.Settled{Applied: true, Found: true, Queue: j.Queue, Trace: j.Traceparent}
 			continue
 		}
@@ -389,10 +389,14 @@ func (b *JobStore) settle(p backend.SettleParams) []backend.Settled {
 }
 
 // apply makes one change if its precondition holds, and stamps the
-// job's event.
-func (b *JobStore) apply(q *mqueue, j *mjob, it backend.SettleItem, now time.Time) bool {
+// job's event; drop deletes a job it completes (SettleParams.Drop).
+func (b *JobStore) apply(q *mqueue, j *mjob, it backend.SettleItem, drop bool, now time.Time) bool {
 	if !b.change(q, j, it, now) {
 		return false
+	}
+	if drop && it.Kind == backend.Complete {
+		b.forget(j)
+		return true
 	}
 	if ev := backend.EventOf(it.Kind); ev != "" {
 		q.stamp(j, ev, now)
@@ -537,24 +541,29 @@ func (b *JobStore) DeleteFinished(_ context.Context, p backend.DeleteParams) (in
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := 0
-	for id, j := range b.jobs {
+	for _, j := range b.jobs {
 		if p.Queue != "" && j.Queue != p.Queue || !slices.Contains(p.Statuses, j.Status) {
 			continue
 		}
 		if !p.Before.IsZero() && !j.FinishedAt.Before(p.Before) {
 			continue
 		}
-		delete(b.jobs, id)
-		j.gone = true
-		q := b.queues[j.Queue]
-		q.stale++
-		delete(q.jobs, id)
-		if j.Key != "" && q.last[j.Key] == j {
-			delete(q.last, j.Key)
-		}
+		b.forget(j)
 		n++
 	}
 	return n, nil
+}
+
+// forget deletes a finished job: its event log entry goes stale.
+func (b *JobStore) forget(j *mjob) {
+	delete(b.jobs, j.ID)
+	j.gone = true
+	q := b.queues[j.Queue]
+	q.stale++
+	delete(q.jobs, j.ID)
+	if j.Key != "" && q.last[j.Key] == j {
+		delete(q.last, j.Key)
+	}
 }
 
 // Watch implements backend.JobStore: nobody else changes this store, so

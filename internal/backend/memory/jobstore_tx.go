@@ -48,6 +48,7 @@ type txJobs struct {
 // staged is a change applied at commit.
 type staged struct {
 	item backend.SettleItem
+	drop bool      // SettleParams.Drop
 	now  time.Time // the change's time, as if applied then
 }
 
@@ -150,7 +151,7 @@ func (w *txJobs) stage(p backend.SettleParams) ([]backend.Settled, error) {
 		}
 		w.shadow[j.ID] = sh
 		j.heldBy = w
-		w.settles = append(w.settles, staged{item: it, now: now})
+		w.settles = append(w.settles, staged{item: it, drop: p.Drop, now: now})
 		out[i] = backend.Settled{Applied: true, Found: true, Queue: j.Queue, Trace: j.Traceparent}
 	}
 	return out, nil
@@ -181,7 +182,7 @@ func (w *txJobs) end(commit bool) {
 		j.heldBy = nil
 		q := b.queues[j.Queue]
 		if commit {
-			b.apply(q, j, st.item, st.now)
+			b.apply(q, j, st.item, st.drop, st.now)
 			continue
 		}
 		// Claims and lease expiry passed it over while it was held:

@@ -80,8 +80,9 @@ func TestQueueStatementsUseIndexes(t *testing.T) {
 		uses            []string
 	}{
 		{"claim", claimSQL, "NULL, 'q', 'tok', 60000, 500, '{}'", []string{"storaged_jobs_claim"}},
-		{"ack", settleSQL(backend.Complete), "NULL, " + textArray(ids) + ", " + textArray(leases) + ", " + zeros + ", " + nulls + ", " + nulls, []string{"storaged_jobs_pkey"}},
-		{"release", settleSQL(backend.Release), "NULL, " + textArray(ids) + ", " + textArray(leases) + ", " + zeros + ", " + nulls + ", " + nulls, []string{"storaged_jobs_pkey"}},
+		{"ack", settleSQL(backend.Complete, false), "NULL, " + textArray(ids) + ", " + textArray(leases) + ", " + zeros + ", " + nulls + ", " + nulls, []string{"storaged_jobs_pkey"}},
+		{"ack, dropped", settleSQL(backend.Complete, true), "NULL, " + textArray(ids) + ", " + textArray(leases) + ", " + zeros + ", " + nulls + ", " + nulls, []string{"storaged_jobs_pkey"}},
+		{"release", settleSQL(backend.Release, false), "NULL, " + textArray(ids) + ", " + textArray(leases) + ", " + zeros + ", " + nulls + ", " + nulls, []string{"storaged_jobs_pkey"}},
 	}
 	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
 		if _, err := conn.Exec(ctx, "SET plan_cache_mode = "+mode); err != nil {

@@ -69,6 +69,10 @@ type Config struct {
 	// BulkBudget bounds the time of a bulk action by status (0:
 	// DefaultBulkBudget).
 	BulkBudget time.Duration
+	// DropCompleted deletes a job in the ack that completes it, instead
+	// of keeping it completed for the retention sweep
+	// (STORAGED_RETENTION_COMPLETED=0; backend.SettleParams.Drop).
+	DropCompleted bool
 }
 
 // Service is the job queue. It is safe for concurrent use.
@@ -87,6 +91,7 @@ type Service struct {
 	waitRecheck time.Duration
 	findScan    int
 	bulkBudget  time.Duration
+	drop        bool
 	closed      atomic.Bool
 	// polls ends when the service shuts down, so that every waiting poll
 	// answers at once.
@@ -121,7 +126,7 @@ func New(cfg Config) *Service {
 	}
 	s := &Service{store: cfg.Store, clock: cfg.Clock, log: cfg.Logger, obs: cfg.Observer, tracer: cfg.Tracer,
 		polls: polls, stopPolls: stop, maxResult: cfg.MaxResultBytes, waitRecheck: cfg.WaitRecheck,
-		findScan: cfg.FindScan, bulkBudget: cfg.BulkBudget}
+		findScan: cfg.FindScan, bulkBudget: cfg.BulkBudget, drop: cfg.DropCompleted}
 	s.claims.Run = s.claimRun
 	s.claims.Abandoned = s.claimAbandoned
 	s.settles.Max = 64

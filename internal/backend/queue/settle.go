@@ -233,7 +233,7 @@ func (s *Service) settleAndCount(ctx context.Context, w settler, items []backend
 	linkJobs(ctx, func(i int) string { return items[i].ID }, func(i int) string { return res[i].Trace }, len(items))
 	for i, it := range items {
 		r := res[i]
-		out[i] = refusal(it, r)
+		out[i] = s.refusal(it, r)
 		if !r.Applied {
 			continue
 		}
@@ -265,8 +265,15 @@ func (s *Service) settleAndCount(ctx context.Context, w settler, items []backend
 }
 
 // refusal is the one place that says why a change did not apply.
-func refusal(it backend.SettleItem, r backend.Settled) error {
+func (s *Service) refusal(it backend.SettleItem, r backend.Settled) error {
 	if r.Applied {
+		return nil
+	}
+	if !r.Found && it.Kind == backend.Complete && s.drop && backend.IsClaimLease(it.Lease) {
+		// The first ack deleted the job: a repeated ack finds nothing,
+		// and is a no-op as it is when completed jobs are kept. (A late
+		// ack of a claim taken over since is not told apart: its job
+		// was completed all the same.)
 		return nil
 	}
 	if !r.Found {
@@ -331,7 +338,7 @@ func (s *Service) settleRounds(ctx context.Context, w backend.JobWriter, reqs []
 		for k, x := range round {
 			items[k] = reqs[x.req][x.item]
 		}
-		res, err := w.Settle(ctx, backend.SettleParams{Items: items, Now: s.now()})
+		res, err := w.Settle(ctx, backend.SettleParams{Items: items, Drop: s.drop, Now: s.now()})
 		if err != nil {
 			return nil, err
 		}

@@ -292,6 +292,9 @@ func (b *JobStore) Settle(ctx context.Context, p backend.SettleParams) ([]backen
 		if !ok {
 			return nil, backend.Errorf(backend.CodeInternal, "redis: unknown change %d", it.Kind)
 		}
+		if p.Drop && it.Kind == backend.Complete {
+			word = "drop"
+		}
 		errText := ""
 		if it.Error != nil {
 			e, _ := backend.Marshal(it.Error)

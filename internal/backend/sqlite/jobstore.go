@@ -42,6 +42,7 @@ func NewJobStore(db *DB) *JobStore {
 	for kind := range settleSet {
 		db.prepare(settleSQL(kind))
 	}
+	db.prepare(dropSQL)
 	return &JobStore{db: db}
 }
 
@@ -371,6 +372,12 @@ func settleSQL(kind backend.SettleKind) string {
 		WHERE jobs.id = u.id AND ` + s.cond + ` RETURNING jobs.id, jobs.queue, jobs.traceparent`
 }
 
+// dropSQL completes jobs by deleting them (SettleParams.Drop). The lease
+// is matched as one of the batch's: a claim's lease ends in its job's id,
+// so no two jobs' leases are equal.
+const dropSQL = `DELETE FROM jobs WHERE id IN (SELECT value ->> 0 FROM json_each(?2)) AND status = 'processing'
+	AND lease IN (SELECT value ->> 1 FROM json_each(?2)) RETURNING id, queue, traceparent`
+
 // reviveSQL brings back a failed or cancelled job (its key checked first).
 var reviveSQL = `UPDATE jobs SET status = 'pending', attempts = 0, run_at = ?1, updated_at = ?1, finished_at = NULL,
 		event = 'retried', event_at = ?1, event_seq = ` + feedSeq("queue") + `
@@ -425,7 +432,12 @@ func (b *JobStore) settleTx(ctx context.Context, tx *sql.Tx, p backend.SettlePar
 			items[k] = [5]any{it.ID, it.Lease, it.Delay.Milliseconds(), lastErr, val}
 		}
 		list, _ := backend.Marshal(items)
-		rows, err := b.db.queryTx(ctx, tx, settleSQL(kind), now, string(list), seq, queues)
+		var rows *sql.Rows
+		if p.Drop && kind == backend.Complete {
+			rows, err = b.db.queryTx(ctx, tx, dropSQL, nil, string(list))
+		} else {
+			rows, err = b.db.queryTx(ctx, tx, settleSQL(kind), now, string(list), seq, queues)
+		}
 		if err != nil {
 			return nil, err
 		}

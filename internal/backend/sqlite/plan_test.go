@@ -144,6 +144,8 @@ func TestJobQueriesUseIndexes(t *testing.T) {
 	}{
 		{"claim", claimSQL, []any{"tok", 30000, now, "q", 100, 1}, []string{"jobs_ready", "jobs_leases"}},
 		{"sweep", sweepSQL, []any{now, "q", "{}", 1}, []string{"jobs_leases"}},
+		// Acks of retention 0 find each job by its id.
+		{"ack, dropped", dropSQL, []any{nil, `[["a","tok.a",0,null,null],["b","tok.b",0,null,null]]`}, []string{"PRIMARY KEY"}},
 		{"events", eventsSQL, []any{"q", 5, "", 100}, []string{"jobs_events"}},
 		// Pending jobs are counted from jobs_ready, which covers the count.
 		{"stats", statsSQL, []any{`["q"]`}, []string{"jobs_ready", "jobs_leases", "jobs_done"}},

@@ -9,17 +9,13 @@ for i = 4, #ARGV, 3 do
   if cutoff ~= '+inf' then cutoff = '(' .. cutoff end
   local ids = redis.call('ZRANGEBYSCORE', set, '-inf', cutoff, 'LIMIT', 0, limit)
   for _, id in ipairs(ids) do
-    -- The key's last-job pointer (insert.lua) goes with its job.
-    local key = redis.call('HGET', jkey(id), 'key')
-    if key and key ~= '' and redis.call('HGET', qkey(q, 'last'), key) == id then
-      redis.call('HDEL', qkey(q, 'last'), key)
-    end
-    redis.call('DEL', jkey(id))
-    redis.call('ZREM', set, id)
-    redis.call('ZREM', qkey(q, 'events'), id)
-    redis.call('ZREM', qkey(q, 'created'), id)
+    forget(q, id, redis.call('HGET', jkey(id), 'key'))
   end
-  if #ids > 0 then redis.call('HINCRBY', qkey(q, 'counts'), status, -#ids) end
+  if #ids > 0 then
+    redis.call('ZREM', set, unpack(ids))
+    redis.call('HINCRBY', qkey(q, 'counts'), status, -#ids)
+  end
   n = n + #ids
 end
+flush_finished()
 return n

@@ -139,19 +139,38 @@ end
 -- its final status, its dedupe key released, stamped with event ev. expires
 -- is the claim's lease expiry: a claim whose lease has not run out cannot
 -- wait in ready (only the claim script files expired claims there), so it
--- is not looked for. The moves between a queue's leases and status sets
--- wait in finishing for flush_finished, which every script that finishes
--- calls before it returns: one ZREM and one ZADD per queue and script, not
--- one each per job. (The ids of one settle are distinct, so no later
--- change of the same script looks for a job in a set it has yet to reach.)
+-- is not looked for. drop deletes the job instead of keeping it (a
+-- completed-job retention of 0).
+-- The moves between a queue's leases and status sets, and forget's
+-- deletions, wait in finishing for flush_finished, which every script that
+-- finishes or forgets calls before it returns: one ZREM, ZADD or DEL per
+-- queue and set and script, not one each per job. (The ids of one settle
+-- are distinct, so no later change of the same script looks for a job in
+-- a set it has yet to reach.)
 local finishing = {}
-
-local function finish(id, q, from, run_at, key, status, now, expires, ev)
+local function finishing_of(q)
   local fq = finishing[q]
   if not fq then
-    fq = {leases = {}, sets = {}}
+    fq = {leases = {}, sets = {}, gone = {}, gone_ids = {}}
     finishing[q] = fq
   end
+  return fq
+end
+
+-- forget deletes a job's hash, its entries in the queue's browse and
+-- event sets and its key's last-job pointer (insert.lua). The set of its
+-- status is the caller's.
+local function forget(q, id, key)
+  if key and key ~= '' and redis.call('HGET', qkey(q, 'last'), key) == id then
+    redis.call('HDEL', qkey(q, 'last'), key)
+  end
+  local fq = finishing_of(q)
+  fq.gone[#fq.gone + 1] = jkey(id)
+  fq.gone_ids[#fq.gone_ids + 1] = id
+end
+
+local function finish(id, q, from, run_at, key, status, now, expires, ev, drop)
+  local fq = finishing_of(q)
   if from == 'processing' then
     fq.leases[#fq.leases + 1] = id
   else
@@ -161,6 +180,14 @@ local function finish(id, q, from, run_at, key, status, now, expires, ev)
   if from ~= 'processing' or not expires or tonumber(expires) <= now then
     redis.call('ZREM', qkey(q, 'ready'), ready_member(run_at, id))
     if from == 'processing' then redis.call('SREM', qkey(q, 'expired'), id) end
+  end
+  if key ~= '' and redis.call('HGET', qkey(q, 'keys'), key) == id then
+    redis.call('HDEL', qkey(q, 'keys'), key)
+  end
+  if drop then
+    forget(q, id, key)
+    count(q, from, nil)
+    return
   end
   local at = ms(now)
   -- An empty leaseExpiresAt reads as none, and saves an HDEL.
@@ -174,9 +201,6 @@ local function finish(id, q, from, run_at, key, status, now, expires, ev)
   end
   set[#set + 1] = at
   set[#set + 1] = id
-  if key ~= '' and redis.call('HGET', qkey(q, 'keys'), key) == id then
-    redis.call('HDEL', qkey(q, 'keys'), key)
-  end
   count(q, from, status)
 end
 
@@ -190,6 +214,13 @@ local function flush_finished()
       for i = 1, #z, 1000 do
         redis.call('ZADD', qkey(q, status), unpack(z, i, math.min(i + 999, #z)))
       end
+    end
+    local g, gi = fq.gone, fq.gone_ids
+    for i = 1, #g, 1000 do
+      local j = math.min(i + 999, #g)
+      redis.call('DEL', unpack(g, i, j))
+      redis.call('ZREM', qkey(q, 'events'), unpack(gi, i, j))
+      redis.call('ZREM', qkey(q, 'created'), unpack(gi, i, j))
     end
   end
   finishing = {}

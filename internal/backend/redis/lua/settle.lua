@@ -1,6 +1,7 @@
 -- ARGV: prefix, now, then 6 per change: kind, id, lease, delay ms, lastError
 -- JSON ('' for none), value JSON (complete's result, progress's progress;
--- '' for none). Kinds: complete, retry, fail, extend, progress, release
+-- '' for none). Kinds: complete, drop (complete and delete: a
+-- completed-job retention of 0), retry, fail, extend, progress, release
 -- (each on a processing job under that lease), cancel (a pending or
 -- processing job), revive (a failed or cancelled job whose key is free).
 -- Returns one answer per change: {'ok', queue, traceparent}, {'nf'} (no such job), or
@@ -12,7 +13,7 @@ local finished = {}
 local events = {complete = 'completed', fail = 'failed', retry = 'retried', progress = 'progress', release = 'released'}
 -- What a change reads of its job: the fields after the seventh only
 -- the changes that put the job back or extend its lease need.
-local short = {complete = true, fail = true, cancel = true}
+local short = {complete = true, drop = true, fail = true, cancel = true}
 local now_text = ms(now)
 
 for i = 3, #ARGV, 6 do
@@ -65,6 +66,9 @@ for i = 3, #ARGV, 6 do
       if val ~= '' then redis.call('HSET', k, 'result', val) end
       finish(id, q, 'processing', run_at, key, 'completed', now, expires, ev)
       finished[q] = true
+    elseif kind == 'drop' then
+      finish(id, q, 'processing', run_at, key, 'completed', now, expires, nil, true)
+      finished[q] = true
     elseif kind == 'fail' then
       redis.call('HSET', k, 'lastError', err)
       finish(id, q, 'processing', run_at, key, 'failed', now, expires, ev)
@@ -111,9 +115,9 @@ for i = 3, #ARGV, 6 do
   end
   out[#out + 1] = answer or {'no', q, status, cur, ''}
 end
-flush_finished()
 flush_counts()
 flush_stamps()
+flush_finished()
 for q in pairs(woken) do wake(q) end
 for q in pairs(finished) do redis.call('PUBLISH', P .. ':done', q) end
 return out
