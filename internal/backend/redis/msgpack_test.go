@@ -6,9 +6,10 @@ import (
 	"testing"
 )
 
-// TestUnpackHashes reads each form cmsgpack gives arrays and strings, as
-// lengths grow past each form's limit, and refuses what it does not give.
-func TestUnpackHashes(t *testing.T) {
+// TestUnpackRows reads each form cmsgpack gives arrays and strings, as
+// lengths grow past each form's limit, false and nil as none, and refuses
+// what it does not give.
+func TestUnpackRows(t *testing.T) {
 	long := strings.Repeat("x", 300)     // str16
 	longer := strings.Repeat("y", 70000) // str32
 	many := make([]string, 20)           // array16
@@ -27,7 +28,7 @@ func TestUnpackHashes(t *testing.T) {
 	tests := []struct {
 		name string
 		in   []byte
-		want [][]string
+		want [][]string // "<none>" for none
 		bad  string
 	}{
 		{"empty array", []byte{0x90}, [][]string{}, ""},
@@ -36,6 +37,7 @@ func TestUnpackHashes(t *testing.T) {
 		{"str16", cat([]byte{0x91, 0x91, 0xda, 0x01, 0x2c}, []byte(long)), [][]string{{long}}, ""},
 		{"str32", cat([]byte{0x91, 0x91, 0xdb, 0x00, 0x01, 0x11, 0x70}, []byte(longer)), [][]string{{longer}}, ""},
 		{"bin8", []byte{0x91, 0x91, 0xc4, 2, 0, 1}, [][]string{{"\x00\x01"}}, ""},
+		{"false and nil", []byte{0x91, 0x93, 0xc2, 0xa1, 'x', 0xc0}, [][]string{{"<none>", "x", "<none>"}}, ""},
 		{"array16", cat([]byte{0x91, 0xdc, 0x00, 20}, manyPacked), [][]string{many}, ""},
 		{"array32", []byte{0xdd, 0, 0, 0, 1, 0x90}, [][]string{{}}, ""},
 		{"not an array", []byte{0xa1, 'x'}, nil, "does not start an array"},
@@ -48,12 +50,27 @@ func TestUnpackHashes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := unpackHashes(tc.in)
+			rows, err := unpackRows(tc.in)
 			if tc.bad != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.bad) {
 					t.Fatalf("error %v, want one saying %q", err, tc.bad)
 				}
 				return
+			}
+			var got [][]string
+			if rows != nil {
+				got = [][]string{}
+			}
+			for _, row := range rows {
+				vs := []string{}
+				for _, v := range row {
+					if v == nil {
+						vs = append(vs, "<none>")
+					} else {
+						vs = append(vs, *v)
+					}
+				}
+				got = append(got, vs)
 			}
 			if err != nil || !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got %q, %v; want %q", got, err, tc.want)

@@ -217,7 +217,7 @@ func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Cl
 	var out backend.Claimed
 	expired, _ := backend.Marshal(p.Expired)
 	leaseMs := p.Lease.Milliseconds()
-	res, err := claimScript.Run(ctx, b.rdb, nil, b.prefix, nowArg(p.Now), p.Queue, leaseMs, p.Token, p.Max, expired).Slice()
+	res, err := claimScript.Run(ctx, b.rdb, nil, claimArgs(b.prefix, nowArg(p.Now), p.Queue, leaseMs, p.Token, p.Max, expired)...).Slice()
 	if err != nil {
 		return out, translate(err)
 	}
@@ -235,15 +235,20 @@ func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Cl
 	if err != nil {
 		return out, backend.Wrap(err, backend.CodeInternal, "redis: the claim script's time is not a number")
 	}
-	flats, err := unpackHashes([]byte(str(res[1])))
+	rows, err := unpackRows([]byte(str(res[1])))
 	if err != nil {
 		return out, backend.Wrap(err, backend.CodeInternal, "redis: the claim script's answer is not MessagePack")
 	}
-	out.Jobs = make([]*backend.Job, len(flats))
-	for i, flat := range flats {
-		m := make(map[string]string, len(flat)/2+4)
-		for k := 0; k+1 < len(flat); k += 2 {
-			m[flat[k]] = flat[k+1]
+	out.Jobs = make([]*backend.Job, len(rows))
+	for i, row := range rows {
+		if len(row) != len(claimFields) {
+			return out, backend.Errorf(backend.CodeInternal, "redis: the claim script answered %d fields of a job, not %d", len(row), len(claimFields))
+		}
+		m := make(map[string]string, len(claimFields)+8)
+		for k, v := range row {
+			if v != nil {
+				m[claimFields[k]] = *v
+			}
 		}
 		if err := claimed(m, p.Token, leaseMs, now); err != nil {
 			return out, err
@@ -257,10 +262,27 @@ func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Cl
 	return out, nil
 }
 
-// claimed makes to a job's hash, as the claim script read it, the changes
-// the script then wrote (the HSET of claim.lua): all but the attempt and
-// the lease are the same for every job of the claim, so the script sends
-// the hash as it found it, not a copy per job with the changes made.
+// claimFields are the fields of a job the claim script reads and answers
+// with, status and attempts first (the script looks at them): every field
+// jobFromMap reads but those the claim sets (claimed). A field added to
+// jobs must be added here or there.
+var claimFields = []string{"status", "attempts", "id", "queue", "data", "priority", "maxAttempts",
+	"backoffType", "backoffDelayMs", "backoffMaxDelayMs", "key", "runAt", "createdAt", "finishedAt",
+	"timeoutMs", "trace", "result", "lastError"}
+
+func claimArgs(fixed ...any) []any {
+	args := make([]any, 0, len(fixed)+len(claimFields))
+	args = append(args, fixed...)
+	for _, f := range claimFields {
+		args = append(args, f)
+	}
+	return args
+}
+
+// claimed makes to a job, as the claim script read it, the changes the
+// script then wrote (the HSET of claim.lua): all but the attempt and the
+// lease are the same for every job of the claim, so the script sends the
+// fields as it found them, not a copy per job with the changes made.
 func claimed(m map[string]string, token string, leaseMs, now int64) error {
 	attempts, err := strconv.ParseInt(m["attempts"], 10, 64)
 	if err != nil {
@@ -453,6 +475,8 @@ func (b *JobStore) Close() error {
 // str reads a string out of a script's answer (nil for a missing value).
 func str(v any) string { s, _ := v.(string); return s }
 
+// jobFromMap reads a job's hash. A field read here is either in
+// claimFields or set by claimed, or a claim's answer lacks it.
 func jobFromMap(m map[string]string) (*backend.Job, error) {
 	var bad error
 	num := func(field string) int64 {

@@ -1,17 +1,21 @@
 -- ARGV: prefix, now, queue, lease ms, token, max, lastError of an expired
--- claim with no attempts left. Moves due scheduled jobs and expired claims
+-- claim with no attempts left, then the fields of a job to answer with,
+-- status and attempts first. Moves due scheduled jobs and expired claims
 -- to ready (or fails claims whose attempts are spent), then claims up to
 -- max ready jobs in claim order, each with the lease token .. '.' .. id.
 -- Returns {ms until the next scheduled job or lease expiry (-1 if none,
 -- 0 if every wanted job came), the claimed jobs ('' if none), 1 if the
 -- queue's flow control held jobs back, the time of the claim}. The jobs
--- are one MessagePack array of their hashes as read, [field, value, ...]
--- arrays: one string instead of a reply element per field, which cost
--- more than the claim itself, and packed, not JSON-encoded, which copies
--- the values instead of escaping them. What the claim wrote (the HSET
--- below) the daemon applies itself (redis.go, claimed): it is the same for
--- every job but the attempt and the lease, which the daemon knows.
+-- are one MessagePack array of the arrays of their fields' values as read
+-- (false for a field the job lacks): one string instead of a reply element
+-- per field, which cost more than the claim itself, and packed, not
+-- JSON-encoded, which copies the values instead of escaping them. Only
+-- the fields the claim leaves alone are read and sent; what the claim
+-- wrote (the HSET below) the daemon applies itself (redis.go, claimed):
+-- it is the same for every job but the attempt and the lease, which the
+-- daemon knows.
 local q, lease_ms, token, want, expired = ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local fields = {unpack(ARGV, 8)}
 local now = now_ms()
 -- Every job of the claim has the same times and lease length.
 local now_text, expires, lease_ms_text = ms(now), ms(now + lease_ms), ms(lease_ms)
@@ -86,21 +90,11 @@ while got < cap do
   for i = 1, #top, 2 do
     local id = string.sub(top[i], 17)
     local k = jkey(id)
-    local h = redis.call('HGETALL', k)
-    local status, attempts
-    for n = 1, #h, 2 do
-      local name = h[n]
-      if name == 'status' then
-        status = h[n + 1]
-      elseif name == 'attempts' then
-        attempts = h[n + 1]
-      end
-      -- insert.lua writes them fourth and sixth.
-      if status and attempts then break end
-    end
+    local h = redis.call('HMGET', k, unpack(fields))
+    local status = h[1]
     if status == 'pending' or status == 'processing' then
       local lease = token .. '.' .. id
-      attempts = ms(tonumber(attempts) + 1)
+      local attempts = ms(tonumber(h[2]) + 1)
       -- progress is the attempt's: an empty one reads as none. The daemon
       -- makes the same changes to the answer (claimed in redis.go).
       redis.call('HSET', k, 'status', 'processing', 'attempts', attempts, 'lease', lease, 'leaseMs', lease_ms_text,
