@@ -17,7 +17,8 @@ local short = {complete = true, drop = true, fail = true, cancel = true}
 local now_text = ms(now)
 
 for i = 3, #ARGV, 6 do
-  local kind, id, lease, delay, err, val = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5]
+  -- delay is read as a number only by the changes that use it.
+  local kind, id, lease, delay, err, val = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   local k = jkey(id)
   local f
   if short[kind] then
@@ -29,7 +30,8 @@ for i = 3, #ARGV, 6 do
   if expires == '' then expires = nil end
   local answer = nil
   -- A claim whose lease ran out may wait in ready, named in expired.
-  local lapsed = status == 'processing' and (not expires or tonumber(expires) <= now)
+  -- (Only the changes that keep the job look: finish looks for itself.)
+  local lapsed = not short[kind] and status == 'processing' and (not expires or tonumber(expires) <= now)
   if not status then
     answer = {'nf'}
   elseif kind == 'cancel' then
@@ -79,6 +81,7 @@ for i = 3, #ARGV, 6 do
       redis.call('ZREM', qkey(q, 'leases'), id)
       redis.call('ZREM', qkey(q, 'ready'), ready_member(run_at, id))
       if lapsed then redis.call('SREM', qkey(q, 'expired'), id) end
+      delay = tonumber(delay)
       local run = now + delay
       redis.call('HSET', k, 'status', 'pending', 'runAt', ms(run), 'updatedAt', now_text, 'leaseExpiresAt', '')
       redis.call('ZADD', qkey(q, 'runat'), ms(run), id)
@@ -91,7 +94,7 @@ for i = 3, #ARGV, 6 do
       woken[q] = true
     elseif kind == 'extend' or kind == 'progress' then
       if ev then stamp(q, id, ev, now) end
-      local ext = delay
+      local ext = tonumber(delay)
       if ext <= 0 then ext = tonumber(f[9]) end
       redis.call('HSET', k, 'leaseExpiresAt', ms(now + ext), 'updatedAt', now_text)
       if kind == 'progress' then redis.call('HSET', k, 'progress', val) end
