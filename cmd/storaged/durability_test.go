@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,9 @@ type ackLog struct {
 	records []string
 	jobs    []string // enqueued and acknowledged by the daemon (201)
 	done    []string // dequeued and acknowledged (204)
+	// sent are the jobs an ack was sent for, answered or not: with
+	// retention 0 one whose answer the kill cut may be gone.
+	sent []string
 }
 
 func (l *ackLog) add(dst *[]string, id string) {
@@ -103,6 +107,7 @@ func load(t testing.TB, d *testutil.Daemon, log *ackLog, stop chan struct{}, wg 
 			if err == nil && st == 200 {
 				var j struct{ ID, Lease string }
 				decode(t, b, &j)
+				log.add(&log.sent, j.ID)
 				if st, _, err := call(d.Client, "POST", "/v1/jobs/"+j.ID+"/ack", `{"lease":"`+j.Lease+`"}`); err == nil && st == 204 {
 					log.add(&log.done, j.ID)
 				}
@@ -119,6 +124,7 @@ func load(t testing.TB, d *testutil.Daemon, log *ackLog, stop chan struct{}, wg 
 			items := make([]string, len(jobs))
 			for k, j := range jobs {
 				items[k] = `{"id":"` + j.ID + `","lease":"` + j.Lease + `"}`
+				log.add(&log.sent, j.ID)
 			}
 			st, b, err := call(d.Client, "POST", "/v1/jobs/ack", "["+strings.Join(items, ",")+"]")
 			var outcomes []*struct{ Code string }
@@ -138,8 +144,15 @@ func load(t testing.TB, d *testutil.Daemon, log *ackLog, stop chan struct{}, wg 
 // every acknowledged record and job to be there, and no acknowledged job
 // to be delivered again.
 func TestReliabilityKill9LosesNothing(t *testing.T) {
-	for _, b := range durableBackends(t) {
-		t.Run(b.name, func(t *testing.T) {
+	// Each store twice: as configured by default, then with acks that
+	// delete their jobs, whose acknowledged jobs must stay gone.
+	stores := durableBackends(t)
+	for _, d := range durableStores(t, retention0) {
+		stores = append(stores, durable{d.name + ", retention 0", d.env})
+	}
+	for _, bk := range stores {
+		drop := slices.Contains(bk.env, retention0)
+		t.Run(bk.name, func(t *testing.T) {
 			sock := filepath.Join(t.TempDir(), "d.sock")
 			log := &ackLog{}
 			rounds := 3
@@ -147,7 +160,7 @@ func TestReliabilityKill9LosesNothing(t *testing.T) {
 				rounds = 6
 			}
 			for round := 0; round < rounds; round++ {
-				d := testutil.StartDaemonOn(t, sock, b.env...)
+				d := testutil.StartDaemonOn(t, sock, bk.env...)
 				stop := make(chan struct{})
 				var wg sync.WaitGroup
 				for w := 0; w < 8; w++ {
@@ -162,7 +175,7 @@ func TestReliabilityKill9LosesNothing(t *testing.T) {
 				close(stop)
 				wg.Wait()
 			}
-			d := testutil.StartDaemonOn(t, sock, b.env...)
+			d := testutil.StartDaemonOn(t, sock, bk.env...)
 			if len(log.records) == 0 || len(log.jobs) == 0 || len(log.done) == 0 {
 				t.Fatalf("the load did nothing: %d records, %d jobs, %d acks", len(log.records), len(log.jobs), len(log.done))
 			}
@@ -174,13 +187,27 @@ func TestReliabilityKill9LosesNothing(t *testing.T) {
 			acked := map[string]bool{}
 			for _, id := range log.done {
 				acked[id] = true
-				_, b, err := call(d.Client, "GET", "/v1/jobs/"+id, "")
+				st, b, err := call(d.Client, "GET", "/v1/jobs/"+id, "")
+				if drop {
+					// Retention 0: the ack deleted it.
+					if err != nil || st != 404 {
+						t.Fatalf("acknowledged job %s answers %d after restart, want 404", id, st)
+					}
+					continue
+				}
 				var j struct{ Status string }
 				if err != nil || !decode(t, b, &j) || j.Status != "completed" {
 					t.Fatalf("acknowledged job %s is %q after restart", id, j.Status)
 				}
 			}
+			sent := map[string]bool{}
+			for _, id := range log.sent {
+				sent[id] = true
+			}
 			for _, id := range log.jobs {
+				if sent[id] && drop {
+					continue // acknowledged, or its ack's answer lost
+				}
 				if st, _, err := call(d.Client, "GET", "/v1/jobs/"+id, ""); err != nil || st != 200 {
 					t.Fatalf("enqueued job %s lost: %d %v", id, st, err)
 				}
@@ -207,7 +234,7 @@ func TestReliabilityKill9LosesNothing(t *testing.T) {
 					t.Fatal("drain did not finish")
 				}
 			}
-			t.Logf("%s: %d records, %d jobs enqueued, %d acknowledged, %d SIGKILLs, 0 lost, 0 acknowledged jobs run again", b.name, len(log.records), len(log.jobs), len(log.done), rounds)
+			t.Logf("%s: %d records, %d jobs enqueued, %d acknowledged, %d SIGKILLs, 0 lost, 0 acknowledged jobs run again", bk.name, len(log.records), len(log.jobs), len(log.done), rounds)
 		})
 	}
 }
@@ -221,17 +248,25 @@ type durable struct {
 	env  []string
 }
 
-func durableBackends(t *testing.T) []durable {
+func durableBackends(t *testing.T) []durable { return durableStores(t) }
+
+// durableStores are the stores that outlive the daemon, each with its own
+// file, database or prefix, and extra settings for all.
+func durableStores(t *testing.T, extra ...string) []durable {
 	dir := t.TempDir()
+	with := func(env ...string) []string { return append(env, extra...) }
 	return []durable{
-		{"sqlite", []string{"REPOSITORY_BACKEND=sqlite", "JOBQUEUE_BACKEND=sqlite", "SQLITE_PATH=" + filepath.Join(dir, "d.db")}},
-		{"postgres", []string{"REPOSITORY_BACKEND=postgres", "JOBQUEUE_BACKEND=postgres", "POSTGRESQL_URL=" + testutil.PostgresDB(t)}},
+		{"sqlite", with("REPOSITORY_BACKEND=sqlite", "JOBQUEUE_BACKEND=sqlite", "SQLITE_PATH="+filepath.Join(dir, "d.db"))},
+		{"postgres", with("REPOSITORY_BACKEND=postgres", "JOBQUEUE_BACKEND=postgres", "POSTGRESQL_URL="+testutil.PostgresDB(t))},
 		// Records in SQLite, jobs in Redis: killing the daemon must not
 		// lose what Redis acknowledged (Redis itself is not killed here).
-		{"sqlite+redis", []string{"REPOSITORY_BACKEND=sqlite", "SQLITE_PATH=" + filepath.Join(dir, "r.db"),
-			"JOBQUEUE_BACKEND=redis", "REDIS_URL=" + testutil.RedisURL(), "STORAGED_REDIS_PREFIX=" + testutil.RedisPrefix(t)}},
+		{"sqlite+redis", with("REPOSITORY_BACKEND=sqlite", "SQLITE_PATH="+filepath.Join(dir, "r.db"),
+			"JOBQUEUE_BACKEND=redis", "REDIS_URL="+testutil.RedisURL(), "STORAGED_REDIS_PREFIX="+testutil.RedisPrefix(t))},
 	}
 }
+
+// retention0 is the setting that makes acks delete their jobs.
+const retention0 = "STORAGED_RETENTION_COMPLETED=0"
 
 func newReq(method, path, body string) (*http.Request, error) {
 	return http.NewRequest(method, "http://storaged"+path, strings.NewReader(body))

@@ -4,16 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	json "github.com/goccy/go-json"
 )
@@ -41,9 +37,7 @@ func jobsCmd(ctx context.Context, args []string, lookup func(string) (string, bo
 		return errors.New(jobsUsage) //nolint:staticcheck // ST1005: the usage text is the error, printed as it is
 	}
 	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet("storaged jobs "+cmd, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	socket := fs.String("socket", envOr(lookup, "STORAGED_SOCKET", ""), "the daemon's socket ($STORAGED_SOCKET)")
+	fs, socket := commandFlags("storaged jobs "+cmd, lookup)
 	limit := fs.Int("limit", 100, "jobs per page")
 	offset := fs.Int("offset", 0, "jobs to skip")
 	status := fs.String("status", "", "statuses, comma-separated")
@@ -53,57 +47,25 @@ func jobsCmd(ctx context.Context, args []string, lookup func(string) (string, bo
 	order := fs.String("order", "", "asc or desc")
 	after := fs.String("after", "", "the cursor of the page to read")
 	idList := fs.String("ids", "", "job ids, comma-separated")
-	var pos []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return fmt.Errorf("%w\n%s", err, jobsUsage)
-		}
-		args = fs.Args()
-		if len(args) > 0 {
-			pos, args = append(pos, args[0]), args[1:]
-		}
-	}
-	if *socket == "" {
-		*socket = "/run/storaged/storaged.sock"
+	pos, err := parseCommand(fs, socket, args, jobsUsage)
+	if err != nil {
+		return err
 	}
 	if len(pos) != 1 {
 		return fmt.Errorf("storaged jobs %s takes one argument\n%s", cmd, jobsUsage)
 	}
 	arg := url.PathEscape(pos[0])
 	errOut := io.Writer(os.Stderr)
-	var err error
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", *socket)
-	}}}
+	call := socketCaller(ctx, *socket)
 	do := func(method, path string, body ...any) ([]byte, error) {
-		var rd io.Reader
+		var b []byte
 		if len(body) > 0 {
-			b, err := json.Marshal(body[0])
-			if err != nil {
+			var err error
+			if b, err = json.Marshal(body[0]); err != nil {
 				return nil, err
 			}
-			rd = bytes.NewReader(b)
 		}
-		req, err := http.NewRequestWithContext(ctx, method, "http://storaged"+path, rd)
-		if err != nil {
-			return nil, err
-		}
-		res, err := c.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("STORAGED_SOCKET: no daemon answers on %s: %w", *socket, err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		if res.StatusCode >= 300 {
-			var e struct {
-				Error struct{ Code, Message string }
-			}
-			if json.Unmarshal(b, &e) == nil && e.Error.Code != "" {
-				return nil, fmt.Errorf("%s: %s", e.Error.Code, e.Error.Message)
-			}
-			return nil, fmt.Errorf("storaged answered %d", res.StatusCode)
-		}
-		return b, nil
+		return call(method, path, b)
 	}
 	// selection is what find and the bulk calls send.
 	selection := func() (map[string]any, error) {

@@ -31,22 +31,11 @@ func queuesCmd(ctx context.Context, args []string, lookup func(string) (string, 
 		return errors.New(queuesUsage) //nolint:staticcheck // ST1005: the usage text is the error, printed as it is
 	}
 	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet("storaged queues "+cmd, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	socket := fs.String("socket", envOr(lookup, "STORAGED_SOCKET", ""), "the daemon's socket ($STORAGED_SOCKET)")
+	fs, socket := commandFlags("storaged queues "+cmd, lookup)
 	set := fs.String("set", "", "settings to put (JSON)")
-	var pos []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return fmt.Errorf("%w\n%s", err, queuesUsage)
-		}
-		args = fs.Args()
-		if len(args) > 0 {
-			pos, args = append(pos, args[0]), args[1:]
-		}
-	}
-	if *socket == "" {
-		*socket = "/run/storaged/storaged.sock"
+	pos, err := parseCommand(fs, socket, args, queuesUsage)
+	if err != nil {
+		return err
 	}
 	if len(pos) != 1 {
 		return fmt.Errorf("storaged queues %s takes one queue\n%s", cmd, queuesUsage)
@@ -85,6 +74,34 @@ func queuesCmd(ctx context.Context, args []string, lookup func(string) (string, 
 // socketCaller returns a function that sends one request to the daemon on
 // socket and returns the answer's body, or the daemon's error as code:
 // message.
+// commandFlags is the flag set of `storaged <group> <cmd>`, with the
+// --socket every such command takes.
+func commandFlags(name string, lookup func(string) (string, bool)) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs, fs.String("socket", envOr(lookup, "STORAGED_SOCKET", ""), "the daemon's socket ($STORAGED_SOCKET)")
+}
+
+// parseCommand parses flags wherever they stand among the positional
+// arguments, and returns those; an empty --socket becomes the systemd
+// unit's path.
+func parseCommand(fs *flag.FlagSet, socket *string, args []string, usage string) ([]string, error) {
+	var pos []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return nil, fmt.Errorf("%w\n%s", err, usage)
+		}
+		args = fs.Args()
+		if len(args) > 0 {
+			pos, args = append(pos, args[0]), args[1:]
+		}
+	}
+	if *socket == "" {
+		*socket = "/run/storaged/storaged.sock"
+	}
+	return pos, nil
+}
+
 func socketCaller(ctx context.Context, socket string) func(method, path string, body []byte) ([]byte, error) {
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", socket)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -25,21 +24,10 @@ func schedulesCmd(ctx context.Context, args []string, lookup func(string) (strin
 		return errors.New(schedulesUsage) //nolint:staticcheck // ST1005: the usage text is the error, printed as it is
 	}
 	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet("storaged schedules "+cmd, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	socket := fs.String("socket", envOr(lookup, "STORAGED_SOCKET", ""), "the daemon's socket ($STORAGED_SOCKET)")
-	var pos []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return fmt.Errorf("%w\n%s", err, schedulesUsage)
-		}
-		args = fs.Args()
-		if len(args) > 0 {
-			pos, args = append(pos, args[0]), args[1:]
-		}
-	}
-	if *socket == "" {
-		*socket = "/run/storaged/storaged.sock"
+	fs, socket := commandFlags("storaged schedules "+cmd, lookup)
+	pos, err := parseCommand(fs, socket, args, schedulesUsage)
+	if err != nil {
+		return err
 	}
 	do := socketCaller(ctx, *socket)
 	switch cmd {

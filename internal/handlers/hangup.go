@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"github.com/valyala/fasthttp"
 	"net"
 	"syscall"
 	"time"
@@ -45,6 +46,19 @@ func clientGone(c net.Conn) bool {
 	gone := false
 	_ = raw.Control(func(fd uintptr) { gone = peerClosed(fd) })
 	return gone
+}
+
+// pollCtx is the context of a call that may wait up to wait (a long
+// poll): the call's own (callCtx, lengthened by wait), which a wait also
+// ends when the client hangs up, so that it never claims or reads what
+// nobody will receive. done must be called before the handler returns.
+func (s *Server) pollCtx(ctx *fasthttp.RequestCtx, wait time.Duration) (context.Context, func()) {
+	c, cancel := s.callCtx(ctx, wait)
+	if wait <= 0 {
+		return c, cancel
+	}
+	c, stop := watchHangup(c, ctx.Conn())
+	return c, func() { stop(); cancel() }
 }
 
 // watchHangup returns a context that ends when parent does or when the

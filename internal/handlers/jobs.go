@@ -62,13 +62,8 @@ func (s *Server) events(ctx *fasthttp.RequestCtx) error {
 			return backend.Errorf(backend.CodeInvalidArgument, "limit must be between 1 and %d", backend.MaxEventLimit)
 		}
 	}
-	c, cancel := s.callCtx(ctx, p.Wait)
-	defer cancel()
-	if p.Wait > 0 {
-		var stop func()
-		c, stop = watchHangup(c, ctx.Conn())
-		defer stop()
-	}
+	c, done := s.pollCtx(ctx, p.Wait)
+	defer done()
 	page, err := s.jobs.Events(c, name, p)
 	if err != nil {
 		return err
@@ -159,15 +154,8 @@ func (s *Server) dequeue(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	c, cancel := s.callCtx(ctx, p.Wait)
-	defer cancel()
-	if p.Wait > 0 {
-		// A long poll ends when its client hangs up, so that it never
-		// claims a job nobody will receive.
-		var stop func()
-		c, stop = watchHangup(c, ctx.Conn())
-		defer stop()
-	}
+	c, done := s.pollCtx(ctx, p.Wait)
+	defer done()
 	jobs, err := s.jobs.Dequeue(c, queue, p)
 	if err != nil {
 		return err
@@ -220,13 +208,8 @@ func (s *Server) wait(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	c, cancel := s.callCtx(ctx, wait)
-	defer cancel()
-	if wait > 0 {
-		var stop func()
-		c, stop = watchHangup(c, ctx.Conn())
-		defer stop()
-	}
+	c, done := s.pollCtx(ctx, wait)
+	defer done()
 	job, err := s.jobs.Wait(c, id, wait)
 	if err != nil {
 		return err

@@ -2,6 +2,8 @@ package handlers
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"math"
 	"time"
 
@@ -203,13 +205,56 @@ func eachItem[T any](raws []json.RawMessage, decode func([]byte) (T, error)) ([]
 }
 
 // DecodeEnqueueBatch decodes the body of POST /v1/queues/{q}/jobs/batch: a
-// JSON array of enqueue bodies.
+// JSON array of enqueue bodies, in one pass (one check of the body and one
+// decoder, instead of a split into items and a check and a decoder for
+// each: a quarter of the daemon's time in an enqueueMany of 1 000 jobs).
+// A body that does not decode, or holds an item that is not an object, is
+// decoded again item by item, so that the error names the item as before.
 func DecodeEnqueueBatch(b []byte) ([]backend.EnqueueParams, error) {
+	if err := checkBody(b); err != nil {
+		return nil, err
+	}
+	if items, ok := decodeObjects[enqueueBody](b); ok {
+		out := make([]backend.EnqueueParams, len(items))
+		for i, item := range items {
+			p, err := item.toParams()
+			if err != nil {
+				be := backend.AsError(err)
+				return nil, backend.Errorf(be.Code, "item %d: %s", i, be.Message)
+			}
+			out[i] = p
+		}
+		return out, nil
+	}
 	raws, err := decodeArray(b, "jobs")
 	if err != nil {
 		return nil, err
 	}
 	return eachItem(raws, DecodeEnqueue)
+}
+
+// decodeObjects decodes a checked JSON array of objects strictly (no
+// unknown keys, nothing after the array); ok is false for anything else,
+// a null item included, which the caller's item-by-item path then names.
+func decodeObjects[T any](b []byte) (items []*T, ok bool) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '[' {
+		return nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&items); err != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, false
+	}
+	for _, item := range items {
+		if item == nil {
+			return nil, false
+		}
+	}
+	return items, true
 }
 
 // DecodeDequeue decodes {waitMs, leaseMs, max}; many tells whether max was

@@ -558,13 +558,8 @@ func (s *Server) changes(ctx *fasthttp.RequestCtx) error {
 	if !ok {
 		return backend.Errorf(backend.CodeUnavailable, "this repository backend keeps no change log")
 	}
-	c, cancel := s.callCtx(ctx, wait)
-	defer cancel()
-	if wait > 0 {
-		var stop func()
-		c, stop = watchHangup(c, ctx.Conn())
-		defer stop()
-	}
+	c, done := s.pollCtx(ctx, wait)
+	defer done()
 	defer s.metrics.op("repository", "changes").done()
 	changes, next, err := backend.WaitChanges(c, log, name, after, limit, wait)
 	if err != nil {

@@ -2,9 +2,9 @@
 // their per-item results, and the batching worker (prefetch, batched
 // outcomes, release of prefetched claims on stop).
 import assert from "node:assert/strict";
-import { after, afterEach, before, describe, it } from "node:test";
+import { afterEach, describe, it } from "node:test";
 import { ConflictError, JobStatus, NotFoundError, SocketJobQueueBackend, ValidationError, type Job } from "../src/index.js";
-import { BACKENDS, jobCapabilities, lacks, sleep, startDaemon, uniqueName, type JobCapability, type TestDaemon } from "./harness.js";
+import { BACKENDS, lacks, sleep, uniqueName, withJobsDaemon, type JobCapability } from "./harness.js";
 
 interface Item {
   n: number;
@@ -12,19 +12,8 @@ interface Item {
 
 for (const backend of BACKENDS) {
   describe(`batches on ${backend}`, () => {
-    let daemon: TestDaemon;
-    let jobs: SocketJobQueueBackend;
-    let caps: Record<JobCapability, boolean>;
-    before(async () => {
-      daemon = await startDaemon(backend);
-      caps = await jobCapabilities(daemon.socketPath);
-      jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
-      await jobs.connect();
-    });
-    after(async () => {
-      await jobs.disconnect();
-      await daemon.stop();
-    });
+    let jobs: SocketJobQueueBackend, caps: Record<JobCapability, boolean>;
+    withJobsDaemon(backend, (s) => ({ jobs, caps } = s));
     afterEach(() => {
       assert.equal(jobs.heldClaims(), 0, "claims left in the client's book");
     });

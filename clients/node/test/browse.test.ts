@@ -1,26 +1,15 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { ConflictError, JobStatus, NotFoundError, SocketJobQueueBackend, ValidationError } from "../src/index.js";
-import { BACKENDS, jobCapabilities, lacks, startDaemon, uniqueName, type JobCapability, type TestDaemon } from "./harness.js";
+import { BACKENDS, lacks, uniqueName, withJobsDaemon, type JobCapability } from "./harness.js";
 
 // Browsing jobs (issue 20) through the client against a real daemon on
 // each backend: find in pages, bulk actions, edits of pending jobs, the
 // overview of every queue.
 for (const backend of BACKENDS) {
   describe(`job browsing on ${backend}`, () => {
-    let daemon: TestDaemon;
-    let jobs: SocketJobQueueBackend;
-    let caps: Record<JobCapability, boolean>;
-    before(async () => {
-      daemon = await startDaemon(backend);
-      jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
-      await jobs.connect();
-      caps = await jobCapabilities(daemon.socketPath);
-    });
-    after(async () => {
-      await jobs.disconnect();
-      await daemon.stop();
-    });
+    let jobs: SocketJobQueueBackend, caps: Record<JobCapability, boolean>;
+    withJobsDaemon(backend, (s) => ({ jobs, caps } = s));
 
     it("finds failed jobs by data, retries them and sees them complete", async (t) => {
       if (lacks(t, caps, "browse")) return;

@@ -1,25 +1,14 @@
 // Issue 17, the rest: a job's own timeout (kept with it, winning over the
 // worker's) and queue.events(), against a real daemon on every backend.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { JobTimeoutError, SocketJobQueueBackend, ValidationError, type QueueEvent } from "../src/index.js";
-import { BACKENDS, jobCapabilities, lacks, sleep, startDaemon, uniqueName, type JobCapability, type TestDaemon } from "./harness.js";
+import { BACKENDS, lacks, sleep, uniqueName, withJobsDaemon, type JobCapability } from "./harness.js";
 
 for (const backend of BACKENDS) {
   describe(`job timeouts and queue events on ${backend}`, () => {
-    let daemon: TestDaemon;
-    let jobs: SocketJobQueueBackend;
-    let caps: Record<JobCapability, boolean>;
-    before(async () => {
-      daemon = await startDaemon(backend);
-      caps = await jobCapabilities(daemon.socketPath);
-      jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
-      await jobs.connect();
-    });
-    after(async () => {
-      await jobs.disconnect();
-      await daemon.stop();
-    });
+    let jobs: SocketJobQueueBackend, caps: Record<JobCapability, boolean>;
+    withJobsDaemon(backend, (s) => ({ jobs, caps } = s));
 
     it("keeps a job's timeoutMs with it, and the job's own timeout wins over work()'s", async () => {
       const queue = jobs.queue<string>(uniqueName("timeouts"));

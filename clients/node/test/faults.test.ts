@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { JobStatus, SocketJobQueueBackend } from "../src/index.js";
-import { BACKENDS, jobCapabilities, lacks, sleep, startDaemon, uniqueName, type JobCapability, type TestDaemon } from "./harness.js";
+import { BACKENDS, lacks, sleep, uniqueName, withJobsDaemon, type JobCapability, type TestDaemon } from "./harness.js";
 
 const clientURL = new URL("../src/index.js", import.meta.url).href;
 
@@ -37,19 +37,8 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 
 
 for (const backend of BACKENDS) {
   describe(`worker faults on ${backend}`, () => {
-    let daemon: TestDaemon;
-    let jobs: SocketJobQueueBackend;
-    let caps: Record<JobCapability, boolean>;
-    before(async () => {
-      daemon = await startDaemon(backend);
-      caps = await jobCapabilities(daemon.socketPath);
-      jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
-      await jobs.connect();
-    });
-    after(async () => {
-      await jobs.disconnect();
-      await daemon.stop();
-    });
+    let daemon: TestDaemon, jobs: SocketJobQueueBackend, caps: Record<JobCapability, boolean>;
+    withJobsDaemon(backend, (s) => ({ daemon, jobs, caps } = s));
 
     it("redelivers the jobs of a killed worker after their leases, each completed once", async (t) => {
       if (lacks(t, caps, "milliseconds", "exactStats", "getJob")) return;

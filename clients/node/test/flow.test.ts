@@ -1,26 +1,15 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { JobStatus, NotFoundError, SocketJobQueueBackend, ValidationError, type Job } from "../src/index.js";
-import { BACKENDS, jobCapabilities, lacks, startDaemon, uniqueName, type JobCapability, type TestDaemon } from "./harness.js";
+import { BACKENDS, lacks, uniqueName, withJobsDaemon, type JobCapability } from "./harness.js";
 
 // Flow control (issue 16) through the client against a real daemon on
 // each backend: settings, pause and resume, and a worker held to the
 // queue's concurrency.
 for (const backend of BACKENDS) {
   describe(`queue flow control on ${backend}`, () => {
-    let daemon: TestDaemon;
-    let jobs: SocketJobQueueBackend;
-    let caps: Record<JobCapability, boolean>;
-    before(async () => {
-      daemon = await startDaemon(backend);
-      jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
-      await jobs.connect();
-      caps = await jobCapabilities(daemon.socketPath);
-    });
-    after(async () => {
-      await jobs.disconnect();
-      await daemon.stop();
-    });
+    let jobs: SocketJobQueueBackend, caps: Record<JobCapability, boolean>;
+    withJobsDaemon(backend, (s) => ({ jobs, caps } = s));
 
     it("configures, reads back, and refuses bad settings", async (t) => {
       if (lacks(t, caps, "flowControl")) return;
@@ -85,19 +74,8 @@ for (const backend of BACKENDS) {
 
 for (const backend of BACKENDS) {
   describe(`unique enqueue on ${backend}`, () => {
-    let daemon: TestDaemon;
-    let jobs: SocketJobQueueBackend;
-    let caps: Record<JobCapability, boolean>;
-    before(async () => {
-      daemon = await startDaemon(backend);
-      jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
-      await jobs.connect();
-      caps = await jobCapabilities(daemon.socketPath);
-    });
-    after(async () => {
-      await jobs.disconnect();
-      await daemon.stop();
-    });
+    let jobs: SocketJobQueueBackend, caps: Record<JobCapability, boolean>;
+    withJobsDaemon(backend, (s) => ({ jobs, caps } = s));
 
     it("holds a key past completion, and replaces a pending holder", async (t) => {
       if (lacks(t, caps, "dedupeKeys", "getJob")) return;
@@ -124,19 +102,8 @@ for (const backend of BACKENDS) {
 
 for (const backend of BACKENDS) {
   describe(`schedules on ${backend}`, () => {
-    let daemon: TestDaemon;
-    let jobs: SocketJobQueueBackend;
-    let caps: Record<JobCapability, boolean>;
-    before(async () => {
-      daemon = await startDaemon(backend);
-      jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
-      await jobs.connect();
-      caps = await jobCapabilities(daemon.socketPath);
-    });
-    after(async () => {
-      await jobs.disconnect();
-      await daemon.stop();
-    });
+    let jobs: SocketJobQueueBackend, caps: Record<JobCapability, boolean>;
+    withJobsDaemon(backend, (s) => ({ jobs, caps } = s));
 
     it("puts a schedule idempotently, fires it, lists and deletes it", async (t) => {
       if (lacks(t, caps, "schedules")) return;

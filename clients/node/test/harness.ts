@@ -8,7 +8,9 @@ import { createServer } from "node:net";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before } from "node:test";
 import { PrivateDaemon } from "../src/daemon.js";
+import { SocketJobQueueBackend } from "../src/index.js";
 
 const DAEMON_ENV: Record<string, () => Record<string, string> | Promise<Record<string, string>>> = {
   memory: () => ({ REPOSITORY_BACKEND: "memory", JOBQUEUE_BACKEND: "memory" }),
@@ -213,6 +215,33 @@ export async function jobCapabilities(socketPath: string): Promise<Record<JobCap
     req.end();
   });
   return (JSON.parse(body) as { jobCapabilities: Record<JobCapability, boolean> }).jobCapabilities;
+}
+
+/** What a job suite on one backend works with. */
+export interface JobSuite {
+  daemon: TestDaemon;
+  jobs: SocketJobQueueBackend;
+  caps: Record<JobCapability, boolean>;
+}
+
+/**
+ * Gives the enclosing describe block a daemon on backend and a connected
+ * job client (its before and after hooks), handed to assign once started.
+ */
+export function withJobsDaemon(backend: string, assign: (s: JobSuite) => void): void {
+  let s: JobSuite | undefined;
+  before(async () => {
+    const daemon = await startDaemon(backend);
+    const caps = await jobCapabilities(daemon.socketPath);
+    const jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
+    await jobs.connect();
+    s = { daemon, jobs, caps };
+    assign(s);
+  });
+  after(async () => {
+    await s?.jobs.disconnect();
+    await s?.daemon.stop();
+  });
 }
 
 /**

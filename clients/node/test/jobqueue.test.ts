@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { after, afterEach, before, describe, it } from "node:test";
+import { afterEach, describe, it } from "node:test";
 import { ConflictError, JobStatus, SocketJobQueueBackend, StorageUnavailableError, ValidationError, type Job, type JobQueue } from "../src/index.js";
-import { BACKENDS, jobCapabilities, lacks, sleep, startDaemon, uniqueName, type JobCapability, type TestDaemon } from "./harness.js";
+import { BACKENDS, lacks, sleep, uniqueName, withJobsDaemon, type JobCapability, type TestDaemon } from "./harness.js";
 
 interface ExecutePlanJob {
   planId: string;
@@ -11,19 +11,8 @@ interface ExecutePlanJob {
 
 for (const backend of BACKENDS) {
   describe(`job queue on ${backend}`, () => {
-    let daemon: TestDaemon;
-    let jobs: SocketJobQueueBackend;
-    let caps: Record<JobCapability, boolean>;
-    before(async () => {
-      daemon = await startDaemon(backend);
-      caps = await jobCapabilities(daemon.socketPath);
-      jobs = new SocketJobQueueBackend({ socketPath: daemon.socketPath });
-      await jobs.connect();
-    });
-    after(async () => {
-      await jobs.disconnect();
-      await daemon.stop();
-    });
+    let daemon: TestDaemon, jobs: SocketJobQueueBackend, caps: Record<JobCapability, boolean>;
+    withJobsDaemon(backend, (s) => ({ daemon, jobs, caps } = s));
     afterEach(() => {
       // Every test settles what it claims, refused settles included: no claim may stay behind.
       assert.equal(jobs.heldClaims(), 0, "claims left in the client's book");

@@ -3,6 +3,7 @@ package backendtest
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -63,6 +64,7 @@ func RunJobQueue(t *testing.T, newStore NewJobStore) {
 		{"LongPollSeesDelayedJob", none, testLongPollDelayed},
 		{"LongPollManyReturnsWhatIsReady", none, testLongPollMany},
 		{"EnqueueMany", getStats, testEnqueueMany},
+		{"EnqueueManyEachJobKeepsItsOptions", clock, testEnqueueManyOptions},
 		{"StatsAndListFailed", backend.JobCapabilities{GetByID: true, ExactStats: true, Cancel: true}, testStats},
 		{"RetryFailed", get, testRetryFailed},
 		{"PurgeFailed", get, testPurgeFailed},
@@ -631,6 +633,99 @@ func testEnqueueMany(t *testing.T, b *jq) {
 	wantCode(t, err, backend.CodeInvalidArgument)
 	if st, _ := b.Stats(ctx(t), q); st.Pending != 50 {
 		t.Fatalf("a refused batch added jobs: %+v", st)
+	}
+}
+
+// testEnqueueManyOptions: in a batch without keys, small or large, mixed
+// or all alike (a store may send a column all jobs share once), each job
+// keeps its own backoff (several, some repeated), delay or runAt,
+// priority, attempts, timeout and trace context, and all are stamped
+// with the call's time and, where the queue's feed is read, enqueued in
+// the batch's order.
+func testEnqueueManyOptions(t *testing.T, b *jq) {
+	fixed := backend.Backoff{Type: backend.BackoffFixed, DelayMs: 5000, MaxDelayMs: 5000}
+	exp := backend.Backoff{Type: backend.BackoffExponential, DelayMs: 10_000, MaxDelayMs: 25_000}
+	now := b.now()
+	early := time.Date(1999, 12, 31, 23, 59, 59, 999_000_000, time.UTC)
+	type want struct {
+		backoff  backend.Backoff
+		runAt    time.Duration // after the job's creation, or
+		at       time.Time     // this
+		priority int
+		attempts int
+		timeout  int64
+		trace    string
+	}
+	kinds := []struct {
+		p backend.EnqueueParams
+		w want
+	}{
+		{backend.EnqueueParams{}, want{backend.DefaultBackoff, 0, time.Time{}, 0, backend.DefaultMaxAttempts, 0, ""}},
+		{backend.EnqueueParams{Backoff: fixed, Priority: 2, MaxAttempts: 7}, want{fixed, 0, time.Time{}, 2, 7, 0, ""}},
+		{backend.EnqueueParams{Backoff: exp, Delay: 90 * time.Second, Timeout: 1500 * time.Millisecond},
+			want{exp, 90 * time.Second, time.Time{}, 0, backend.DefaultMaxAttempts, 1500, ""}},
+		{backend.EnqueueParams{Backoff: fixed, RunAt: now.Add(time.Hour), Traceparent: traceA},
+			want{fixed, 0, now.Add(time.Hour), 0, backend.DefaultMaxAttempts, 0, traceA}},
+		{backend.EnqueueParams{Delay: time.Millisecond, Priority: -1}, want{backend.DefaultBackoff, time.Millisecond, time.Time{}, -1, backend.DefaultMaxAttempts, 0, ""}},
+		{backend.EnqueueParams{Backoff: exp, MaxAttempts: 1, RunAt: early}, want{exp, 0, early, 0, 1, 0, ""}},
+	}
+	// Batches of every kind in turn, small and large, and of each kind
+	// alone (every column the same in every job).
+	var batches [][]int
+	for _, n := range []int{len(kinds), 130} {
+		batch := make([]int, n)
+		for i := range batch {
+			batch[i] = i % len(kinds)
+		}
+		batches = append(batches, batch)
+	}
+	for k := range kinds {
+		batches = append(batches, []int{k, k, k})
+	}
+	for _, batch := range batches {
+		n := len(batch)
+		q := qname(t)
+		var cursor string
+		if b.caps.Events {
+			cursor = events(t, b.svc, q, "", 0).Next
+		}
+		ps := make([]backend.EnqueueParams, n)
+		for i := range ps {
+			ps[i] = kinds[batch[i]].p
+			ps[i].Data = json.RawMessage(strconv.Itoa(i))
+		}
+		ids, err := b.Enqueue(ctx(t), q, ps)
+		must(t, err)
+		if len(ids) != n {
+			t.Fatalf("%d ids for %d jobs", len(ids), n)
+		}
+		created := getJob(t, b, ids[0]).CreatedAt
+		if created.Before(now) || created.After(b.now()) {
+			t.Fatalf("created at %v, not during the call (%v to %v)", created, now, b.now())
+		}
+		for i, id := range ids {
+			j, w := getJob(t, b, id), kinds[batch[i]].w
+			runAt := w.at
+			if runAt.IsZero() {
+				runAt = created.Add(w.runAt)
+			}
+			if string(j.Data) != strconv.Itoa(i) || j.Backoff != w.backoff || !j.RunAt.Equal(runAt) || j.MaxAttempts != w.attempts ||
+				j.TimeoutMs != w.timeout || j.Traceparent != w.trace || j.Attempts != 0 ||
+				!j.CreatedAt.Equal(created) || !j.UpdatedAt.Equal(created) || j.Status != backend.StatusPending {
+				t.Fatalf("job %d of %d: %+v; want %+v, created at %v", i, n, j, w, created)
+			}
+			if b.caps.Priorities && j.Priority != w.priority {
+				t.Fatalf("job %d of %d: priority %d, want %d", i, n, j.Priority, w.priority)
+			}
+		}
+		if b.caps.Events {
+			evs, _ := eventsUntil(t, b.svc, q, cursor, n)
+			for i, e := range evs {
+				if e.Type != backend.EventEnqueued || e.JobID != ids[i] {
+					t.Fatalf("event %d of %d: %s %s, want enqueued %s", i, n, e.Type, e.JobID, ids[i])
+				}
+			}
+		}
 	}
 }
 

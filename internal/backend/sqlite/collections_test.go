@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/storaged/storaged/internal/backend"
-	"github.com/storaged/storaged/internal/migrate"
 	"github.com/storaged/storaged/internal/testutil"
 )
 
@@ -123,18 +122,7 @@ func TestWritesDoNotPayForOtherCollectionsIndexes(t *testing.T) {
 // its indexes rebuilt, used and enforced.
 func TestMigrationMovesRecordsToCollectionTables(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
-	raw, err := OpenRaw(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	migs, err := Migrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := migrate.Up(ctx, raw, dialect, migs[:1]); err != nil {
-		t.Fatal(err)
-	}
+	path, raw := migratedTo(t, 1)
 	// The previous layout, as migration 0001 and the previous ensureIndex
 	// wrote it.
 	old := []string{
