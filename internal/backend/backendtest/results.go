@@ -24,6 +24,7 @@ var resultTests = []struct {
 	{"ResultKeptAndShown", testResult},
 	{"ResultSizeIsBounded", testResultTooLarge},
 	{"ProgressExtendsTheLease", testProgress},
+	{"ClaimAnswersTheJobAsStored", testClaimedAsStored},
 	{"WaitAnswersEachFinish", testWait},
 	{"WaitTimesOut", testWaitTimeout},
 }
@@ -272,4 +273,57 @@ func RunSharedWait(t *testing.T, open NewJobStore) {
 		t.Fatalf("the wait answered %v after the ack: not woken by the store's notification", d)
 	}
 	t.Logf("answered %v after the ack on the other service", time.Since(acked).Round(time.Microsecond))
+}
+
+// testClaimedAsStored: the job a claim answers is the job as stored once
+// claimed, but for the lease token, which getJob keeps to itself: on the
+// first attempt, and on a retry whose last attempt left progress (which
+// the new attempt clears) and an error (which it keeps).
+func testClaimedAsStored(t *testing.T, b *jq) {
+	q := qname(t)
+	p := backend.EnqueueParams{Data: json.RawMessage(`{"s":"a \"quoted\" é","n":[1,2.5]}`), Priority: b.prio(3), MaxAttempts: 4,
+		Backoff: fixed0(), Timeout: 7 * time.Second, Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+	if b.caps.Dedupe {
+		p.Key = "claimed-as-stored"
+	}
+	id := enqueue(t, b, q, p)
+	same := func(attempt int, claimed *backend.Job) {
+		t.Helper()
+		if claimed == nil || claimed.ID != id || claimed.Attempts != attempt || claimed.Lease == "" {
+			t.Fatalf("attempt %d: claimed %+v", attempt, claimed)
+		}
+		got := getJob(t, b, id)
+		c, g := *claimed, *got
+		if !jsonEqual(t, c.Data, g.Data) || !jsonEqual(t, c.Progress, g.Progress) || !jsonEqual(t, c.Result, g.Result) {
+			t.Fatalf("attempt %d: claimed data %s progress %s result %s, stored %s %s %s", attempt, c.Data, c.Progress, c.Result, g.Data, g.Progress, g.Result)
+		}
+		for _, j := range []*backend.Job{&c, &g} {
+			j.Data, j.Progress, j.Result, j.Lease = nil, nil, nil, ""
+			j.RunAt, j.CreatedAt, j.UpdatedAt = j.RunAt.UTC(), j.CreatedAt.UTC(), j.UpdatedAt.UTC()
+			for _, at := range []**time.Time{&j.StartedAt, &j.FinishedAt, &j.LeaseExpiresAt} {
+				if *at != nil {
+					u := (*at).UTC()
+					*at = &u
+				}
+			}
+		}
+		cj, err := json.Marshal(c)
+		must(t, err)
+		gj, err := json.Marshal(g)
+		must(t, err)
+		if string(cj) != string(gj) {
+			t.Fatalf("attempt %d: the claim answered\n%s\nbut stored\n%s", attempt, cj, gj)
+		}
+	}
+	j := dequeue(t, b, q, backend.DequeueParams{Lease: 90 * time.Second})
+	same(1, j)
+	b.clock.Advance(time.Second)
+	must(t, progress(ctx(t), b, j, `{"done":3}`, 0))
+	must(t, b.Fail(ctx(t), backend.FailParams{ID: id, Lease: j.Lease, Retry: true, Error: backend.JobError{Name: "Error", Message: "once"}}))
+	b.clock.Advance(time.Second)
+	j = dequeue(t, b, q, backend.DequeueParams{Lease: 45 * time.Second})
+	same(2, j)
+	if j.Progress != nil || j.LastError == nil || j.LastError.Message != "once" {
+		t.Fatalf("retry claimed with progress %s, lastError %+v", j.Progress, j.LastError)
+	}
 }

@@ -216,7 +216,8 @@ func (b *JobStore) Insert(ctx context.Context, p backend.InsertParams) ([]backen
 func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Claimed, error) {
 	var out backend.Claimed
 	expired, _ := backend.Marshal(p.Expired)
-	res, err := claimScript.Run(ctx, b.rdb, nil, b.prefix, nowArg(p.Now), p.Queue, p.Lease.Milliseconds(), p.Token, p.Max, expired).Slice()
+	leaseMs := p.Lease.Milliseconds()
+	res, err := claimScript.Run(ctx, b.rdb, nil, claimArgs(b.prefix, nowArg(p.Now), p.Queue, leaseMs, p.Token, p.Max, expired)...).Slice()
 	if err != nil {
 		return out, translate(err)
 	}
@@ -227,18 +228,30 @@ func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Cl
 		limited, _ := res[2].(int64)
 		out.Limited = limited == 1
 	}
-	if len(res) < 2 || str(res[1]) == "" {
+	if len(res) < 4 || str(res[1]) == "" {
 		return out, nil
 	}
-	var flats [][]string
-	if err := json.Unmarshal([]byte(str(res[1])), &flats); err != nil {
-		return out, backend.Wrap(err, backend.CodeInternal, "redis: the claim script's answer is not JSON")
+	now, err := strconv.ParseInt(str(res[3]), 10, 64)
+	if err != nil {
+		return out, backend.Wrap(err, backend.CodeInternal, "redis: the claim script's time is not a number")
 	}
-	out.Jobs = make([]*backend.Job, len(flats))
-	for i, flat := range flats {
-		m := make(map[string]string, len(flat)/2)
-		for k := 0; k+1 < len(flat); k += 2 {
-			m[flat[k]] = flat[k+1]
+	rows, err := unpackRows([]byte(str(res[1])))
+	if err != nil {
+		return out, backend.Wrap(err, backend.CodeInternal, "redis: the claim script's answer is not MessagePack")
+	}
+	out.Jobs = make([]*backend.Job, len(rows))
+	for i, row := range rows {
+		if len(row) != len(claimFields) {
+			return out, backend.Errorf(backend.CodeInternal, "redis: the claim script answered %d fields of a job, not %d", len(row), len(claimFields))
+		}
+		m := make(map[string]string, len(claimFields)+8)
+		for k, v := range row {
+			if v != nil {
+				m[claimFields[k]] = *v
+			}
+		}
+		if err := claimed(m, p.Token, leaseMs, now); err != nil {
+			return out, err
 		}
 		j, err := jobFromMap(m)
 		if err != nil {
@@ -247,6 +260,44 @@ func (b *JobStore) Claim(ctx context.Context, p backend.ClaimParams) (backend.Cl
 		out.Jobs[i] = j
 	}
 	return out, nil
+}
+
+// claimFields are the fields of a job the claim script reads and answers
+// with, status and attempts first (the script looks at them): every field
+// jobFromMap reads but those the claim sets (claimed). A field added to
+// jobs must be added here or there.
+var claimFields = []string{"status", "attempts", "id", "queue", "data", "priority", "maxAttempts",
+	"backoffType", "backoffDelayMs", "backoffMaxDelayMs", "key", "runAt", "createdAt", "finishedAt",
+	"timeoutMs", "trace", "result", "lastError"}
+
+func claimArgs(fixed ...any) []any {
+	args := make([]any, 0, len(fixed)+len(claimFields))
+	args = append(args, fixed...)
+	for _, f := range claimFields {
+		args = append(args, f)
+	}
+	return args
+}
+
+// claimed makes to a job, as the claim script read it, the changes the
+// script then wrote (the HSET of claim.lua): all but the attempt and the
+// lease are the same for every job of the claim, so the script sends the
+// fields as it found them, not a copy per job with the changes made.
+func claimed(m map[string]string, token string, leaseMs, now int64) error {
+	attempts, err := strconv.ParseInt(m["attempts"], 10, 64)
+	if err != nil {
+		return backend.Errorf(backend.CodeInternal, "redis: job %s has attempts %q", m["id"], m["attempts"])
+	}
+	at := strconv.FormatInt(now, 10)
+	m["status"] = string(backend.StatusProcessing)
+	m["attempts"] = strconv.FormatInt(attempts+1, 10)
+	m["lease"] = token + "." + m["id"]
+	m["leaseMs"] = strconv.FormatInt(leaseMs, 10)
+	m["startedAt"] = at
+	m["updatedAt"] = at
+	m["leaseExpiresAt"] = strconv.FormatInt(now+leaseMs, 10)
+	m["progress"] = ""
+	return nil
 }
 
 var kindWords = map[backend.SettleKind]string{
@@ -424,6 +475,8 @@ func (b *JobStore) Close() error {
 // str reads a string out of a script's answer (nil for a missing value).
 func str(v any) string { s, _ := v.(string); return s }
 
+// jobFromMap reads a job's hash. A field read here is either in
+// claimFields or set by claimed, or a claim's answer lacks it.
 func jobFromMap(m map[string]string) (*backend.Job, error) {
 	var bad error
 	num := func(field string) int64 {

@@ -1,31 +1,40 @@
 -- ARGV: prefix, now, queue, lease ms, token, max, lastError of an expired
--- claim with no attempts left. Moves due scheduled jobs and expired claims
+-- claim with no attempts left, then the fields of a job to answer with,
+-- status and attempts first. Moves due scheduled jobs and expired claims
 -- to ready (or fails claims whose attempts are spent), then claims up to
 -- max ready jobs in claim order, each with the lease token .. '.' .. id.
 -- Returns {ms until the next scheduled job or lease expiry (-1 if none,
--- 0 if every wanted job came), the claimed jobs as one JSON array of
--- [field, value, ...] arrays ('' if none), 1 if the queue's flow control
--- held jobs back}: one string instead of a reply element per
--- field, which cost more than the claim itself.
+-- 0 if every wanted job came), the claimed jobs ('' if none), 1 if the
+-- queue's flow control held jobs back, the time of the claim}. The jobs
+-- are one MessagePack array of the arrays of their fields' values as read
+-- (false for a field the job lacks): one string instead of a reply element
+-- per field, which cost more than the claim itself, and packed, not
+-- JSON-encoded, which copies the values instead of escaping them. Only
+-- the fields the claim leaves alone are read and sent; what the claim
+-- wrote (the HSET below) the daemon applies itself (redis.go, claimed):
+-- it is the same for every job but the attempt and the lease, which the
+-- daemon knows.
 local q, lease_ms, token, want, expired = ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local fields = {unpack(ARGV, 8)}
 local now = now_ms()
+-- Every job of the claim has the same times and lease length.
+local now_text, expires, lease_ms_text = ms(now), ms(now + lease_ms), ms(lease_ms)
 local ready, sched, leases = qkey(q, 'ready'), qkey(q, 'scheduled'), qkey(q, 'leases')
 
 -- Bounded so that one call never holds Redis for long; the rest moves on
 -- the next call.
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', sched, '-inf', now, 'LIMIT', 0, 1000)) do
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', sched, '-inf', now_text, 'LIMIT', 0, 1000)) do
   redis.call('ZREM', sched, id)
   local f = redis.call('HMGET', jkey(id), 'priority', 'runAt')
   if f[1] then redis.call('ZADD', ready, -tonumber(f[1]), ready_member(f[2], id)) end
 end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, 1000)) do
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now_text, 'LIMIT', 0, 1000)) do
   redis.call('ZREM', leases, id)
   local f = redis.call('HMGET', jkey(id), 'attempts', 'maxAttempts', 'priority', 'runAt', 'key', 'status')
   if f[6] == 'processing' then
     if tonumber(f[1]) >= tonumber(f[2]) then
       redis.call('HSET', jkey(id), 'lastError', expired)
-      finish(id, q, 'processing', f[4], f[5] or '', 'failed', now, now)
-      stamp(q, id, 'failed', now)
+      finish(id, q, 'processing', f[4], f[5] or '', 'failed', now, now, 'failed')
     else
       -- Still "processing" until claimed again: its holder may yet ack.
       -- P:q:<q>:expired names such claims, for finds of processing jobs.
@@ -49,7 +58,7 @@ if st[1] or st[2] or st[3] then
   end
   if st[2] then
     -- Claims whose lease has not run out hold the queue's slots.
-    local in_flight = redis.call('ZCOUNT', leases, '(' .. string.format('%.0f', now), '+inf')
+    local in_flight = redis.call('ZCOUNT', leases, '(' .. now_text, '+inf')
     cap = math.min(cap, math.max(tonumber(st[2]) - in_flight, 0))
   end
   if st[3] and st[4] then
@@ -81,17 +90,15 @@ while got < cap do
   for i = 1, #top, 2 do
     local id = string.sub(top[i], 17)
     local k = jkey(id)
-    local h = redis.call('HGETALL', k)
-    local f = {}
-    for n = 1, #h, 2 do f[h[n]] = n + 1 end
-    local status = f.status and h[f.status]
+    local h = redis.call('HMGET', k, unpack(fields))
+    local status = h[1]
     if status == 'pending' or status == 'processing' then
-      local expires = now + lease_ms
       local lease = token .. '.' .. id
-      local attempts = tonumber(h[f.attempts]) + 1
-      -- progress is the attempt's: an empty one reads as none.
-      redis.call('HSET', k, 'status', 'processing', 'attempts', attempts, 'lease', lease, 'leaseMs', lease_ms,
-        'startedAt', now, 'updatedAt', now, 'leaseExpiresAt', expires, 'progress', '', 'event', 'started', 'eventAt', now)
+      local attempts = ms(tonumber(h[2]) + 1)
+      -- progress is the attempt's: an empty one reads as none. The daemon
+      -- makes the same changes to the answer (claimed in redis.go).
+      redis.call('HSET', k, 'status', 'processing', 'attempts', attempts, 'lease', lease, 'leaseMs', lease_ms_text,
+        'startedAt', now_text, 'updatedAt', now_text, 'leaseExpiresAt', expires, 'progress', '', 'event', 'started', 'eventAt', now_text)
       file(q, id)
       leased[#leased + 1] = expires
       leased[#leased + 1] = id
@@ -100,14 +107,6 @@ while got < cap do
         unfiled[#unfiled + 1] = id
       else
         redis.call('SREM', qkey(q, 'expired'), id)
-      end
-      -- The answer is the hash as read, with what the claim changed (as
-      -- strings, as HGETALL gives them).
-      local set = {status = 'processing', attempts = tostring(attempts), lease = lease, leaseMs = string.format('%.0f', lease_ms),
-        startedAt = string.format('%.0f', now), updatedAt = string.format('%.0f', now), leaseExpiresAt = string.format('%.0f', expires),
-        progress = ''}
-      for name, value in pairs(set) do
-        if f[name] then h[f[name]] = value else h[#h + 1] = name; h[#h + 1] = value end
       end
       claimed[#claimed + 1] = h
       got = got + 1
@@ -121,6 +120,7 @@ for i = 1, #unfiled, 1000 do
   redis.call('ZREM', qkey(q, 'runat'), unpack(unfiled, i, math.min(i + 999, #unfiled)))
 end
 if fresh > 0 then count(q, 'pending', 'processing', fresh) end
+flush_finished()
 flush_counts()
 flush_stamps()
 if rate_ms and got > 0 then
@@ -149,5 +149,8 @@ elseif got < want then
     end
   end
 end
-if #claimed > 0 then out[2] = cjson.encode(claimed) end
+if #claimed > 0 then
+  out[2] = cmsgpack.pack(claimed)
+  out[4] = now_text
+end
 return out

@@ -10,9 +10,12 @@ for i = 4, #ARGV, 3 do
   local ids = redis.call('ZRANGEBYSCORE', set, '-inf', cutoff, 'LIMIT', 0, limit)
   for _, id in ipairs(ids) do
     forget(q, id, redis.call('HGET', jkey(id), 'key'))
-    redis.call('ZREM', set, id)
   end
-  if #ids > 0 then redis.call('HINCRBY', qkey(q, 'counts'), status, -#ids) end
+  if #ids > 0 then
+    redis.call('ZREM', set, unpack(ids))
+    redis.call('HINCRBY', qkey(q, 'counts'), status, -#ids)
+  end
   n = n + #ids
 end
+flush_finished()
 return n

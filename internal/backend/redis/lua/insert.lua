@@ -69,17 +69,20 @@ for i = 4, #ARGV, 15 do
     out[#out + 1] = '1'
   else
     local prio = tonumber(ARGV[i + 2])
-    redis.call('HSET', jkey(id), 'id', id, 'queue', q, 'data', ARGV[i + 1], 'status', 'pending',
-      'priority', prio, 'attempts', 0, 'maxAttempts', ARGV[i + 3],
+    local now_text, run_at_text = ms(now), ms(run_at)
+    -- A small hash is a list that HSET and HMGET search from its start:
+    -- the fields that claims and acks write or read come first.
+    redis.call('HSET', jkey(id), 'status', 'pending', 'attempts', '0', 'updatedAt', now_text,
+      'event', 'enqueued', 'eventAt', now_text, 'queue', q, 'runAt', run_at_text, 'key', key,
+      'trace', ARGV[i + 14], 'id', id, 'data', ARGV[i + 1], 'priority', ms(prio), 'maxAttempts', ARGV[i + 3],
       'backoffType', ARGV[i + 4], 'backoffDelayMs', ARGV[i + 5], 'backoffMaxDelayMs', ARGV[i + 6],
-      'key', key, 'runAt', run_at, 'createdAt', now, 'updatedAt', now,
-      'timeoutMs', ARGV[i + 13], 'trace', ARGV[i + 14], 'event', 'enqueued', 'eventAt', now)
+      'createdAt', now_text, 'timeoutMs', ARGV[i + 13])
     file(q, id)
-    filed(q, id, now, run_at)
+    filed(q, id, now_text, run_at_text)
     if run_at <= now then
-      redis.call('ZADD', qkey(q, 'ready'), -prio, ready_member(run_at, id))
+      redis.call('ZADD', qkey(q, 'ready'), ms(-prio), ready_member(run_at, id))
     else
-      redis.call('ZADD', qkey(q, 'scheduled'), run_at, id)
+      redis.call('ZADD', qkey(q, 'scheduled'), run_at_text, id)
     end
     if key ~= '' then
       redis.call('HSET', keys, key, id)

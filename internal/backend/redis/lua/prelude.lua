@@ -16,6 +16,22 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- ms gives a whole number (a time, a count of ms) as the text Redis
+-- stores. A number handed to redis.call is printed with '%.17g', and
+-- tostring and '%.0f' are float formats too: each costs Redis several
+-- times what the integer format does, and a claim or an ack made ten of
+-- them per job (a fifth of the script's time). The texts are kept: a
+-- script formats the same now and lease expiry for every job it touches.
+local texts = {}
+local function ms(n)
+  local s = texts[n]
+  if not s then
+    s = string.format('%d', n)
+    texts[n] = s
+  end
+  return s
+end
+
 -- Ready jobs sort by score (-priority), then by member: runAt and then
 -- the id, which is the claim order of DESIGN §3. runAt is shifted to
 -- start at the year 0 and zero-padded, so that every time a request can
@@ -81,6 +97,66 @@ end
 
 local function wake(q) redis.call('PUBLISH', P .. ':wake', q) end
 
+-- The event feed (issue 17). A transition stamps the job's hash with its
+-- event and time and files the job in P:q:<queue>:events, a zset scored
+-- by a number from the counter P:evseq: re-filing a job moves it, so the
+-- feed keeps each job's latest transition, and deleting the job takes it
+-- out. The numbers are taken in one INCRBY by flush_stamps, which every
+-- script that stamps calls before it returns; scripts run one at a time,
+-- so the numbers follow the order in which the changes happened.
+local stamps = {}
+local function file(q, id)
+  stamps[#stamps + 1] = q
+  stamps[#stamps + 1] = id
+end
+
+local function stamp(q, id, ev, now)
+  redis.call('HSET', jkey(id), 'event', ev, 'eventAt', ms(now))
+  file(q, id)
+end
+
+local function flush_stamps()
+  local n = #stamps / 2
+  if n == 0 then return end
+  local seq = redis.call('INCRBY', P .. ':evseq', n) - n
+  local byq = {}
+  for i = 1, #stamps, 2 do
+    seq = seq + 1
+    local z = byq[stamps[i]]
+    if not z then z = {}; byq[stamps[i]] = z end
+    z[#z + 1] = string.format('%d', seq)
+    z[#z + 1] = stamps[i + 1]
+  end
+  for q, z in pairs(byq) do
+    for i = 1, #z, 1000 do
+      redis.call('ZADD', qkey(q, 'events'), unpack(z, i, math.min(i + 999, #z)))
+    end
+  end
+  stamps = {}
+end
+
+-- finish ends a job for good: out of every claimable set, into the set of
+-- its final status, its dedupe key released, stamped with event ev. expires
+-- is the claim's lease expiry: a claim whose lease has not run out cannot
+-- wait in ready (only the claim script files expired claims there), so it
+-- is not looked for. drop deletes the job instead of keeping it (a
+-- completed-job retention of 0).
+-- The moves between a queue's leases and status sets, and forget's
+-- deletions, wait in finishing for flush_finished, which every script that
+-- finishes or forgets calls before it returns: one ZREM, ZADD or DEL per
+-- queue and set and script, not one each per job. (The ids of one settle
+-- are distinct, so no later change of the same script looks for a job in
+-- a set it has yet to reach.)
+local finishing = {}
+local function finishing_of(q)
+  local fq = finishing[q]
+  if not fq then
+    fq = {leases = {}, sets = {}, gone = {}, gone_ids = {}}
+    finishing[q] = fq
+  end
+  return fq
+end
+
 -- forget deletes a job's hash, its entries in the queue's browse and
 -- event sets and its key's last-job pointer (insert.lua). The set of its
 -- status is the caller's.
@@ -88,20 +164,15 @@ local function forget(q, id, key)
   if key and key ~= '' and redis.call('HGET', qkey(q, 'last'), key) == id then
     redis.call('HDEL', qkey(q, 'last'), key)
   end
-  redis.call('DEL', jkey(id))
-  redis.call('ZREM', qkey(q, 'events'), id)
-  redis.call('ZREM', qkey(q, 'created'), id)
+  local fq = finishing_of(q)
+  fq.gone[#fq.gone + 1] = jkey(id)
+  fq.gone_ids[#fq.gone_ids + 1] = id
 end
 
--- finish ends a job for good: out of every claimable set, into the set of
--- its final status, its dedupe key released. expires is the claim's lease
--- expiry: a claim whose lease has not run out cannot wait in ready (only
--- the claim script files expired claims there), so it is not looked for.
--- drop deletes the job instead of keeping it (a completed-job retention
--- of 0).
-local function finish(id, q, from, run_at, key, status, now, expires, drop)
+local function finish(id, q, from, run_at, key, status, now, expires, ev, drop)
+  local fq = finishing_of(q)
   if from == 'processing' then
-    redis.call('ZREM', qkey(q, 'leases'), id)
+    fq.leases[#fq.leases + 1] = id
   else
     redis.call('ZREM', qkey(q, 'scheduled'), id)
     redis.call('ZREM', qkey(q, 'runat'), id)
@@ -118,46 +189,39 @@ local function finish(id, q, from, run_at, key, status, now, expires, drop)
     count(q, from, nil)
     return
   end
+  local at = ms(now)
   -- An empty leaseExpiresAt reads as none, and saves an HDEL.
-  redis.call('HSET', jkey(id), 'status', status, 'finishedAt', now, 'updatedAt', now, 'leaseExpiresAt', '')
-  redis.call('ZADD', qkey(q, status), now, id)
+  redis.call('HSET', jkey(id), 'status', status, 'finishedAt', at, 'updatedAt', at, 'leaseExpiresAt', '',
+    'event', ev, 'eventAt', at)
+  file(q, id)
+  local set = fq.sets[status]
+  if not set then
+    set = {}
+    fq.sets[status] = set
+  end
+  set[#set + 1] = at
+  set[#set + 1] = id
   count(q, from, status)
 end
 
--- The event feed (issue 17). A transition stamps the job's hash with its
--- event and time and files the job in P:q:<queue>:events, a zset scored
--- by a number from the counter P:evseq: re-filing a job moves it, so the
--- feed keeps each job's latest transition, and deleting the job takes it
--- out. The numbers are taken in one INCRBY by flush_stamps, which every
--- script that stamps calls before it returns; scripts run one at a time,
--- so the numbers follow the order in which the changes happened.
-local stamps = {}
-local function file(q, id)
-  stamps[#stamps + 1] = q
-  stamps[#stamps + 1] = id
-end
-
-local function stamp(q, id, ev, now)
-  redis.call('HSET', jkey(id), 'event', ev, 'eventAt', now)
-  file(q, id)
-end
-
-local function flush_stamps()
-  local n = #stamps / 2
-  if n == 0 then return end
-  local seq = redis.call('INCRBY', P .. ':evseq', n) - n
-  local byq = {}
-  for i = 1, #stamps, 2 do
-    seq = seq + 1
-    local z = byq[stamps[i]]
-    if not z then z = {}; byq[stamps[i]] = z end
-    z[#z + 1] = seq
-    z[#z + 1] = stamps[i + 1]
-  end
-  for q, z in pairs(byq) do
-    for i = 1, #z, 1000 do
-      redis.call('ZADD', qkey(q, 'events'), unpack(z, i, math.min(i + 999, #z)))
+local function flush_finished()
+  for q, fq in pairs(finishing) do
+    local l = fq.leases
+    for i = 1, #l, 1000 do
+      redis.call('ZREM', qkey(q, 'leases'), unpack(l, i, math.min(i + 999, #l)))
+    end
+    for status, z in pairs(fq.sets) do
+      for i = 1, #z, 1000 do
+        redis.call('ZADD', qkey(q, status), unpack(z, i, math.min(i + 999, #z)))
+      end
+    end
+    local g, gi = fq.gone, fq.gone_ids
+    for i = 1, #g, 1000 do
+      local j = math.min(i + 999, #g)
+      redis.call('DEL', unpack(g, i, j))
+      redis.call('ZREM', qkey(q, 'events'), unpack(gi, i, j))
+      redis.call('ZREM', qkey(q, 'created'), unpack(gi, i, j))
     end
   end
-  stamps = {}
+  finishing = {}
 end
