@@ -137,9 +137,8 @@ func createTable(ctx context.Context, q querier, name string) (string, error) {
 
 // steps are the parts of migrations that SQL cannot say, by version.
 var steps = map[int]func(context.Context, *sql.Tx) error{
-	2:  moveToCollectionTables,
-	5:  addVersions,
-	11: rebuildIndexes,
+	2: moveToCollectionTables,
+	5: addVersions,
 }
 
 // withSteps attaches steps to the migrations they belong to.
@@ -210,51 +209,6 @@ func moveToCollectionTables(ctx context.Context, tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("index %q of %q: %w", s.name, s.collection, err)
 			}
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE record_indexes SET sql_name = ? WHERE collection = ? AND name = ?`, sqlName, s.collection, s.name); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// rebuildIndexes is the code of migration 0011: each collection's
-// lookup index is made again as indexSQL makes it now (the expiry last).
-// Unique indexes, which enforce and are never read by a count, stay.
-func rebuildIndexes(ctx context.Context, tx *sql.Tx) error {
-	rows, err := tx.QueryContext(ctx, `SELECT c.id, i.collection, i.name, i.spec, i.sql_name FROM record_indexes i
-		JOIN collections c ON c.name = i.collection ORDER BY c.id, i.name`)
-	if err != nil {
-		return err
-	}
-	type stored struct {
-		id                           int64
-		collection, name, spec, have string
-	}
-	var all []stored
-	for rows.Next() {
-		var s stored
-		if err := rows.Scan(&s.id, &s.collection, &s.name, &s.spec, &s.have); err != nil {
-			rows.Close()
-			return err
-		}
-		all = append(all, s)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, s := range all {
-		spec, err := backend.ParseIndexSpec(s.name, s.spec)
-		if err != nil {
-			return fmt.Errorf("index %q of %q: %w", s.name, s.collection, err)
-		}
-		sqlName, ddl := indexSQL(tableName(s.id), s.collection, spec)
-		if _, err := tx.ExecContext(ctx, `DROP INDEX IF EXISTS "`+s.have+`"`); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, ddl[0]); err != nil {
-			return fmt.Errorf("index %q of %q: %w", s.name, s.collection, err)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE record_indexes SET sql_name = ? WHERE collection = ? AND name = ?`, sqlName, s.collection, s.name); err != nil {
 			return err

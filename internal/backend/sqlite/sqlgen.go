@@ -252,10 +252,6 @@ func indexSQL(table, collection string, spec backend.IndexSpec) (name string, dd
 		ucols = append(ucols, valueExpr(p), "CASE "+t+" WHEN 'integer' THEN 'n' WHEN 'real' THEN 'n' WHEN 'text' THEN 's' ELSE 'b' END")
 		uwhere = append(uwhere, t+" IN ('integer', 'real', 'text', 'true', 'false')")
 	}
-	// The expiry last, for the same reason: every read also asks that a
-	// record has not expired (issue 18's TTL), and without it in the index
-	// a count read each matching row (2.7 ms for 1 000 matches at 100k).
-	cols = append(cols, "expires_at")
 	ddl = append(ddl, fmt.Sprintf(`CREATE INDEX IF NOT EXISTS "%s" ON %s (%s)`, name, table, strings.Join(cols, ", ")))
 	if spec.Unique {
 		ddl = append(ddl, fmt.Sprintf(`CREATE UNIQUE INDEX IF NOT EXISTS "u%s" ON %s (%s) WHERE %s`,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/storaged/storaged/internal/backend"
@@ -60,44 +59,5 @@ func TestMigrationAddsVersions(t *testing.T) {
 	it, err = r.Modify(ctx, "a", u, backend.WriteParams{IfMatch: 1})
 	if err != nil || it.Version != 2 || string(it.Rec) != `{"id":"a","n":2}` {
 		t.Fatalf("after $inc: %s at %d, %v", it.Rec, it.Version, err)
-	}
-}
-
-// TestMigrationPutsExpiryInIndexes: an index ensureIndex made before
-// migration 0011 is made again with the expiry last, so that counts
-// read only the index.
-func TestMigrationPutsExpiryInIndexes(t *testing.T) {
-	ctx := context.Background()
-	path, raw := migratedTo(t, 10)
-	// The layout of migration 0010, as ensureIndex then wrote it.
-	spec := backend.IndexSpec{Name: "by_status", Fields: []backend.Path{{"status"}}}
-	name, ddl := indexSQL(`"records_1"`, "plans", spec)
-	old := strings.Replace(ddl[0], `, expires_at)`, `)`, 1)
-	for _, q := range append(tableDDL(`"records_1"`),
-		`INSERT INTO collections (id, name) VALUES (1, 'plans')`,
-		`INSERT INTO "records_1" (id, doc) VALUES ('a', '{"id":"a","status":"open"}'), ('b', '{"id":"b","status":"done"}')`,
-		old,
-		`INSERT INTO record_indexes (collection, name, spec, sql_name) VALUES ('plans', 'by_status', '`+spec.Canonical()+`', '`+name+`')`,
-	) {
-		if _, err := raw.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	raw.Close()
-	db, err := Open(ctx, Config{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var sqlText string
-	if err := db.reader.QueryRow(`SELECT sql FROM sqlite_master WHERE name = ?`, name).Scan(&sqlText); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasSuffix(sqlText, ", expires_at)") {
-		t.Fatalf("index after the migration: %s", sqlText)
-	}
-	f, _ := backend.ParseFilter([]byte(`{"status": "open"}`))
-	if n, err := NewRepositoryBackend(db).Repository("plans").Count(ctx, f); err != nil || n != 1 {
-		t.Fatalf("count %d %v", n, err)
 	}
 }
