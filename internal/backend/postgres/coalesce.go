@@ -18,6 +18,97 @@ import (
 	"github.com/storaged/storaged/internal/backend"
 )
 
+// batcher is the queueing the coalescers below share. Up to
+// coalesceAfter calls run as they come, each its own statement, so that a
+// lone call waits for nothing; past that, calls queue per key (a table),
+// and each call that ends sends the oldest key's queue, at most
+// maxCoalesced of it, through send as one batch, in a goroutine of its own
+// that does the same when the batch ends. So no more than coalesceAfter
+// statements are under way at once, and no timer delays anyone.
+type batcher[K, W comparable] struct {
+	send    func(K, []W)
+	mu      sync.Mutex
+	running int
+	queued  map[K][]W
+	order   []K          // keys with a queue, oldest first
+	batches atomic.Int64 // batches sent, for tests
+}
+
+func newBatcher[K, W comparable](send func(K, []W)) *batcher[K, W] {
+	return &batcher[K, W]{send: send, queued: map[K][]W{}}
+}
+
+// enter counts a call that runs on its own (true; it calls done when it
+// ends), or queues the wait mk makes under k when coalesceAfter calls run.
+func (b *batcher[K, W]) enter(k K, mk func() W) (W, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var w W
+	if b.running < coalesceAfter {
+		b.running++
+		return w, true
+	}
+	w = mk()
+	if _, ok := b.queued[k]; !ok {
+		b.order = append(b.order, k)
+	}
+	b.queued[k] = append(b.queued[k], w)
+	return w, false
+}
+
+// alone counts a call that leaves its queue (unqueue) to run on its own;
+// it calls done when it ends.
+func (b *batcher[K, W]) alone() {
+	b.mu.Lock()
+	b.running++
+	b.mu.Unlock()
+}
+
+// unqueue takes w out of k's queue; false if a batch took it first.
+func (b *batcher[K, W]) unqueue(k K, w W) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ws := b.queued[k]
+	for i, q := range ws {
+		if q == w {
+			b.queued[k] = append(ws[:i:i], ws[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// done ends a call or a batch and, if calls are queued, sends the oldest
+// key's queue in its stead.
+func (b *batcher[K, W]) done() {
+	b.mu.Lock()
+	for len(b.order) > 0 && len(b.queued[b.order[0]]) == 0 {
+		delete(b.queued, b.order[0])
+		b.order = b.order[1:]
+	}
+	if len(b.order) == 0 {
+		b.running--
+		b.mu.Unlock()
+		return
+	}
+	k := b.order[0]
+	ws := b.queued[k]
+	if len(ws) > maxCoalesced {
+		b.queued[k] = ws[maxCoalesced:]
+		ws = ws[:maxCoalesced]
+	} else {
+		delete(b.queued, k)
+		b.order = b.order[1:]
+	}
+	b.mu.Unlock()
+	b.batches.Add(1)
+	// Its own goroutine: the call that ended answers its caller now.
+	go func() {
+		b.send(k, ws)
+		b.done()
+	}()
+}
+
 // getCoalescer lets concurrent reads of single records share queries.
 // Up to coalesceAfter reads run as they come, each its own query, so that
 // a lone read waits for nothing; past that, reads queue up per table, and
@@ -28,13 +119,9 @@ import (
 // findById fell from 17.5 to 6.5 µs and the daemon's from 20.5 to 16
 // (bench/node/cost.mjs; docs/decisions.md).
 type getCoalescer struct {
-	pool    *pgxpool.Pool
-	max     int
-	mu      sync.Mutex
-	running int
-	queued  map[*collTable][]*getWait
-	order   []*collTable // tables with a queue, oldest first
-	batches atomic.Int64 // shared queries sent, for tests
+	pool *pgxpool.Pool
+	now  func() int64 // the catalog's clock, which decides expiry
+	q    *batcher[*collTable, *getWait]
 }
 
 type getWait struct {
@@ -55,27 +142,19 @@ const coalesceAfter = 2
 // maxCoalesced bounds the ids of one query (getMany's limit too).
 const maxCoalesced = 1000
 
-func newGetCoalescer(pool *pgxpool.Pool) *getCoalescer {
-	return &getCoalescer{pool: pool, max: coalesceAfter, queued: map[*collTable][]*getWait{}}
+func newGetCoalescer(pool *pgxpool.Pool, now func() int64) *getCoalescer {
+	return &getCoalescer{pool: pool, now: now, q: newBatcher(func(t *collTable, ws []*getWait) { getBatch(pool, t, ws, now()) })}
 }
 
-// get reads one live record of t by id: at once while fewer than max
-// reads run, else in the next query of t's queue.
-func (g *getCoalescer) get(ctx context.Context, t *collTable, id string, now func() int64) (backend.Item, error) {
-	g.mu.Lock()
-	if g.running < g.max {
-		g.running++
-		g.mu.Unlock()
-		it, err := getOne(ctx, g.pool, t, id, now())
-		g.next(now)
+// get reads one live record of t by id: at once while fewer than
+// coalesceAfter reads run, else in the next query of t's queue.
+func (g *getCoalescer) get(ctx context.Context, t *collTable, id string) (backend.Item, error) {
+	w, alone := g.q.enter(t, func() *getWait { return &getWait{id: id, done: make(chan struct{})} })
+	if alone {
+		it, err := getOne(ctx, g.pool, t, id, g.now())
+		g.q.done()
 		return it, err
 	}
-	w := &getWait{id: id, done: make(chan struct{})}
-	if _, ok := g.queued[t]; !ok {
-		g.order = append(g.order, t)
-	}
-	g.queued[t] = append(g.queued[t], w)
-	g.mu.Unlock()
 	select {
 	case <-w.done:
 		return w.it, w.err
@@ -83,33 +162,6 @@ func (g *getCoalescer) get(ctx context.Context, t *collTable, id string, now fun
 		// The query it is in goes on for the others; its answer is dropped.
 		return backend.Item{}, translate(ctx.Err())
 	}
-}
-
-// next ends a read and, if reads are queued, sends the oldest table's
-// queue as one query in this read's stead.
-func (g *getCoalescer) next(now func() int64) {
-	g.mu.Lock()
-	if len(g.order) == 0 {
-		g.running--
-		g.mu.Unlock()
-		return
-	}
-	t := g.order[0]
-	ws := g.queued[t]
-	if len(ws) > maxCoalesced {
-		g.queued[t] = ws[maxCoalesced:]
-		ws = ws[:maxCoalesced]
-	} else {
-		delete(g.queued, t)
-		g.order = g.order[1:]
-	}
-	g.mu.Unlock()
-	g.batches.Add(1)
-	// Its own goroutine: the read that ended answers its caller now.
-	go func() {
-		getBatch(g.pool, t, ws, now())
-		g.next(now)
-	}()
 }
 
 func getOne(ctx context.Context, q querier, t *collTable, id string, now int64) (backend.Item, error) {
@@ -184,11 +236,7 @@ func getBatch(pool *pgxpool.Pool, t *collTable, ws []*getWait, now int64) {
 // value, a record that expired but holds its id), each of its records is
 // inserted again on its own, so that each gets its own outcome.
 type createCoalescer struct {
-	mu      sync.Mutex
-	running int
-	queued  map[*collTable][]*createWait
-	order   []*collTable
-	batches atomic.Int64 // shared statements sent, for tests
+	q *batcher[*collTable, *createWait]
 	// maxQueued, unless a test needs the queue to hold.
 	maxQueued time.Duration
 }
@@ -203,97 +251,44 @@ type createWait struct {
 }
 
 func newCreateCoalescer() *createCoalescer {
-	return &createCoalescer{queued: map[*collTable][]*createWait{}, maxQueued: maxQueued}
+	return &createCoalescer{q: newBatcher(insertBatch), maxQueued: maxQueued}
 }
 
 func (c *createCoalescer) create(ctx context.Context, r *repository, t *collTable, id string, rec []byte) (backend.Record, error) {
-	c.mu.Lock()
-	if c.running < coalesceAfter {
-		c.running++
-		c.mu.Unlock()
-		out, err := r.insert(ctx, t, id, rec, 0)
-		c.next()
-		return out, err
-	}
-	w := &createWait{r: r, id: id, rec: rec, done: make(chan struct{})}
-	if _, ok := c.queued[t]; !ok {
-		c.order = append(c.order, t)
-	}
-	c.queued[t] = append(c.queued[t], w)
-	c.mu.Unlock()
-	wait := time.NewTimer(c.maxQueued)
-	defer wait.Stop()
-	select {
-	case <-w.done:
-		return w.out, w.err
-	case <-ctx.Done():
-		// Still queued: taken out, it is never written.
-		if c.unqueue(t, w) {
-			return nil, translate(ctx.Err())
-		}
-	case <-wait.C:
-		// The inserts under way are slow: one waiting on a row lock (a
-		// transaction that inserted the same id and has not committed)
-		// must not hold up every create. This one goes on its own.
-		if c.unqueue(t, w) {
-			c.mu.Lock()
-			c.running++
-			c.mu.Unlock()
-			out, err := r.insert(ctx, t, id, rec, 0)
-			c.next()
-			return out, err
+	w, alone := c.q.enter(t, func() *createWait { return &createWait{r: r, id: id, rec: rec, done: make(chan struct{})} })
+	if !alone {
+		wait := time.NewTimer(c.maxQueued)
+		defer wait.Stop()
+		select {
+		case <-w.done:
+			return w.out, w.err
+		case <-ctx.Done():
+			// Still queued: taken out, it is never written.
+			if c.q.unqueue(t, w) {
+				return nil, translate(ctx.Err())
+			}
+			// Already sent: its outcome is the statement's.
+			<-w.done
+			return w.out, w.err
+		case <-wait.C:
+			// The inserts under way are slow: one waiting on a row lock (a
+			// transaction that inserted the same id and has not committed)
+			// must not hold up every create. This one goes on its own.
+			if !c.q.unqueue(t, w) {
+				<-w.done
+				return w.out, w.err
+			}
+			c.q.alone()
 		}
 	}
-	// Already sent: its outcome is the statement's.
-	<-w.done
-	return w.out, w.err
+	out, err := r.insert(ctx, t, id, rec, 0)
+	c.q.done()
+	return out, err
 }
 
-// maxQueued is how long a create waits for a shared statement to take
-// it before it is sent on its own.
+// maxQueued is how long a create or an update waits for a shared
+// statement to take it before it is sent on its own.
 const maxQueued = 100 * time.Millisecond
-
-// unqueue takes w out of t's queue; false if a statement took it first.
-func (c *createCoalescer) unqueue(t *collTable, w *createWait) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ws := c.queued[t]
-	for i, q := range ws {
-		if q == w {
-			c.queued[t] = append(ws[:i:i], ws[i+1:]...)
-			return true
-		}
-	}
-	return false
-}
-
-func (c *createCoalescer) next() {
-	c.mu.Lock()
-	for len(c.order) > 0 && len(c.queued[c.order[0]]) == 0 {
-		delete(c.queued, c.order[0])
-		c.order = c.order[1:]
-	}
-	if len(c.order) == 0 {
-		c.running--
-		c.mu.Unlock()
-		return
-	}
-	t := c.order[0]
-	ws := c.queued[t]
-	if len(ws) > maxCoalesced {
-		c.queued[t] = ws[maxCoalesced:]
-		ws = ws[:maxCoalesced]
-	} else {
-		delete(c.queued, t)
-		c.order = c.order[1:]
-	}
-	c.mu.Unlock()
-	c.batches.Add(1)
-	go func() {
-		insertBatch(t, ws)
-		c.next()
-	}()
-}
 
 // insertBatch inserts the records of ws in one statement, or, if it
 // fails, each on its own.
@@ -374,13 +369,9 @@ func queryStored(ctx context.Context, q querier, sql string, args []any, n int) 
 // batchLockTimeout (a client transaction holding the row would otherwise
 // hold up every update of the pipeline), its calls then going on alone.
 type updateCoalescer struct {
-	pool    *pgxpool.Pool
-	mu      sync.Mutex
-	running int
-	queued  map[string][]*updateWait
-	order   []string
-	batches atomic.Int64 // shared pipelines sent, for tests
-	failed  atomic.Int64 // of which failed, their updates run alone
+	pool   *pgxpool.Pool
+	q      *batcher[string, *updateWait]
+	failed atomic.Int64 // pipelines that failed, their updates run alone
 	// maxQueued, unless a test needs the queue to hold.
 	maxQueued time.Duration
 }
@@ -403,92 +394,52 @@ var errAlone = errors.New("postgres: the shared update failed; run alone")
 const batchLockTimeout = "50ms"
 
 func newUpdateCoalescer(pool *pgxpool.Pool) *updateCoalescer {
-	return &updateCoalescer{pool: pool, queued: map[string][]*updateWait{}, maxQueued: maxQueued}
+	u := &updateCoalescer{pool: pool, maxQueued: maxQueued}
+	u.q = newBatcher(func(_ string, ws []*updateWait) {
+		if !updateBatch(pool, ws) {
+			u.failed.Add(1)
+		}
+	})
+	return u
 }
 
 // update runs sql (an UPDATE … RETURNING doc, version, expires_at of the
 // record id of table) and scans its row; pgx.ErrNoRows if it wrote none.
 func (u *updateCoalescer) update(ctx context.Context, table, id, sql string, args []any) (backend.Item, error) {
-	u.mu.Lock()
-	if u.running < coalesceAfter {
-		u.running++
-		u.mu.Unlock()
-		it, err := updateOne(ctx, u.pool, sql, args)
-		u.next()
-		return it, err
-	}
-	w := &updateWait{id: id, sql: sql, args: args, done: make(chan struct{})}
-	if _, ok := u.queued[table]; !ok {
-		u.order = append(u.order, table)
-	}
-	u.queued[table] = append(u.queued[table], w)
-	u.mu.Unlock()
-	wait := time.NewTimer(u.maxQueued)
-	defer wait.Stop()
-	select {
-	case <-w.done:
-	case <-ctx.Done():
-		// Still queued: taken out, it is never written.
-		if u.unqueue(table, w) {
-			return backend.Item{}, ctx.Err()
+	w, alone := u.q.enter(table, func() *updateWait { return &updateWait{id: id, sql: sql, args: args, done: make(chan struct{})} })
+	if !alone {
+		wait := time.NewTimer(u.maxQueued)
+		defer wait.Stop()
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+			// Still queued: taken out, it is never written.
+			if u.q.unqueue(table, w) {
+				return backend.Item{}, ctx.Err()
+			}
+			<-w.done
+		case <-wait.C:
+			// The pipelines under way are slow (waiting on locks, say): this
+			// one goes on its own rather than wait for them.
+			if u.q.unqueue(table, w) {
+				u.q.alone()
+				return u.one(ctx, sql, args)
+			}
+			<-w.done
 		}
-		<-w.done
-	case <-wait.C:
-		// The pipelines under way are slow (waiting on locks, say): this
-		// one goes on its own rather than wait for them.
-		if u.unqueue(table, w) {
-			return updateOne(ctx, u.pool, sql, args)
+		if !errors.Is(w.err, errAlone) {
+			return w.it, w.err
 		}
-		<-w.done
+		u.q.alone()
 	}
-	if errors.Is(w.err, errAlone) {
-		return updateOne(ctx, u.pool, sql, args)
-	}
-	return w.it, w.err
+	return u.one(ctx, sql, args)
 }
 
-// unqueue takes w out of table's queue; false if a pipeline took it first.
-func (u *updateCoalescer) unqueue(table string, w *updateWait) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	ws := u.queued[table]
-	for i, q := range ws {
-		if q == w {
-			u.queued[table] = append(ws[:i:i], ws[i+1:]...)
-			return true
-		}
-	}
-	return false
-}
-
-func (u *updateCoalescer) next() {
-	u.mu.Lock()
-	for len(u.order) > 0 && len(u.queued[u.order[0]]) == 0 {
-		delete(u.queued, u.order[0])
-		u.order = u.order[1:]
-	}
-	if len(u.order) == 0 {
-		u.running--
-		u.mu.Unlock()
-		return
-	}
-	t := u.order[0]
-	ws := u.queued[t]
-	if len(ws) > maxCoalesced {
-		u.queued[t] = ws[maxCoalesced:]
-		ws = ws[:maxCoalesced]
-	} else {
-		delete(u.queued, t)
-		u.order = u.order[1:]
-	}
-	u.mu.Unlock()
-	u.batches.Add(1)
-	go func() {
-		if !updateBatch(u.pool, ws) {
-			u.failed.Add(1)
-		}
-		u.next()
-	}()
+// one runs an update on its own, counted as a running call.
+func (u *updateCoalescer) one(ctx context.Context, sql string, args []any) (backend.Item, error) {
+	it, err := updateOne(ctx, u.pool, sql, args)
+	u.q.done()
+	return it, err
 }
 
 func updateOne(ctx context.Context, q querier, sql string, args []any) (backend.Item, error) {

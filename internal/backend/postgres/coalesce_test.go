@@ -14,25 +14,25 @@ import (
 	"github.com/storaged/storaged/internal/testutil"
 )
 
-// holdGets takes every slot of reads that run on their own, so that the
-// reads that follow queue for a shared query; release gives them back.
-func holdGets(g *getCoalescer) (queued func() int, release func()) {
-	g.mu.Lock()
-	held := g.max - g.running
-	g.running = g.max
-	g.mu.Unlock()
+// hold takes every slot of calls that run on their own, so that the
+// calls that follow queue for a shared statement; release gives them back.
+func hold[K, W comparable](b *batcher[K, W]) (queued func() int, release func()) {
+	b.mu.Lock()
+	held := coalesceAfter - b.running
+	b.running = coalesceAfter
+	b.mu.Unlock()
 	queued = func() int {
-		g.mu.Lock()
-		defer g.mu.Unlock()
+		b.mu.Lock()
+		defer b.mu.Unlock()
 		n := 0
-		for _, ws := range g.queued {
+		for _, ws := range b.queued {
 			n += len(ws)
 		}
 		return n
 	}
 	release = func() {
 		for range held {
-			g.next(func() int64 { return backend.Now().UnixMilli() })
+			b.done()
 		}
 	}
 	return queued, release
@@ -79,7 +79,7 @@ func TestCoalescedGets(t *testing.T) {
 	for id := range want {
 		ids = append(ids, id, id) // twice: two waits for one id
 	}
-	queued, release := holdGets(b.gets)
+	queued, release := hold(b.gets.q)
 	got := make([]backend.Item, len(ids))
 	errs := make([]error, len(ids))
 	var wg sync.WaitGroup
@@ -89,7 +89,7 @@ func TestCoalescedGets(t *testing.T) {
 	waitFor(t, "every read queued", func() bool { return queued() == len(ids) })
 	release()
 	wg.Wait()
-	if n := b.gets.batches.Load(); n != 1 {
+	if n := b.gets.q.batches.Load(); n != 1 {
 		t.Errorf("%d shared queries, want 1", n)
 	}
 	for i, id := range ids {
@@ -119,7 +119,7 @@ func TestCoalescedGetGivesUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	queued, release := holdGets(b.gets)
+	queued, release := hold(b.gets.q)
 	cctx, cancel := context.WithCancel(ctx)
 	gaveUp := make(chan error, 1)
 	go func() { _, err := plans.Get(cctx, "a"); gaveUp <- err }()
@@ -140,28 +140,6 @@ func TestCoalescedGetGivesUp(t *testing.T) {
 	}
 }
 
-// holdCreates is holdGets for creates.
-func holdCreates(c *createCoalescer) (queued func() int, release func()) {
-	c.mu.Lock()
-	held := coalesceAfter - c.running
-	c.running = coalesceAfter
-	c.mu.Unlock()
-	queued = func() int {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		n := 0
-		for _, ws := range c.queued {
-			n += len(ws)
-		}
-		return n
-	}
-	release = func() {
-		for range held {
-			c.next()
-		}
-	}
-	return queued, release
-}
 
 // TestCoalescedCreates: queued creates go in one INSERT and each is
 // stored and answered as stored; when the statement fails, each create
@@ -182,7 +160,7 @@ func TestCoalescedCreates(t *testing.T) {
 
 	run := func(ids []string) ([]backend.Record, []error) {
 		t.Helper()
-		queued, release := holdCreates(b.creates)
+		queued, release := hold(b.creates.q)
 		recs := make([]backend.Record, len(ids))
 		errs := make([]error, len(ids))
 		var wg sync.WaitGroup
@@ -195,9 +173,9 @@ func TestCoalescedCreates(t *testing.T) {
 		wg.Wait()
 		return recs, errs
 	}
-	before := b.creates.batches.Load()
+	before := b.creates.q.batches.Load()
 	recs, errs := run([]string{"a", "b", "c"})
-	if n := b.creates.batches.Load() - before; n != 1 {
+	if n := b.creates.q.batches.Load() - before; n != 1 {
 		t.Errorf("%d shared statements for three creates, want 1", n)
 	}
 	for i, id := range []string{"a", "b", "c"} {
@@ -221,7 +199,7 @@ func TestCoalescedCreates(t *testing.T) {
 		t.Errorf("e stored %s, want the first create's %s", it.Rec, recs[2])
 	}
 
-	queued, release := holdCreates(b.creates)
+	queued, release := hold(b.creates.q)
 	cctx, cancel := context.WithCancel(ctx)
 	gaveUp := make(chan error, 1)
 	go func() { _, err := plans.Create(cctx, map[string]any{"id": "never"}); gaveUp <- err }()
@@ -250,7 +228,7 @@ func TestCoalescedCreateDoesNotWaitForever(t *testing.T) {
 	if _, err := plans.Create(ctx, map[string]any{"id": "first"}); err != nil {
 		t.Fatal(err)
 	}
-	_, release := holdCreates(b.creates)
+	_, release := hold(b.creates.q)
 	defer release()
 	rec, err := plans.Create(ctx, map[string]any{"id": "alone"})
 	if err != nil {
@@ -259,37 +237,14 @@ func TestCoalescedCreateDoesNotWaitForever(t *testing.T) {
 	if it, err := plans.Get(ctx, "alone"); err != nil || string(it.Rec) != string(rec) {
 		t.Fatalf("stored %s (%v), answered %s", it.Rec, err, rec)
 	}
-	b.creates.mu.Lock()
-	running := b.creates.running
-	b.creates.mu.Unlock()
+	b.creates.q.mu.Lock()
+	running := b.creates.q.running
+	b.creates.q.mu.Unlock()
 	if running != coalesceAfter {
 		t.Fatalf("%d inserts counted as running after the lone one ended, want the %d held", running, coalesceAfter)
 	}
 }
 
-// holdUpdates is holdGets for updates.
-func holdUpdates(b *RepositoryBackend) (queued func() int, release func()) {
-	u := b.updates
-	u.mu.Lock()
-	held := coalesceAfter - u.running
-	u.running = coalesceAfter
-	u.mu.Unlock()
-	queued = func() int {
-		u.mu.Lock()
-		defer u.mu.Unlock()
-		n := 0
-		for _, ws := range u.queued {
-			n += len(ws)
-		}
-		return n
-	}
-	release = func() {
-		for range held {
-			u.next()
-		}
-	}
-	return queued, release
-}
 
 type modifyCall struct {
 	id string
@@ -301,7 +256,7 @@ type modifyCall struct {
 // them go as one pipeline; their outcomes in calls' order.
 func modifyQueued(t *testing.T, b *RepositoryBackend, r backend.Repository, calls []modifyCall) ([]backend.Item, []error) {
 	t.Helper()
-	queued, release := holdUpdates(b)
+	queued, release := hold(b.updates.q)
 	its := make([]backend.Item, len(calls))
 	errs := make([]error, len(calls))
 	var wg sync.WaitGroup
@@ -370,9 +325,9 @@ func TestCoalescedUpdates(t *testing.T) {
 		{id: "a", up: mustParseUpdate(t, map[string]any{"$set": map[string]any{"n2": 1.0}, "$inc": map[string]any{"n": 10.0}})},
 		{id: "f", up: backend.Update{Merge: map[string]any{"m": "f"}}, p: backend.WriteParams{ExpiresAt: exp}},
 	}
-	before := b.updates.batches.Load()
+	before := b.updates.q.batches.Load()
 	its, errs := modifyQueued(t, b, plans, calls)
-	if n := b.updates.batches.Load() - before; n != 1 {
+	if n := b.updates.q.batches.Load() - before; n != 1 {
 		t.Errorf("%d shared pipelines for %d updates, want 1", n, len(calls))
 	}
 	if n := b.updates.failed.Load(); n != 0 {
@@ -492,7 +447,7 @@ func TestCoalescedUpdateRowLock(t *testing.T) {
 	if _, err := tx.Repository("plans").Update(ctx, "a", map[string]any{"tx": true}); err != nil {
 		t.Fatal(err)
 	}
-	queued, release := holdUpdates(b)
+	queued, release := hold(b.updates.q)
 	done := make(chan error, 2)
 	for _, id := range []string{"a", "b"} {
 		go func() {
@@ -535,7 +490,7 @@ func TestCoalescedUpdateGivenUp(t *testing.T) {
 	if _, err := plans.Create(ctx, map[string]any{"id": "a"}); err != nil {
 		t.Fatal(err)
 	}
-	queued, release := holdUpdates(b)
+	queued, release := hold(b.updates.q)
 	cctx, cancel := context.WithCancel(ctx)
 	gaveUp := make(chan error, 1)
 	go func() { _, err := plans.Update(cctx, "a", map[string]any{"m": 1.0}); gaveUp <- err }()
@@ -611,7 +566,7 @@ func TestCoalescedUpdatesConcurrent(t *testing.T) {
 	if total != workers*each {
 		t.Errorf("%d increments written, want %d", total, workers*each)
 	}
-	t.Logf("%d pipelines, %d failed", b.updates.batches.Load(), b.updates.failed.Load())
+	t.Logf("%d pipelines, %d failed", b.updates.q.batches.Load(), b.updates.failed.Load())
 }
 
 // TestCoalescedUpdateLostConnection: a pipeline whose connection is cut

@@ -44,7 +44,8 @@ func OpenRepository(ctx context.Context, cfg Config) (*RepositoryBackend, error)
 	if log == nil {
 		log = slog.Default()
 	}
-	return &RepositoryBackend{pool: pool, log: log, cat: &catalog{}, txSlots: make(chan struct{}, slots), gets: newGetCoalescer(pool), creates: newCreateCoalescer(), updates: newUpdateCoalescer(pool)}, nil
+	cat := &catalog{}
+	return &RepositoryBackend{pool: pool, log: log, cat: cat, txSlots: make(chan struct{}, slots), gets: newGetCoalescer(pool, cat.nowMs), creates: newCreateCoalescer(), updates: newUpdateCoalescer(pool)}, nil
 }
 
 // Repository implements backend.RepositoryBackend.

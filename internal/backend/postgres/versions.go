@@ -19,7 +19,7 @@ func (r *repository) Get(ctx context.Context, id string) (backend.Item, error) {
 		return backend.Item{}, err
 	}
 	if r.gets != nil {
-		return r.gets.get(ctx, table, id, r.cat.nowMs)
+		return r.gets.get(ctx, table, id)
 	}
 	return getOne(ctx, r.q, table, id, r.cat.nowMs())
 }
