@@ -140,7 +140,6 @@ func TestCoalescedGetGivesUp(t *testing.T) {
 	}
 }
 
-
 // TestCoalescedCreates: queued creates go in one INSERT and each is
 // stored and answered as stored; when the statement fails, each create
 // gets its own outcome (a taken id, or the same id twice, is a conflict
@@ -244,7 +243,6 @@ func TestCoalescedCreateDoesNotWaitForever(t *testing.T) {
 		t.Fatalf("%d inserts counted as running after the lone one ended, want the %d held", running, coalesceAfter)
 	}
 }
-
 
 type modifyCall struct {
 	id string
