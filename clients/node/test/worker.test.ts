@@ -18,16 +18,31 @@ function job(n: number): Job<number> {
   };
 }
 
-/** A queue with `total` jobs whose acknowledgements take ackMs each call. */
-function fakeQueue(total: number, ackMs: number) {
+/** A queue with `total` jobs whose acknowledgements take ackMs each call, and dequeues dequeueMs. */
+function fakeQueue(total: number, ackMs: number, dequeueMs = 0) {
   let next = 0;
   const unsettled = new Set<string>();
   // Applied as an acknowledgement arrives, answered ackMs later, as a
   // daemon commits and then replies.
   const completed = new Set<string>();
-  const stats = { maxUnsettled: 0, renewed: new Set<string>(), released: [] as string[], acked: 0 };
+  const stats = {
+    maxUnsettled: 0, renewed: new Set<string>(), released: [] as string[], acked: 0,
+    // Dequeues under way, the most at once, and the most of them long polls.
+    dequeuing: 0, maxDequeuing: 0, polling: 0, maxPolling: 0,
+  };
   const q: Partial<WorkerQueue<number>> = {
-    async dequeueMany(max: number) {
+    async dequeueMany(max: number, opts?: { waitMs?: number }) {
+      const poll = (opts?.waitMs ?? 0) > 0 ? 1 : 0;
+      stats.dequeuing++;
+      stats.polling += poll;
+      stats.maxDequeuing = Math.max(stats.maxDequeuing, stats.dequeuing);
+      stats.maxPolling = Math.max(stats.maxPolling, stats.polling);
+      try {
+        await sleep(dequeueMs);
+      } finally {
+        stats.dequeuing--;
+        stats.polling -= poll;
+      }
       const n = Math.min(max, total - next);
       if (n <= 0) {
         await sleep(5);
@@ -79,6 +94,25 @@ describe("the batching worker", () => {
     // Claims held (waiting, running, or finished and not yet acknowledged)
     // stay within concurrency + prefetch.
     assert.ok(stats.maxUnsettled <= 104, `held ${stats.maxUnsettled} claims at once, bound 104`);
+  });
+
+  it("overlaps a second dequeue while dequeues come back full, and polls an idle queue once", async () => {
+    const { queue, stats } = fakeQueue(5000, 1, 20);
+    const w = new QueueWorker<number>(queue, async () => {}, { concurrency: 16, leaseMs: 30_000, waitMs: 50 });
+    try {
+      const deadline = Date.now() + 20_000;
+      while (stats.acked < 5000) {
+        assert.ok(Date.now() < deadline, `acked ${stats.acked} of 5000`);
+        await sleep(10);
+      }
+      assert.equal(stats.maxDequeuing, 2, "two dequeues under way at once while the queue was full");
+      // Drained: the fetchers settle down to one waiting poll.
+      await sleep(300);
+      assert.equal(stats.maxPolling, 1, "never two long polls at once");
+      assert.ok(stats.dequeuing <= 1, `${stats.dequeuing} dequeues under way on an empty queue`);
+    } finally {
+      await w.stop();
+    }
   });
 
   it("renews finished claims until their acknowledgement lands, and releases unstarted ones on stop", async () => {
