@@ -182,6 +182,28 @@ func getOne(ctx context.Context, q querier, t *collTable, id string, now int64) 
 	return backend.Item{Rec: backend.Record(out.doc), Version: out.v, ExpiresAt: out.exp.Int64}, nil
 }
 
+// liveByID reads the live records of table among ids, by id (getMany,
+// and the shared query of coalesced reads). Errors are translated.
+func liveByID(ctx context.Context, q querier, table string, ids []string, now int64) (map[string]backend.Item, error) {
+	rows, err := q.Query(ctx, `SELECT id, doc::text, version, expires_at FROM `+table+` WHERE id = ANY($1) AND `+liveSQL(2), ids, now)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	found := make(map[string]backend.Item, len(ids))
+	for rows.Next() {
+		var id string
+		var doc []byte
+		var v int64
+		var exp pgtype.Int8
+		if err := rows.Scan(&id, &doc, &v, &exp); err != nil {
+			return nil, translate(err)
+		}
+		found[id] = backend.Item{Rec: backend.Record(doc), Version: v, ExpiresAt: exp.Int64}
+	}
+	return found, translate(rows.Err())
+}
+
 // getBatch answers every wait of ws from one query; a failed query fails
 // them all (each read would have met the same database).
 func getBatch(pool *pgxpool.Pool, t *collTable, ws []*getWait, now int64) {
@@ -198,30 +220,10 @@ func getBatch(pool *pgxpool.Pool, t *collTable, ws []*getWait, now int64) {
 	// request timeout bounds each caller's wait.
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
-	rows, err := pool.Query(ctx, `SELECT id, doc::text, version, expires_at FROM `+t.name+` WHERE id = ANY($1) AND `+liveSQL(2), ids, now)
-	if err != nil {
-		for _, w := range ws {
-			w.err = translate(err)
-		}
-		return
-	}
-	defer rows.Close()
-	found := make(map[string]backend.Item, len(ws))
-	for rows.Next() {
-		var id string
-		var doc []byte
-		var v int64
-		var exp pgtype.Int8
-		if err := rows.Scan(&id, &doc, &v, &exp); err != nil {
-			rows.Close()
-			break
-		}
-		found[id] = backend.Item{Rec: backend.Record(doc), Version: v, ExpiresAt: exp.Int64}
-	}
-	err = rows.Err()
+	found, err := liveByID(ctx, pool, t.name, ids, now)
 	for _, w := range ws {
 		if err != nil {
-			w.err = translate(err)
+			w.err = err
 		} else {
 			w.it = found[w.id]
 		}

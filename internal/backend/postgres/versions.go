@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/storaged/storaged/internal/backend"
 )
@@ -30,24 +29,9 @@ func (r *repository) GetMany(ctx context.Context, ids []string) ([]backend.Item,
 	if err != nil || table == "" {
 		return out, err
 	}
-	rows, err := r.q.Query(ctx, `SELECT id, doc::text, version, expires_at FROM `+table+` WHERE id = ANY($1) AND `+liveSQL(2), ids, r.cat.nowMs())
+	found, err := liveByID(ctx, r.q, table, ids, r.cat.nowMs())
 	if err != nil {
-		return nil, translate(err)
-	}
-	defer rows.Close()
-	found := make(map[string]backend.Item, len(ids))
-	for rows.Next() {
-		var id string
-		var doc []byte
-		var v int64
-		var exp pgtype.Int8
-		if err := rows.Scan(&id, &doc, &v, &exp); err != nil {
-			return nil, translate(err)
-		}
-		found[id] = backend.Item{Rec: backend.Record(doc), Version: v, ExpiresAt: exp.Int64}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, translate(err)
+		return nil, err
 	}
 	for i, id := range ids {
 		out[i] = found[id]
