@@ -34,9 +34,8 @@ func TestReliabilityTwoDaemonsOneRedis(t *testing.T) {
 // TestTwoDaemonsOneSQS: jobs on one SQS (moto), worked through two
 // daemons: SQS's visibility timeout, not a database, keeps each job to one
 // worker, as far as SQS promises: a standard queue delivers at least once
-// (JobCapabilities.ExactlyOnce false), and moto does hand one message to
-// two concurrent receivers now and then. The test then checks that no job
-// is lost or stuck, and reports the duplicates.
+// (JobCapabilities.ExactlyOnce false). The test checks that no job is
+// lost or stuck, and reports the duplicates.
 func TestTwoDaemonsOneSQS(t *testing.T) {
 	env := testutil.SQSEnv(t)
 	// moto slows down with the depth of a queue (a receive of 100 from

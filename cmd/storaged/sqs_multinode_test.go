@@ -22,8 +22,9 @@ import (
 // where SQS's at-least-once delivery (JobCapabilities.ExactlyOnce false)
 // handed one message to two workers at the same moment (a delivery while
 // another of the job was unsettled): then both settles count, counted and
-// logged. moto does that to one or two jobs of 300 in about half the runs;
-// see docs/decisions.md.
+// logged. Plain moto did that to one or two jobs of 300 in about half the
+// runs, from races of its own; the tests run it behind a lock now
+// (testutil.StartMoto), and see docs/decisions.md.
 func TestSQSTwoDaemonsBatchedExactlyOnce(t *testing.T) {
 	env := testutil.SQSEnv(t)
 	daemons := []*testutil.Daemon{testutil.StartDaemon(t, env...), testutil.StartDaemon(t, env...)}

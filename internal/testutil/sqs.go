@@ -3,12 +3,14 @@ package testutil
 import (
 	"context"
 	"crypto/rand"
+	_ "embed"
 	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,12 +53,30 @@ func SQSEndpoint(t testing.TB) string {
 	return sqsServer.url
 }
 
-// StartMoto starts moto_server on a free port of 127.0.0.1 and waits until
-// it answers. The server gets SIGKILL when the calling process dies.
+// motoSerialized is moto_server behind one lock (see the script for why).
+//
+//go:embed moto_serialized.py
+var motoSerialized []byte
+
+// StartMoto starts moto's server, its SQS calls taken one at a time
+// (moto_serialized.py), on a free port of 127.0.0.1 and waits until it
+// answers. The server gets SIGKILL when the calling process dies.
 func StartMoto() (string, error) {
 	bin, err := exec.LookPath("moto_server")
 	if err != nil {
 		return "", fmt.Errorf("moto_server is not on PATH: %w", err)
+	}
+	python, err := motoPython(bin)
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "storaged-moto-")
+	if err != nil {
+		return "", err
+	}
+	script := filepath.Join(dir, "moto_serialized.py")
+	if err := os.WriteFile(script, motoSerialized, 0o600); err != nil {
+		return "", err
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -64,7 +84,7 @@ func StartMoto() (string, error) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
+	cmd := exec.Command(python, script, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -83,6 +103,23 @@ func StartMoto() (string, error) {
 	}
 	_ = cmd.Process.Kill()
 	return "", fmt.Errorf("moto_server did not answer on %s within 30 s: %s", url, out.String())
+}
+
+// motoPython is the Python that runs moto_server: the interpreter its
+// script names (a pip-installed script), else python3 on PATH (a pyenv
+// shim), checked to import moto.
+func motoPython(bin string) (string, error) {
+	python := "python3"
+	if b, err := os.ReadFile(bin); err == nil {
+		first, _, _ := strings.Cut(string(b), "\n")
+		if i := strings.TrimPrefix(first, "#!"); i != first && strings.Contains(i, "python") && !strings.Contains(i, " ") {
+			python = i
+		}
+	}
+	if out, err := exec.Command(python, "-c", "import moto.server, moto.sqs.models").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%s (beside %s) cannot import moto: %v: %s", python, bin, err, out)
+	}
+	return python, nil
 }
 
 // SQSClient is an SQS client of the test server with test credentials.
