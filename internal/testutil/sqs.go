@@ -117,7 +117,7 @@ func motoPython(bin string) (string, error) {
 		}
 	}
 	if out, err := exec.Command(python, "-c", "import moto.server, moto.sqs.models").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%s (beside %s) cannot import moto: %v: %s", python, bin, err, out)
+		return "", fmt.Errorf("%s (beside %s) cannot import moto: %w: %s", python, bin, err, out)
 	}
 	return python, nil
 }
