@@ -8,6 +8,7 @@ import { createServer } from "node:net";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, before } from "node:test";
 import { PrivateDaemon } from "../src/daemon.js";
 import { SocketJobQueueBackend } from "../src/index.js";
@@ -36,7 +37,7 @@ let motoURL: Promise<string> | undefined;
 
 /**
  * The SQS-compatible server of the sqs suites: STORAGED_TEST_SQS_ENDPOINT,
- * or a moto_server started once per test file and killed at exit.
+ * or moto's server started once per test file and killed at exit.
  */
 function sqsEndpoint(): Promise<string> {
   const fromEnv = process.env["STORAGED_TEST_SQS_ENDPOINT"];
@@ -55,13 +56,16 @@ async function startMoto(): Promise<string> {
     });
   });
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn("moto_server", ["-H", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
+  // moto behind one lock, as the Go tests run it: moto changes its queues
+  // without one while it answers on many threads (docs/decisions.md).
+  const script = new URL("../../../../internal/testutil/moto_serialized.py", import.meta.url);
+  const child = spawn("python3", [fileURLToPath(script), "-H", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
   // Not a reason to keep the test process alive; killed at exit.
   child.unref();
   moto = child;
   const failed = new Promise<never>((_, reject) => {
     child.once("error", (err) =>
-      reject(new Error(`cannot start moto_server (the sqs suites' SQS emulator; pip install 'moto[server]', or set STORAGED_TEST_SQS_ENDPOINT): ${err.message}`)),
+      reject(new Error(`cannot start moto's server (the sqs suites' SQS emulator: python3 with moto; pip install 'moto[server]', or set STORAGED_TEST_SQS_ENDPOINT): ${err.message}`)),
     );
   });
   const deadline = Date.now() + 30_000;
@@ -78,7 +82,7 @@ async function startMoto(): Promise<string> {
       }),
     ]);
     if (up) return url;
-    if (Date.now() > deadline) throw new Error(`moto_server did not answer on ${url} within 30 s`);
+    if (Date.now() > deadline) throw new Error(`moto's server (python3 ${fileURLToPath(script)}) did not answer on ${url} within 30 s: does python3 import moto?`);
     await sleep(100);
   }
 }
