@@ -74,6 +74,8 @@ func StartMoto() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// Python has read the script by the time the server answers.
+	defer os.RemoveAll(dir)
 	script := filepath.Join(dir, "moto_serialized.py")
 	if err := os.WriteFile(script, motoSerialized, 0o600); err != nil {
 		return "", err
@@ -102,7 +104,7 @@ func StartMoto() (string, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	_ = cmd.Process.Kill()
-	return "", fmt.Errorf("moto_server did not answer on %s within 30 s: %s", url, out.String())
+	return "", fmt.Errorf("moto's server (%s %s) did not answer on %s within 30 s: %s", python, script, url, out.String())
 }
 
 // motoPython is the Python that runs moto_server: the interpreter its

@@ -16,7 +16,16 @@ import (
 
 // hold takes every slot of calls that run on their own, so that the
 // calls that follow queue for a shared statement; release gives them back.
-func hold[K, W comparable](b *batcher[K, W]) (queued func() int, release func()) {
+// It first waits for the batcher to be idle: a batch answers its callers
+// before it ends (done), and a batch of an earlier step still ending would
+// give a slot back under the hold, letting the next call run alone.
+func hold[K, W comparable](t *testing.T, b *batcher[K, W]) (queued func() int, release func()) {
+	t.Helper()
+	waitFor(t, "the batcher idle", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.running == 0 && len(b.order) == 0
+	})
 	b.mu.Lock()
 	held := coalesceAfter - b.running
 	b.running = coalesceAfter
@@ -79,7 +88,7 @@ func TestCoalescedGets(t *testing.T) {
 	for id := range want {
 		ids = append(ids, id, id) // twice: two waits for one id
 	}
-	queued, release := hold(b.gets.q)
+	queued, release := hold(t, b.gets.q)
 	got := make([]backend.Item, len(ids))
 	errs := make([]error, len(ids))
 	var wg sync.WaitGroup
@@ -119,7 +128,7 @@ func TestCoalescedGetGivesUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	queued, release := hold(b.gets.q)
+	queued, release := hold(t, b.gets.q)
 	cctx, cancel := context.WithCancel(ctx)
 	gaveUp := make(chan error, 1)
 	go func() { _, err := plans.Get(cctx, "a"); gaveUp <- err }()
@@ -159,7 +168,7 @@ func TestCoalescedCreates(t *testing.T) {
 
 	run := func(ids []string) ([]backend.Record, []error) {
 		t.Helper()
-		queued, release := hold(b.creates.q)
+		queued, release := hold(t, b.creates.q)
 		recs := make([]backend.Record, len(ids))
 		errs := make([]error, len(ids))
 		var wg sync.WaitGroup
@@ -198,7 +207,7 @@ func TestCoalescedCreates(t *testing.T) {
 		t.Errorf("e stored %s, want the first create's %s", it.Rec, recs[2])
 	}
 
-	queued, release := hold(b.creates.q)
+	queued, release := hold(t, b.creates.q)
 	cctx, cancel := context.WithCancel(ctx)
 	gaveUp := make(chan error, 1)
 	go func() { _, err := plans.Create(cctx, map[string]any{"id": "never"}); gaveUp <- err }()
@@ -227,7 +236,7 @@ func TestCoalescedCreateDoesNotWaitForever(t *testing.T) {
 	if _, err := plans.Create(ctx, map[string]any{"id": "first"}); err != nil {
 		t.Fatal(err)
 	}
-	_, release := hold(b.creates.q)
+	_, release := hold(t, b.creates.q)
 	defer release()
 	rec, err := plans.Create(ctx, map[string]any{"id": "alone"})
 	if err != nil {
@@ -254,7 +263,7 @@ type modifyCall struct {
 // them go as one pipeline; their outcomes in calls' order.
 func modifyQueued(t *testing.T, b *RepositoryBackend, r backend.Repository, calls []modifyCall) ([]backend.Item, []error) {
 	t.Helper()
-	queued, release := hold(b.updates.q)
+	queued, release := hold(t, b.updates.q)
 	its := make([]backend.Item, len(calls))
 	errs := make([]error, len(calls))
 	var wg sync.WaitGroup
@@ -445,7 +454,7 @@ func TestCoalescedUpdateRowLock(t *testing.T) {
 	if _, err := tx.Repository("plans").Update(ctx, "a", map[string]any{"tx": true}); err != nil {
 		t.Fatal(err)
 	}
-	queued, release := hold(b.updates.q)
+	queued, release := hold(t, b.updates.q)
 	done := make(chan error, 2)
 	for _, id := range []string{"a", "b"} {
 		go func() {
@@ -488,7 +497,7 @@ func TestCoalescedUpdateGivenUp(t *testing.T) {
 	if _, err := plans.Create(ctx, map[string]any{"id": "a"}); err != nil {
 		t.Fatal(err)
 	}
-	queued, release := hold(b.updates.q)
+	queued, release := hold(t, b.updates.q)
 	cctx, cancel := context.WithCancel(ctx)
 	gaveUp := make(chan error, 1)
 	go func() { _, err := plans.Update(cctx, "a", map[string]any{"m": 1.0}); gaveUp <- err }()
