@@ -71,3 +71,20 @@ func withDatabase(raw, name string) string {
 	u.Path = "/" + name
 	return u.String()
 }
+
+// PostgresDBBehindProxy is a fresh test database (PostgresDB) reached
+// through a FaultProxy, with a pool of one connection, so that the
+// request a test makes is the one on the connection the proxy cuts.
+func PostgresDBBehindProxy(t testing.TB) (string, *FaultProxy) {
+	t.Helper()
+	u, err := url.Parse(PostgresDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := StartFaultProxy(t, u.Host)
+	u.Host = proxy.Addr
+	q := u.Query()
+	q.Set("pool_max_conns", "1")
+	u.RawQuery = q.Encode()
+	return u.String(), proxy
+}

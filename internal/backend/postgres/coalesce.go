@@ -78,6 +78,33 @@ func (b *batcher[K, W]) unqueue(k K, w W) bool {
 	return false
 }
 
+// await waits for the batch that takes w (queued under k) to close done:
+// sent is true, and the outcome is in w. Otherwise w left its queue and
+// nothing of it was written: err is ctx's error if the caller left, or
+// nil when w waited maxQueued (the batches under way are slow, waiting on
+// row locks, say); the caller then runs it on its own, counted (alone),
+// and calls done.
+func (b *batcher[K, W]) await(ctx context.Context, k K, w W, done <-chan struct{}, maxQueued time.Duration) (sent bool, err error) {
+	timer := time.NewTimer(maxQueued)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return true, nil
+	case <-ctx.Done():
+		if b.unqueue(k, w) {
+			return false, ctx.Err()
+		}
+	case <-timer.C:
+		if b.unqueue(k, w) {
+			b.alone()
+			return false, nil
+		}
+	}
+	// Already sent: its outcome is the batch's.
+	<-done
+	return true, nil
+}
+
 // done ends a call or a batch and, if calls are queued, sends the oldest
 // key's queue in its stead.
 func (b *batcher[K, W]) done() {
@@ -259,28 +286,15 @@ func newCreateCoalescer() *createCoalescer {
 func (c *createCoalescer) create(ctx context.Context, r *repository, t *collTable, id string, rec []byte) (backend.Record, error) {
 	w, alone := c.q.enter(t, func() *createWait { return &createWait{r: r, id: id, rec: rec, done: make(chan struct{})} })
 	if !alone {
-		wait := time.NewTimer(c.maxQueued)
-		defer wait.Stop()
-		select {
-		case <-w.done:
+		// An insert under way may wait on a row lock (a transaction that
+		// inserted the same id and has not committed): after maxQueued
+		// this create goes on its own rather than wait for it.
+		sent, err := c.q.await(ctx, t, w, w.done, c.maxQueued)
+		if sent {
 			return w.out, w.err
-		case <-ctx.Done():
-			// Still queued: taken out, it is never written.
-			if c.q.unqueue(t, w) {
-				return nil, translate(ctx.Err())
-			}
-			// Already sent: its outcome is the statement's.
-			<-w.done
-			return w.out, w.err
-		case <-wait.C:
-			// The inserts under way are slow: one waiting on a row lock (a
-			// transaction that inserted the same id and has not committed)
-			// must not hold up every create. This one goes on its own.
-			if !c.q.unqueue(t, w) {
-				<-w.done
-				return w.out, w.err
-			}
-			c.q.alone()
+		}
+		if err != nil {
+			return nil, translate(err)
 		}
 	}
 	out, err := r.insert(ctx, t, id, rec, 0)
@@ -410,29 +424,15 @@ func newUpdateCoalescer(pool *pgxpool.Pool) *updateCoalescer {
 func (u *updateCoalescer) update(ctx context.Context, table, id, sql string, args []any) (backend.Item, error) {
 	w, alone := u.q.enter(table, func() *updateWait { return &updateWait{id: id, sql: sql, args: args, done: make(chan struct{})} })
 	if !alone {
-		wait := time.NewTimer(u.maxQueued)
-		defer wait.Stop()
-		select {
-		case <-w.done:
-		case <-ctx.Done():
-			// Still queued: taken out, it is never written.
-			if u.q.unqueue(table, w) {
-				return backend.Item{}, ctx.Err()
-			}
-			<-w.done
-		case <-wait.C:
-			// The pipelines under way are slow (waiting on locks, say): this
-			// one goes on its own rather than wait for them.
-			if u.q.unqueue(table, w) {
-				u.q.alone()
-				return u.one(ctx, sql, args)
-			}
-			<-w.done
-		}
-		if !errors.Is(w.err, errAlone) {
+		sent, err := u.q.await(ctx, table, w, w.done, u.maxQueued)
+		switch {
+		case err != nil:
+			return backend.Item{}, err
+		case sent && !errors.Is(w.err, errAlone):
 			return w.it, w.err
+		case sent:
+			u.q.alone() // its pipeline failed: it runs again on its own
 		}
-		u.q.alone()
 	}
 	return u.one(ctx, sql, args)
 }

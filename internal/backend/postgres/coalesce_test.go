@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"reflect"
 	"sync"
 	"testing"
@@ -13,6 +12,17 @@ import (
 	"github.com/storaged/storaged/internal/backend"
 	"github.com/storaged/storaged/internal/testutil"
 )
+
+// openRepo opens a repository backend on url, closed when the test ends.
+func openRepo(t *testing.T, url string) *RepositoryBackend {
+	t.Helper()
+	b, err := OpenRepository(context.Background(), Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
 
 // hold takes every slot of calls that run on their own, so that the
 // calls that follow queue for a shared statement; release gives them back.
@@ -61,11 +71,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // in another collection.
 func TestCoalescedGets(t *testing.T) {
 	ctx := context.Background()
-	b, err := OpenRepository(ctx, Config{URL: testutil.PostgresDB(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openRepo(t, testutil.PostgresDB(t))
 	plans, other := b.Repository("plans"), b.Repository("other")
 	want := map[string]string{}
 	for i := range 20 {
@@ -118,11 +124,7 @@ func TestCoalescedGets(t *testing.T) {
 // once; the query it was queued for serves the others.
 func TestCoalescedGetGivesUp(t *testing.T) {
 	ctx := context.Background()
-	b, err := OpenRepository(ctx, Config{URL: testutil.PostgresDB(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openRepo(t, testutil.PostgresDB(t))
 	plans := b.Repository("plans")
 	rec, err := plans.Create(ctx, map[string]any{"id": "a"})
 	if err != nil {
@@ -155,11 +157,7 @@ func TestCoalescedGetGivesUp(t *testing.T) {
 // for that create alone); a create given up while queued is never written.
 func TestCoalescedCreates(t *testing.T) {
 	ctx := context.Background()
-	b, err := OpenRepository(ctx, Config{URL: testutil.PostgresDB(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openRepo(t, testutil.PostgresDB(t))
 	b.creates.maxQueued = time.Hour // the queue holds until released
 	plans := b.Repository("plans")
 	if _, err := plans.Create(ctx, map[string]any{"id": "taken"}); err != nil {
@@ -227,11 +225,7 @@ func TestCoalescedCreates(t *testing.T) {
 // row lock), a queued create goes on its own after maxQueued.
 func TestCoalescedCreateDoesNotWaitForever(t *testing.T) {
 	ctx := context.Background()
-	b, err := OpenRepository(ctx, Config{URL: testutil.PostgresDB(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openRepo(t, testutil.PostgresDB(t))
 	plans := b.Repository("plans")
 	if _, err := plans.Create(ctx, map[string]any{"id": "first"}); err != nil {
 		t.Fatal(err)
@@ -309,11 +303,7 @@ func mustParseUpdate(t *testing.T, body map[string]any) backend.Update {
 // operator), which writes nothing.
 func TestCoalescedUpdates(t *testing.T) {
 	ctx := context.Background()
-	b, err := OpenRepository(ctx, Config{URL: testutil.PostgresDB(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openRepo(t, testutil.PostgresDB(t))
 	b.updates.maxQueued = time.Hour // the queue holds until released
 	plans := b.Repository("plans")
 	for _, id := range []string{"a", "b", "c", "d", "e", "f"} {
@@ -393,11 +383,7 @@ func TestCoalescedUpdates(t *testing.T) {
 // once each.
 func TestCoalescedUpdateFails(t *testing.T) {
 	ctx := context.Background()
-	b, err := OpenRepository(ctx, Config{URL: testutil.PostgresDB(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openRepo(t, testutil.PostgresDB(t))
 	b.updates.maxQueued = time.Hour
 	plans := b.Repository("plans")
 	for _, id := range []string{"a", "b", "c"} {
@@ -435,11 +421,7 @@ func TestCoalescedUpdateFails(t *testing.T) {
 // written after it ends.
 func TestCoalescedUpdateRowLock(t *testing.T) {
 	ctx := context.Background()
-	b, err := OpenRepository(ctx, Config{URL: testutil.PostgresDB(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openRepo(t, testutil.PostgresDB(t))
 	b.updates.maxQueued = time.Hour
 	plans := b.Repository("plans")
 	for _, id := range []string{"a", "b"} {
@@ -487,11 +469,7 @@ func TestCoalescedUpdateRowLock(t *testing.T) {
 // queued is never written.
 func TestCoalescedUpdateGivenUp(t *testing.T) {
 	ctx := context.Background()
-	b, err := OpenRepository(ctx, Config{URL: testutil.PostgresDB(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openRepo(t, testutil.PostgresDB(t))
 	b.updates.maxQueued = time.Hour
 	plans := b.Repository("plans")
 	if _, err := plans.Create(ctx, map[string]any{"id": "a"}); err != nil {
@@ -518,11 +496,7 @@ func TestCoalescedUpdateGivenUp(t *testing.T) {
 // answer is its own version of the record.
 func TestCoalescedUpdatesConcurrent(t *testing.T) {
 	ctx := context.Background()
-	b, err := OpenRepository(ctx, Config{URL: testutil.PostgresDB(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openRepo(t, testutil.PostgresDB(t))
 	plans := b.Repository("plans")
 	ids := []string{"a", "b", "c", "d", "e"}
 	for _, id := range ids {
@@ -581,21 +555,9 @@ func TestCoalescedUpdatesConcurrent(t *testing.T) {
 // would be written twice had it committed): each fails as unavailable,
 // as a lone update would.
 func TestCoalescedUpdateLostConnection(t *testing.T) {
-	u, err := url.Parse(testutil.PostgresDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testutil.StartFaultProxy(t, u.Host)
-	u.Host = proxy.Addr
-	q := u.Query()
-	q.Set("pool_max_conns", "1") // one connection: the pipeline goes where the cut is
-	u.RawQuery = q.Encode()
+	dbURL, proxy := testutil.PostgresDBBehindProxy(t)
 	ctx := context.Background()
-	b, err := OpenRepository(ctx, Config{URL: u.String()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openRepo(t, dbURL)
 	b.updates.maxQueued = time.Hour
 	plans := b.Repository("plans")
 	for _, id := range []string{"a", "b"} {

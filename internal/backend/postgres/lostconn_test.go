@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -19,23 +18,14 @@ import (
 // `unavailable`, which clients retry, never `internal`; and the message
 // carries no driver text.
 func TestLostConnectionIsUnavailable(t *testing.T) {
-	direct := testutil.PostgresDB(t)
-	u, err := url.Parse(direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testutil.StartFaultProxy(t, u.Host)
-	u.Host = proxy.Addr
-	q := u.Query()
-	q.Set("pool_max_conns", "1") // one connection: the request goes where the cut is
-	u.RawQuery = q.Encode()
+	dbURL, proxy := testutil.PostgresDBBehindProxy(t)
 	ctx := context.Background()
-	repo, err := postgres.OpenRepository(ctx, postgres.Config{URL: u.String()})
+	repo, err := postgres.OpenRepository(ctx, postgres.Config{URL: dbURL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer repo.Close()
-	store, err := postgres.OpenJobStore(ctx, postgres.JobStoreConfig{Config: postgres.Config{URL: u.String()}, NoNotify: true})
+	store, err := postgres.OpenJobStore(ctx, postgres.JobStoreConfig{Config: postgres.Config{URL: dbURL}, NoNotify: true})
 	if err != nil {
 		t.Fatal(err)
 	}

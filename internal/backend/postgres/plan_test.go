@@ -32,11 +32,7 @@ func explain(t *testing.T, b *RepositoryBackend, sql string, args ...any) string
 // indexes ensureIndex builds, and that the claim walks its partial index.
 func TestIndexesAreUsed(t *testing.T) {
 	ctx := context.Background()
-	b, err := OpenRepository(ctx, Config{URL: testutil.PostgresDB(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openRepo(t, testutil.PostgresDB(t))
 	r := b.Repository("plans").(*repository)
 	ct, err := r.tableForWrite(ctx)
 	if err != nil {
