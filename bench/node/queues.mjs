@@ -364,7 +364,8 @@ export async function runBullMQ(settings = PEERS.bullmq.worker) {
  * alternate with storaged on PostgreSQL, BullMQ with storaged on Redis,
  * so that the machine's noise hits each pair alike. storaged runs with its
  * defaults: the worker sizes its prefetch from the handler rate and the
- * round trip (at most 1 000), so there is no setting left to tune here.
+ * round trip (at most its default prefetch of 3 000 claims waiting), so
+ * there is no setting left to tune here.
  */
 const RETENTION_0 = { STORAGED_RETENTION_COMPLETED: "0" };
 
@@ -612,7 +613,7 @@ export function queueReport(md) {
     const rate = (name, what) => C[name]?.[what];
     const peerRows = Object.entries(C).filter(([, x]) => x.peer);
     md.push(`## Queue drain (${Q.jobs} no-op jobs, median of ${Q.rounds} round(s))`, "",
-      `storaged: \`queue.work(handler, { concurrency: ${Q.concurrency} })\`, default prefetch (adaptive: about two round trips of handler work, at most 1 000). Peers at their best documented throughput settings:`, "");
+      `storaged: \`queue.work(handler, { concurrency: ${Q.concurrency} })\`, default prefetch (adaptive: about two round trips of handler work, at most 3 000 claims waiting, in dequeues of up to 1 000). Peers at their best documented throughput settings:`, "");
     for (const [name, x] of peerRows) md.push(`- ${name}: ${x.settings} (declares node ${x.engines}; runs here on ${process.version})`);
     md.push("", "| contender | backend | jobs/s | ×storaged memory |", "|---|---|---|---|");
     const mem = rate("storaged memory", "drain_per_s");
