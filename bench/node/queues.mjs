@@ -411,7 +411,10 @@ async function startMoto() {
     srv.listen(0, "127.0.0.1", () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
   });
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn("moto_server", ["-H", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
+  // moto behind one lock, as the tests run it (internal/testutil/moto_serialized.py):
+  // plain moto_server can deliver a message twice or bring back a deleted one.
+  const script = join(here, "..", "..", "internal", "testutil", "moto_serialized.py");
+  const child = spawn("python3", [script, "-H", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
   const failed = new Promise((_, reject) => child.once("error", reject));
   const stop = () => new Promise((r) => { if (child.exitCode !== null || child.signalCode !== null) return r(); child.once("exit", r); child.kill("SIGKILL"); });
   cleanups.push(stop);
@@ -421,7 +424,7 @@ async function startMoto() {
     await sleep(100);
   }
   stop();
-  throw new Error(`moto_server did not answer on ${url}`);
+  throw new Error(`moto (python3 moto_serialized.py) did not answer on ${url}`);
 }
 
 function motoVersion() {
